@@ -1,0 +1,3 @@
+from alertbot.cli import main
+
+main()

@@ -1,0 +1,260 @@
+"""The ``alertbot`` command line (CONTRACT §2). Errors print one line to stderr and exit 2 (bad input)
+or 1 (a failure), never a traceback for something the user can fix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from alertbot.domain.classify import classify as classify_alert
+from alertbot.domain.matchers import Matcher, parse_label_args
+from alertbot.domain.models import Alert, AlertStatus, Classification
+from alertbot.domain.parse import parse_duration, parse_webhook
+from alertbot.domain.route import route
+from alertbot.domain.silence import Silence
+from alertbot.errors import AlertbotError, PayloadError
+from alertbot.notify.base import Event, Notification
+from alertbot.observability import configure_logging, redactor
+from alertbot.pipeline import enabled_channels, plan_routing
+from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
+from alertbot.store import silences as silence_repo
+from alertbot.store.engine import Store
+from alertbot.store.incidents import IncidentRecord
+from alertbot.web.app import build_notifiers
+from alertbot.web.app import serve as run_server
+
+app = typer.Typer(help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
+silence_app = typer.Typer(help="Create, list and expire silences (in the configured store).", no_args_is_help=True)
+app.add_typer(routes_app, name="routes")
+app.add_typer(silence_app, name="silence")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $ALERTBOT_CONFIG).")]
+T = TypeVar("T")
+
+
+def fail(error: AlertbotError) -> NoReturn:
+    typer.echo(f"error: {error.message}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def _config(path: Path | None) -> Config:
+    try:
+        return load_config(config_path_from_env(path))
+    except AlertbotError as exc:
+        fail(exc)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except AlertbotError as exc:
+        fail(exc)
+
+
+def _read_payload(path: Path) -> list[Alert]:
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        fail(PayloadError(f"{path}: {exc.strerror}"))
+    try:
+        return parse_webhook(body).alerts
+    except PayloadError as exc:
+        fail(PayloadError(f"{path}: {exc.message}"))
+
+
+def _notifiers_enabled(config: Config) -> list[str]:
+    return enabled_channels(build_notifiers(config, load_secrets(config), None))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default: server.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: server.port, 8080; 0 = any free).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT, then drain gracefully."""
+    cfg = _config(config)
+    try:
+        secrets = load_secrets(cfg)
+    except AlertbotError as exc:
+        fail(exc)
+    configure_logging(log_level)
+    redactor.set_values(secrets.values())
+    try:
+        asyncio.run(run_server(cfg, secrets, host=host or cfg.server.host,
+                               port=cfg.server.port if port is None else port))
+    except AlertbotError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(AlertbotError(f"cannot listen on {host or cfg.server.host}:{port}: {exc.strerror}"))
+
+
+@app.command("check-config")
+def check_config(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
+    """Validate a config file (and the secret files it names)."""
+    try:
+        cfg = load_config(file)
+        load_secrets(cfg)
+    except AlertbotError as exc:
+        fail(exc)
+    typer.echo(f"{file}: ok")
+
+
+def _classification_line(alert: Alert, cls: Classification) -> str:
+    fields = [alert.fingerprint, alert.alertname or "-", alert.service or "-", cls.severity.value, cls.reason]
+    return "  ".join(fields)
+
+
+@app.command()
+def classify(
+    file: Annotated[Path, typer.Argument(help="Alertmanager webhook payload (JSON).")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print fingerprint, alertname, service, severity and reason for each alert in a payload."""
+    cfg = _config(config)
+    for alert in _read_payload(file):
+        cls = classify_alert(alert, cfg.classification, cfg.thresholds)
+        if as_json:
+            typer.echo(json.dumps({"fingerprint": alert.fingerprint, "alertname": alert.alertname,
+                                   "service": alert.service, "severity": cls.severity.value, "reason": cls.reason,
+                                   "sli": cls.sli, "value": cls.value}))
+        else:
+            typer.echo(_classification_line(alert, cls))
+
+
+@routes_app.command("test")
+def routes_test(
+    labels: Annotated[list[str], typer.Argument(help="Labels as name=value; severity is alertbot's severity.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Print the receivers a label set reaches, and the path through the tree."""
+    cfg = _config(config)
+    try:
+        label_set = parse_label_args(labels)
+    except ValueError as exc:
+        fail(PayloadError(str(exc)))
+    result = route(cfg.routes, label_set)
+    typer.echo(" ".join(result.receivers) if result.receivers else "(no receivers)")
+    for match in result.matches:
+        typer.echo("  path: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="Alertmanager webhook payloads (JSON).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Explain, without sending anything, what alertbot would do with each alert."""
+    cfg = _config(config)
+    enabled = _notifiers_enabled(cfg)
+    now = datetime.now(UTC)
+    for file in files:
+        for alert in _read_payload(file):
+            plan = plan_routing(cfg, alert, enabled)
+            cls = plan.classification
+            typer.echo(f"== {file.name}: {alert.alertname or '-'} {alert.fingerprint} ({alert.status.value})")
+            typer.echo(f"  classification: {cls.severity.value} — {cls.reason}")
+            for match in plan.route.matches:
+                typer.echo("  route: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
+            event: Event = "trigger" if alert.status is AlertStatus.FIRING else "resolve"
+            record = _preview_incident(alert, cls, now)
+            for dest in plan.destinations:
+                notification = Notification.build(record, event, dest)
+                typer.echo(f"  would send {dest.channel}{':' + dest.target if dest.target else ''}: "
+                           + json.dumps(notification.model_dump(mode="json"), sort_keys=True))
+            if not plan.destinations:
+                typer.echo("  would send nothing (no receivers)")
+
+
+def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> IncidentRecord:
+    return IncidentRecord(
+        id=0, fingerprint=alert.fingerprint, starts_at=alert.starts_at, status=alert.status.value,
+        alertname=alert.alertname, service=alert.service, namespace=alert.namespace, severity=cls.severity,
+        reason=cls.reason, sli=cls.sli, value=cls.value, labels=dict(alert.labels),
+        annotations=dict(alert.annotations), generator_url=alert.generator_url, group_key="", destinations=[],
+        suppressed_by=None, ends_at=alert.ends_at, created_at=now, updated_at=now, resolved_at=None,
+    )
+
+
+async def _with_store(cfg: Config, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+    store = await Store.open(cfg.storage.url, busy_timeout=cfg.storage.busy_timeout)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[list[str], typer.Argument(help='Matchers: name=value, name!=value, name=~"re", name!~"re".')],
+    duration: Annotated[str, typer.Option("--duration", "-d", help="How long, e.g. 2h or 30m.")] = "1h",
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    created_by: Annotated[str, typer.Option("--by", help="Who.")] = "cli",
+    config: ConfigOpt = None,
+) -> None:
+    """Silence matching alerts for a while (stored; the running daemon sees it at once)."""
+    cfg = _config(config)
+    try:
+        parsed = [Matcher.parse(m) for m in matchers]
+        length = parse_duration(duration)
+    except ValueError as exc:
+        fail(PayloadError(str(exc)))
+    if length.total_seconds() <= 0:
+        fail(PayloadError("--duration must be positive"))
+    now = datetime.now(UTC)
+
+    async def create(store: Store) -> Silence:
+        async with store.write() as conn:
+            return await silence_repo.create(conn, parsed, starts_at=now, ends_at=now + length,
+                                             created_by=created_by, comment=comment, now=now)
+
+    silence = _run(_with_store(cfg, create))
+    typer.echo(json.dumps(silence_repo.silence_json(silence)))
+
+
+@silence_app.command("list")
+def silence_list(
+    include_expired: Annotated[bool, typer.Option("--expired", help="Include ended silences.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List silences, newest first, one JSON object per line."""
+    cfg = _config(config)
+
+    async def fetch(store: Store) -> list[Silence]:
+        async with store.read() as conn:
+            return await silence_repo.list_all(conn, include_expired=include_expired, now=datetime.now(UTC))
+
+    for silence in _run(_with_store(cfg, fetch)):
+        typer.echo(json.dumps(silence_repo.silence_json(silence)))
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")], config: ConfigOpt = None) -> None:
+    """End a silence now."""
+    cfg = _config(config)
+
+    async def expire(store: Store) -> bool:
+        async with store.write() as conn:
+            return await silence_repo.expire(conn, silence_id, datetime.now(UTC))
+
+    if not _run(_with_store(cfg, expire)):
+        fail(PayloadError(f"no active silence {silence_id}"))
+    typer.echo(f"silence {silence_id} expired")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,133 @@
+"""Parsing at the edge: webhook bodies, SLI values, durations. Errors say what and where."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from alertbot.domain.models import WebhookPayload
+from alertbot.errors import PayloadError
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """``('alerts', 0, 'labels')`` → ``alerts[0].labels``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
+    """One line per problem: ``key.path: message``, at most five, then a count of the rest."""
+    lines = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = format_loc(tuple(err["loc"]))
+        path = f"{prefix}.{loc}" if prefix and loc != "(root)" else (prefix or loc)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {msg}")
+    extra = exc.error_count() - len(lines)
+    if extra > 0:
+        lines.append(f"... and {extra} more")
+    return "; ".join(lines)
+
+
+def decode_json(body: bytes, *, what: str = "body") -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def parse_webhook(body: bytes) -> WebhookPayload:
+    """Raw bytes from Alertmanager → a validated payload, or ``PayloadError`` naming the problem."""
+    data = decode_json(body)
+    if not isinstance(data, dict):
+        raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
+    version = data.get("version")
+    if version is not None and version != "4":
+        raise PayloadError(f"version: unsupported webhook payload version {version!r}, expected '4'")
+    try:
+        return WebhookPayload.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc)) from None
+
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?[Ii]nf"
+_VALUE_RE = re.compile(rf"^\s*({_NUMBER})\s*(%|ns|us|µs|ms|s|m|h)?\s*$")
+_TIME_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_sli_value(raw: str, sli: str) -> float | None:
+    """A numeric SLI value from an annotation, normalised; ``None`` when it is not one.
+
+    ``error_rate`` and ``load`` are ratios: ``"0.072"`` and ``"7.2%"`` are the same.
+    ``latency`` is seconds: ``"6.3"``, ``"6.3s"`` and ``"6300ms"`` are the same.
+    A unit that does not fit the SLI (``"5ms"`` for an error rate) is not a value.
+    """
+    match = _VALUE_RE.match(raw)
+    if not match:
+        return None
+    number = float(match.group(1))
+    unit = match.group(2)
+    if math.isnan(number):
+        return None
+    if sli == "latency":
+        if unit == "%":
+            return None
+        return number * _TIME_UNITS[unit or "s"]
+    if unit == "%":
+        return number / 100.0
+    if unit is not None:
+        return None
+    return number
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(raw: str | int | float | timedelta) -> timedelta:
+    """``"10m"``, ``"1h30m"``, ``"250ms"``, or a number of seconds → ``timedelta``."""
+    if isinstance(raw, timedelta):
+        return raw
+    if isinstance(raw, bool):
+        raise ValueError("expected a duration such as '30s', '10m' or '1h30m'")
+    if isinstance(raw, int | float):
+        if raw < 0:
+            raise ValueError("duration must not be negative")
+        return timedelta(seconds=raw)
+    text = raw.strip()
+    pos = 0
+    total = 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"invalid duration {raw!r}: expected a duration such as '30s', '10m' or '1h30m'")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return f"{int(value.total_seconds() * 1000)}ms"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)

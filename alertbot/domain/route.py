@@ -1,0 +1,106 @@
+"""The routing tree, Alertmanager-style: first matching child wins unless it says ``continue``.
+
+A node with no ``receivers`` inherits its parent's. The root matches everything. Matching is done
+on ``matching_labels`` (the alert's labels with ``severity`` = alertbot's classification).
+
+Receivers are named by kind:
+    ``pagerduty``        the PagerDuty Events API (routing key from the environment)
+    ``slack``            Slack, the channel configured for the alert's severity
+    ``slack:#channel``   Slack, that channel
+    ``console``          one JSON line on stdout
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+
+from alertbot.domain.matchers import Matcher
+
+_RECEIVER_RE = re.compile(r"^(pagerduty|console|slack(:\S+)?)$")
+
+
+def _matcher(value: Any) -> Matcher:
+    if isinstance(value, Matcher):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('matcher must be a string such as severity="critical"')
+    return Matcher.parse(value)
+
+
+MatcherField = Annotated[Matcher, PlainValidator(_matcher), PlainSerializer(str)]
+
+
+def _receiver(value: str) -> str:
+    if not _RECEIVER_RE.match(value):
+        raise ValueError(f"unknown receiver {value!r}: use pagerduty, slack, slack:#channel or console")
+    return value
+
+
+Receiver = Annotated[str, AfterValidator(_receiver)]
+
+
+class RouteNode(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = ""
+    matchers: list[MatcherField] = Field(default_factory=list)
+    receivers: list[Receiver] = Field(default_factory=list)
+    continue_: bool = Field(False, alias="continue")
+    routes: list[RouteNode] = Field(default_factory=list)
+
+    def label(self, path: str) -> str:
+        what = self.name or ", ".join(str(m) for m in self.matchers) or "*"
+        return f"{path} ({what})"
+
+
+def default_route_tree() -> RouteNode:
+    """CONTRACT §5: critical → PagerDuty + Slack; warning and info → Slack (channel per severity)."""
+    return RouteNode.model_validate(
+        {
+            "receivers": ["slack"],
+            "routes": [{"name": "critical", "matchers": ['severity="critical"'], "receivers": ["pagerduty", "slack"]}],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """A leaf the alert reached: the path through the tree and the receivers it names."""
+
+    path: tuple[str, ...]
+    receivers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    matches: tuple[RouteMatch, ...]
+
+    @property
+    def receivers(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for match in self.matches:
+            for receiver in match.receivers:
+                seen.setdefault(receiver, None)
+        return tuple(seen)
+
+
+def route(tree: RouteNode, labels: Mapping[str, str]) -> RouteResult:
+    return RouteResult(tuple(_walk(tree, labels, ("root",), tuple(tree.receivers))))
+
+
+def _walk(node: RouteNode, labels: Mapping[str, str], path: tuple[str, ...],
+          receivers: tuple[str, ...]) -> list[RouteMatch]:
+    found: list[RouteMatch] = []
+    for index, child in enumerate(node.routes):
+        if not all(m.matches(labels) for m in child.matchers):
+            continue
+        child_path = (*path, child.label(f"routes[{index}]"))
+        found.extend(_walk(child, labels, child_path, tuple(child.receivers) or receivers))
+        if not child.continue_:
+            break
+    return found or [RouteMatch(path, receivers)]

@@ -1,0 +1,117 @@
+"""What a notifier is, what it is given, and where a notification goes.
+
+A route names receivers (``pagerduty``, ``slack``, ``slack:#chan``, ``console``); ``destinations``
+turns them into concrete (channel, target) pairs. A channel whose notifier is not enabled (its
+secret is absent) is stood in for by the console notifier, and all stand-ins of one alert collapse
+into one console line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from alertbot.domain.models import Severity
+from alertbot.settings import SlackChannels
+from alertbot.store.incidents import IncidentRecord
+
+Event = Literal["trigger", "resolve"]
+
+
+@dataclass(frozen=True)
+class Destination:
+    channel: str
+    target: str = ""
+    stands_in_for: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "target": self.target, "stands_in_for": list(self.stands_in_for)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Destination:
+        return cls(data["channel"], data.get("target", ""), tuple(data.get("stands_in_for", ())))
+
+
+def destinations(receivers: Iterable[str], severity: Severity, channels: SlackChannels,
+                 enabled: Iterable[str]) -> list[Destination]:
+    enabled_set = set(enabled)
+    concrete: dict[tuple[str, str], None] = {}
+    standing_in: dict[str, None] = {}
+    for receiver in receivers:
+        kind, _, target = receiver.partition(":")
+        if kind == "slack" and not target:
+            target = channels.for_severity(severity)
+        if kind == "console" or kind not in enabled_set:
+            standing_in.setdefault(receiver if kind == "console" else f"{kind}:{target}".rstrip(":"), None)
+            continue
+        concrete.setdefault((kind, target), None)
+    out = [Destination(kind, target) for kind, target in concrete]
+    if standing_in:
+        stood_for = tuple(r for r in standing_in if r != "console")
+        out.append(Destination("console", "", stood_for))
+    return out
+
+
+class Notification(BaseModel):
+    """Everything a notifier needs, decided and frozen when the alert was accepted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: int
+    event: Event
+    channel: str
+    target: str
+    stands_in_for: list[str]
+    fingerprint: str
+    alertname: str
+    service: str
+    namespace: str
+    severity: Severity
+    reason: str
+    summary: str
+    description: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    runbook_url: str
+    group_key: str
+
+    @classmethod
+    def build(cls, incident: IncidentRecord, event: Event, destination: Destination) -> Notification:
+        annotations = incident.annotations
+        return cls(
+            incident_id=incident.id,
+            event=event,
+            channel=destination.channel,
+            target=destination.target,
+            stands_in_for=list(destination.stands_in_for),
+            fingerprint=incident.fingerprint,
+            alertname=incident.alertname,
+            service=incident.service,
+            namespace=incident.namespace,
+            severity=incident.severity,
+            reason=incident.reason,
+            summary=annotations.get("summary") or incident.alertname or incident.fingerprint,
+            description=annotations.get("description", ""),
+            labels=incident.labels,
+            annotations=annotations,
+            starts_at=incident.starts_at,
+            ends_at=incident.ends_at,
+            generator_url=incident.generator_url,
+            runbook_url=annotations.get("runbook_url", ""),
+            group_key=incident.group_key,
+        )
+
+
+class Notifier(Protocol):
+    """Delivers one notification or raises ``NotifyError`` (retryable or not)."""
+
+    channel: str
+
+    async def send(self, notification: Notification) -> None: ...

@@ -1,0 +1,157 @@
+"""Delivers the outbox: one task per channel, so a slow or failing channel never blocks another.
+
+Each task claims due rows (under a lease), sends them, and records the outcome: delivered;
+retry later (429, 5xx, timeouts, network errors — backoff with jitter, ``Retry-After`` honoured);
+or failed (other 4xx, or still failing after ``give_up_after``). Rows survive restarts: whatever
+was not delivered before a crash is claimed again once its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+import structlog
+
+from alertbot.errors import AlertbotError, NotifyError
+from alertbot.notify.base import Notification, Notifier
+from alertbot.notify.retry import RetryPolicy
+from alertbot.observability import Metrics
+from alertbot.store import outbox
+from alertbot.store.engine import Store
+
+log = structlog.get_logger("alertbot.dispatcher")
+
+Clock = Callable[[], datetime]
+
+
+class OutboxDispatcher:
+    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *, metrics: Metrics, clock: Clock,
+                 retry: RetryPolicy, send_timeout: timedelta, poll_interval: timedelta,
+                 batch_size: int = 10) -> None:
+        self._store = store
+        self._notifiers = dict(notifiers)
+        self._metrics = metrics
+        self._clock = clock
+        self._retry = retry
+        self._send_timeout = send_timeout.total_seconds()
+        self._poll = poll_interval.total_seconds()
+        self._batch = batch_size
+        # A claimed batch must be sent before its lease runs out, or another replica takes it too.
+        self._lease = send_timeout * batch_size + timedelta(seconds=30)
+        self._owner = uuid.uuid4().hex
+        self._wakeups = {channel: asyncio.Event() for channel in self._notifiers}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._notifiers)
+
+    async def start(self) -> None:
+        if self._store.is_sqlite:
+            # One process owns a SQLite file: leases left by a crash belong to nobody now.
+            async with self._store.write() as conn:
+                released = await outbox.release_leases(conn)
+            if released:
+                log.info("outbox_leases_released", rows=released)
+        for channel in self._notifiers:
+            self._tasks[channel] = asyncio.create_task(self._run(channel), name=f"outbox-{channel}")
+
+    def wake(self) -> None:
+        """New rows were committed: look now instead of at the next poll."""
+        for event in self._wakeups.values():
+            event.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            async with self._store.write() as conn:
+                await outbox.release_leases(conn, self._owner)
+        except AlertbotError as exc:
+            log.warning("outbox_release_failed", error=exc.message)
+
+    async def _run(self, channel: str) -> None:
+        wakeup = self._wakeups[channel]
+        while True:
+            wakeup.clear()
+            try:
+                sent = await self.deliver_due(channel)
+                if sent:
+                    continue
+                async with self._store.read() as conn:
+                    due = await outbox.next_due(conn, channel)
+                wait = self._poll
+                if due is not None:
+                    wait = min(wait, max((due - self._clock()).total_seconds(), 0.0))
+            except AlertbotError as exc:
+                log.warning("outbox_unavailable", channel=channel, error=exc.message)
+                wait = self._poll
+            except Exception:
+                log.exception("outbox_loop_error", channel=channel)
+                wait = self._poll
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await wakeup.wait()
+
+    async def deliver_due(self, channel: str) -> int:
+        """Claim and send every due row of ``channel`` once; returns how many were attempted."""
+        async with self._store.write() as conn:
+            rows = await outbox.claim_due(conn, channel, self._clock(), lease=self._lease, owner=self._owner,
+                                          limit=self._batch)
+        for row in rows:
+            await self._deliver(channel, row)
+        return len(rows)
+
+    async def _deliver(self, channel: str, row: outbox.OutboxRow) -> None:
+        notifier = self._notifiers[channel]
+        bound = log.bind(outbox_id=row.id, incident_id=row.incident_id, channel=channel, event=row.event)
+        error: NotifyError | None = None
+        try:
+            notification = Notification.model_validate(row.payload)
+            async with asyncio.timeout(self._send_timeout):
+                await notifier.send(notification)
+        except NotifyError as exc:
+            error = exc
+        except TimeoutError:
+            error = NotifyError(f"timed out after {self._send_timeout:g}s", retryable=True)
+        except Exception as exc:  # a notifier bug must not lose the notification
+            bound.exception("notifier_crashed")
+            error = NotifyError(f"unexpected {type(exc).__name__}: {exc}", retryable=True)
+
+        now = self._clock()
+        if error is None:
+            outcome = "delivered"
+        elif error.retryable and now - row.created_at < self._retry.give_up_after:
+            outcome = "retry"
+        else:
+            outcome = "failed"
+        async with self._store.write() as conn:
+            if outcome == "delivered":
+                await outbox.mark_delivered(conn, row.id, now)
+            elif outcome == "retry":
+                assert error is not None
+                at = now + self._retry.delay(row.attempts + 1, error.retry_after)
+                await outbox.mark_retry(conn, row.id, at=at, error=error.message)
+            else:
+                assert error is not None
+                reason = f"gave up after {row.attempts + 1} attempts: {error.message}" if error.retryable \
+                    else error.message
+                await outbox.mark_failed(conn, row.id, error=reason)
+
+        self._metrics.notifications.labels(channel, outcome).inc()
+        if error is None:
+            self._metrics.notification_latency.labels(channel).observe((now - row.created_at).total_seconds())
+            bound.info("notification_delivered", attempts=row.attempts + 1)
+        elif outcome == "retry":
+            bound.warning("notification_retry", attempts=row.attempts + 1, error=error.message)
+        else:
+            bound.error("notification_failed", attempts=row.attempts + 1, error=error.message)

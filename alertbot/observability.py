@@ -1,0 +1,106 @@
+"""Logs and metrics.
+
+Logs are structlog JSON lines on stderr (pretty on a TTY) with bound context; a redaction
+processor removes every configured secret value and any field whose name says it is a secret.
+Metrics live in one ``CollectorRegistry`` per process (per app in tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
+
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|routing_key|api_key", re.IGNORECASE)
+REDACTED = "[REDACTED]"
+
+
+class Redactor:
+    """A structlog processor: secret values and secret-named fields never reach the output."""
+
+    def __init__(self) -> None:
+        self._values: list[str] = []
+
+    def set_values(self, values: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is removed whole.
+        self._values = sorted({v for v in values if v}, key=len, reverse=True)
+
+    def scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._values:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: REDACTED if _SECRET_KEY.search(str(k)) else self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key in list(event_dict):
+            if _SECRET_KEY.search(key):
+                event_dict[key] = REDACTED
+            else:
+                event_dict[key] = self.scrub(event_dict[key])
+        return event_dict
+
+
+redactor = Redactor()
+
+
+def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> None:
+    if json_logs is None:
+        json_logs = not sys.stderr.isatty()
+    renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
+
+
+class Metrics:
+    """The process's Prometheus metrics (CONTRACT §3)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.alerts_received = Counter("alertbot_alerts_received", "Alerts in accepted webhook payloads.", registry=r)
+        self.alerts_classified = Counter("alertbot_alerts_classified", "New alert episodes by classified severity.",
+                                         ["severity"], registry=r)
+        for severity in ("critical", "warning", "info"):
+            self.alerts_classified.labels(severity)
+        self.alerts_suppressed = Counter("alertbot_alerts_suppressed", "New alerts not notified, by reason.",
+                                         ["reason"], registry=r)
+        self.webhook_requests = Counter("alertbot_webhook_requests", "Webhook requests by HTTP status.",
+                                        ["code"], registry=r)
+        self.notifications = Counter("alertbot_notifications", "Notification attempts by channel and outcome.",
+                                     ["channel", "outcome"], registry=r)
+        self.notification_latency = Histogram(
+            "alertbot_notification_latency_seconds", "From alert accepted to notification delivered.", ["channel"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+            registry=r,
+        )
+        self.runbook_runs = Counter("alertbot_runbook_runs", "Runbook runs by runbook and outcome.",
+                                    ["runbook", "outcome"], registry=r)
+        self.outbox_pending = Gauge("alertbot_outbox_pending", "Notifications waiting in the outbox.", registry=r)

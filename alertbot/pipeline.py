@@ -1,0 +1,251 @@
+"""The pipeline: the one place where domain decisions meet the store and the outbox.
+
+    accept(payload) ─▶ group commit: one transaction for every payload waiting ─▶ 200
+        per alert: dedup by (fingerprint, startsAt) ─▶ classify ─▶ silence / inhibit ─▶ route
+        ─▶ outbox rows (same transaction) ─▶ wake the dispatcher
+
+An alert is acknowledged to Alertmanager only after the transaction holding it and its
+notifications has committed, so a crash after a 200 loses nothing. Concurrent requests share one
+commit (group commit); each is answered when that commit is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alertbot.domain.classify import classify
+from alertbot.domain.inhibit import inhibiting_rule
+from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload, matching_labels
+from alertbot.domain.route import RouteResult, route
+from alertbot.domain.silence import Silence, find_silence
+from alertbot.errors import AlertbotError, StoreUnavailable
+from alertbot.notify.base import Destination, Event, Notification, destinations
+from alertbot.observability import Metrics
+from alertbot.settings import Config
+from alertbot.store import incidents, outbox
+from alertbot.store import silences as silence_repo
+from alertbot.store.engine import Store
+from alertbot.store.incidents import IncidentRecord
+
+log = structlog.get_logger("alertbot.pipeline")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    """Where one alert would go, and why: used by ingest and by the explaining CLI commands."""
+
+    classification: Classification
+    labels: dict[str, str]
+    route: RouteResult
+    destinations: list[Destination]
+
+
+def plan_routing(config: Config, alert: Alert, enabled_channels: Iterable[str]) -> RoutingPlan:
+    classification = classify(alert, config.classification, config.thresholds)
+    labels = matching_labels(alert, classification)
+    result = route(config.routes, labels)
+    dests = destinations(result.receivers, classification.severity, config.slack.channels, enabled_channels)
+    return RoutingPlan(classification, labels, result, dests)
+
+
+@dataclass
+class IngestStats:
+    alerts: int = 0
+    duplicates: int = 0
+    classified: Counter[Severity] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    notifications: int = 0
+
+    def add(self, other: IngestStats) -> None:
+        self.alerts += other.alerts
+        self.duplicates += other.duplicates
+        self.classified.update(other.classified)
+        self.suppressed.update(other.suppressed)
+        self.notifications += other.notifications
+
+
+@dataclass
+class _Pending:
+    payload: WebhookPayload
+    done: asyncio.Future[IngestStats]
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store, *, enabled_channels: Iterable[str], metrics: Metrics,
+                 clock: Clock, on_commit: Callable[[], None], max_batch: int = 128) -> None:
+        self._config = config
+        self._store = store
+        self._enabled = frozenset(enabled_channels)
+        self._metrics = metrics
+        self._clock = clock
+        self._on_commit = on_commit
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="pipeline-writer")
+
+    async def stop(self) -> None:
+        """Commit everything already accepted into the queue, then stop."""
+        if self._writer is None:
+            return
+        self._queue.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None
+
+    async def accept(self, payload: WebhookPayload) -> IngestStats:
+        """Returns once the payload is committed; raises StoreUnavailable if it could not be."""
+        if self._writer is None or self._writer.done():
+            raise StoreUnavailable("alertbot is shutting down")
+        done: asyncio.Future[IngestStats] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(payload, done))
+        return await done
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit_batch(batch)
+            if stopping:
+                return
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._commit([p.payload for p in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
+                # One bad payload must not fail the others that shared its commit.
+                for item in batch:
+                    await self._commit_batch([item])
+                return
+            if not isinstance(exc, AlertbotError):
+                log.exception("ingest_failed")
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            return
+        for item, stats in zip(batch, results, strict=True):
+            self._record_metrics(stats)
+            if not item.done.done():
+                item.done.set_result(stats)
+        self._on_commit()
+
+    async def _commit(self, payloads: list[WebhookPayload]) -> list[IngestStats]:
+        now = self._clock()
+        async with self._store.write() as conn:
+            return [await self._ingest(conn, payload, now) for payload in payloads]
+
+    def _record_metrics(self, stats: IngestStats) -> None:
+        self._metrics.alerts_received.inc(stats.alerts)
+        for severity, count in stats.classified.items():
+            self._metrics.alerts_classified.labels(severity.value).inc(count)
+        for reason, count in stats.suppressed.items():
+            self._metrics.alerts_suppressed.labels(reason).inc(count)
+
+    async def _ingest(self, conn: AsyncConnection, payload: WebhookPayload, now: datetime) -> IngestStats:
+        stats = IngestStats(alerts=len(payload.alerts))
+        known = await incidents.get_by_keys(conn, [(a.fingerprint, a.starts_at) for a in payload.alerts])
+        decide: list[tuple[IncidentRecord, Event]] = []
+        resolved: list[IncidentRecord] = []
+
+        for alert in payload.alerts:
+            key = (alert.fingerprint, alert.starts_at)
+            incident = known.get(key)
+            if incident is None:
+                classification = classify(alert, self._config.classification, self._config.thresholds)
+                incident = await incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
+                known[key] = incident
+                stats.classified[classification.severity] += 1
+                decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
+            elif alert.status is AlertStatus.FIRING:
+                stats.duplicates += 1
+                if incident.status == "firing":
+                    await incidents.refresh(conn, incident.id, alert, now)
+                    if incident.suppressed_by:
+                        decide.append((incident, "trigger"))  # a silence may have ended since
+                # else: a late copy of a firing alert that has resolved since; nothing to do.
+            elif incident.status == "firing":
+                await incidents.resolve(conn, incident.id, alert, now)
+                updated = dataclasses.replace(incident, status="resolved", ends_at=alert.ends_at or now,
+                                              annotations=dict(alert.annotations), resolved_at=now)
+                known[key] = updated
+                resolved.append(updated)
+            else:
+                stats.duplicates += 1
+
+        rows: list[dict[str, object]] = []
+        if decide:
+            active = await silence_repo.active(conn, now)
+            sources = await incidents.firing_labels(conn) if self._config.inhibit_rules else []
+            for incident, event in decide:
+                rows.extend(await self._decide(conn, incident, event, silences=active, sources=sources,
+                                               stats=stats, now=now))
+        for incident in resolved:
+            for dest in map(Destination.from_json, incident.destinations):
+                rows.append(_row(incident, "resolve", dest))
+        await outbox.enqueue(conn, rows, now)
+        stats.notifications = len(rows)
+        return stats
+
+    async def _decide(self, conn: AsyncConnection, incident: IncidentRecord, event: Event, *,
+                      silences: list[Silence], sources: list[dict[str, str]], stats: IngestStats,
+                      now: datetime) -> list[dict[str, object]]:
+        labels = {**incident.labels, "severity": incident.severity.value}
+        suppressed_by: str | None = None
+        silence = find_silence(silences, labels, now)
+        if silence is not None:
+            suppressed_by = f"silence {silence.id} by {silence.created_by} until {silence.ends_at.isoformat()}"
+            reason = "silenced"
+        else:
+            rule = inhibiting_rule(self._config.inhibit_rules, labels, sources) if event == "trigger" else None
+            if rule is not None:
+                suppressed_by = rule.describe()
+                reason = "inhibited"
+        if suppressed_by is not None:
+            if suppressed_by != incident.suppressed_by:
+                stats.suppressed[reason] += 1
+                await incidents.set_outcome(conn, incident.id, destinations=[], suppressed_by=suppressed_by, now=now)
+                log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
+                         suppressed_by=suppressed_by)
+            return []
+        result = route(self._config.routes, labels)
+        dests = destinations(result.receivers, incident.severity, self._config.slack.channels, self._enabled)
+        await incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
+                                    suppressed_by=None, now=now)
+        return [_row(incident, event, dest) for dest in dests]
+
+
+def _row(incident: IncidentRecord, event: Event, dest: Destination) -> dict[str, object]:
+    return {
+        "incident_id": incident.id,
+        "event": event,
+        "channel": dest.channel,
+        "target": dest.target,
+        "payload": Notification.build(incident, event, dest).model_dump(mode="json"),
+    }
+
+
+def enabled_channels(notifiers: Mapping[str, object]) -> list[str]:
+    return [name for name in notifiers if name != "console"]

@@ -1,0 +1,243 @@
+"""Configuration in two layers: a YAML file for shape, the environment (or ``*_file`` keys) for secrets.
+
+Every key is optional; the defaults are the contract's. Unknown keys and bad values are
+``ConfigError``s naming the key path (``thresholds.latency.critical: ...``). Secrets are
+``SecretStr``: their ``repr`` and ``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alertbot.domain.classify import ClassificationPolicy, Thresholds
+from alertbot.domain.inhibit import InhibitRule, default_inhibit_rules
+from alertbot.domain.models import Severity
+from alertbot.domain.parse import describe_validation_error, parse_duration
+from alertbot.domain.route import RouteNode, default_route_tree
+from alertbot.errors import ConfigError
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    shutdown_timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookConfig(_Section):
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    token_file: Path | None = None
+
+
+class ApiConfig(_Section):
+    token_file: Path | None = None
+
+
+class StorageConfig(_Section):
+    url: str = "sqlite:///var/alertbot.db"
+    busy_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class OutboxConfig(_Section):
+    """How undelivered notifications are retried: exponential backoff with jitter, then give up."""
+
+    initial_backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(minutes=5)
+    give_up_after: Duration = timedelta(hours=24)
+    send_timeout: Duration = timedelta(seconds=10)
+    poll_interval: Duration = timedelta(seconds=5)
+
+
+class PagerDutyConfig(_Section):
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_file: Path | None = None
+
+
+class SlackChannels(_Section):
+    critical: str = "#alerts-critical"
+    warning: str = "#alerts"
+    info: str = "#alerts-info"
+
+    def for_severity(self, severity: Severity) -> str:
+        return str(getattr(self, severity.value))
+
+
+class SlackConfig(_Section):
+    api_url: str = "https://slack.com/api/"
+    channels: SlackChannels = SlackChannels()
+    runbook_approvers: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = False
+    bot_token_file: Path | None = None
+    signing_secret_file: Path | None = None
+
+
+class KubernetesConfig(_Section):
+    kubeconfig: Path | None = None
+
+
+class PrometheusConfig(_Section):
+    url: str | None = None
+
+
+class RunbooksConfig(_Section):
+    dir: Path = Path("runbooks")
+    dry_run: bool = False
+
+
+class HeartbeatConfig(_Section):
+    alertname: str = "Watchdog"
+    max_interval: Duration = timedelta(minutes=5)
+
+
+class AutomationConfig(_Section):
+    name: str = Field(min_length=1)
+    match: dict[str, str] = Field(default_factory=dict)
+    runbook: str = Field(min_length=1)
+    params: dict[str, str] = Field(default_factory=dict)
+    mode: Literal["auto", "approve"] = "approve"
+    cooldown: Duration = timedelta(minutes=10)
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    api: ApiConfig = ApiConfig()
+    storage: StorageConfig = StorageConfig()
+    thresholds: Thresholds = Thresholds()
+    classification: ClassificationPolicy = ClassificationPolicy()
+    routes: RouteNode = Field(default_factory=default_route_tree)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
+    outbox: OutboxConfig = OutboxConfig()
+    pagerduty: PagerDutyConfig = PagerDutyConfig()
+    slack: SlackConfig = SlackConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    runbooks: RunbooksConfig = RunbooksConfig()
+    heartbeat: HeartbeatConfig | None = None
+    automations: list[AutomationConfig] = Field(default_factory=list)
+
+    @field_validator("automations")
+    @classmethod
+    def _unique_names(cls, value: list[AutomationConfig]) -> list[AutomationConfig]:
+        names = [a.name for a in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"automation names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+
+class EnvSecrets(BaseSettings):
+    """``ALERTBOT_*`` environment variables that carry secrets."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERTBOT_", extra="ignore")
+
+    webhook_token: SecretStr | None = None
+    api_token: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+
+
+class Secrets(BaseModel):
+    """The resolved secrets: a ``*_file`` key in the config wins over the environment variable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    webhook_token: SecretStr | None = None
+    api_token: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+
+    def values(self) -> list[str]:
+        """Every secret value, for the log redaction processor."""
+        out = []
+        for name in type(self).model_fields:
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value():
+                out.append(secret.get_secret_value())
+        return out
+
+
+def _read_secret_file(path: Path, key: str) -> SecretStr:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{key}: secret file {str(path)!r} is empty")
+    return SecretStr(value)
+
+
+def load_secrets(config: Config) -> Secrets:
+    env = EnvSecrets()
+    files = {
+        "webhook_token": ("webhook.token_file", config.webhook.token_file),
+        "api_token": ("api.token_file", config.api.token_file),
+        "pagerduty_routing_key": ("pagerduty.routing_key_file", config.pagerduty.routing_key_file),
+        "slack_bot_token": ("slack.bot_token_file", config.slack.bot_token_file),
+        "slack_signing_secret": ("slack.signing_secret_file", config.slack.signing_secret_file),
+    }
+    values: dict[str, SecretStr | None] = {}
+    for name, (key, path) in files.items():
+        from_env: SecretStr | None = getattr(env, name)
+        if from_env is not None and not from_env.get_secret_value():
+            from_env = None
+        values[name] = _read_secret_file(path, key) if path is not None else from_env
+    return Secrets(**values)
+
+
+def parse_config(data: Any, *, source: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Read and validate a config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, source=str(path))
+
+
+def config_path_from_env(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("ALERTBOT_CONFIG")
+    return Path(env) if env else None

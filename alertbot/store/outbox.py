@@ -1,0 +1,132 @@
+"""The durable outbox: every notification is a row, written in the same transaction as the alert.
+
+Delivery claims due rows under a lease (so a crashed sender's rows come back), keeps order per
+incident and channel (a resolve never overtakes its trigger), and records each outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alertbot.store.schema import outbox
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    incident_id: int
+    event: str
+    channel: str
+    target: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+async def enqueue(conn: AsyncConnection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        outbox.insert(),
+        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+         for row in rows],
+    )
+
+
+async def claim_due(conn: AsyncConnection, channel: str, now: datetime, *, lease: timedelta, owner: str,
+                    limit: int) -> list[OutboxRow]:
+    """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident."""
+    earlier = outbox.alias("earlier")
+    blocked = (
+        sa.select(earlier.c.id)
+        .where(earlier.c.incident_id == outbox.c.incident_id, earlier.c.channel == outbox.c.channel,
+               earlier.c.status == PENDING, earlier.c.id < outbox.c.id)
+        .exists()
+    )
+    query = (
+        sa.select(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel, outbox.c.target,
+                  outbox.c.payload, outbox.c.attempts, outbox.c.created_at)
+        .where(outbox.c.status == PENDING, outbox.c.channel == channel, outbox.c.next_attempt_at <= now,
+               sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now), ~blocked)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    rows = [OutboxRow(**row._asdict()) for row in await conn.execute(query)]
+    if rows:
+        await conn.execute(
+            outbox.update().where(outbox.c.id.in_([r.id for r in rows]))
+            .values(lease_until=now + lease, lease_owner=owner)
+        )
+    return rows
+
+
+async def mark_delivered(conn: AsyncConnection, row_id: int, now: datetime) -> None:
+    await conn.execute(
+        outbox.update().where(outbox.c.id == row_id)
+        .values(status=DELIVERED, delivered_at=now, lease_until=None, lease_owner=None,
+                attempts=outbox.c.attempts + 1)
+    )
+
+
+async def mark_retry(conn: AsyncConnection, row_id: int, *, at: datetime, error: str) -> None:
+    await conn.execute(
+        outbox.update().where(outbox.c.id == row_id)
+        .values(next_attempt_at=at, lease_until=None, lease_owner=None, last_error=error,
+                attempts=outbox.c.attempts + 1)
+    )
+
+
+async def mark_failed(conn: AsyncConnection, row_id: int, *, error: str) -> None:
+    await conn.execute(
+        outbox.update().where(outbox.c.id == row_id)
+        .values(status=FAILED, lease_until=None, lease_owner=None, last_error=error,
+                attempts=outbox.c.attempts + 1)
+    )
+
+
+async def release_leases(conn: AsyncConnection, owner: str | None = None) -> int:
+    """Hand claimed-but-unsent rows back: those of ``owner`` (graceful stop), or all (``None``:
+    a single-process SQLite store starting up, where no other sender can hold them)."""
+    query = outbox.update().where(outbox.c.status == PENDING, outbox.c.lease_until.is_not(None))
+    if owner is not None:
+        query = query.where(outbox.c.lease_owner == owner)
+    result = await conn.execute(query.values(lease_until=None, lease_owner=None))
+    return result.rowcount
+
+
+async def next_due(conn: AsyncConnection, channel: str) -> datetime | None:
+    """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it)."""
+    due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
+    value: datetime | None = (await conn.execute(
+        sa.select(sa.func.min(due)).where(outbox.c.status == PENDING, outbox.c.channel == channel)
+    )).scalar()
+    return value
+
+
+async def pending_count(conn: AsyncConnection) -> int:
+    return int((await conn.execute(
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
+    )).scalar_one())
+
+
+async def for_incident(conn: AsyncConnection, incident_id: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(outbox.c.id, outbox.c.event, outbox.c.channel, outbox.c.target, outbox.c.status,
+                  outbox.c.attempts, outbox.c.last_error, outbox.c.created_at, outbox.c.delivered_at)
+        .where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
+    )
+    out = []
+    for row in rows:
+        item = row._asdict()
+        for key in ("created_at", "delivered_at"):
+            item[key] = item[key].isoformat() if item[key] else None
+        out.append(item)
+    return out

@@ -1,0 +1,67 @@
+"""Silences, stored so that every replica and the CLI see the same ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from alertbot.domain.matchers import Matcher
+from alertbot.domain.silence import Silence
+from alertbot.store.schema import silences
+
+
+def _silence(row: sa.Row[Any]) -> Silence:
+    return Silence(
+        id=row.id,
+        matchers=tuple(Matcher.parse(m) for m in row.matchers),
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_by=row.created_by,
+        comment=row.comment,
+    )
+
+
+async def create(conn: AsyncConnection, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
+                 created_by: str, comment: str, now: datetime) -> Silence:
+    result = await conn.execute(
+        silences.insert().values(matchers=[str(m) for m in matchers], starts_at=starts_at, ends_at=ends_at,
+                                 created_by=created_by, comment=comment, created_at=now).returning(*silences.c)
+    )
+    return _silence(result.one())
+
+
+async def active(conn: AsyncConnection, now: datetime) -> list[Silence]:
+    rows = await conn.execute(
+        sa.select(silences).where(silences.c.starts_at <= now, silences.c.ends_at > now).order_by(silences.c.id)
+    )
+    return [_silence(row) for row in rows]
+
+
+async def list_all(conn: AsyncConnection, *, include_expired: bool, now: datetime) -> list[Silence]:
+    query = sa.select(silences).order_by(silences.c.id.desc())
+    if not include_expired:
+        query = query.where(silences.c.ends_at > now)
+    return [_silence(row) for row in await conn.execute(query)]
+
+
+async def expire(conn: AsyncConnection, silence_id: int, now: datetime) -> bool:
+    """End a silence now; False when there is no such silence or it had already ended."""
+    result = await conn.execute(
+        silences.update().where(silences.c.id == silence_id, silences.c.ends_at > now).values(ends_at=now)
+    )
+    return result.rowcount > 0
+
+
+def silence_json(silence: Silence) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "matchers": [str(m) for m in silence.matchers],
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+    }

@@ -1,0 +1,95 @@
+"""The aiohttp application: state, lifecycle (``cleanup_ctx``) and ``serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TextIO
+
+import structlog
+from aiohttp import web
+
+from alertbot.notify.base import Notifier
+from alertbot.notify.console import ConsoleNotifier
+from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.notify.retry import RetryPolicy
+from alertbot.observability import Metrics
+from alertbot.pipeline import Pipeline, enabled_channels
+from alertbot.settings import Config, Secrets
+from alertbot.store.engine import Store, redact_url
+from alertbot.web.middlewares import error_middleware
+from alertbot.web.routes import setup_routes
+from alertbot.web.state import STATE, AppState, Clock
+
+log = structlog.get_logger("alertbot.app")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_notifiers(config: Config, secrets: Secrets, console_stream: TextIO | None) -> dict[str, Notifier]:
+    """The notifier registry: console always; the others when their secret is present."""
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream)}
+    return notifiers
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    config = state.config
+    store = await Store.open(config.storage.url, busy_timeout=config.storage.busy_timeout)
+    log.info("store_opened", url=redact_url(config.storage.url))
+    state.dispatcher = OutboxDispatcher(
+        store, state.notifiers, metrics=state.metrics, clock=state.clock,
+        retry=RetryPolicy(config.outbox.initial_backoff, config.outbox.max_backoff, config.outbox.give_up_after),
+        send_timeout=config.outbox.send_timeout, poll_interval=config.outbox.poll_interval,
+    )
+    pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
+                        metrics=state.metrics, clock=state.clock, on_commit=state.dispatcher.wake)
+    pipeline.start()
+    await state.dispatcher.start()
+    state._store, state._pipeline = store, pipeline
+    try:
+        yield
+    finally:
+        state._pipeline = None
+        await pipeline.stop()                # commit what was accepted
+        await state.dispatcher.stop()        # stop sending; the rest waits durably in the outbox
+        state._store = None
+        await store.close()
+        log.info("stopped")
+
+
+def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, console_stream: TextIO | None = None,
+               notifiers: dict[str, Notifier] | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
+    app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
+                          notifiers=notifiers if notifiers is not None
+                          else build_notifiers(config, secrets, console_stream))
+    app.cleanup_ctx.append(_lifecycle)
+    setup_routes(app)
+    return app
+
+
+async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> None:
+    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit."""
+    app = create_app(config, secrets)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=config.server.shutdown_timeout.total_seconds())
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        actual_port = sockets[0].getsockname()[1] if sockets else port
+        log.info("listening", host=host, port=actual_port, url=f"http://{host}:{actual_port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining")
+    finally:
+        await runner.cleanup()

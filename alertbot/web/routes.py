@@ -1,0 +1,209 @@
+"""HTTP handlers. Raw requests become validated models here; nothing deeper sees dicts."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from alertbot.domain.matchers import Matcher
+from alertbot.domain.parse import decode_json, describe_validation_error, parse_duration, parse_webhook
+from alertbot.domain.route import MatcherField
+from alertbot.errors import AlertbotError, NotFound, PayloadError, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from alertbot.store import incidents, outbox
+from alertbot.store import silences as silence_repo
+from alertbot.web.state import STATE, AppState
+
+WEBHOOK_PATH = "/webhook/alertmanager"
+
+
+def _state(request: web.Request) -> AppState:
+    return request.app[STATE]
+
+
+def require_bearer(request: web.Request, secret: SecretStr | None) -> None:
+    """Constant-time check of ``Authorization: Bearer <secret>``; no secret configured → open."""
+    if secret is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    expected = secret.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthorized("missing or invalid bearer token")
+
+
+def require_json(request: web.Request) -> None:
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'!r}")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def webhook_alertmanager(request: web.Request) -> web.Response:
+    state = _state(request)
+    status = 500
+    try:
+        require_bearer(request, state.secrets.webhook_token)
+        require_json(request)
+        body = await read_body(request, state.config.webhook.max_body_bytes)
+        payload = parse_webhook(body)
+        stats = await state.pipeline.accept(payload)
+        status = 200
+        return web.json_response({"status": "accepted", "alerts": stats.alerts})
+    except AlertbotError as exc:
+        status = exc.http_status
+        raise
+    finally:
+        state.metrics.webhook_requests.labels(str(status)).inc()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = _state(request)
+    if not state.started:
+        return web.json_response({"status": "starting"}, status=503)
+    try:
+        await state.store.ping()
+    except (AlertbotError, TimeoutError) as exc:
+        message = exc.message if isinstance(exc, AlertbotError) else "store did not answer in time"
+        return web.json_response({"status": "unavailable", "error": {"code": "store_unavailable",
+                                                                      "message": message}}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = _state(request)
+    try:
+        async with state.store.read() as conn:
+            state.metrics.outbox_pending.set(await outbox.pending_count(conn))
+    except AlertbotError:
+        pass  # keep the last known value; /readyz reports the store
+    body = generate_latest(state.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    status = request.query.get("status")
+    if status not in (None, "firing", "resolved"):
+        raise PayloadError(f"status: must be firing or resolved, got {status!r}")
+    try:
+        limit = int(request.query.get("limit", "500"))
+    except ValueError:
+        raise PayloadError("limit: must be an integer") from None
+    if not 1 <= limit <= 5000:
+        raise PayloadError("limit: must be between 1 and 5000")
+    async with state.store.read() as conn:
+        records = await incidents.list_incidents(conn, status=status, limit=limit)
+    return web.json_response([r.to_json() for r in records])
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}") from None
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    incident_id = _int_param(request, "incident_id")
+    async with state.store.read() as conn:
+        record = await incidents.get(conn, incident_id)
+        if record is None:
+            raise NotFound(f"no incident {incident_id}")
+        notifications = await outbox.for_incident(conn, incident_id)
+    return web.json_response({**record.to_json(), "notifications": notifications})
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[MatcherField] = Field(min_length=1)
+    duration: Annotated[timedelta | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))] = None
+    ends_at: datetime | None = None
+    created_by: str = Field("api", min_length=1, max_length=200)
+    comment: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SilenceRequest:
+        if (self.duration is None) == (self.ends_at is None):
+            raise ValueError("give exactly one of duration (e.g. '2h') or ends_at")
+        if self.ends_at is not None and self.ends_at.tzinfo is None:
+            raise ValueError("ends_at must carry a timezone, e.g. 2026-11-30T08:00:00Z")
+        return self
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    require_json(request)
+    body = decode_json(await read_body(request, 64 * 1024))
+    try:
+        spec = SilenceRequest.model_validate(body)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc)) from None
+    now = state.clock()
+    ends_at = spec.ends_at if spec.ends_at is not None else now + (spec.duration or timedelta())
+    if ends_at <= now:
+        raise PayloadError("the silence would end before it starts")
+    matchers: list[Matcher] = list(spec.matchers)
+    async with state.store.write() as conn:
+        silence = await silence_repo.create(conn, matchers, starts_at=now, ends_at=ends_at,
+                                            created_by=spec.created_by, comment=spec.comment, now=now)
+    return web.json_response(silence_repo.silence_json(silence), status=201)
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    include_expired = request.query.get("expired", "false").lower() in ("1", "true", "yes")
+    async with state.store.read() as conn:
+        found = await silence_repo.list_all(conn, include_expired=include_expired, now=state.clock())
+    return web.json_response([silence_repo.silence_json(s) for s in found])
+
+
+async def expire_silence(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    silence_id = _int_param(request, "silence_id")
+    async with state.store.write() as conn:
+        if not await silence_repo.expire(conn, silence_id, state.clock()):
+            raise NotFound(f"no active silence {silence_id}")
+    return web.json_response({"id": silence_id, "status": "expired"})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post(WEBHOOK_PATH, webhook_alertmanager)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
+    app.router.add_post("/api/v1/silences", create_silence)
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)

@@ -1,0 +1,50 @@
+"""What the handlers share: one ``AppState`` per application, under ``STATE``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from alertbot.errors import StoreUnavailable
+from alertbot.notify.base import Notifier
+from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.observability import Metrics
+from alertbot.pipeline import Pipeline
+from alertbot.settings import Config, Secrets
+from alertbot.store.engine import Store
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class AppState:
+    config: Config
+    secrets: Secrets
+    metrics: Metrics
+    clock: Clock
+    notifiers: dict[str, Notifier]
+    _store: Store | None = None
+    _pipeline: Pipeline | None = None
+    dispatcher: OutboxDispatcher | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._store is not None and self._pipeline is not None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StoreUnavailable("alertbot is starting")
+        return self._store
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            raise StoreUnavailable("alertbot is starting")
+        return self._pipeline
+
+
+STATE = web.AppKey("state", AppState)
