@@ -45,6 +45,7 @@ class OutboxDispatcher:
         self._owner = uuid.uuid4().hex
         self._wakeups = {channel: asyncio.Event() for channel in self._notifiers}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     @property
     def channels(self) -> list[str]:
@@ -66,11 +67,18 @@ class OutboxDispatcher:
             event.set()
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let each sender finish the notification in hand (never cancel a database transaction
+        midway: SQLite would keep its write lock), then hand unsent claimed rows back."""
+        self._stopping = True
+        self.wake()
+        tasks = list(self._tasks.values())
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=self._send_timeout + 5)
+            for task in late:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
         try:
             async with self._store.write() as conn:
@@ -80,7 +88,7 @@ class OutboxDispatcher:
 
     async def _run(self, channel: str) -> None:
         wakeup = self._wakeups[channel]
-        while True:
+        while not self._stopping:
             wakeup.clear()
             try:
                 sent = await self.deliver_due(channel)
@@ -97,7 +105,7 @@ class OutboxDispatcher:
             except Exception:
                 log.exception("outbox_loop_error", channel=channel)
                 wait = self._poll
-            if wait > 0:
+            if wait > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await wakeup.wait()
@@ -108,6 +116,8 @@ class OutboxDispatcher:
             rows = await outbox.claim_due(conn, channel, self._clock(), lease=self._lease, owner=self._owner,
                                           limit=self._batch)
         for row in rows:
+            if self._stopping:
+                break  # the rest are released on stop and sent after restart
             await self._deliver(channel, row)
         return len(rows)
 

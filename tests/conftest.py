@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from alertbot.notify.base import Notifier
+from alertbot.settings import Config, Secrets, parse_config
+from alertbot.web.app import create_app
+from alertbot.web.state import STATE, AppState
+from tests.helpers import ConsoleSink, payload_bytes
+
+
+@dataclass
+class Harness:
+    client: TestClient[Any, Any]
+    console: ConsoleSink
+    config: Config
+
+    @property
+    def state(self) -> AppState:
+        return self.client.app[STATE]  # type: ignore[index]
+
+    async def post_payload(self, body: bytes | str, *, token: str | None = None,
+                           content_type: str = "application/json") -> Any:
+        headers = {"Content-Type": content_type}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.client.post("/webhook/alertmanager", data=body, headers=headers)
+
+    async def post_file(self, name: str, **kwargs: Any) -> Any:
+        return await self.post_payload(payload_bytes(name), **kwargs)
+
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+def secrets(**values: str) -> Secrets:
+    return Secrets(**{k: SecretStr(v) for k, v in values.items()})
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/alertbot.db"
+
+
+@pytest.fixture
+async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
+    """Start the real app (real SQLite store, real dispatcher) on a test server."""
+
+    async def make(config: dict[str, Any] | None = None, *, secret_values: dict[str, str] | None = None,
+                   notifiers: dict[str, Notifier] | None = None, console: ConsoleSink | None = None) -> Harness:
+        data = {"storage": {"url": db_url}, **(config or {})}
+        cfg = parse_config(data)
+        sink = console or ConsoleSink()
+        app = create_app(cfg, secrets(**(secret_values or {})), console_stream=sink, notifiers=notifiers)
+        client = await aiohttp_client(app)
+        return Harness(client, sink, cfg)
+
+    return make

@@ -1,0 +1,49 @@
+"""Shared test helpers: payload loading, polling with a deadline, console capture."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "data"
+PAYLOADS = DATA / "payloads"
+
+
+def payload_bytes(name: str) -> bytes:
+    return (PAYLOADS / name).read_bytes()
+
+
+def payload_json(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(payload_bytes(name))
+    return data
+
+
+def all_payload_names() -> list[str]:
+    return sorted(p.name for p in PAYLOADS.glob("*.json") if p.name != "am-manifest.json")
+
+
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0,
+                     what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class ConsoleSink(io.StringIO):
+    """Where the console notifier writes in tests; ``lines()`` parses what it wrote."""
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.getvalue().splitlines() if line.strip()]

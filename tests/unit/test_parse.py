@@ -1,0 +1,93 @@
+"""Parsing webhook bodies: real Alertmanager payloads in, clear errors for everything else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alertbot.domain.fingerprint import label_fingerprint
+from alertbot.domain.models import AlertStatus
+from alertbot.domain.parse import parse_webhook
+from alertbot.errors import PayloadError
+from tests.helpers import all_payload_names, payload_bytes, payload_json
+
+
+@pytest.mark.parametrize("name", all_payload_names())
+def test_every_captured_payload_parses(name: str) -> None:
+    """Every body a real Alertmanager 0.25 sent is accepted, with its alerts intact."""
+    raw = payload_json(name)
+    payload = parse_webhook(payload_bytes(name))
+    assert payload.version == "4"
+    assert [a.fingerprint for a in payload.alerts] == [a["fingerprint"] for a in raw["alerts"]]
+    assert payload.group_key == raw["groupKey"]
+
+
+@pytest.mark.parametrize("name", all_payload_names())
+def test_fingerprint_is_computed_like_alertmanager(name: str) -> None:
+    """Our FNV-1a label fingerprint equals the one Alertmanager put in each captured alert."""
+    for alert in payload_json(name)["alerts"]:
+        assert label_fingerprint(alert["labels"]) == alert["fingerprint"]
+
+
+def test_missing_fingerprint_is_filled_in() -> None:
+    """A sender that omits the fingerprint gets the one Alertmanager would have computed."""
+    data = payload_json("am-servicedown-recipe-service-firing.json")
+    expected = data["alerts"][0].pop("fingerprint")
+    payload = parse_webhook(json.dumps(data).encode())
+    assert payload.alerts[0].fingerprint == expected
+
+
+def test_zero_ends_at_means_not_ended_and_resolved_keeps_real_time() -> None:
+    """Go's zero time 0001-01-01 on firing alerts becomes None; resolved alerts keep endsAt."""
+    firing = parse_webhook(payload_bytes("am-higherrorrate-nutrition-service-firing.json")).alerts[0]
+    resolved = parse_webhook(payload_bytes("am-higherrorrate-nutrition-service-resolved.json")).alerts[0]
+    assert firing.status is AlertStatus.FIRING and firing.ends_at is None
+    assert resolved.status is AlertStatus.RESOLVED and resolved.ends_at is not None
+    assert resolved.ends_at.isoformat() == "2026-11-29T19:54:54.168000+00:00"
+
+
+def test_unknown_extra_fields_are_tolerated() -> None:
+    """Newer Alertmanager versions add fields; they must not break ingest."""
+    data = payload_json("am-highload-nutrition-service-firing.json")
+    data["newTopLevel"] = {"x": 1}
+    data["alerts"][0]["silencedBy"] = ["abc"]
+    assert parse_webhook(json.dumps(data).encode()).alerts[0].alertname == "HighLoad"
+
+
+def _mutated(mutate: object) -> bytes:
+    data = payload_json("am-higherrorrate-ai-coach-firing.json")
+    assert callable(mutate)
+    mutate(data)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"version": "4", "alerts": [', "not valid JSON"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b"[1, 2]", "must be a JSON object"),
+        (_mutated(lambda d: d.update(version="3")), "version: unsupported webhook payload version '3'"),
+        (_mutated(lambda d: d.update(alerts=[])), "alerts: List should have at least 1 item"),
+        (_mutated(lambda d: d["alerts"][0].pop("labels")), "alerts[0].labels: Field required"),
+        (_mutated(lambda d: d["alerts"][0]["labels"].update(port=8080)), "alerts[0].labels.port: Input should be"),
+        (_mutated(lambda d: d["alerts"][0].update(status="exploded")), "alerts[0].status: Input should be"),
+        (_mutated(lambda d: d["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt"),
+        (_mutated(lambda d: d.pop("status")), "status: Field required"),
+    ],
+    ids=["truncated-json", "non-utf8", "not-object", "wrong-version", "empty-alerts", "missing-labels",
+         "non-string-label", "bad-status", "bad-time", "missing-status"],
+)
+def test_bad_bodies_are_rejected_with_what_and_where(body: bytes, message: str) -> None:
+    """Each kind of bad input gets a PayloadError naming the problem and its location."""
+    with pytest.raises(PayloadError) as info:
+        parse_webhook(body)
+    assert message in info.value.message
+
+
+def test_huge_label_values_parse_intact() -> None:
+    """A 200 KB label value is data, not an error: it is kept whole."""
+    big = "x" * 200_000
+    payload = parse_webhook(_mutated(lambda d: d["alerts"][0]["labels"].update(pod=big)))
+    assert payload.alerts[0].labels["pod"] == big
