@@ -27,10 +27,10 @@ def all_payload_names() -> list[str]:
     return sorted(p.name for p in PAYLOADS.glob("*.json") if p.name != "am-manifest.json")
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0,
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *, within: float = 5.0,
                      what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it is true; fail after ``within`` seconds (never a bare sleep)."""
+    deadline = time.monotonic() + within
     while True:
         result = predicate()
         if not isinstance(result, bool):
@@ -38,7 +38,7 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *, timeout
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

@@ -35,7 +35,7 @@ class Matcher:
         regex = None
         if op in (MatchOp.RE, MatchOp.NRE):
             try:
-                regex = re.compile(f"^(?:{value})$", re.DOTALL)
+                regex = re.compile(value, re.DOTALL)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
         return cls(name, op, value, regex)
@@ -65,7 +65,8 @@ class Matcher:
         if self.op is MatchOp.NE:
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.match(actual) is not None
+        # fullmatch, not ^...$: Python's $ also matches before a trailing newline, Go's does not.
+        found = self._regex.fullmatch(actual) is not None
         return found if self.op is MatchOp.RE else not found
 
     def __str__(self) -> str:

@@ -52,12 +52,15 @@ class OutboxDispatcher:
         return list(self._notifiers)
 
     async def start(self) -> None:
-        if self._store.is_sqlite:
-            # One process owns a SQLite file: leases left by a crash belong to nobody now.
-            async with self._store.write() as conn:
+        async with self._store.write() as conn:
+            if self._store.is_sqlite:
+                # One process owns a SQLite file: leases left by a crash belong to nobody now.
                 released = await outbox.release_leases(conn)
-            if released:
-                log.info("outbox_leases_released", rows=released)
+                if released:
+                    log.info("outbox_leases_released", rows=released)
+            retried = await outbox.retry_now(conn, self._clock())
+        if retried:
+            log.info("outbox_retrying_after_restart", rows=retried)
         for channel in self._notifiers:
             self._tasks[channel] = asyncio.create_task(self._run(channel), name=f"outbox-{channel}")
 

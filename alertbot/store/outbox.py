@@ -102,6 +102,14 @@ async def release_leases(conn: AsyncConnection, owner: str | None = None) -> int
     return result.rowcount
 
 
+async def retry_now(conn: AsyncConnection, now: datetime) -> int:
+    """Make every pending row due now: a restart (often after a fix) retries at once."""
+    result = await conn.execute(
+        outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now).values(next_attempt_at=now)
+    )
+    return result.rowcount
+
+
 async def next_due(conn: AsyncConnection, channel: str) -> datetime | None:
     """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it)."""
     due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)

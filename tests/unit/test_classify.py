@@ -24,7 +24,8 @@ def alert(labels: dict[str, str], annotations: dict[str, str] | None = None) -> 
 @pytest.mark.parametrize(
     ("name", "severity", "reason_part"),
     [
-        ("am-higherrorrate-nutrition-service-firing.json", Severity.CRITICAL, "error_rate 7.2% > critical threshold 5%"),
+        ("am-higherrorrate-nutrition-service-firing.json", Severity.CRITICAL,
+         "error_rate 7.2% > critical threshold 5%"),
         ("am-higherrorrate-ai-coach-firing.json", Severity.WARNING, "error_rate 1.8% > warning threshold 1%"),
         ("am-highlatencyp95-meal-planner-firing.json", Severity.CRITICAL, "latency 6.3s > critical threshold 5s"),
         ("am-highlatencyp95-user-profile-firing.json", Severity.WARNING, "latency 2.7s > warning threshold 2s"),
@@ -122,7 +123,8 @@ def test_event_names_are_info(name: str) -> None:
 
 
 def test_type_event_label_is_info() -> None:
-    assert classify(alert({"alertname": "CanaryStarted", "type": "event"}), POLICY, THRESHOLDS).severity is Severity.INFO
+    result = classify(alert({"alertname": "CanaryStarted", "type": "event"}), POLICY, THRESHOLDS)
+    assert result.severity is Severity.INFO
 
 
 def test_configured_thresholds_and_rules_apply() -> None:
