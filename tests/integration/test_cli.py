@@ -1,0 +1,122 @@
+"""The command line as a user runs it: exit codes, output, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PAYLOADS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=60, check=False)
+
+
+def test_classify_prints_one_line_per_alert() -> None:
+    """`alertbot classify` prints fingerprint, alertname, service, severity, reason for each alert."""
+    result = run("classify", str(PAYLOADS / "am-highlatencyp95-grocery-3alerts-firing.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    first = lines[0].split("  ")
+    assert first[:4] == ["50f0b7ab017c2688", "HighLatencyP95", "grocery", "warning"]
+    assert "latency 3.4s > warning threshold 2s" in first[4]
+
+
+def test_classify_json_uses_config_thresholds(tmp_path: Path) -> None:
+    """--json gives JSON lines; --config thresholds apply (7.2 % is only a warning at a 10 % bar)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("thresholds: {error_rate: {warning: 0.05, critical: 0.10}}\n")
+    result = run("classify", "--json", "--config", str(config),
+                 str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert (row["severity"], row["sli"], row["value"]) == ("warning", "error_rate", 0.072)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"version":"4","status":"firing","alerts":[]}'])
+def test_classify_bad_input_exits_2(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    result = run("classify", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {bad}:")
+    assert "Traceback" not in result.stderr
+
+
+def test_classify_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run("classify", str(tmp_path / "missing.json"))
+    assert result.returncode == 2 and "No such file" in result.stderr
+
+
+def test_check_config_ok_and_bad() -> None:
+    """check-config: 0 for the example, 2 with the key path for a bad file."""
+    ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok")
+    bad = run("check-config", str(ROOT / "config" / "examples" / "inverted-thresholds.bad.yaml"))
+    assert bad.returncode == 2
+    assert "thresholds.latency: warning (6.0) must not be above critical (5.0)" in bad.stderr
+
+
+def test_routes_test_explains_the_path(tmp_path: Path) -> None:
+    """`routes test` prints the receivers, then the path through the tree."""
+    result = run("routes", "test", "severity=critical", "service=nutrition-service")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "pagerduty slack"
+    assert "root → routes[0] (critical)" in lines[1]
+    assert run("routes", "test", "severity=info").stdout.splitlines()[0] == "slack"
+    assert run("routes", "test", "oops").returncode == 2
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    """ALERTBOT_CONFIG names the config file when --config is absent."""
+    config = tmp_path / "c.yaml"
+    config.write_text("routes: {receivers: [console]}\n")
+    result = run("routes", "test", "severity=critical", env={"ALERTBOT_CONFIG": str(config)})
+    assert result.stdout.splitlines()[0] == "console"
+
+
+def test_replay_explains_without_sending() -> None:
+    """replay prints classification, route and the notification that would go out."""
+    result = run("replay", str(PAYLOADS / "am-servicedown-recipe-service-firing.json"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "classification: critical — service down: recipe-service" in out
+    assert "route: root → routes[0] (critical)" in out
+    sent = [line for line in out.splitlines() if line.startswith("  would send ")]
+    assert len(sent) == 1 and sent[0].startswith("  would send console: ")
+    notification = json.loads(sent[0].split(": ", 1)[1])
+    assert notification["stands_in_for"] == ["pagerduty", "slack:#alerts-critical"]
+    assert notification["event"] == "trigger" and notification["severity"] == "critical"
+
+
+def test_silence_cli_round_trip(tmp_path: Path) -> None:
+    """silence add / list / expire work against the configured store."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage: {{url: 'sqlite:///{tmp_path}/a.db'}}\n")
+    added = run("silence", "add", 'service="grocery"', "--duration", "2h", "--by", "bob", "--config", str(config))
+    assert added.returncode == 0, added.stderr
+    silence = json.loads(added.stdout)
+    listed = run("silence", "list", "--config", str(config))
+    assert [json.loads(x)["id"] for x in listed.stdout.splitlines()] == [silence["id"]]
+    assert run("silence", "expire", str(silence["id"]), "--config", str(config)).returncode == 0
+    assert run("silence", "list", "--config", str(config)).stdout == ""
+    again = run("silence", "expire", str(silence["id"]), "--config", str(config))
+    assert again.returncode == 2 and "no active silence" in again.stderr
+    assert run("silence", "add", "bad matcher", "--config", str(config)).returncode == 2
+
+
+def test_console_script_is_installed() -> None:
+    """The package installs an `alertbot` console script."""
+    script = Path(sys.executable).parent / "alertbot"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and "serve" in result.stdout
