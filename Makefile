@@ -24,9 +24,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-# The whole suite: lint, types, then every test. pytest exits 5 when it collects nothing: that is a failure.
+# The whole suite: lint, types, then every test. pytest exits 5 when it collects nothing: a failure here.
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no tests collected" >&2; fi; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/alertbot
+COPY pyproject.toml README.md /src/
+COPY alertbot /src/alertbot
+RUN /opt/alertbot/bin/pip install /src
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/alertbot --create-home alertbot
+COPY --from=build /opt/alertbot /opt/alertbot
+COPY config/alertbot.example.yaml /etc/alertbot/alertbot.example.yaml
+ENV PATH=/opt/alertbot/bin:$PATH PYTHONUNBUFFERED=1
+WORKDIR /var/lib/alertbot
+USER 10001
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+ENTRYPOINT ["alertbot"]
+CMD ["serve", "--host", "0.0.0.0"]
