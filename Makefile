@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/alertbot serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check alertbot tests bench
+	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict alertbot

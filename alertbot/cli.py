@@ -22,12 +22,12 @@ from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, PayloadError
 from alertbot.notify.base import Event, Notification
 from alertbot.observability import configure_logging, redactor
-from alertbot.pipeline import enabled_channels, plan_routing
+from alertbot.pipeline import plan_routing
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
 from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
-from alertbot.web.app import build_notifiers
+from alertbot.web.app import enabled_channel_names
 from alertbot.web.app import serve as run_server
 
 app = typer.Typer(help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
@@ -72,7 +72,10 @@ def _read_payload(path: Path) -> list[Alert]:
 
 
 def _notifiers_enabled(config: Config) -> list[str]:
-    return enabled_channels(build_notifiers(config, load_secrets(config), None))
+    try:
+        return enabled_channel_names(load_secrets(config))
+    except AlertbotError as exc:
+        fail(exc)
 
 
 @app.command()

@@ -168,6 +168,12 @@ class Secrets(BaseModel):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
 
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret value replaced (peers sometimes echo what they were sent)."""
+        for value in sorted(self.values(), key=len, reverse=True):
+            text = text.replace(value, "[REDACTED]")
+        return text
+
     def values(self) -> list[str]:
         """Every secret value, for the log redaction processor."""
         out = []

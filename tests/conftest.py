@@ -13,6 +13,8 @@ from alertbot.notify.base import Notifier
 from alertbot.settings import Config, Secrets, parse_config
 from alertbot.web.app import create_app
 from alertbot.web.state import STATE, AppState
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
 from tests.helpers import ConsoleSink, payload_bytes
 
 
@@ -63,3 +65,32 @@ async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
         return Harness(client, sink, cfg)
 
     return make
+
+
+PD_KEY = "R0UT1NGKEYfake0000000000000000001"
+SLACK_TOKEN = "xoxb-fake-bot-token"
+
+
+@dataclass
+class Peers:
+    """Fake PagerDuty and Slack servers on 127.0.0.1, and the config + secrets that point alertbot at them."""
+
+    pagerduty: Any
+    slack: Any
+    config: dict[str, Any]
+    secret_values: dict[str, str]
+
+
+@pytest.fixture
+async def peers(aiohttp_server: Any) -> Peers:
+    pagerduty = FakePagerDuty(PD_KEY)
+    slack = FakeSlack(SLACK_TOKEN, ["#alerts-critical", "#alerts", "#alerts-info"])
+    pd_server = await aiohttp_server(pagerduty.app)
+    slack_server = await aiohttp_server(slack.app)
+    config = {
+        "pagerduty": {"events_url": str(pd_server.make_url("/v2/enqueue"))},
+        "slack": {"api_url": str(slack_server.make_url("/api/"))},
+        "outbox": {"initial_backoff": "20ms", "max_backoff": "200ms", "poll_interval": "50ms",
+                   "send_timeout": "2s"},
+    }
+    return Peers(pagerduty, slack, config, {"pagerduty_routing_key": PD_KEY, "slack_bot_token": SLACK_TOKEN})

@@ -31,7 +31,8 @@ Clock = Callable[[], datetime]
 class OutboxDispatcher:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *, metrics: Metrics, clock: Clock,
                  retry: RetryPolicy, send_timeout: timedelta, poll_interval: timedelta,
-                 batch_size: int = 10) -> None:
+                 batch_size: int = 16, concurrency: int = 8,
+                 scrub: Callable[[str], str] = lambda text: text) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
         self._metrics = metrics
@@ -40,6 +41,10 @@ class OutboxDispatcher:
         self._send_timeout = send_timeout.total_seconds()
         self._poll = poll_interval.total_seconds()
         self._batch = batch_size
+        self._scrub = scrub
+        self._concurrency = concurrency
+        # A peer's Retry-After pauses its whole channel, not only the row that got the 429.
+        self._paused_until: dict[str, datetime] = {}
         # A claimed batch must be sent before its lease runs out, or another replica takes it too.
         self._lease = send_timeout * batch_size + timedelta(seconds=30)
         self._owner = uuid.uuid4().hex
@@ -94,14 +99,18 @@ class OutboxDispatcher:
         while not self._stopping:
             wakeup.clear()
             try:
-                sent = await self.deliver_due(channel)
-                if sent:
-                    continue
-                async with self._store.read() as conn:
-                    due = await outbox.next_due(conn, channel)
-                wait = self._poll
-                if due is not None:
-                    wait = min(wait, max((due - self._clock()).total_seconds(), 0.0))
+                paused = self._pause_left(channel)
+                if paused > 0:
+                    wait = paused
+                else:
+                    sent = await self.deliver_due(channel)
+                    if sent:
+                        continue
+                    async with self._store.read() as conn:
+                        due = await outbox.next_due(conn, channel)
+                    wait = self._poll
+                    if due is not None:
+                        wait = min(wait, max((due - self._clock()).total_seconds(), 0.0))
             except AlertbotError as exc:
                 log.warning("outbox_unavailable", channel=channel, error=exc.message)
                 wait = self._poll
@@ -114,15 +123,40 @@ class OutboxDispatcher:
                         await wakeup.wait()
 
     async def deliver_due(self, channel: str) -> int:
-        """Claim and send every due row of ``channel`` once; returns how many were attempted."""
+        """Claim and send the due rows of ``channel`` once; returns how many were claimed.
+
+        A claim holds at most one row per incident (the head of its queue), so the rows of one
+        claim can be sent concurrently without reordering any incident's notifications.
+        """
         async with self._store.write() as conn:
             rows = await outbox.claim_due(conn, channel, self._clock(), lease=self._lease, owner=self._owner,
                                           limit=self._batch)
-        for row in rows:
-            if self._stopping:
-                break  # the rest are released on stop and sent after restart
-            await self._deliver(channel, row)
+        gate = asyncio.Semaphore(self._concurrency)
+        deferred: list[int] = []
+
+        async def one(row: outbox.OutboxRow) -> None:
+            async with gate:
+                if self._stopping:
+                    return  # its lease is released on stop; it is sent after restart
+                if self._pause_left(channel) > 0:
+                    deferred.append(row.id)
+                    return
+                await self._deliver(channel, row)
+
+        await asyncio.gather(*(one(row) for row in rows))
+        if deferred:
+            async with self._store.write() as conn:
+                await outbox.defer(conn, deferred, until=self._paused_until[channel])
         return len(rows)
+
+    def _pause_left(self, channel: str) -> float:
+        until = self._paused_until.get(channel)
+        if until is None:
+            return 0.0
+        left = (until - self._clock()).total_seconds()
+        if left <= 0:
+            del self._paused_until[channel]
+        return max(left, 0.0)
 
     async def _deliver(self, channel: str, row: outbox.OutboxRow) -> None:
         notifier = self._notifiers[channel]
@@ -140,6 +174,8 @@ class OutboxDispatcher:
             bound.exception("notifier_crashed")
             error = NotifyError(f"unexpected {type(exc).__name__}: {exc}", retryable=True)
 
+        if error is not None:
+            error = NotifyError(self._scrub(error.message), retryable=error.retryable, retry_after=error.retry_after)
         now = self._clock()
         if error is None:
             outcome = "delivered"
@@ -165,6 +201,10 @@ class OutboxDispatcher:
             self._metrics.notification_latency.labels(channel).observe((now - row.created_at).total_seconds())
             bound.info("notification_delivered", attempts=row.attempts + 1)
         elif outcome == "retry":
-            bound.warning("notification_retry", attempts=row.attempts + 1, error=error.message)
+            assert error is not None
+            if error.retry_after:
+                self._paused_until[channel] = now + timedelta(seconds=error.retry_after)
+            bound.warning("notification_retry", attempts=row.attempts + 1, error=error.message,
+                          retry_after=error.retry_after)
         else:
             bound.error("notification_failed", attempts=row.attempts + 1, error=error.message)

@@ -84,6 +84,14 @@ async def mark_retry(conn: AsyncConnection, row_id: int, *, at: datetime, error:
     )
 
 
+async def defer(conn: AsyncConnection, row_ids: Sequence[int], *, until: datetime) -> None:
+    """Put claimed rows back, due at ``until``, without counting an attempt (the channel is paused)."""
+    await conn.execute(
+        outbox.update().where(outbox.c.id.in_(list(row_ids)))
+        .values(next_attempt_at=until, lease_until=None, lease_owner=None)
+    )
+
+
 async def mark_failed(conn: AsyncConnection, row_id: int, *, error: str) -> None:
     await conn.execute(
         outbox.update().where(outbox.c.id == row_id)

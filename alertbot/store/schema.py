@@ -102,14 +102,33 @@ silences = sa.Table(
 sa.Index("ix_silences_ends", silences.c.ends_at)
 
 
+slack_messages = sa.Table(
+    "slack_messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),                  # the channel as configured (#alerts)
+    sa.Column("channel_id", sa.Text, nullable=False),              # the channel ID Slack answered (C123)
+    sa.Column("ts", sa.Text, nullable=False),                      # the message to update in place
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("incident_id", "target", name="uq_slack_messages_incident"),
+)
+sa.Index("ix_slack_messages_fingerprint", slack_messages.c.fingerprint, slack_messages.c.target)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
+
+
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[slack_messages])
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
     (1, "incidents, outbox, silences", _v1),
+    (2, "slack message references for in-place updates", _v2),
 ]
 
 

@@ -8,13 +8,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TextIO
 
+import aiohttp
 import structlog
 from aiohttp import web
 
+from alertbot import __version__
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
+from alertbot.notify.slack import SlackNotifier
+from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline, enabled_channels
 from alertbot.settings import Config, Secrets
@@ -30,9 +35,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_notifiers(config: Config, secrets: Secrets, console_stream: TextIO | None) -> dict[str, Notifier]:
-    """The notifier registry: console always; the others when their secret is present."""
+def enabled_channel_names(secrets: Secrets) -> list[str]:
+    """Channels whose secret is present (the console notifier stands in for the others)."""
+    names = []
+    if secrets.pagerduty_routing_key is not None:
+        names.append("pagerduty")
+    if secrets.slack_bot_token is not None:
+        names.append("slack")
+    return names
+
+
+def build_notifiers(config: Config, secrets: Secrets, *, session: aiohttp.ClientSession, store: Store, clock: Clock,
+                    console_stream: TextIO | None) -> dict[str, Notifier]:
+    """The notifier registry: console always; PagerDuty and Slack when their secret is present."""
     notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream)}
+    if secrets.pagerduty_routing_key is not None:
+        notifiers["pagerduty"] = PagerDutyNotifier(session, config.pagerduty.events_url, secrets.pagerduty_routing_key)
+    if secrets.slack_bot_token is not None:
+        client = make_slack_client(session, secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
+        notifiers["slack"] = SlackNotifier(client, store, clock)
     return notifiers
 
 
@@ -41,10 +62,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = state.config
     store = await Store.open(config.storage.url, busy_timeout=config.storage.busy_timeout)
     log.info("store_opened", url=redact_url(config.storage.url))
+    # One client session for every outbound call; each send is bounded by outbox.send_timeout.
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
+                                    headers={"User-Agent": f"alertbot/{__version__}"})
+    if not state.notifiers:
+        state.notifiers = build_notifiers(config, state.secrets, session=session, store=store, clock=state.clock,
+                                          console_stream=state.console_stream)
+    log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
         store, state.notifiers, metrics=state.metrics, clock=state.clock,
         retry=RetryPolicy(config.outbox.initial_backoff, config.outbox.max_backoff, config.outbox.give_up_after),
         send_timeout=config.outbox.send_timeout, poll_interval=config.outbox.poll_interval,
+        scrub=state.secrets.scrub,
     )
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, on_commit=state.dispatcher.wake)
@@ -58,6 +87,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await pipeline.stop()                # commit what was accepted
         await state.dispatcher.stop()        # stop sending; the rest waits durably in the outbox
         state._store = None
+        await session.close()
         await store.close()
         log.info("stopped")
 
@@ -66,8 +96,7 @@ def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, conso
                notifiers: dict[str, Notifier] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
     app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
-                          notifiers=notifiers if notifiers is not None
-                          else build_notifiers(config, secrets, console_stream))
+                          notifiers=dict(notifiers or {}), console_stream=console_stream)
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
     return app

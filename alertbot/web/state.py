@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TextIO
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ class AppState:
     metrics: Metrics
     clock: Clock
     notifiers: dict[str, Notifier]
+    console_stream: TextIO | None = None
     _store: Store | None = None
     _pipeline: Pipeline | None = None
     dispatcher: OutboxDispatcher | None = None

@@ -9,7 +9,8 @@ import pytest
 import structlog
 
 from alertbot.observability import configure_logging, redactor
-from tests.conftest import MakeHarness
+from tests.conftest import MakeHarness, Peers
+from tests.fakes.faults import Fault
 from tests.helpers import payload_json, wait_until
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -141,15 +142,15 @@ async def test_unknown_route_and_method_are_json(make_harness: MakeHarness) -> N
     assert resp.status == 405 and "error" in await resp.json()
 
 
-async def test_no_secret_leaks_into_logs_errors_or_metrics(make_harness: MakeHarness,
+async def test_no_secret_leaks_into_logs_errors_or_metrics(make_harness: MakeHarness, peers: Peers,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """With every secret set and wrong tokens sent, no secret value appears in any output."""
-    values = {"webhook_token": "wh-7f3a9c-secret", "api_token": "api-2b8e1d-secret",
-              "pagerduty_routing_key": "R0UT1NGKEY0123456789abcdef012345", "slack_bot_token": "xoxb-1-2-secret",
+    """With every secret set, wrong tokens sent and a channel failing, no secret value appears in any output."""
+    values = {**peers.secret_values, "webhook_token": "wh-7f3a9c-secret", "api_token": "api-2b8e1d-secret",
               "slack_signing_secret": "sig-9d8c7b-secret"}
     configure_logging("debug", json_logs=True)
     redactor.set_values(values.values())
-    h = await make_harness(secret_values=values)
+    peers.pagerduty.faults.push(Fault(status=400, body={"message": f"bad key {values['pagerduty_routing_key']}"}))
+    h = await make_harness(peers.config, secret_values=values)
     outputs = []
     for token in ("wh-7f3a9c-secret-wrong", "api-2b8e1d-secret"):
         resp = await h.post_file(FIRING, token=token)
@@ -159,11 +160,15 @@ async def test_no_secret_leaks_into_logs_errors_or_metrics(make_harness: MakeHar
     outputs.append(await (await h.client.get("/metrics")).text())
     outputs.append(await (await h.client.get("/api/v1/incidents",
                                              headers={"Authorization": f"Bearer {values['api_token']}"})).text())
-    await wait_until(lambda: len(h.console.lines()) == 1, what="notification")
+    await wait_until(lambda: len(peers.slack.roots()) == 1 and peers.pagerduty.rejected == [] and
+                     len(h.state.metrics.notifications.collect()[0].samples) >= 2, what="both channels tried")
+    outputs.append(await (await h.client.get("/api/v1/incidents/1",
+                                             headers={"Authorization": f"Bearer {values['api_token']}"})).text())
     structlog.get_logger("test").info("leak check", token=values["slack_bot_token"],
                                       message=f"key is {values['pagerduty_routing_key']}")
     captured = capsys.readouterr()
     everything = "\n".join([*outputs, captured.out, captured.err, h.console.getvalue()])
+    assert "bad key [REDACTED]" in everything  # the peer echoed the key; it was scrubbed
     assert "leak check" in captured.err
     for secret in values.values():
         assert secret not in everything

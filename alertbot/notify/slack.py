@@ -1,0 +1,102 @@
+"""Slack Web API via slack-sdk's AsyncWebClient on the shared aiohttp session.
+
+trigger → ``chat.postMessage`` (Block Kit + text fallback); the channel and ``ts`` Slack answers are
+stored. resolve → ``chat.update`` of that same message, plus a threaded reply. A re-fire of the same
+alert within a day continues the earlier message's thread instead of starting a new one.
+
+Retries belong to the outbox (slack-sdk's own retry handlers are off): 429 (with ``Retry-After``),
+5xx, Slack's transient errors and network failures are retryable; ``channel_not_found``,
+``invalid_auth`` and the like fail at once with their reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from alertbot.errors import NotifyError, retryable_http_status
+from alertbot.notify.base import Notification
+from alertbot.notify.slack_blocks import alert_blocks, fallback_text
+from alertbot.store import slack_messages
+from alertbot.store.engine import Store
+
+TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+                    "request_timeout", "team_added_to_org"}
+REFIRE_WINDOW = timedelta(hours=24)
+
+
+class SlackNotifier:
+    channel = "slack"
+
+    def __init__(self, client: AsyncWebClient, store: Store, clock: Callable[[], datetime]) -> None:
+        self._client = client
+        self._store = store
+        self._clock = clock
+
+    async def send(self, notification: Notification) -> None:
+        try:
+            if notification.event == "resolve":
+                await self._resolve(notification)
+            else:
+                await self._trigger(notification)
+        except SlackApiError as exc:
+            raise _notify_error(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NotifyError(f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
+
+    async def _trigger(self, n: Notification) -> None:
+        text = fallback_text(n, resolved=False)
+        blocks = alert_blocks(n, resolved=False)
+        async with self._store.read() as conn:
+            earlier = await slack_messages.latest_for_fingerprint(conn, n.fingerprint, n.target,
+                                                                  self._clock() - REFIRE_WINDOW)
+        if earlier is not None and earlier.incident_id != n.incident_id:
+            # The same alert fires again: bring its message back to firing and say so in its thread.
+            await self._client.chat_update(channel=earlier.channel_id, ts=earlier.ts, text=text, blocks=blocks)
+            await self._client.chat_postMessage(channel=earlier.channel_id, thread_ts=earlier.ts,
+                                                text=f"Firing again (incident {n.incident_id}): {n.reason}")
+            channel_id, ts = earlier.channel_id, earlier.ts
+        else:
+            resp = await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
+            channel_id, ts = str(resp["channel"]), str(resp["ts"])
+        async with self._store.write() as conn:
+            await slack_messages.save(conn, incident_id=n.incident_id, fingerprint=n.fingerprint, target=n.target,
+                                      channel_id=channel_id, ts=ts, now=self._clock())
+
+    async def _resolve(self, n: Notification) -> None:
+        text = fallback_text(n, resolved=True)
+        blocks = alert_blocks(n, resolved=True)
+        async with self._store.read() as conn:
+            ref = await slack_messages.for_incident(conn, n.incident_id, n.target)
+        if ref is None:
+            # The trigger never reached Slack (failed for good, or sent before this channel existed).
+            await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
+            return
+        await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=text, blocks=blocks)
+        await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved. {text}")
+
+
+def _notify_error(exc: SlackApiError) -> NotifyError:
+    response: Any = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    data = getattr(response, "data", None)
+    error = data.get("error", "") if isinstance(data, dict) else ""
+    headers = getattr(response, "headers", None) or {}
+    retry_after: float | None = None
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if raw:
+        try:
+            retry_after = float(raw)
+        except ValueError:
+            retry_after = None
+    retryable = retryable_http_status(status) or error in TRANSIENT_ERRORS
+    return NotifyError(f"Slack {status}: {error or 'request failed'}", retryable=retryable, retry_after=retry_after)
+
+
+def make_client(session: aiohttp.ClientSession, token: str, api_url: str) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=api_url, session=session, retry_handlers=[])

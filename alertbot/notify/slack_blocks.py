@@ -1,0 +1,62 @@
+"""Block Kit rendering of alert messages (pure: a notification in, text + blocks out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from alertbot.domain.parse import format_duration
+from alertbot.notify.base import Notification
+
+EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+RESOLVED_EMOJI = ":white_check_mark:"
+TEXT_LIMIT = 2900  # Slack caps a section's text at 3000 characters
+
+
+def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ts(when: datetime) -> str:
+    """Slack renders this in each reader's own time zone."""
+    epoch = int(when.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{when.isoformat()}>"
+
+
+def fallback_text(n: Notification, *, resolved: bool) -> str:
+    state = "RESOLVED" if resolved else n.severity.value.upper()
+    where = f" {n.service}" if n.service else ""
+    return _clip(f"[{state}] {n.alertname or n.fingerprint}{where}: {n.summary}", 3000)
+
+
+def alert_blocks(n: Notification, *, resolved: bool, now: datetime | None = None) -> list[dict[str, Any]]:
+    emoji = RESOLVED_EMOJI if resolved else EMOJI[n.severity.value]
+    state = "RESOLVED" if resolved else n.severity.value.upper()
+    title = f"{emoji} {state}: {n.alertname or n.fingerprint}" + (f" — {n.service}" if n.service else "")
+    fields = [
+        {"type": "mrkdwn", "text": f"*Service*\n{n.service or '—'}"},
+        {"type": "mrkdwn", "text": f"*Namespace*\n{n.namespace or '—'}"},
+        {"type": "mrkdwn", "text": f"*Severity*\n{n.severity.value}"},
+        {"type": "mrkdwn", "text": f"*Started*\n{_ts(n.starts_at)}"},
+    ]
+    if resolved and n.ends_at is not None:
+        lasted = format_duration(n.ends_at - n.starts_at) if n.ends_at >= n.starts_at else "—"
+        fields.append({"type": "mrkdwn", "text": f"*Resolved*\n{_ts(n.ends_at)} (after {lasted})"})
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{n.summary}*\n{n.description}".strip())},
+         "fields": fields},
+        {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _clip(f"Why {n.severity.value}: {n.reason}", 2000)},
+            {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
+        ]},
+    ]
+    links = [(text, url) for text, url in (("Runbook", n.runbook_url), ("Source", n.generator_url),
+                                           ("Dashboard", n.annotations.get("dashboard_url", "")))
+             if url.startswith(("http://", "https://"))]
+    if links:
+        blocks.append({"type": "actions", "block_id": "links", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url, "action_id": f"link_{i}"}
+            for i, (text, url) in enumerate(links)
+        ]})
+    return blocks
