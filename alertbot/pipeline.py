@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,11 +29,12 @@ from alertbot.domain.models import Alert, AlertStatus, Classification, Severity,
 from alertbot.domain.route import RouteResult, route
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
-from alertbot.notify.base import Destination, Event, Notification, destinations
+from alertbot.notify.base import Destination, Event, Notification, StormSummary, destinations
 from alertbot.observability import Metrics
 from alertbot.settings import Config
 from alertbot.store import incidents, outbox
 from alertbot.store import silences as silence_repo
+from alertbot.store import storms as storm_repo
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
 
@@ -183,7 +185,7 @@ class Pipeline:
                 stats.duplicates += 1
                 if incident.status == "firing":
                     await incidents.refresh(conn, incident.id, alert, now)
-                    if incident.suppressed_by:
+                    if incident.suppressed_by and storm_repo.storm_id_of(incident.suppressed_by) is None:
                         decide.append((incident, "trigger"))  # a silence may have ended since
                 # else: a late copy of a firing alert that has resolved since; nothing to do.
             elif incident.status == "firing":
@@ -195,23 +197,69 @@ class Pipeline:
             else:
                 stats.duplicates += 1
 
-        rows: list[dict[str, object]] = []
+        rows: list[dict[str, Any]] = []
         if decide:
             active = await silence_repo.active(conn, now)
             sources = await incidents.firing_labels(conn) if self._config.inhibit_rules else []
             for incident, event in decide:
-                rows.extend(await self._decide(conn, incident, event, silences=active, sources=sources,
+                rows.extend(await self._decide(conn, incident, event, payload, silences=active, sources=sources,
                                                stats=stats, now=now))
+        storms_touched: set[int] = set()
         for incident in resolved:
+            storm_id = storm_repo.storm_id_of(incident.suppressed_by)
+            if storm_id is not None:
+                storms_touched.add(storm_id)
             for dest in map(Destination.from_json, incident.destinations):
                 rows.append(_row(incident, "resolve", dest))
+        for storm_id in sorted(storms_touched):
+            rows.extend(await self._end_storm_if_quiet(conn, storm_id, now))
         await outbox.enqueue(conn, rows, now)
         stats.notifications = len(rows)
         return stats
 
-    async def _decide(self, conn: AsyncConnection, incident: IncidentRecord, event: Event, *,
+    async def _storm_for(self, conn: AsyncConnection, incident: IncidentRecord, payload: WebhookPayload,
+                         dests: list[Destination], now: datetime) -> storm_repo.Storm | None:
+        """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
+        policy = self._config.storm
+        if policy is None or not incident.group_key:
+            return None
+        dest_json = [d.to_json() for d in dests]
+        storm = await storm_repo.active(conn, incident.group_key)
+        if storm is not None:
+            return await storm_repo.join(conn, storm, dest_json)
+        arrived = await storm_repo.arrived_before(conn, incident.group_key, now - policy.window, incident.id)
+        if arrived <= policy.threshold:
+            return None
+        log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
+        return await storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
+                                      anchor_incident_id=incident.id, destinations=dest_json, now=now)
+
+    async def _storm_rows(self, conn: AsyncConnection, storm: storm_repo.Storm, event: Event,
+                          now: datetime) -> list[dict[str, Any]]:
+        """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
+        anchor = await incidents.get(conn, storm.anchor_incident_id)
+        assert anchor is not None
+        firing = await storm_repo.firing_members(conn, storm)
+        summary = StormSummary(group_key=storm.group_key, group_labels=storm.group_labels, count=storm.count,
+                               firing=firing, sample=await storm_repo.sample(conn, storm))
+        rows = []
+        for dest in map(Destination.from_json, storm.destinations):
+            row = _row(anchor, event, dest, summary)
+            if not await outbox.coalesce_pending(conn, row):
+                rows.append(row)
+        return rows
+
+    async def _end_storm_if_quiet(self, conn: AsyncConnection, storm_id: int, now: datetime) -> list[dict[str, Any]]:
+        storm = await storm_repo.get(conn, storm_id)
+        if storm is None or await storm_repo.firing_members(conn, storm) > 0:
+            return []
+        await storm_repo.finish(conn, storm.id, now)
+        log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
+        return await self._storm_rows(conn, storm, "resolve", now)
+
+    async def _decide(self, conn: AsyncConnection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
                       silences: list[Silence], sources: list[dict[str, str]], stats: IngestStats,
-                      now: datetime) -> list[dict[str, object]]:
+                      now: datetime) -> list[dict[str, Any]]:
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
         silence = find_silence(silences, labels, now)
@@ -232,18 +280,26 @@ class Pipeline:
             return []
         result = route(self._config.routes, labels)
         dests = destinations(result.receivers, incident.severity, self._config.slack.channels, self._enabled)
+        storm = await self._storm_for(conn, incident, payload, dests, now) if event == "trigger" and dests else None
+        if storm is not None:
+            stats.suppressed["storm"] += 1
+            await incidents.set_outcome(conn, incident.id, destinations=[], now=now,
+                                        suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
+                                                      f"group (incident {storm.anchor_incident_id})")
+            return await self._storm_rows(conn, storm, "trigger", now)
         await incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
                                     suppressed_by=None, now=now)
         return [_row(incident, event, dest) for dest in dests]
 
 
-def _row(incident: IncidentRecord, event: Event, dest: Destination) -> dict[str, object]:
+def _row(incident: IncidentRecord, event: Event, dest: Destination,
+         storm: StormSummary | None = None) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "event": event,
         "channel": dest.channel,
         "target": dest.target,
-        "payload": Notification.build(incident, event, dest).model_dump(mode="json"),
+        "payload": Notification.build(incident, event, dest, storm).model_dump(mode="json"),
     }
 
 

@@ -67,6 +67,14 @@ class OutboxConfig(_Section):
     poll_interval: Duration = timedelta(seconds=5)
 
 
+class StormConfig(_Section):
+    """Alert storms: past ``threshold`` new alerts of one Alertmanager group within ``window``,
+    further alerts of the group are summarised in one message (one PagerDuty incident) per group."""
+
+    threshold: int = Field(10, ge=1)
+    window: Duration = timedelta(minutes=5)
+
+
 class PagerDutyConfig(_Section):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
     routing_key_file: Path | None = None
@@ -127,6 +135,7 @@ class Config(_Section):
     routes: RouteNode = Field(default_factory=default_route_tree)
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
     outbox: OutboxConfig = OutboxConfig()
+    storm: StormConfig | None = StormConfig()
     pagerduty: PagerDutyConfig = PagerDutyConfig()
     slack: SlackConfig = SlackConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()

@@ -56,6 +56,18 @@ def destinations(receivers: Iterable[str], severity: Severity, channels: SlackCh
     return out
 
 
+class StormSummary(BaseModel):
+    """A group in an alert storm: how many of its alerts are collapsed into this one notification."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group_key: str
+    group_labels: dict[str, str]
+    count: int
+    firing: int
+    sample: list[str]
+
+
 class Notification(BaseModel):
     """Everything a notifier needs, decided and frozen when the alert was accepted."""
 
@@ -81,9 +93,11 @@ class Notification(BaseModel):
     generator_url: str
     runbook_url: str
     group_key: str
+    storm: StormSummary | None = None
 
     @classmethod
-    def build(cls, incident: IncidentRecord, event: Event, destination: Destination) -> Notification:
+    def build(cls, incident: IncidentRecord, event: Event, destination: Destination,
+              storm: StormSummary | None = None) -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,
@@ -106,6 +120,7 @@ class Notification(BaseModel):
             generator_url=incident.generator_url,
             runbook_url=annotations.get("runbook_url", ""),
             group_key=incident.group_key,
+            storm=storm,
         )
 
 

@@ -8,6 +8,7 @@ a second PagerDuty incident. Responses: 202 accepted; 400 invalid (not retried);
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -23,19 +24,32 @@ PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 
 
 def dedup_key(notification: Notification) -> str:
+    """One PagerDuty alert per incident — or, during an alert storm, one per Alertmanager group."""
+    if notification.storm is not None:
+        digest = hashlib.sha256(notification.storm.group_key.encode()).hexdigest()[:32]
+        return f"alertbot/group/{digest}"
     key = f"alertbot/{notification.fingerprint}/{int(notification.starts_at.timestamp() * 1000)}"
     return key[:DEDUP_KEY_LIMIT]
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
+
+
+def group_title(labels: dict[str, str], group_key: str) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or group_key
+
+
 def _summary(n: Notification) -> str:
+    if n.storm is not None:
+        return _clip(f"[STORM] {n.storm.count} alerts in group {group_title(n.storm.group_labels, n.storm.group_key)}"
+                     f" ({n.storm.firing} firing): " + "; ".join(n.storm.sample))
     subject = f"[{n.severity.value.upper()}] {n.alertname or n.fingerprint}"
     if n.service:
         subject += f" {n.service}"
     text = f"{subject}: {n.summary}" if n.summary and n.summary != n.alertname else subject
     text += f" — {n.reason}"
-    if len(text) > SUMMARY_LIMIT:
-        text = text[: SUMMARY_LIMIT - 1] + "…"
-    return text
+    return _clip(text)
 
 
 def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
@@ -63,6 +77,8 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
             "annotations": n.annotations,
         },
     }
+    if n.storm is not None:
+        event["payload"]["custom_details"]["storm"] = n.storm.model_dump()
     event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
     links = [{"href": url, "text": text} for url, text in ((n.generator_url, "Source (Prometheus)"),
                                                            (n.runbook_url, "Runbook")) if url]

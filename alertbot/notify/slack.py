@@ -53,8 +53,13 @@ class SlackNotifier:
         text = fallback_text(n, resolved=False)
         blocks = alert_blocks(n, resolved=False)
         async with self._store.read() as conn:
-            earlier = await slack_messages.latest_for_fingerprint(conn, n.fingerprint, n.target,
-                                                                  self._clock() - REFIRE_WINDOW)
+            own = await slack_messages.for_incident(conn, n.incident_id, n.target)
+            earlier = None if own is not None or n.storm is not None else await slack_messages.latest_for_fingerprint(
+                conn, n.fingerprint, n.target, self._clock() - REFIRE_WINDOW)
+        if own is not None:
+            # Already posted (a storm summary with a new count, or a retry after a partial failure).
+            await self._client.chat_update(channel=own.channel_id, ts=own.ts, text=text, blocks=blocks)
+            return
         if earlier is not None and earlier.incident_id != n.incident_id:
             # The same alert fires again: bring its message back to firing and say so in its thread.
             await self._client.chat_update(channel=earlier.channel_id, ts=earlier.ts, text=text, blocks=blocks)
@@ -78,7 +83,8 @@ class SlackNotifier:
             await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
             return
         await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=text, blocks=blocks)
-        await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved. {text}")
+        if n.storm is None:
+            await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved. {text}")
 
 
 def _notify_error(exc: SlackApiError) -> NotifyError:

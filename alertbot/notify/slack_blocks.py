@@ -25,11 +25,37 @@ def _ts(when: datetime) -> str:
 
 def fallback_text(n: Notification, *, resolved: bool) -> str:
     state = "RESOLVED" if resolved else n.severity.value.upper()
+    if n.storm is not None:
+        what = "ended" if resolved else f"{n.storm.firing} firing"
+        return _clip(f"[STORM {state}] {n.storm.count} alerts in group {_group(n)} ({what})", 3000)
     where = f" {n.service}" if n.service else ""
     return _clip(f"[{state}] {n.alertname or n.fingerprint}{where}: {n.summary}", 3000)
 
 
-def alert_blocks(n: Notification, *, resolved: bool, now: datetime | None = None) -> list[dict[str, Any]]:
+def _group(n: Notification) -> str:
+    assert n.storm is not None
+    labels = n.storm.group_labels
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or n.storm.group_key
+
+
+def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
+    """One message for a whole group in an alert storm, updated in place as alerts join and clear."""
+    assert n.storm is not None
+    emoji = RESOLVED_EMOJI if resolved else ":rotating_light:"
+    state = "storm over" if resolved else f"{n.storm.firing} firing"
+    lines = "\n".join(f"• {_clip(item, 200)}" for item in n.storm.sample)
+    return [
+        {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                    "text": _clip(f"{emoji} Alert storm: {n.storm.count} alerts ({state})", 150)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Group* {_group(n)}\n*Latest*\n{lines}")}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Alerts of this group are summarised here "
+                                          "instead of one message each; see the API for every incident."}]},
+    ]
+
+
+def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
+    if n.storm is not None:
+        return storm_blocks(n, resolved=resolved)
     emoji = RESOLVED_EMOJI if resolved else EMOJI[n.severity.value]
     state = "RESOLVED" if resolved else n.severity.value.upper()
     title = f"{emoji} {state}: {n.alertname or n.fingerprint}" + (f" — {n.service}" if n.service else "")

@@ -146,3 +146,15 @@ async def for_incident(conn: AsyncConnection, incident_id: int) -> list[dict[str
             item[key] = item[key].isoformat() if item[key] else None
         out.append(item)
     return out
+
+
+async def coalesce_pending(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+    """Replace the payload of a not-yet-claimed pending row for the same incident, channel, target and
+    event (a storm summary that has not gone out yet gets the newer count). False when there is none."""
+    result = await conn.execute(
+        outbox.update().where(outbox.c.incident_id == row["incident_id"], outbox.c.channel == row["channel"],
+                              outbox.c.target == row["target"], outbox.c.event == row["event"],
+                              outbox.c.status == PENDING, outbox.c.lease_until.is_(None))
+        .values(payload=row["payload"])
+    )
+    return result.rowcount > 0

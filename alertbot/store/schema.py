@@ -116,19 +116,35 @@ slack_messages = sa.Table(
 sa.Index("ix_slack_messages_fingerprint", slack_messages.c.fingerprint, slack_messages.c.target)
 
 
+storms = sa.Table(
+    "storms", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("group_labels", sa.JSON, nullable=False),
+    sa.Column("anchor_incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),                # alerts summarised so far
+    sa.Column("destinations", sa.JSON, nullable=False),            # where the summary goes
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+)
+sa.Index("ix_storms_group", storms.c.group_key, storms.c.resolved_at)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
 
 def _v2(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[slack_messages])
+    metadata.create_all(conn, tables=[slack_messages, storms])
+    # Plain DDL: an sa.Index here would attach itself to the table and be created by _v1 too.
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_group ON incidents (group_key, created_at)")
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
     (1, "incidents, outbox, silences", _v1),
-    (2, "slack message references for in-place updates", _v2),
+    (2, "slack message references, alert storms, incidents by group", _v2),
 ]
 
 

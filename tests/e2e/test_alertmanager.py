@@ -114,6 +114,7 @@ def test_kill_9_after_200_loses_nothing(alertbot: AlertbotProcess) -> None:
         data["alerts"][0]["labels"]["pod"] = f"pod-{i}"
         data["alerts"][0]["labels"]["service"] = f"svc-{i}"
         data["alerts"][0]["fingerprint"] = f"{i:016x}"
+        data["groupKey"] = f'{{}}:{{alertname="HighLoad", service="svc-{i}"}}'  # one group each: no storm
         status, _ = http("POST", f"{alertbot.url}/webhook/alertmanager", data,
                          headers={"Authorization": f"Bearer {TOKEN}"})
         return status, data["alerts"][0]["fingerprint"]

@@ -26,10 +26,12 @@ async def test_retryable_failures_are_retried_until_delivered(make_harness: Make
                                                                                       retry_after=0.05)])
     h = await make_harness(FAST_RETRY, notifiers={"console": notifier})
     await h.post_file(FIRING)
-    await wait_until(lambda: len(notifier.delivered) == 1, what="delivery after two failures")
-    assert len(notifier.attempts) == 3
-    rows = await incident_notifications(h)
-    assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 3)]
+
+    async def recorded() -> bool:
+        return [(r["status"], r["attempts"]) for r in await incident_notifications(h)] == [("delivered", 3)]
+
+    await wait_until(recorded, what="delivery after two failures, recorded")
+    assert len(notifier.attempts) == 3 and len(notifier.delivered) == 1
 
 
 async def test_non_retryable_failure_is_recorded_with_reason(make_harness: MakeHarness) -> None:

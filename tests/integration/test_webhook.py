@@ -106,8 +106,9 @@ async def test_concurrent_posts_share_commits_and_lose_nothing(make_harness: Mak
     bodies = []
     for i in range(60):
         data = payload_json("am-highload-nutrition-service-firing.json")
-        data["alerts"][0]["labels"]["pod"] = f"pod-{i}"
+        data["alerts"][0]["labels"]["service"] = f"svc-{i}"
         data["alerts"][0]["fingerprint"] = ""
+        data["groupKey"] = f'{{}}:{{alertname="HighLoad", service="svc-{i}"}}'  # 60 groups: no storm
         bodies.append(json.dumps(data))
     responses = await asyncio.gather(*(h.post_payload(b) for b in bodies))
     assert {r.status for r in responses} == {200}
