@@ -218,9 +218,8 @@ def silence_add(
     now = datetime.now(UTC)
 
     async def create(store: Store) -> Silence:
-        async with store.write() as conn:
-            return await silence_repo.create(conn, parsed, starts_at=now, ends_at=now + length,
-                                             created_by=created_by, comment=comment, now=now)
+        return await store.write(silence_repo.create, parsed, starts_at=now, ends_at=now + length,
+                                 created_by=created_by, comment=comment, now=now)
 
     silence = _run(_with_store(cfg, create))
     typer.echo(json.dumps(silence_repo.silence_json(silence)))
@@ -235,8 +234,7 @@ def silence_list(
     cfg = _config(config)
 
     async def fetch(store: Store) -> list[Silence]:
-        async with store.read() as conn:
-            return await silence_repo.list_all(conn, include_expired=include_expired, now=datetime.now(UTC))
+        return await store.read(silence_repo.list_all, include_expired=include_expired, now=datetime.now(UTC))
 
     for silence in _run(_with_store(cfg, fetch)):
         typer.echo(json.dumps(silence_repo.silence_json(silence)))
@@ -248,8 +246,7 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
     cfg = _config(config)
 
     async def expire(store: Store) -> bool:
-        async with store.write() as conn:
-            return await silence_repo.expire(conn, silence_id, datetime.now(UTC))
+        return await store.write(silence_repo.expire, silence_id, datetime.now(UTC))
 
     if not _run(_with_store(cfg, expire)):
         fail(PayloadError(f"no active silence {silence_id}"))

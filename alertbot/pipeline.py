@@ -17,14 +17,15 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from alertbot.domain.classify import classify
-from alertbot.domain.inhibit import inhibiting_rule
+from alertbot.domain.inhibit import InhibitRule, inhibiting_rule
+from alertbot.domain.matchers import all_match
 from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload, matching_labels
 from alertbot.domain.route import RouteResult, route
 from alertbot.domain.silence import Silence, find_silence
@@ -61,6 +62,18 @@ def plan_routing(config: Config, alert: Alert, enabled_channels: Iterable[str]) 
     return RoutingPlan(classification, labels, result, dests)
 
 
+class Handoff(Protocol):
+    """The local dispatcher, as the pipeline sees it: rows of new incidents are inserted already
+    leased to it and handed over after commit, so the first send needs no claim round-trip."""
+
+    owner: str
+    lease: timedelta
+
+    def hand_off(self, rows: list[outbox.OutboxRow]) -> None: ...
+
+    def wake(self) -> None: ...
+
+
 @dataclass
 class IngestStats:
     alerts: int = 0
@@ -68,6 +81,7 @@ class IngestStats:
     classified: Counter[Severity] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
     notifications: int = 0
+    handed_off: list[outbox.OutboxRow] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         self.alerts += other.alerts
@@ -85,13 +99,13 @@ class _Pending:
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, *, enabled_channels: Iterable[str], metrics: Metrics,
-                 clock: Clock, on_commit: Callable[[], None], max_batch: int = 128) -> None:
+                 clock: Clock, dispatcher: Handoff, max_batch: int = 128) -> None:
         self._config = config
         self._store = store
         self._enabled = frozenset(enabled_channels)
         self._metrics = metrics
         self._clock = clock
-        self._on_commit = on_commit
+        self._dispatcher = dispatcher
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -148,16 +162,23 @@ class Pipeline:
                 if not item.done.done():
                     item.done.set_exception(exc)
             return
+        claimable = False
         for item, stats in zip(batch, results, strict=True):
             self._record_metrics(stats)
+            if stats.handed_off:
+                self._dispatcher.hand_off(stats.handed_off)
+            claimable = claimable or stats.notifications > len(stats.handed_off)
             if not item.done.done():
                 item.done.set_result(stats)
-        self._on_commit()
+        if claimable:
+            self._dispatcher.wake()
 
     async def _commit(self, payloads: list[WebhookPayload]) -> list[IngestStats]:
-        now = self._clock()
-        async with self._store.write() as conn:
-            return [await self._ingest(conn, payload, now) for payload in payloads]
+        """One transaction, on the store's writer thread, for every payload of the batch."""
+        return await self._store.write(self._ingest_all, payloads, self._clock())
+
+    def _ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
+        return [self._ingest(conn, payload, now) for payload in payloads]
 
     def _record_metrics(self, stats: IngestStats) -> None:
         self._metrics.alerts_received.inc(stats.alerts)
@@ -166,9 +187,9 @@ class Pipeline:
         for reason, count in stats.suppressed.items():
             self._metrics.alerts_suppressed.labels(reason).inc(count)
 
-    async def _ingest(self, conn: AsyncConnection, payload: WebhookPayload, now: datetime) -> IngestStats:
+    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime) -> IngestStats:
         stats = IngestStats(alerts=len(payload.alerts))
-        known = await incidents.get_by_keys(conn, [(a.fingerprint, a.starts_at) for a in payload.alerts])
+        known = incidents.get_by_keys(conn, [(a.fingerprint, a.starts_at) for a in payload.alerts])
         decide: list[tuple[IncidentRecord, Event]] = []
         resolved: list[IncidentRecord] = []
 
@@ -177,19 +198,19 @@ class Pipeline:
             incident = known.get(key)
             if incident is None:
                 classification = classify(alert, self._config.classification, self._config.thresholds)
-                incident = await incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
+                incident = incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
                 known[key] = incident
                 stats.classified[classification.severity] += 1
                 decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
             elif alert.status is AlertStatus.FIRING:
                 stats.duplicates += 1
                 if incident.status == "firing":
-                    await incidents.refresh(conn, incident.id, alert, now)
+                    incidents.refresh(conn, incident.id, alert, now)
                     if incident.suppressed_by and storm_repo.storm_id_of(incident.suppressed_by) is None:
                         decide.append((incident, "trigger"))  # a silence may have ended since
                 # else: a late copy of a firing alert that has resolved since; nothing to do.
             elif incident.status == "firing":
-                await incidents.resolve(conn, incident.id, alert, now)
+                incidents.resolve(conn, incident.id, alert, now)
                 updated = dataclasses.replace(incident, status="resolved", ends_at=alert.ends_at or now,
                                               annotations=dict(alert.annotations), resolved_at=now)
                 known[key] = updated
@@ -197,13 +218,13 @@ class Pipeline:
             else:
                 stats.duplicates += 1
 
-        rows: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
+        direct: list[dict[str, Any]] = []    # a new incident's own trigger: nothing can be ahead of it
         if decide:
-            active = await silence_repo.active(conn, now)
-            sources = await incidents.firing_labels(conn) if self._config.inhibit_rules else []
+            active = silence_repo.active(conn, now)
             for incident, event in decide:
-                rows.extend(await self._decide(conn, incident, event, payload, silences=active, sources=sources,
-                                               stats=stats, now=now))
+                decided, own = self._decide(conn, incident, event, payload, silences=active, stats=stats, now=now)
+                (direct if own and event == "trigger" else rows).extend(decided)
         storms_touched: set[int] = set()
         for incident in resolved:
             storm_id = storm_repo.storm_id_of(incident.suppressed_by)
@@ -212,54 +233,71 @@ class Pipeline:
             for dest in map(Destination.from_json, incident.destinations):
                 rows.append(_row(incident, "resolve", dest))
         for storm_id in sorted(storms_touched):
-            rows.extend(await self._end_storm_if_quiet(conn, storm_id, now))
-        await outbox.enqueue(conn, rows, now)
-        stats.notifications = len(rows)
+            rows.extend(self._end_storm_if_quiet(conn, storm_id, now))
+        outbox.enqueue(conn, rows, now)
+        stats.handed_off = outbox.enqueue_leased(conn, direct, now, owner=self._dispatcher.owner,
+                                                 until=now + self._dispatcher.lease)
+        stats.notifications = len(rows) + len(direct)
         return stats
 
-    async def _storm_for(self, conn: AsyncConnection, incident: IncidentRecord, payload: WebhookPayload,
+    def _storm_for(self, conn: Connection, incident: IncidentRecord, payload: WebhookPayload,
                          dests: list[Destination], now: datetime) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
         policy = self._config.storm
         if policy is None or not incident.group_key:
             return None
         dest_json = [d.to_json() for d in dests]
-        storm = await storm_repo.active(conn, incident.group_key)
+        storm = storm_repo.active(conn, incident.group_key)
         if storm is not None:
-            return await storm_repo.join(conn, storm, dest_json)
-        arrived = await storm_repo.arrived_before(conn, incident.group_key, now - policy.window, incident.id)
+            return storm_repo.join(conn, storm, dest_json)
+        arrived = storm_repo.arrived_before(conn, incident.group_key, now - policy.window, incident.id)
         if arrived <= policy.threshold:
             return None
         log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
-        return await storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
+        return storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
                                       anchor_incident_id=incident.id, destinations=dest_json, now=now)
 
-    async def _storm_rows(self, conn: AsyncConnection, storm: storm_repo.Storm, event: Event,
+    def _storm_rows(self, conn: Connection, storm: storm_repo.Storm, event: Event,
                           now: datetime) -> list[dict[str, Any]]:
         """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
-        anchor = await incidents.get(conn, storm.anchor_incident_id)
+        anchor = incidents.get(conn, storm.anchor_incident_id)
         assert anchor is not None
-        firing = await storm_repo.firing_members(conn, storm)
+        firing = storm_repo.firing_members(conn, storm)
         summary = StormSummary(group_key=storm.group_key, group_labels=storm.group_labels, count=storm.count,
-                               firing=firing, sample=await storm_repo.sample(conn, storm))
+                               firing=firing, sample=storm_repo.sample(conn, storm))
         rows = []
         for dest in map(Destination.from_json, storm.destinations):
             row = _row(anchor, event, dest, summary)
-            if not await outbox.coalesce_pending(conn, row):
+            if not outbox.coalesce_pending(conn, row):
                 rows.append(row)
         return rows
 
-    async def _end_storm_if_quiet(self, conn: AsyncConnection, storm_id: int, now: datetime) -> list[dict[str, Any]]:
-        storm = await storm_repo.get(conn, storm_id)
-        if storm is None or await storm_repo.firing_members(conn, storm) > 0:
+    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, now: datetime) -> list[dict[str, Any]]:
+        storm = storm_repo.get(conn, storm_id)
+        if storm is None or storm_repo.firing_members(conn, storm) > 0:
             return []
-        await storm_repo.finish(conn, storm.id, now)
+        storm_repo.finish(conn, storm.id, now)
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
-        return await self._storm_rows(conn, storm, "resolve", now)
+        return self._storm_rows(conn, storm, "resolve", now)
 
-    async def _decide(self, conn: AsyncConnection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
-                      silences: list[Silence], sources: list[dict[str, str]], stats: IngestStats,
-                      now: datetime) -> list[dict[str, Any]]:
+    def _inhibiting_rule(self, conn: Connection, incident: IncidentRecord,
+                               labels: dict[str, str]) -> InhibitRule | None:
+        """The rule under which a firing alert inhibits this one. Sources are only read when a rule
+        targets this alert, and only those sharing its service/namespace when the rule requires it."""
+        for rule in self._config.inhibit_rules:
+            if not all_match(rule.target_matchers, labels):
+                continue
+            sources = incidents.firing_labels(
+                conn, service=incident.service if "service" in rule.equal else None,
+                namespace=incident.namespace if "namespace" in rule.equal else None)
+            if inhibiting_rule([rule], labels, sources) is not None:
+                return rule
+        return None
+
+    def _decide(self, conn: Connection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
+                      silences: list[Silence], stats: IngestStats,
+                      now: datetime) -> tuple[list[dict[str, Any]], bool]:
+        """The notification rows for one alert, and whether they are its own (not a storm summary's)."""
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
         silence = find_silence(silences, labels, now)
@@ -267,29 +305,29 @@ class Pipeline:
             suppressed_by = f"silence {silence.id} by {silence.created_by} until {silence.ends_at.isoformat()}"
             reason = "silenced"
         else:
-            rule = inhibiting_rule(self._config.inhibit_rules, labels, sources) if event == "trigger" else None
+            rule = self._inhibiting_rule(conn, incident, labels) if event == "trigger" else None
             if rule is not None:
                 suppressed_by = rule.describe()
                 reason = "inhibited"
         if suppressed_by is not None:
             if suppressed_by != incident.suppressed_by:
                 stats.suppressed[reason] += 1
-                await incidents.set_outcome(conn, incident.id, destinations=[], suppressed_by=suppressed_by, now=now)
+                incidents.set_outcome(conn, incident.id, destinations=[], suppressed_by=suppressed_by, now=now)
                 log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
                          suppressed_by=suppressed_by)
-            return []
+            return [], True
         result = route(self._config.routes, labels)
         dests = destinations(result.receivers, incident.severity, self._config.slack.channels, self._enabled)
-        storm = await self._storm_for(conn, incident, payload, dests, now) if event == "trigger" and dests else None
+        storm = self._storm_for(conn, incident, payload, dests, now) if event == "trigger" and dests else None
         if storm is not None:
             stats.suppressed["storm"] += 1
-            await incidents.set_outcome(conn, incident.id, destinations=[], now=now,
+            incidents.set_outcome(conn, incident.id, destinations=[], now=now,
                                         suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
                                                       f"group (incident {storm.anchor_incident_id})")
-            return await self._storm_rows(conn, storm, "trigger", now)
-        await incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
+            return self._storm_rows(conn, storm, "trigger", now), False
+        incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
                                     suppressed_by=None, now=now)
-        return [_row(incident, event, dest) for dest in dests]
+        return [_row(incident, event, dest) for dest in dests], True
 
 
 def _row(incident: IncidentRecord, event: Event, dest: Destination,

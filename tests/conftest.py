@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
@@ -44,6 +46,19 @@ MakeHarness = Callable[..., Awaitable[Harness]]
 
 def secrets(**values: str) -> Secrets:
     return Secrets(**{k: SecretStr(v) for k, v in values.items()})
+
+
+INTERNAL_ERRORS = {"outbox_loop_error", "unhandled_error", "ingest_failed", "notifier_crashed"}
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors() -> Iterator[None]:
+    """Fails any test during which alertbot logged an internal error, even if the behaviour under
+    test happened to survive it."""
+    with structlog.testing.capture_logs() as logs:
+        yield
+    errors = [entry for entry in logs if entry.get("event") in INTERNAL_ERRORS]
+    assert errors == [], errors
 
 
 @pytest.fixture

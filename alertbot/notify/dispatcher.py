@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from alertbot.errors import AlertbotError, NotifyError
 from alertbot.notify.base import Notification, Notifier
@@ -31,7 +33,7 @@ Clock = Callable[[], datetime]
 class OutboxDispatcher:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *, metrics: Metrics, clock: Clock,
                  retry: RetryPolicy, send_timeout: timedelta, poll_interval: timedelta,
-                 batch_size: int = 16, concurrency: int = 8,
+                 batch_size: int = 64, concurrency: int = 16,
                  scrub: Callable[[str], str] = lambda text: text) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
@@ -47,8 +49,13 @@ class OutboxDispatcher:
         self._paused_until: dict[str, datetime] = {}
         # A claimed batch must be sent before its lease runs out, or another replica takes it too.
         self._lease = send_timeout * batch_size + timedelta(seconds=30)
-        self._owner = uuid.uuid4().hex
+        self.owner = uuid.uuid4().hex
+        self.lease = self._lease
+        self._handed: dict[str, list[outbox.OutboxRow]] = {channel: [] for channel in self._notifiers}
         self._wakeups = {channel: asyncio.Event() for channel in self._notifiers}
+        # Whether a claim may find something: new claimable rows were committed, or the poll timer
+        # or a due retry came round. (Rows handed over directly need no claim.)
+        self._claimable = {channel: True for channel in self._notifiers}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
@@ -57,21 +64,29 @@ class OutboxDispatcher:
         return list(self._notifiers)
 
     async def start(self) -> None:
-        async with self._store.write() as conn:
-            if self._store.is_sqlite:
-                # One process owns a SQLite file: leases left by a crash belong to nobody now.
-                released = await outbox.release_leases(conn)
-                if released:
-                    log.info("outbox_leases_released", rows=released)
-            retried = await outbox.retry_now(conn, self._clock())
+        def reset(conn: Connection) -> tuple[int, int]:
+            # One process owns a SQLite file: leases left by a crash belong to nobody now.
+            released = outbox.release_leases(conn) if self._store.is_sqlite else 0
+            return released, outbox.retry_now(conn, self._clock())
+
+        released, retried = await self._store.write(reset)
+        if released:
+            log.info("outbox_leases_released", rows=released)
         if retried:
             log.info("outbox_retrying_after_restart", rows=retried)
         for channel in self._notifiers:
             self._tasks[channel] = asyncio.create_task(self._run(channel), name=f"outbox-{channel}")
 
+    def hand_off(self, rows: list[outbox.OutboxRow]) -> None:
+        """Rows just committed already leased to this dispatcher: send them without claiming."""
+        for row in rows:
+            self._handed[row.channel].append(row)
+            self._wakeups[row.channel].set()
+
     def wake(self) -> None:
-        """New rows were committed: look now instead of at the next poll."""
-        for event in self._wakeups.values():
+        """Claimable rows were committed: look now instead of at the next poll."""
+        for channel, event in self._wakeups.items():
+            self._claimable[channel] = True
             event.set()
 
     async def stop(self) -> None:
@@ -89,8 +104,7 @@ class OutboxDispatcher:
                     await task
         self._tasks.clear()
         try:
-            async with self._store.write() as conn:
-                await outbox.release_leases(conn, self._owner)
+            await self._store.write(outbox.release_leases, self.owner)
         except AlertbotError as exc:
             log.warning("outbox_release_failed", error=exc.message)
 
@@ -106,11 +120,12 @@ class OutboxDispatcher:
                     sent = await self.deliver_due(channel)
                     if sent:
                         continue
-                    async with self._store.read() as conn:
-                        due = await outbox.next_due(conn, channel)
+                    due = await self._store.read(outbox.next_due, channel)
                     wait = self._poll
                     if due is not None:
                         wait = min(wait, max((due - self._clock()).total_seconds(), 0.0))
+                    if wait <= 0:
+                        self._claimable[channel] = True
             except AlertbotError as exc:
                 log.warning("outbox_unavailable", channel=channel, error=exc.message)
                 wait = self._poll
@@ -118,35 +133,61 @@ class OutboxDispatcher:
                 log.exception("outbox_loop_error", channel=channel)
                 wait = self._poll
             if wait > 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(wait):
                         await wakeup.wait()
+                except TimeoutError:
+                    self._claimable[channel] = True
 
     async def deliver_due(self, channel: str) -> int:
         """Claim and send the due rows of ``channel`` once; returns how many were claimed.
 
         A claim holds at most one row per incident (the head of its queue), so the rows of one
-        claim can be sent concurrently without reordering any incident's notifications.
+        claim can be sent concurrently without reordering any incident's notifications. Their
+        outcomes are recorded together, in one transaction.
         """
-        async with self._store.write() as conn:
-            rows = await outbox.claim_due(conn, channel, self._clock(), lease=self._lease, owner=self._owner,
-                                          limit=self._batch)
+        handed = self._handed[channel]
+        if handed:
+            rows, handed[:] = handed[: self._batch], handed[self._batch:]
+        elif self._claimable[channel]:
+            self._claimable[channel] = False
+            rows = await self._store.write(outbox.claim_due, channel, self._clock(), lease=self._lease,
+                                           owner=self.owner, limit=self._batch)
+            self._claimable[channel] = self._claimable[channel] or len(rows) == self._batch
+        else:
+            rows = []
+        if not rows:
+            return 0
         gate = asyncio.Semaphore(self._concurrency)
         deferred: list[int] = []
 
-        async def one(row: outbox.OutboxRow) -> None:
+        async def one(row: outbox.OutboxRow) -> _Outcome | None:
             async with gate:
                 if self._stopping:
-                    return  # its lease is released on stop; it is sent after restart
+                    return None  # its lease is released on stop; it is sent after restart
                 if self._pause_left(channel) > 0:
                     deferred.append(row.id)
-                    return
-                await self._deliver(channel, row)
+                    return None
+                return await self._send(channel, row)
 
-        await asyncio.gather(*(one(row) for row in rows))
-        if deferred:
-            async with self._store.write() as conn:
-                await outbox.defer(conn, deferred, until=self._paused_until[channel])
+        outcomes = [o for o in await asyncio.gather(*(one(row) for row in rows)) if o is not None]
+        resume_at = self._clock() + timedelta(seconds=self._pause_left(channel))
+
+        def record(conn: Connection) -> None:
+            outbox.mark_delivered_many(conn, [(o.row.id, o.at) for o in outcomes if o.outcome == "delivered"])
+            for o in outcomes:
+                if o.outcome == "delivered":
+                    continue
+                if o.outcome == "retry":
+                    outbox.mark_retry(conn, o.row.id, at=o.at, error=o.error)
+                else:
+                    outbox.mark_failed(conn, o.row.id, error=o.error)
+            if deferred:
+                outbox.defer(conn, deferred, until=resume_at)
+
+        await self._store.write(record)
+        for o in outcomes:
+            self._report(channel, o)
         return len(rows)
 
     def _pause_left(self, channel: str) -> float:
@@ -158,53 +199,52 @@ class OutboxDispatcher:
             del self._paused_until[channel]
         return max(left, 0.0)
 
-    async def _deliver(self, channel: str, row: outbox.OutboxRow) -> None:
-        notifier = self._notifiers[channel]
-        bound = log.bind(outbox_id=row.id, incident_id=row.incident_id, channel=channel, event=row.event)
+    async def _send(self, channel: str, row: outbox.OutboxRow) -> _Outcome:
+        """Send one row and decide its outcome (recorded by the caller)."""
         error: NotifyError | None = None
         try:
             notification = Notification.model_validate(row.payload)
             async with asyncio.timeout(self._send_timeout):
-                await notifier.send(notification)
+                await self._notifiers[channel].send(notification)
         except NotifyError as exc:
             error = exc
         except TimeoutError:
             error = NotifyError(f"timed out after {self._send_timeout:g}s", retryable=True)
         except Exception as exc:  # a notifier bug must not lose the notification
-            bound.exception("notifier_crashed")
+            log.exception("notifier_crashed", outbox_id=row.id, channel=channel)
             error = NotifyError(f"unexpected {type(exc).__name__}: {exc}", retryable=True)
 
-        if error is not None:
-            error = NotifyError(self._scrub(error.message), retryable=error.retryable, retry_after=error.retry_after)
         now = self._clock()
         if error is None:
-            outcome = "delivered"
-        elif error.retryable and now - row.created_at < self._retry.give_up_after:
-            outcome = "retry"
-        else:
-            outcome = "failed"
-        async with self._store.write() as conn:
-            if outcome == "delivered":
-                await outbox.mark_delivered(conn, row.id, now)
-            elif outcome == "retry":
-                assert error is not None
-                at = now + self._retry.delay(row.attempts + 1, error.retry_after)
-                await outbox.mark_retry(conn, row.id, at=at, error=error.message)
-            else:
-                assert error is not None
-                reason = f"gave up after {row.attempts + 1} attempts: {error.message}" if error.retryable \
-                    else error.message
-                await outbox.mark_failed(conn, row.id, error=reason)
-
-        self._metrics.notifications.labels(channel, outcome).inc()
-        if error is None:
-            self._metrics.notification_latency.labels(channel).observe((now - row.created_at).total_seconds())
-            bound.info("notification_delivered", attempts=row.attempts + 1)
-        elif outcome == "retry":
-            assert error is not None
+            return _Outcome(row, "delivered", now)
+        message = self._scrub(error.message)
+        if error.retryable and now - row.created_at < self._retry.give_up_after:
             if error.retry_after:
+                # The peer asked the whole channel to slow down, not just this row.
                 self._paused_until[channel] = now + timedelta(seconds=error.retry_after)
-            bound.warning("notification_retry", attempts=row.attempts + 1, error=error.message,
-                          retry_after=error.retry_after)
+            return _Outcome(row, "retry", now + self._retry.delay(row.attempts + 1, error.retry_after), message,
+                            error.retry_after)
+        if error.retryable:
+            message = f"gave up after {row.attempts + 1} attempts: {message}"
+        return _Outcome(row, "failed", now, message)
+
+    def _report(self, channel: str, o: _Outcome) -> None:
+        self._metrics.notifications.labels(channel, o.outcome).inc()
+        fields = {"outbox_id": o.row.id, "incident_id": o.row.incident_id, "channel": channel,
+                  "notification": o.row.event, "attempts": o.row.attempts + 1}
+        if o.outcome == "delivered":
+            self._metrics.notification_latency.labels(channel).observe((o.at - o.row.created_at).total_seconds())
+            log.info("notification_delivered", **fields)
+        elif o.outcome == "retry":
+            log.warning("notification_retry", error=o.error, retry_after=o.retry_after, **fields)
         else:
-            bound.error("notification_failed", attempts=row.attempts + 1, error=error.message)
+            log.error("notification_failed", error=o.error, **fields)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row: outbox.OutboxRow
+    outcome: str              # delivered | retry | failed
+    at: datetime              # when delivered, or when to retry
+    error: str = ""
+    retry_after: float | None = None

@@ -52,10 +52,11 @@ class SlackNotifier:
     async def _trigger(self, n: Notification) -> None:
         text = fallback_text(n, resolved=False)
         blocks = alert_blocks(n, resolved=False)
-        async with self._store.read() as conn:
-            own = await slack_messages.for_incident(conn, n.incident_id, n.target)
-            earlier = None if own is not None or n.storm is not None else await slack_messages.latest_for_fingerprint(
-                conn, n.fingerprint, n.target, self._clock() - REFIRE_WINDOW)
+        own = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
+        earlier = None
+        if own is None and n.storm is None:
+            earlier = await self._store.read(slack_messages.latest_for_fingerprint, n.fingerprint, n.target,
+                                             self._clock() - REFIRE_WINDOW)
         if own is not None:
             # Already posted (a storm summary with a new count, or a retry after a partial failure).
             await self._client.chat_update(channel=own.channel_id, ts=own.ts, text=text, blocks=blocks)
@@ -69,15 +70,13 @@ class SlackNotifier:
         else:
             resp = await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
             channel_id, ts = str(resp["channel"]), str(resp["ts"])
-        async with self._store.write() as conn:
-            await slack_messages.save(conn, incident_id=n.incident_id, fingerprint=n.fingerprint, target=n.target,
-                                      channel_id=channel_id, ts=ts, now=self._clock())
+        await self._store.write(slack_messages.save, incident_id=n.incident_id, fingerprint=n.fingerprint,
+                                target=n.target, channel_id=channel_id, ts=ts, now=self._clock())
 
     async def _resolve(self, n: Notification) -> None:
         text = fallback_text(n, resolved=True)
         blocks = alert_blocks(n, resolved=True)
-        async with self._store.read() as conn:
-            ref = await slack_messages.for_incident(conn, n.incident_id, n.target)
+        ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         if ref is None:
             # The trigger never reached Slack (failed for good, or sent before this channel existed).
             await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)

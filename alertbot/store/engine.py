@@ -1,36 +1,43 @@
-"""The durable store: an async SQLAlchemy engine, migrated on open, with one write path.
+"""The durable store: SQLAlchemy Core on a dedicated database thread, migrated on open.
+
+Every transaction is a plain synchronous function ``fn(conn, ...)`` run whole on a database thread:
+writes on one writer thread (which also serialises them, as SQLite needs), reads on a small pool.
+The event loop pays one thread hop per transaction instead of one per statement — measured here,
+an async driver costs ~0.9 ms per statement, which capped ingest near 100 alerts/s.
 
 SQLite (the default) runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives
-a process crash. Writes are serialised in-process (SQLite has one writer) and use
-``BEGIN IMMEDIATE`` so a writer never has to upgrade a read lock. Database failures in the write
-path surface as ``StoreUnavailable`` (HTTP 503, Alertmanager retries).
+a process crash. Writers use ``BEGIN IMMEDIATE`` so they never have to upgrade a read lock.
+Database failures surface as ``StoreUnavailable`` (HTTP 503; Alertmanager retries).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from alertbot.errors import ConfigError, StoreUnavailable
 from alertbot.store.schema import migrate
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 _UNAVAILABLE = (OperationalError, OSError, TimeoutError, ConnectionError)
 
 
-def async_url(url: str) -> str:
+def sync_url(url: str) -> str:
     if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
     raise ConfigError(f"storage.url: unsupported scheme in {url.split('://', 1)[0]!r}")
 
 
@@ -51,62 +58,76 @@ def redact_url(url: str) -> str:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertbot-db-write")
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alertbot-db-read")
 
     @classmethod
     async def open(cls, url: str, *, busy_timeout: timedelta = timedelta(seconds=5)) -> Store:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(async_url(url))
-        if engine.dialect.name == "sqlite":
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(sync_url(url), connect_args={"check_same_thread": False})
             _configure_sqlite(engine, busy_timeout)
+        else:
+            engine = sa.create_engine(sync_url(url), pool_pre_ping=True)
         store = cls(engine, url)
         try:
-            async with store.write() as conn:
-                await conn.run_sync(migrate, datetime.now(UTC))
+            await store.write(migrate, datetime.now(UTC))
         except BaseException:
-            await engine.dispose()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._shutdown)
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction; commits on exit. Failures of the database become StoreUnavailable."""
-        async with self._write_lock:
-            try:
-                async with self.engine.connect() as raw:
-                    conn = await raw.execution_options(alertbot_write=True)
-                    async with conn.begin():
-                        yield conn
-            except IntegrityError:
-                raise
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
-            except DBAPIError as exc:
-                if exc.connection_invalidated:
-                    raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
-                raise
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(conn, ...)`` in one write transaction on the writer thread; commit when it returns."""
+        return await self._run(self._writer, True, lambda conn: fn(conn, *args, **kwargs))
+
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(conn, ...)`` on a reader thread (its own read transaction)."""
+        return await self._run(self._readers, False, lambda conn: fn(conn, *args, **kwargs))
+
+    async def _run(self, pool: ThreadPoolExecutor, writing: bool, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
         try:
-            async with self.engine.connect() as conn:
-                yield conn
+            # Shielded: if the caller is cancelled, the transaction still runs to its end (commit or
+            # rollback) on its thread; it is never left half-open holding a lock.
+            return await asyncio.shield(loop.run_in_executor(pool, self._transaction, writing, fn))
+        except RuntimeError as exc:  # the executor was shut down
+            raise StoreUnavailable("store is closed") from exc
+
+    def _transaction(self, writing: bool, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(alertbot_write=writing)
+                with conn.begin():
+                    return fn(conn)
+        except IntegrityError:
+            raise
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+            raise
 
     async def ping(self) -> None:
         """Raises StoreUnavailable (or TimeoutError, after 2 s) unless the database answers."""
-        async with asyncio.timeout(2.0), self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(2.0):
+            await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
 
 
 def _short(exc: BaseException) -> str:
@@ -114,10 +135,10 @@ def _short(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).splitlines()[0][:200]
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout: timedelta) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: timedelta) -> None:
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy (not the driver) decide where transactions begin; see _on_begin.
         dbapi_conn.isolation_level = None
@@ -128,7 +149,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: timedelta) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("alertbot_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from alertbot.domain.models import Alert, Classification, Severity
-from alertbot.store.schema import incidents
+from alertbot.store.schema import UTCDateTime, incidents
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,28 @@ def _record(row: sa.Row[Any]) -> IncidentRecord:
     return IncidentRecord(**data)
 
 
-async def get_by_keys(conn: AsyncConnection, keys: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime],
+# Hot-path statements are built once with bind parameters: SQLAlchemy then compiles each once
+# and reuses it, instead of rebuilding the construct per alert (most of ingest's cost otherwise).
+_BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
+_INSERT = incidents.insert().returning(*incidents.c)
+_REFRESH = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
+    annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
+_RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
+    status="resolved", ends_at=sa.bindparam("ends_at", type_=UTCDateTime),
+    resolved_at=sa.bindparam("now", type_=UTCDateTime), updated_at=sa.bindparam("now", type_=UTCDateTime))
+_OUTCOME = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
+    destinations=sa.bindparam("destinations", type_=sa.JSON), suppressed_by=sa.bindparam("suppressed_by"),
+    updated_at=sa.bindparam("now", type_=UTCDateTime))
+_GET = sa.select(incidents).where(incidents.c.id == sa.bindparam("iid"))
+
+
+def get_by_keys(conn: Connection, keys: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime],
                                                                                          IncidentRecord]:
     wanted = set(keys)
     if not wanted:
         return {}
     fingerprints = sorted({fp for fp, _ in wanted})
-    rows = await conn.execute(sa.select(incidents).where(incidents.c.fingerprint.in_(fingerprints)))
+    rows = conn.execute(_BY_FINGERPRINTS, {"fps": fingerprints})
     found = {}
     for row in rows:
         record = _record(row)
@@ -79,7 +94,7 @@ async def get_by_keys(conn: AsyncConnection, keys: Iterable[tuple[str, datetime]
     return found
 
 
-async def insert(conn: AsyncConnection, alert: Alert, classification: Classification, *, group_key: str,
+def insert(conn: Connection, alert: Alert, classification: Classification, *, group_key: str,
                  now: datetime) -> IncidentRecord:
     values = {
         "fingerprint": alert.fingerprint,
@@ -103,48 +118,44 @@ async def insert(conn: AsyncConnection, alert: Alert, classification: Classifica
         "updated_at": now,
         "resolved_at": now if alert.status.value == "resolved" else None,
     }
-    result = await conn.execute(incidents.insert().values(**values).returning(*incidents.c))
+    result = conn.execute(_INSERT, values)
     return _record(result.one())
 
 
-async def refresh(conn: AsyncConnection, incident_id: int, alert: Alert, now: datetime) -> None:
+def refresh(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> None:
     """A repeated delivery of a known firing alert: keep its latest annotations, notify nothing."""
-    await conn.execute(
-        incidents.update().where(incidents.c.id == incident_id)
-        .values(annotations=dict(alert.annotations), updated_at=now)
-    )
+    conn.execute(_REFRESH, {"iid": incident_id, "annotations": dict(alert.annotations), "now": now})
 
 
-async def resolve(conn: AsyncConnection, incident_id: int, alert: Alert, now: datetime) -> None:
-    await conn.execute(
-        incidents.update().where(incidents.c.id == incident_id)
-        .values(status="resolved", ends_at=alert.ends_at or now, resolved_at=now, updated_at=now)
-    )
+def resolve(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> None:
+    conn.execute(_RESOLVE, {"iid": incident_id, "ends_at": alert.ends_at or now, "now": now})
 
 
-async def set_outcome(conn: AsyncConnection, incident_id: int, *, destinations: Sequence[dict[str, Any]],
-                      suppressed_by: str | None, now: datetime) -> None:
-    await conn.execute(
-        incidents.update().where(incidents.c.id == incident_id)
-        .values(destinations=list(destinations), suppressed_by=suppressed_by, updated_at=now)
-    )
+def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[dict[str, Any]],
+                suppressed_by: str | None, now: datetime) -> None:
+    conn.execute(_OUTCOME, {"iid": incident_id, "destinations": list(destinations), "suppressed_by": suppressed_by,
+                            "now": now})
 
 
-async def firing_labels(conn: AsyncConnection) -> list[dict[str, str]]:
-    """The matching labels (labels + classified severity) of every firing incident, for inhibition."""
-    rows = await conn.execute(
-        sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
-    )
-    return [{**row.labels, "severity": row.severity} for row in rows]
+def firing_labels(conn: Connection, *, service: str | None = None,
+                        namespace: str | None = None) -> list[dict[str, str]]:
+    """The matching labels (labels + classified severity) of firing incidents, for inhibition;
+    narrowed to one service and/or namespace when the caller knows only those can matter."""
+    query = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
+    if service is not None:
+        query = query.where(incidents.c.service == service)
+    if namespace is not None:
+        query = query.where(incidents.c.namespace == namespace)
+    return [{**row.labels, "severity": row.severity} for row in conn.execute(query)]
 
 
-async def list_incidents(conn: AsyncConnection, *, status: str | None = None, limit: int = 500) -> list[IncidentRecord]:
+def list_incidents(conn: Connection, *, status: str | None = None, limit: int = 500) -> list[IncidentRecord]:
     query = sa.select(incidents).order_by(incidents.c.id.desc()).limit(limit)
     if status is not None:
         query = query.where(incidents.c.status == status)
-    return [_record(row) for row in await conn.execute(query)]
+    return [_record(row) for row in conn.execute(query)]
 
 
-async def get(conn: AsyncConnection, incident_id: int) -> IncidentRecord | None:
-    row = (await conn.execute(sa.select(incidents).where(incidents.c.id == incident_id))).first()
+def get(conn: Connection, incident_id: int) -> IncidentRecord | None:
+    row = conn.execute(_GET, {"iid": incident_id}).first()
     return _record(row) if row is not None else None

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from alertbot.store.schema import outbox
+from alertbot.store.schema import UTCDateTime, outbox
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -31,17 +31,34 @@ class OutboxRow:
     created_at: datetime
 
 
-async def enqueue(conn: AsyncConnection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
     if not rows:
         return
-    await conn.execute(
+    conn.execute(
         outbox.insert(),
         [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
          for row in rows],
     )
 
 
-async def claim_due(conn: AsyncConnection, channel: str, now: datetime, *, lease: timedelta, owner: str,
+def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *, owner: str,
+                   until: datetime) -> list[OutboxRow]:
+    """Insert rows already leased to ``owner`` (the local dispatcher, which is handed them after commit
+    and sends them without a claim round-trip). If that process dies, the lease lapses and any
+    dispatcher claims them as usual."""
+    if not rows:
+        return []
+    result = conn.execute(
+        outbox.insert().returning(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel,
+                                  outbox.c.target, outbox.c.payload, outbox.c.attempts, outbox.c.created_at,
+                                  sort_by_parameter_order=True),
+        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now, "lease_owner": owner,
+          "lease_until": until} for row in rows],
+    )
+    return [OutboxRow(**row._asdict()) for row in result]
+
+
+def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str,
                     limit: int) -> list[OutboxRow]:
     """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident."""
     earlier = outbox.alias("earlier")
@@ -59,82 +76,93 @@ async def claim_due(conn: AsyncConnection, channel: str, now: datetime, *, lease
         .order_by(outbox.c.id)
         .limit(limit)
     )
-    rows = [OutboxRow(**row._asdict()) for row in await conn.execute(query)]
+    rows = [OutboxRow(**row._asdict()) for row in conn.execute(query)]
     if rows:
-        await conn.execute(
+        conn.execute(
             outbox.update().where(outbox.c.id.in_([r.id for r in rows]))
             .values(lease_until=now + lease, lease_owner=owner)
         )
     return rows
 
 
-async def mark_delivered(conn: AsyncConnection, row_id: int, now: datetime) -> None:
-    await conn.execute(
+_DELIVERED = outbox.update().where(outbox.c.id == sa.bindparam("row_id")).values(
+    status=DELIVERED, delivered_at=sa.bindparam("at", type_=UTCDateTime), lease_until=None, lease_owner=None,
+    attempts=outbox.c.attempts + 1)
+
+
+def mark_delivered_many(conn: Connection, delivered: Sequence[tuple[int, datetime]]) -> None:
+    """Record many deliveries with one prepared statement."""
+    if delivered:
+        conn.execute(_DELIVERED, [{"row_id": row_id, "at": at} for row_id, at in delivered])
+
+
+def mark_delivered(conn: Connection, row_id: int, now: datetime) -> None:
+    conn.execute(
         outbox.update().where(outbox.c.id == row_id)
         .values(status=DELIVERED, delivered_at=now, lease_until=None, lease_owner=None,
                 attempts=outbox.c.attempts + 1)
     )
 
 
-async def mark_retry(conn: AsyncConnection, row_id: int, *, at: datetime, error: str) -> None:
-    await conn.execute(
+def mark_retry(conn: Connection, row_id: int, *, at: datetime, error: str) -> None:
+    conn.execute(
         outbox.update().where(outbox.c.id == row_id)
         .values(next_attempt_at=at, lease_until=None, lease_owner=None, last_error=error,
                 attempts=outbox.c.attempts + 1)
     )
 
 
-async def defer(conn: AsyncConnection, row_ids: Sequence[int], *, until: datetime) -> None:
+def defer(conn: Connection, row_ids: Sequence[int], *, until: datetime) -> None:
     """Put claimed rows back, due at ``until``, without counting an attempt (the channel is paused)."""
-    await conn.execute(
+    conn.execute(
         outbox.update().where(outbox.c.id.in_(list(row_ids)))
         .values(next_attempt_at=until, lease_until=None, lease_owner=None)
     )
 
 
-async def mark_failed(conn: AsyncConnection, row_id: int, *, error: str) -> None:
-    await conn.execute(
+def mark_failed(conn: Connection, row_id: int, *, error: str) -> None:
+    conn.execute(
         outbox.update().where(outbox.c.id == row_id)
         .values(status=FAILED, lease_until=None, lease_owner=None, last_error=error,
                 attempts=outbox.c.attempts + 1)
     )
 
 
-async def release_leases(conn: AsyncConnection, owner: str | None = None) -> int:
+def release_leases(conn: Connection, owner: str | None = None) -> int:
     """Hand claimed-but-unsent rows back: those of ``owner`` (graceful stop), or all (``None``:
     a single-process SQLite store starting up, where no other sender can hold them)."""
     query = outbox.update().where(outbox.c.status == PENDING, outbox.c.lease_until.is_not(None))
     if owner is not None:
         query = query.where(outbox.c.lease_owner == owner)
-    result = await conn.execute(query.values(lease_until=None, lease_owner=None))
+    result = conn.execute(query.values(lease_until=None, lease_owner=None))
     return result.rowcount
 
 
-async def retry_now(conn: AsyncConnection, now: datetime) -> int:
+def retry_now(conn: Connection, now: datetime) -> int:
     """Make every pending row due now: a restart (often after a fix) retries at once."""
-    result = await conn.execute(
+    result = conn.execute(
         outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now).values(next_attempt_at=now)
     )
     return result.rowcount
 
 
-async def next_due(conn: AsyncConnection, channel: str) -> datetime | None:
+def next_due(conn: Connection, channel: str) -> datetime | None:
     """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it)."""
     due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
-    value: datetime | None = (await conn.execute(
+    value: datetime | None = (conn.execute(
         sa.select(sa.func.min(due)).where(outbox.c.status == PENDING, outbox.c.channel == channel)
     )).scalar()
     return value
 
 
-async def pending_count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(
+def pending_count(conn: Connection) -> int:
+    return int((conn.execute(
         sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
     )).scalar_one())
 
 
-async def for_incident(conn: AsyncConnection, incident_id: int) -> list[dict[str, Any]]:
-    rows = await conn.execute(
+def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
         sa.select(outbox.c.id, outbox.c.event, outbox.c.channel, outbox.c.target, outbox.c.status,
                   outbox.c.attempts, outbox.c.last_error, outbox.c.created_at, outbox.c.delivered_at)
         .where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
@@ -148,10 +176,10 @@ async def for_incident(conn: AsyncConnection, incident_id: int) -> list[dict[str
     return out
 
 
-async def coalesce_pending(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+def coalesce_pending(conn: Connection, row: dict[str, Any]) -> bool:
     """Replace the payload of a not-yet-claimed pending row for the same incident, channel, target and
     event (a storm summary that has not gone out yet gets the newer count). False when there is none."""
-    result = await conn.execute(
+    result = conn.execute(
         outbox.update().where(outbox.c.incident_id == row["incident_id"], outbox.c.channel == row["channel"],
                               outbox.c.target == row["target"], outbox.c.event == row["event"],
                               outbox.c.status == PENDING, outbox.c.lease_until.is_(None))

@@ -138,13 +138,14 @@ def _v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[slack_messages, storms])
     # Plain DDL: an sa.Index here would attach itself to the table and be created by _v1 too.
     conn.exec_driver_sql("CREATE INDEX ix_incidents_group ON incidents (group_key, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_service ON incidents (service, namespace, status)")
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
     (1, "incidents, outbox, silences", _v1),
-    (2, "slack message references, alert storms, incidents by group", _v2),
+    (2, "slack message references, alert storms, incidents by group and by service", _v2),
 ]
 
 

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from alertbot.domain.matchers import Matcher
 from alertbot.domain.silence import Silence
-from alertbot.store.schema import silences
+from alertbot.store.schema import UTCDateTime, silences
 
 
 def _silence(row: sa.Row[Any]) -> Silence:
@@ -25,32 +25,34 @@ def _silence(row: sa.Row[Any]) -> Silence:
     )
 
 
-async def create(conn: AsyncConnection, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
+def create(conn: Connection, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
                  created_by: str, comment: str, now: datetime) -> Silence:
-    result = await conn.execute(
+    result = conn.execute(
         silences.insert().values(matchers=[str(m) for m in matchers], starts_at=starts_at, ends_at=ends_at,
                                  created_by=created_by, comment=comment, created_at=now).returning(*silences.c)
     )
     return _silence(result.one())
 
 
-async def active(conn: AsyncConnection, now: datetime) -> list[Silence]:
-    rows = await conn.execute(
-        sa.select(silences).where(silences.c.starts_at <= now, silences.c.ends_at > now).order_by(silences.c.id)
-    )
+_ACTIVE = sa.select(silences).where(silences.c.starts_at <= sa.bindparam("now", type_=UTCDateTime),
+                                    silences.c.ends_at > sa.bindparam("now", type_=UTCDateTime)).order_by(silences.c.id)
+
+
+def active(conn: Connection, now: datetime) -> list[Silence]:
+    rows = conn.execute(_ACTIVE, {"now": now})
     return [_silence(row) for row in rows]
 
 
-async def list_all(conn: AsyncConnection, *, include_expired: bool, now: datetime) -> list[Silence]:
+def list_all(conn: Connection, *, include_expired: bool, now: datetime) -> list[Silence]:
     query = sa.select(silences).order_by(silences.c.id.desc())
     if not include_expired:
         query = query.where(silences.c.ends_at > now)
-    return [_silence(row) for row in await conn.execute(query)]
+    return [_silence(row) for row in conn.execute(query)]
 
 
-async def expire(conn: AsyncConnection, silence_id: int, now: datetime) -> bool:
+def expire(conn: Connection, silence_id: int, now: datetime) -> bool:
     """End a silence now; False when there is no such silence or it had already ended."""
-    result = await conn.execute(
+    result = conn.execute(
         silences.update().where(silences.c.id == silence_id, silences.c.ends_at > now).values(ends_at=now)
     )
     return result.rowcount > 0

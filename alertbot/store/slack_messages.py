@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from alertbot.store.schema import slack_messages
 
@@ -18,18 +18,18 @@ class SlackMessageRef:
     ts: str
 
 
-async def for_incident(conn: AsyncConnection, incident_id: int, target: str) -> SlackMessageRef | None:
-    row = (await conn.execute(
+def for_incident(conn: Connection, incident_id: int, target: str) -> SlackMessageRef | None:
+    row = (conn.execute(
         sa.select(slack_messages.c.incident_id, slack_messages.c.channel_id, slack_messages.c.ts)
         .where(slack_messages.c.incident_id == incident_id, slack_messages.c.target == target)
     )).first()
     return SlackMessageRef(row.incident_id, row.channel_id, row.ts) if row else None
 
 
-async def latest_for_fingerprint(conn: AsyncConnection, fingerprint: str, target: str,
+def latest_for_fingerprint(conn: Connection, fingerprint: str, target: str,
                                  since: datetime) -> SlackMessageRef | None:
     """The most recent message of an earlier episode of the same alert (a re-fire continues its thread)."""
-    row = (await conn.execute(
+    row = (conn.execute(
         sa.select(slack_messages.c.incident_id, slack_messages.c.channel_id, slack_messages.c.ts)
         .where(slack_messages.c.fingerprint == fingerprint, slack_messages.c.target == target,
                slack_messages.c.created_at >= since)
@@ -38,13 +38,13 @@ async def latest_for_fingerprint(conn: AsyncConnection, fingerprint: str, target
     return SlackMessageRef(row.incident_id, row.channel_id, row.ts) if row else None
 
 
-async def save(conn: AsyncConnection, *, incident_id: int, fingerprint: str, target: str, channel_id: str, ts: str,
+def save(conn: Connection, *, incident_id: int, fingerprint: str, target: str, channel_id: str, ts: str,
                now: datetime) -> None:
-    existing = await for_incident(conn, incident_id, target)
+    existing = for_incident(conn, incident_id, target)
     if existing is not None:
-        await conn.execute(slack_messages.update()
+        conn.execute(slack_messages.update()
                            .where(slack_messages.c.incident_id == incident_id, slack_messages.c.target == target)
                            .values(channel_id=channel_id, ts=ts))
         return
-    await conn.execute(slack_messages.insert().values(incident_id=incident_id, fingerprint=fingerprint, target=target,
+    conn.execute(slack_messages.insert().values(incident_id=incident_id, fingerprint=fingerprint, target=target,
                                                       channel_id=channel_id, ts=ts, created_at=now))

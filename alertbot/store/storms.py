@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from alertbot.store.schema import incidents, storms
+from alertbot.store.schema import UTCDateTime, incidents, storms
 
 
 @dataclass(frozen=True)
@@ -40,56 +40,58 @@ def _storm(row: sa.Row[Any]) -> Storm:
     return Storm(m["id"], m["group_key"], m["group_labels"], m["anchor_incident_id"], m["count"], m["destinations"])
 
 
-async def active(conn: AsyncConnection, group_key: str) -> Storm | None:
-    row = (await conn.execute(
-        sa.select(storms).where(storms.c.group_key == group_key, storms.c.resolved_at.is_(None))
-        .order_by(storms.c.id.desc()).limit(1)
-    )).first()
+_ACTIVE = (sa.select(storms).where(storms.c.group_key == sa.bindparam("group_key"), storms.c.resolved_at.is_(None))
+           .order_by(storms.c.id.desc()).limit(1))
+_ARRIVED = (sa.select(sa.func.count()).select_from(incidents)
+            .where(incidents.c.group_key == sa.bindparam("group_key"),
+                   incidents.c.created_at >= sa.bindparam("since", type_=UTCDateTime),
+                   incidents.c.id <= sa.bindparam("iid")))
+
+
+def active(conn: Connection, group_key: str) -> Storm | None:
+    row = conn.execute(_ACTIVE, {"group_key": group_key}).first()
     return _storm(row) if row else None
 
 
-async def get(conn: AsyncConnection, storm_id: int) -> Storm | None:
-    row = (await conn.execute(sa.select(storms).where(storms.c.id == storm_id))).first()
+def get(conn: Connection, storm_id: int) -> Storm | None:
+    row = (conn.execute(sa.select(storms).where(storms.c.id == storm_id))).first()
     return _storm(row) if row else None
 
 
-async def start(conn: AsyncConnection, *, group_key: str, group_labels: dict[str, str], anchor_incident_id: int,
+def start(conn: Connection, *, group_key: str, group_labels: dict[str, str], anchor_incident_id: int,
                 destinations: Sequence[dict[str, Any]], now: datetime) -> Storm:
-    result = await conn.execute(storms.insert().values(
+    result = conn.execute(storms.insert().values(
         group_key=group_key, group_labels=group_labels, anchor_incident_id=anchor_incident_id, count=1,
         destinations=list(destinations), started_at=now).returning(*storms.c))
     return _storm(result.one())
 
 
-async def join(conn: AsyncConnection, storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
+def join(conn: Connection, storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
     merged = list(storm.destinations) + [d for d in destinations if d not in storm.destinations]
-    await conn.execute(storms.update().where(storms.c.id == storm.id)
+    conn.execute(storms.update().where(storms.c.id == storm.id)
                        .values(count=storms.c.count + 1, destinations=merged))
     return Storm(storm.id, storm.group_key, storm.group_labels, storm.anchor_incident_id, storm.count + 1, merged)
 
 
-async def finish(conn: AsyncConnection, storm_id: int, now: datetime) -> None:
-    await conn.execute(storms.update().where(storms.c.id == storm_id).values(resolved_at=now))
+def finish(conn: Connection, storm_id: int, now: datetime) -> None:
+    conn.execute(storms.update().where(storms.c.id == storm_id).values(resolved_at=now))
 
 
-async def firing_members(conn: AsyncConnection, storm: Storm) -> int:
-    return int((await conn.execute(
+def firing_members(conn: Connection, storm: Storm) -> int:
+    return int((conn.execute(
         sa.select(sa.func.count()).select_from(incidents)
         .where(incidents.c.group_key == storm.group_key, incidents.c.status == "firing",
                incidents.c.suppressed_by.like(f"{storm.marker}%"))
     )).scalar_one())
 
 
-async def arrived_before(conn: AsyncConnection, group_key: str, since: datetime, incident_id: int) -> int:
+def arrived_before(conn: Connection, group_key: str, since: datetime, incident_id: int) -> int:
     """How many alerts of the group arrived since ``since``, up to and including ``incident_id``."""
-    return int((await conn.execute(
-        sa.select(sa.func.count()).select_from(incidents)
-        .where(incidents.c.group_key == group_key, incidents.c.created_at >= since, incidents.c.id <= incident_id)
-    )).scalar_one())
+    return int(conn.execute(_ARRIVED, {"group_key": group_key, "since": since, "iid": incident_id}).scalar_one())
 
 
-async def sample(conn: AsyncConnection, storm: Storm, limit: int = 5) -> list[str]:
-    rows = await conn.execute(
+def sample(conn: Connection, storm: Storm, limit: int = 5) -> list[str]:
+    rows = conn.execute(
         sa.select(incidents.c.alertname, incidents.c.service, incidents.c.annotations)
         .where(incidents.c.group_key == storm.group_key, incidents.c.suppressed_by.like(f"{storm.marker}%"))
         .order_by(incidents.c.id.desc()).limit(limit)

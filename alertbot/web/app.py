@@ -76,7 +76,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         scrub=state.secrets.scrub,
     )
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
-                        metrics=state.metrics, clock=state.clock, on_commit=state.dispatcher.wake)
+                        metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher)
     pipeline.start()
     await state.dispatcher.start()
     state._store, state._pipeline = store, pipeline

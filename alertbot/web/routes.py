@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -94,11 +95,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     state = _state(request)
-    try:
-        async with state.store.read() as conn:
-            state.metrics.outbox_pending.set(await outbox.pending_count(conn))
-    except AlertbotError:
-        pass  # keep the last known value; /readyz reports the store
+    with contextlib.suppress(AlertbotError):  # keep the last known value; /readyz reports the store
+        state.metrics.outbox_pending.set(await state.store.read(outbox.pending_count))
     body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -115,8 +113,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         raise PayloadError("limit: must be an integer") from None
     if not 1 <= limit <= 5000:
         raise PayloadError("limit: must be between 1 and 5000")
-    async with state.store.read() as conn:
-        records = await incidents.list_incidents(conn, status=status, limit=limit)
+    records = await state.store.read(incidents.list_incidents, status=status, limit=limit)
     return web.json_response([r.to_json() for r in records])
 
 
@@ -132,11 +129,10 @@ async def get_incident(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     incident_id = _int_param(request, "incident_id")
-    async with state.store.read() as conn:
-        record = await incidents.get(conn, incident_id)
-        if record is None:
-            raise NotFound(f"no incident {incident_id}")
-        notifications = await outbox.for_incident(conn, incident_id)
+    record = await state.store.read(incidents.get, incident_id)
+    if record is None:
+        raise NotFound(f"no incident {incident_id}")
+    notifications = await state.store.read(outbox.for_incident, incident_id)
     return web.json_response({**record.to_json(), "notifications": notifications})
 
 
@@ -172,9 +168,8 @@ async def create_silence(request: web.Request) -> web.Response:
     if ends_at <= now:
         raise PayloadError("the silence would end before it starts")
     matchers: list[Matcher] = list(spec.matchers)
-    async with state.store.write() as conn:
-        silence = await silence_repo.create(conn, matchers, starts_at=now, ends_at=ends_at,
-                                            created_by=spec.created_by, comment=spec.comment, now=now)
+    silence = await state.store.write(silence_repo.create, matchers, starts_at=now, ends_at=ends_at,
+                                      created_by=spec.created_by, comment=spec.comment, now=now)
     return web.json_response(silence_repo.silence_json(silence), status=201)
 
 
@@ -182,8 +177,7 @@ async def list_silences(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     include_expired = request.query.get("expired", "false").lower() in ("1", "true", "yes")
-    async with state.store.read() as conn:
-        found = await silence_repo.list_all(conn, include_expired=include_expired, now=state.clock())
+    found = await state.store.read(silence_repo.list_all, include_expired=include_expired, now=state.clock())
     return web.json_response([silence_repo.silence_json(s) for s in found])
 
 
@@ -191,9 +185,8 @@ async def expire_silence(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     silence_id = _int_param(request, "silence_id")
-    async with state.store.write() as conn:
-        if not await silence_repo.expire(conn, silence_id, state.clock()):
-            raise NotFound(f"no active silence {silence_id}")
+    if not await state.store.write(silence_repo.expire, silence_id, state.clock()):
+        raise NotFound(f"no active silence {silence_id}")
     return web.json_response({"id": silence_id, "status": "expired"})
 
 

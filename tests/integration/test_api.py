@@ -123,6 +123,12 @@ async def test_metrics_expose_the_contract_series(make_harness: MakeHarness) -> 
     await h.post_file(FIRING)
     await h.post_file("am-higherrorrate-ai-coach-firing.json")
     await wait_until(lambda: len(h.console.lines()) == 2, what="two notifications")
+
+    async def recorded() -> bool:
+        body = await (await h.client.get("/metrics")).text()
+        return 'alertbot_notifications_total{channel="console",outcome="delivered"} 2.0' in body
+
+    await wait_until(recorded, what="both deliveries recorded")
     text = await (await h.client.get("/metrics")).text()
     for series in ("alertbot_alerts_received_total 2.0",
                    'alertbot_alerts_classified_total{severity="critical"} 1.0',
