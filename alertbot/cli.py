@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from alertbot.domain.automation import automation_matches, render_params
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import Matcher, parse_label_args
 from alertbot.domain.models import Alert, AlertStatus, Classification
@@ -21,6 +22,8 @@ from alertbot.domain.route import route
 from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, PayloadError
 from alertbot.notify.base import Event, Notification
+from alertbot.notify.pagerduty import build_event
+from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
@@ -158,13 +161,14 @@ def replay(
     files: Annotated[list[Path], typer.Argument(help="Alertmanager webhook payloads (JSON).")],
     config: ConfigOpt = None,
 ) -> None:
-    """Explain, without sending anything, what alertbot would do with each alert."""
+    """Explain, without sending anything: classification, route, the PagerDuty event and Slack message
+    that would be sent, and the automations that would fire."""
     cfg = _config(config)
     enabled = _notifiers_enabled(cfg)
     now = datetime.now(UTC)
     for file in files:
         for alert in _read_payload(file):
-            plan = plan_routing(cfg, alert, enabled)
+            plan = plan_routing(cfg, alert, ["pagerduty", "slack"])
             cls = plan.classification
             typer.echo(f"== {file.name}: {alert.alertname or '-'} {alert.fingerprint} ({alert.status.value})")
             typer.echo(f"  classification: {cls.severity.value} — {cls.reason}")
@@ -174,10 +178,28 @@ def replay(
             record = _preview_incident(alert, cls, now)
             for dest in plan.destinations:
                 notification = Notification.build(record, event, dest)
-                typer.echo(f"  would send {dest.channel}{':' + dest.target if dest.target else ''}: "
-                           + json.dumps(notification.model_dump(mode="json"), sort_keys=True))
+                note = "" if dest.channel in enabled or dest.channel == "console" else \
+                    " [not enabled here, the console would print it instead]"
+                if dest.channel == "pagerduty":
+                    body = build_event(notification, "<ALERTBOT_PAGERDUTY_ROUTING_KEY>")
+                    typer.echo(f"  would send PagerDuty{note}: {json.dumps(body, sort_keys=True)}")
+                elif dest.channel == "slack":
+                    resolved = event == "resolve"
+                    message = {"channel": dest.target, "text": fallback_text(notification, resolved=resolved),
+                               "blocks": alert_blocks(notification, resolved=resolved)}
+                    typer.echo(f"  would send Slack {dest.target}{note}: {json.dumps(message)}")
+                else:
+                    typer.echo(f"  would print: {json.dumps(notification.model_dump(mode='json'), sort_keys=True)}")
             if not plan.destinations:
                 typer.echo("  would send nothing (no receivers)")
+            for automation in cfg.automations:
+                if automation_matches(automation.match, plan.labels):
+                    try:
+                        params = json.dumps(render_params(automation.params, alert.labels), sort_keys=True)
+                    except ValueError as exc:
+                        params = f"(cannot run: {exc})"
+                    typer.echo(f"  would start automation {automation.name}: runbook {automation.runbook} "
+                               f"({automation.mode}) params {params}")
 
 
 def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> IncidentRecord:

@@ -85,18 +85,30 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[0] == "console"
 
 
-def test_replay_explains_without_sending() -> None:
-    """replay prints classification, route and the notification that would go out."""
-    result = run("replay", str(PAYLOADS / "am-servicedown-recipe-service-firing.json"))
+def test_replay_explains_without_sending(tmp_path: Path) -> None:
+    """replay prints classification, route, the PagerDuty event, the Slack message and the automations."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "automations:\n"
+        "  - name: rollback-canary\n"
+        "    match: {severity: critical, canary: 'true'}\n"
+        "    runbook: emergency-rollback\n"
+        "    params: {namespace: '{{ labels.namespace }}', virtualservice: '{{ labels.virtualservice }}'}\n")
+    result = run("replay", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "classification: critical — service down: recipe-service" in out
+    assert "classification: critical — error_rate 7.2% > critical threshold 5%" in out
     assert "route: root → routes[0] (critical)" in out
-    sent = [line for line in out.splitlines() if line.startswith("  would send ")]
-    assert len(sent) == 1 and sent[0].startswith("  would send console: ")
-    notification = json.loads(sent[0].split(": ", 1)[1])
-    assert notification["stands_in_for"] == ["pagerduty", "slack:#alerts-critical"]
-    assert notification["event"] == "trigger" and notification["severity"] == "critical"
+    lines = {line.split(":", 1)[0].strip(): line for line in out.splitlines() if "would " in line}
+    pd_line = next(v for k, v in lines.items() if k.startswith("would send PagerDuty"))
+    event = json.loads(pd_line[pd_line.index(": {") + 2:])
+    assert event["event_action"] == "trigger" and event["payload"]["class"] == "HighErrorRate"
+    assert event["routing_key"] == "<ALERTBOT_PAGERDUTY_ROUTING_KEY>"
+    slack_line = next(v for k, v in lines.items() if k.startswith("would send Slack #alerts-critical"))
+    message = json.loads(slack_line[slack_line.index(": {") + 2:])
+    assert message["blocks"][0]["type"] == "header" and message["text"].startswith("[CRITICAL]")
+    assert ("would start automation rollback-canary: runbook emergency-rollback (approve) params "
+            '{"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}') in out
 
 
 def test_silence_cli_round_trip(tmp_path: Path) -> None:
