@@ -111,6 +111,20 @@ async def drive(url: str, pd: FakePagerDuty, rate: float, seconds: float, run: s
     }
 
 
+async def measure(command: list[str], pd: FakePagerDuty, args: argparse.Namespace, *, run: str,
+                  cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Start a target on a free port (``{port}`` in its command), drive it, stop it."""
+    port = free_port()
+    proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL)
+    try:
+        await wait_listening(f"http://127.0.0.1:{port}/probe", proc)
+        return await drive(f"http://127.0.0.1:{port}/webhook/alertmanager", pd, args.rate, args.seconds, run)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second (one alert each)")
@@ -126,33 +140,17 @@ async def main() -> None:
     results: dict[str, dict[str, Any]] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        baseline = subprocess.Popen([sys.executable, str(ROOT / "bench/_baseline.py"), str(port), events_url],
-                                    stdout=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{port}/webhook/alertmanager"
-            await wait_listening(f"http://127.0.0.1:{port}/nowhere", baseline)
-            results["bare aiohttp handler"] = await drive(url, pd, args.rate, args.seconds, "b")
-        finally:
-            baseline.terminate()
-            baseline.wait()
+        baseline = [sys.executable, str(ROOT / "bench/_baseline.py"), "{port}", events_url]
+        results["bare aiohttp handler"] = await measure(baseline, pd, args, run="b")
 
         config = Path(tmp) / "alertbot.yaml"
         config.write_text(yaml.safe_dump({"storage": {"url": f"sqlite:///{tmp}/alertbot.db"},
                                           "pagerduty": {"events_url": events_url},
                                           "routes": {"receivers": ["pagerduty"]}}))
-        port = free_port()
-        env = {**os.environ, "ALERTBOT_PAGERDUTY_ROUTING_KEY": KEY}
-        alertbot = subprocess.Popen([sys.executable, "-m", "alertbot", "serve", "--port", str(port), "--config",
-                                     str(config), "--log-level", "warning"], cwd=tmp, env=env,
-                                    stdout=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{port}/webhook/alertmanager"
-            await wait_listening(f"http://127.0.0.1:{port}/healthz-post", alertbot)
-            results["alertbot (SQLite, outbox)"] = await drive(url, pd, args.rate, args.seconds, "a")
-        finally:
-            alertbot.terminate()
-            alertbot.wait()
+        alertbot = [sys.executable, "-m", "alertbot", "serve", "--port", "{port}", "--config", str(config),
+                    "--log-level", "warning"]
+        results["alertbot (SQLite, outbox)"] = await measure(
+            alertbot, pd, args, run="a", cwd=tmp, env={**os.environ, "ALERTBOT_PAGERDUTY_ROUTING_KEY": KEY})
     await runner.cleanup()
 
     print(f"webhook → PagerDuty, {args.rate:g} alerts/s for {args.seconds:g} s, one alert per webhook\n")
