@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -20,16 +21,22 @@ from alertbot.domain.models import Alert, AlertStatus, Classification
 from alertbot.domain.parse import parse_duration, parse_webhook
 from alertbot.domain.route import route
 from alertbot.domain.silence import Silence
-from alertbot.errors import AlertbotError, PayloadError
+from alertbot.errors import AlertbotError, ConfigError, PayloadError
 from alertbot.notify.base import Event, Notification
 from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
+from alertbot.runbooks.executor import Executor, RunResult
+from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.loader import load_runbooks
+from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
+from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
+from alertbot.store.runbook_runs import RunRecord
 from alertbot.web.app import enabled_channel_names
 from alertbot.web.app import serve as run_server
 
@@ -37,8 +44,10 @@ app = typer.Typer(help="alertbot: Alertmanager webhook → classify → route �
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
 silence_app = typer.Typer(help="Create, list and expire silences (in the configured store).", no_args_is_help=True)
+runbook_app = typer.Typer(help="List, run (dry-run first), undo and audit runbooks.", no_args_is_help=True)
 app.add_typer(routes_app, name="routes")
 app.add_typer(silence_app, name="silence")
+app.add_typer(runbook_app, name="runbook")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $ALERTBOT_CONFIG).")]
 T = TypeVar("T")
@@ -107,13 +116,18 @@ def serve(
 
 @app.command("check-config")
 def check_config(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
-    """Validate a config file (and the secret files it names)."""
+    """Validate a config file, the secret files it names, its runbooks and the automations' references."""
     try:
         cfg = load_config(file)
         load_secrets(cfg)
+        runbooks = load_runbooks(cfg.runbooks.dir)
     except AlertbotError as exc:
         fail(exc)
-    typer.echo(f"{file}: ok")
+    for index, automation in enumerate(cfg.automations):
+        if automation.runbook not in runbooks:
+            fail(ConfigError(f"{file}: automations[{index}].runbook: no runbook {automation.runbook!r} in "
+                             f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"))
+    typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")
 
 
 def _classification_line(alert: Alert, cls: Classification) -> str:
@@ -273,6 +287,108 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
     if not _run(_with_store(cfg, expire)):
         fail(PayloadError(f"no active silence {silence_id}"))
     typer.echo(f"silence {silence_id} expired")
+
+
+def _executor(cfg: Config, store: Store) -> Executor:
+    kubeconfig = cfg.kubernetes.kubeconfig
+    has_cluster = kubeconfig is not None or bool(os.environ.get("KUBECONFIG")) or bool(
+        os.environ.get("KUBERNETES_SERVICE_HOST"))
+    factory = (lambda: Kubernetes(api_client(kubeconfig))) if has_cluster else None
+    return Executor(store, factory, clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run)
+
+
+def _runbooks(cfg: Config) -> dict[str, Runbook]:
+    try:
+        return load_runbooks(cfg.runbooks.dir)
+    except AlertbotError as exc:
+        fail(exc)
+
+
+def _print_result(result: RunResult) -> None:
+    for plan in result.plans:
+        for line in plan.lines:
+            typer.echo(f"  {plan.index}. {line}")
+    typer.echo(f"run {result.run_id}: {result.status} — {result.message}")
+
+
+def _whoami() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+@runbook_app.command("list")
+def runbook_list(config: ConfigOpt = None) -> None:
+    """Every runbook with its params."""
+    for runbook in _runbooks(_config(config)).values():
+        params = []
+        for p in runbook.params:
+            text = p.name + (f"={p.default}" if p.default else "") + ("" if not p.required else " (required)")
+            params.append(text)
+        typer.echo(f"{runbook.name} [{runbook.risk}] {runbook.description}")
+        typer.echo(f"  params: {', '.join(params) or 'none'}")
+
+
+@runbook_app.command("run")
+def runbook_run(
+    name: Annotated[str, typer.Argument(help="Runbook name.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="k=v, repeatable.")] = None,
+    execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (default: dry run).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Plan a runbook (dry run) and, with --execute, apply it. Exit 0 done, 1 failed, 2 bad input."""
+    cfg = _config(config)
+    runbooks = _runbooks(cfg)
+    if name not in runbooks:
+        fail(PayloadError(f"no runbook {name!r} (have: {', '.join(sorted(runbooks)) or 'none'})"))
+    try:
+        params = parse_label_args(param or [])
+    except ValueError as exc:
+        fail(PayloadError(str(exc).replace("label", "param")))
+
+    async def go(store: Store) -> RunResult:
+        return await _executor(cfg, store).run(runbooks[name], params, execute=execute, trigger=_whoami())
+
+    result = _run(_with_store(cfg, go))
+    _print_result(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@runbook_app.command("undo")
+def runbook_undo(
+    run_id: Annotated[int, typer.Argument(help="The run to undo.")],
+    execute: Annotated[bool, typer.Option("--execute", help="Apply the undo (default: dry run).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Restore the state a run found before it changed anything (guarded: fails if changed since)."""
+    cfg = _config(config)
+
+    async def go(store: Store) -> RunResult:
+        return await _executor(cfg, store).undo(run_id, execute=execute, trigger=_whoami())
+
+    result = _run(_with_store(cfg, go))
+    _print_result(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@runbook_app.command("history")
+def runbook_history(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """The audit log, newest first."""
+    cfg = _config(config)
+
+    async def fetch(store: Store) -> list[RunRecord]:
+        return await store.read(runbook_runs.history, limit)
+
+    for record in _run(_with_store(cfg, fetch)):
+        if as_json:
+            typer.echo(json.dumps({k: record.to_json()[k] for k in (
+                "id", "runbook", "params", "trigger", "status", "started_at", "result", "undo_of")}))
+        else:
+            params = " ".join(f"{k}={v}" for k, v in record.params.items())
+            typer.echo(f"{record.id}  {record.started_at.isoformat()}  {record.status:9}  {record.runbook}  "
+                       f"{params}  ({record.trigger})")
 
 
 def main() -> None:

@@ -85,4 +85,14 @@ def retryable_http_status(status: int) -> bool:
 
 
 class RunbookError(AlertbotError):
+    """A runbook could not plan or apply (the API server refused, the target changed, ...)."""
+
     code = "runbook_failed"
+
+
+class RunbookUsageError(RunbookError):
+    """The request itself is wrong: bad params, no such run, nothing to apply to."""
+
+    code = "runbook_invalid"
+    http_status = 400
+    exit_code = 2

@@ -130,6 +130,29 @@ storms = sa.Table(
 sa.Index("ix_storms_group", storms.c.group_key, storms.c.resolved_at)
 
 
+runbook_runs = sa.Table(
+    "runbook_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("runbook", sa.Text, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),                 # cli:<user> | slack:<user> | alert:<id> | undo:<run>
+    sa.Column("status", sa.String(16), nullable=False),            # planned|running|succeeded|noop|failed|rejected
+    sa.Column("plan", sa.JSON, nullable=False),                    # per step: what it would change (before → after)
+    sa.Column("applied", sa.JSON, nullable=False),                 # per applied step: the state it changed, for undo
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("undo_of", sa.Integer),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+runbook_locks = sa.Table(
+    "runbook_locks", metadata,
+    sa.Column("target", sa.Text, primary_key=True),                # e.g. virtualservice ns/name
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -141,11 +164,16 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_incidents_service ON incidents (service, namespace, status)")
 
 
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[runbook_runs, runbook_locks])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
     (1, "incidents, outbox, silences", _v1),
     (2, "slack message references, alert storms, incidents by group and by service", _v2),
+    (3, "runbook audit log and per-target locks", _v3),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Runbooks: data (YAML) describing typed steps; each step plans (reads, computes) before it applies."""

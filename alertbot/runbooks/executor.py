@@ -1,0 +1,276 @@
+"""Running a runbook: plan every step first (reading live state, writing nothing), then — only when
+asked to execute — take the targets' locks and apply the steps in order, recording before-state.
+
+Every run is audited, dry-runs included. An applied run can be undone: each changed target is
+restored to the state the run found, guarded by a ``test`` of the state the run left, so an undo
+never overwrites a change made since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from alertbot.errors import RunbookError, RunbookUsageError
+from alertbot.runbooks import istio
+from alertbot.runbooks.k8s import Kubernetes
+from alertbot.runbooks.model import IstioRollback, IstioSetWeights, K8sScale, Notify, Runbook, Step, Wait
+from alertbot.store import runbook_runs
+from alertbot.store.engine import Store
+
+log = structlog.get_logger("alertbot.runbooks")
+
+
+@dataclass
+class StepPlan:
+    index: int
+    type: str
+    target: str                       # what it changes ("" for wait/notify)
+    lines: list[str]                  # human-readable: before → after
+    changes: list[dict[str, Any]] = field(default_factory=list)   # istio route changes
+    replicas: tuple[int, int] | None = None                       # k8s.scale: before, after
+
+    @property
+    def noop(self) -> bool:
+        return self.type in ("istio.rollback", "istio.set_weights", "k8s.scale") and not self.changes and (
+            self.replicas is None or self.replicas[0] == self.replicas[1])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "type": self.type, "target": self.target, "lines": self.lines,
+                "changes": self.changes, "replicas": list(self.replicas) if self.replicas else None}
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str                       # planned | succeeded | noop | failed | rejected
+    plans: list[StepPlan]
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("planned", "succeeded", "noop")
+
+
+def _changes(plan: list[istio.RouteChange]) -> list[dict[str, Any]]:
+    return [{"index": c.index, "name": c.name, "before": c.before, "after": c.after} for c in plan]
+
+
+def _route_changes(data: list[dict[str, Any]]) -> list[istio.RouteChange]:
+    return [istio.RouteChange(c["index"], c["name"], c["before"], c["after"]) for c in data]
+
+
+class Executor:
+    def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
+                 dry_run_only: bool = False, max_wait: float = 600.0) -> None:
+        self._store = store
+        self._kube_factory = kube
+        self._kube: Kubernetes | None = None
+        self._clock = clock
+        self._dry_run_only = dry_run_only
+        self._max_wait = max_wait
+
+    def _cluster(self) -> Kubernetes | None:
+        if self._kube is None and self._kube_factory is not None:
+            self._kube = self._kube_factory()
+        return self._kube
+
+    async def plan(self, runbook: Runbook, params: dict[str, str]) -> list[StepPlan]:
+        steps = runbook.bound_steps(params)
+        return [await self._plan_step(i, step) for i, step in enumerate(steps)]
+
+    async def _plan_step(self, index: int, step: Step) -> StepPlan:
+        kube = self._cluster()
+        if isinstance(step, IstioRollback | IstioSetWeights):
+            target = f"virtualservice {step.namespace}/{step.virtualservice}"
+            if kube is None:
+                intent = (f"all traffic of every split route to subset {step.stable_subset}"
+                          if isinstance(step, IstioRollback) else f"weights {step.weights}")
+                return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: "
+                                                           "no Kubernetes cluster configured)"])
+            vs = await kube.get_virtualservice(step.namespace, step.virtualservice)
+            if isinstance(step, IstioRollback):
+                changes = istio.plan_rollback(vs, step.stable_subset)
+                nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
+            else:
+                weights = {k: int(v) for k, v in step.weights.items()}
+                changes = istio.plan_set_weights(vs, weights)
+                nothing = f"{target}: weights already as requested — nothing to do"
+            lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
+            return StepPlan(index, step.type, target, lines, _changes(changes))
+        if isinstance(step, K8sScale):
+            target = f"deployment {step.namespace}/{step.deployment}"
+            want = int(step.replicas)
+            if kube is None:
+                return StepPlan(index, step.type, target, [f"{target}: scale to {want} replicas (current unknown: "
+                                                           "no Kubernetes cluster configured)"])
+            have = await kube.get_replicas(step.namespace, step.deployment)
+            line = f"{target}: replicas {have} → {want}" if have != want else f"{target}: already {want} replicas"
+            return StepPlan(index, step.type, target, [line], replicas=(have, want))
+        if isinstance(step, Wait):
+            return StepPlan(index, step.type, "", [f"wait {step.duration.total_seconds():g}s"])
+        assert isinstance(step, Notify)
+        return StepPlan(index, step.type, "", [f"notify: {step.message}"])
+
+    async def run(self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str) -> RunResult:
+        """Plan, audit, and (``execute``) apply. Invalid params raise RunbookError before anything is read."""
+        try:
+            params = runbook.resolve_params(given)
+        except ValueError as exc:
+            raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
+        bound = log.bind(runbook=runbook.name, trigger=trigger)
+        try:
+            plans = await self.plan(runbook, params)
+        except RunbookError as exc:
+            run_id = await self._store.write(runbook_runs.start, runbook=runbook.name, params=params,
+                                             trigger=trigger, status="failed", plan=[], undo_of=None, now=self._clock())
+            await self._store.write(runbook_runs.finish, run_id, status="failed", applied=[],
+                                    result=f"planning failed: {exc.message}", now=self._clock())
+            bound.warning("runbook_plan_failed", run_id=run_id, error=exc.message)
+            return RunResult(run_id, "failed", [], f"planning failed: {exc.message}")
+        if execute and self._dry_run_only:
+            execute, note = False, " (runbooks.dry_run is on: planned only)"
+        else:
+            note = ""
+        if not execute:
+            await self._server_dry_run(plans)
+            message = "dry run: nothing was changed" + note
+            run_id = await self._store.write(runbook_runs.start, runbook=runbook.name, params=params, trigger=trigger,
+                                             status="planned", plan=[p.to_json() for p in plans], undo_of=None,
+                                             now=self._clock(), result=message)
+            return RunResult(run_id, "planned", plans, message)
+        return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None)
+
+    async def _server_dry_run(self, plans: list[StepPlan]) -> None:
+        """With a cluster, let the API server check the patches too (RBAC, schema) without applying."""
+        kube = self._cluster()
+        if kube is None:
+            return
+        for plan in plans:
+            await self._apply_step(kube, plan, dry_run=True)
+
+    async def _apply(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
+                     undo_of: int | None) -> RunResult:
+        kube = self._cluster()
+        if kube is None and any(p.target for p in plans):
+            raise RunbookUsageError("no Kubernetes cluster configured (kubernetes.kubeconfig, $KUBECONFIG or "
+                                    "in-cluster): runbooks can only plan")
+        if all(p.noop for p in plans if p.target) and any(p.target for p in plans):
+            message = "nothing to change: " + "; ".join(line for p in plans if p.target for line in p.lines)
+            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
+                                             status="noop", plan=[p.to_json() for p in plans], undo_of=undo_of,
+                                             now=self._clock(), result=message)
+            return RunResult(run_id, "noop", plans, message)
+        now = self._clock()
+        try:
+            run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
+                                             undo_of=undo_of, now=now)
+        except RunbookError as exc:
+            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
+                                             status="rejected", plan=[p.to_json() for p in plans],
+                                             undo_of=undo_of, now=now)
+            await self._store.write(runbook_runs.finish, run_id, status="rejected", applied=[], result=exc.message,
+                                    now=self._clock())
+            return RunResult(run_id, "rejected", plans, exc.message)
+
+        applied: list[dict[str, Any]] = []
+        status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
+        try:
+            for plan in plans:
+                assert kube is not None or not plan.target
+                await self._apply_step(kube, plan, dry_run=False)
+                if plan.target and not plan.noop:
+                    applied.append(plan.to_json())
+        except RunbookError as exc:
+            status = "failed"
+            done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
+            message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
+                f" — `alertbot runbook undo {run_id}` restores them" if applied else "")
+        finally:
+            await self._store.write(_finish_and_unlock, run_id, status=status, applied=applied, result=message,
+                                    now=self._clock())
+        log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
+        return RunResult(run_id, status, plans, message)
+
+    async def _apply_step(self, kube: Kubernetes | None, plan: StepPlan, *, dry_run: bool,
+                          reverse: bool = False) -> None:
+        if plan.type in ("istio.rollback", "istio.set_weights") and plan.changes:
+            assert kube is not None
+            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
+            await kube.patch_virtualservice(namespace, name, istio.json_patch(_route_changes(plan.changes),
+                                                                              reverse=reverse), dry_run=dry_run)
+        elif plan.type == "k8s.scale" and plan.replicas and plan.replicas[0] != plan.replicas[1]:
+            assert kube is not None
+            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
+            before, after = plan.replicas
+            expect, want = (after, before) if reverse else (before, after)
+            await kube.set_replicas(namespace, name, expect=expect, replicas=want, dry_run=dry_run)
+        elif plan.type == "wait" and not dry_run and not reverse:
+            seconds = float(plan.lines[0].split()[1].rstrip("s"))
+            await asyncio.sleep(min(seconds, self._max_wait))
+        elif plan.type == "notify" and not dry_run and not reverse:
+            log.warning("runbook_notify", message=plan.lines[0].removeprefix("notify: "))
+
+    async def undo(self, run_id: int, *, execute: bool, trigger: str) -> RunResult:
+        record = await self._store.read(runbook_runs.get, run_id)
+        if record is None:
+            raise RunbookUsageError(f"no runbook run {run_id}")
+        if not record.applied:
+            raise RunbookUsageError(f"run {run_id} ({record.status}) changed nothing: nothing to undo")
+        plans = []
+        for data in reversed(record.applied):
+            replicas = tuple(data["replicas"]) if data.get("replicas") else None
+            lines = [f"undo: {line}" for line in data["lines"]]
+            plans.append(StepPlan(data["index"], data["type"], data["target"], lines, data["changes"],
+                                  replicas))
+        if not execute:
+            kube = self._cluster()
+            if kube is not None:
+                for plan in plans:
+                    await self._apply_step(kube, plan, dry_run=True, reverse=True)
+            return RunResult(run_id, "planned", plans, "dry run: nothing was changed")
+        kube = self._cluster()
+        if kube is None:
+            raise RunbookUsageError("no Kubernetes cluster configured: runbooks can only plan")
+        return await self._apply_reverse(record.runbook, record.params, plans, trigger=trigger, undo_of=run_id)
+
+    async def _apply_reverse(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
+                             undo_of: int) -> RunResult:
+        kube = self._cluster()
+        assert kube is not None
+        run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
+                                         undo_of=undo_of, now=self._clock())
+        status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
+        try:
+            for plan in plans:
+                await self._apply_step(kube, plan, dry_run=False, reverse=True)
+                restored.append(plan.to_json())
+        except RunbookError as exc:
+            status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
+        finally:
+            await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
+                                    now=self._clock())
+        return RunResult(run_id, status, plans, message)
+
+
+def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigger: str, plans: list[StepPlan],
+                  undo_of: int | None, now: datetime) -> int:
+    """Audit the run as running and take its targets' locks, in one transaction (all or nothing)."""
+    run_id = runbook_runs.start(conn, runbook=name, params=params, trigger=trigger, status="running",
+                                plan=[p.to_json() for p in plans], undo_of=undo_of, now=now)
+    held = runbook_runs.lock(conn, sorted({p.target for p in plans if p.target}), run_id, now)
+    if held is not None:
+        raise RunbookError(f"another run holds {held}: one run at a time per target")
+    return run_id
+
+
+def _finish_and_unlock(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
+                       now: datetime) -> None:
+    runbook_runs.finish(conn, run_id, status=status, applied=applied, result=result, now=now)
+    runbook_runs.unlock(conn, run_id)

@@ -1,0 +1,135 @@
+"""The runbook schema. A runbook is data: declared params and a list of typed steps.
+
+Step fields may use ``{{ params.NAME }}``; they are filled in, and checked, before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alertbot.settings import Duration
+
+_PARAM_REF = re.compile(r"\{\{\s*params\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Param(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    description: str = ""
+    required: bool = False
+    default: str | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
+
+
+class IstioRollback(_Strict):
+    """Send all traffic of every HTTP route that splits to the stable subset (100 / 0)."""
+
+    type: Literal["istio.rollback"]
+    namespace: str
+    virtualservice: str
+    stable_subset: str = "stable"
+
+
+class IstioSetWeights(_Strict):
+    """Set the weights of every HTTP route that routes to these subsets (they must sum to 100)."""
+
+    type: Literal["istio.set_weights"]
+    namespace: str
+    virtualservice: str
+    weights: dict[str, int | str]
+
+
+class K8sScale(_Strict):
+    type: Literal["k8s.scale"]
+    namespace: str
+    deployment: str
+    replicas: int | str
+
+
+class Wait(_Strict):
+    type: Literal["wait"]
+    duration: Duration
+
+
+class Notify(_Strict):
+    type: Literal["notify"]
+    message: str
+
+
+Step = Annotated[IstioRollback | IstioSetWeights | K8sScale | Wait | Notify, Field(discriminator="type")]
+
+
+class Runbook(_Strict):
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    risk: Literal["low", "high"] = "low"
+    params: list[Param] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_are_declared(self) -> Runbook:
+        declared = {p.name for p in self.params}
+        if len(declared) != len(self.params):
+            raise ValueError("params: each name may be declared once")
+        for index, step in enumerate(self.steps):
+            for field, value in step.model_dump().items():
+                for ref in _PARAM_REF.findall(str(value)):
+                    if ref not in declared:
+                        raise ValueError(f"steps[{index}].{field}: uses undeclared param {ref!r}")
+        return self
+
+    def resolve_params(self, given: dict[str, str]) -> dict[str, str]:
+        """Declared params with defaults applied; unknown, missing or malformed ones raise ValueError."""
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise ValueError(f"unknown param {', '.join(unknown)} (runbook {self.name} takes "
+                             f"{', '.join(declared) or 'none'})")
+        out: dict[str, str] = {}
+        for name, param in declared.items():
+            value = given.get(name, param.default)
+            if value is None or value == "":
+                if param.required:
+                    raise ValueError(f"param {name} is required")
+                continue
+            if param.pattern and not re.fullmatch(param.pattern, value):
+                raise ValueError(f"param {name}={value!r} does not match {param.pattern}")
+            out[name] = value
+        return out
+
+    def bound_steps(self, params: dict[str, str]) -> list[Step]:
+        """The steps with ``{{ params.x }}`` filled in."""
+        bound: list[Step] = []
+        for step in self.steps:
+            data = {k: _fill(v, params) for k, v in step.model_dump().items()}
+            bound.append(type(step).model_validate(data))
+        return bound
+
+
+def _fill(value: object, params: dict[str, str]) -> object:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            if match.group(1) not in params:
+                raise ValueError(f"param {match.group(1)} has no value")
+            return params[match.group(1)]
+        return _PARAM_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _fill(v, params) for k, v in value.items()}
+    return value

@@ -1,0 +1,78 @@
+"""The runbook audit log (every run, dry-runs included) and per-target locks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from alertbot.store.schema import runbook_locks, runbook_runs
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    runbook: str
+    params: dict[str, str]
+    trigger: str
+    status: str
+    plan: list[dict[str, Any]]
+    applied: list[dict[str, Any]]
+    result: str
+    undo_of: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, status: str,
+          plan: list[dict[str, Any]], undo_of: int | None, now: datetime, result: str = "") -> int:
+    """Audit a run; a run that ends here (planned, noop) passes its ``result`` too."""
+    inserted = conn.execute(runbook_runs.insert().values(
+        runbook=runbook, params=params, trigger=trigger, status=status, plan=plan, applied=[], result=result,
+        undo_of=undo_of, started_at=now, finished_at=now if status != "running" else None))
+    return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
+
+def finish(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
+           now: datetime) -> None:
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id)
+                 .values(status=status, applied=applied, result=result, finished_at=now))
+
+
+def get(conn: Connection, run_id: int) -> RunRecord | None:
+    row = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.id == run_id)).first()
+    return RunRecord(**row._asdict()) if row else None
+
+
+def history(conn: Connection, limit: int = 100) -> list[RunRecord]:
+    rows = conn.execute(sa.select(runbook_runs).order_by(runbook_runs.c.id.desc()).limit(limit))
+    return [RunRecord(**row._asdict()) for row in rows]
+
+
+def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> str | None:
+    """Take every target's lock for ``run_id``; returns a held target's description instead if one is
+    taken (then none is taken: the caller's transaction rolls back)."""
+    for target in targets:
+        held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
+        if held is not None:
+            return f"{target} (run {held.run_id})"
+        try:
+            conn.execute(runbook_locks.insert().values(target=target, run_id=run_id, acquired_at=now))
+        except IntegrityError:
+            return target
+    return None
+
+
+def unlock(conn: Connection, run_id: int) -> None:
+    conn.execute(runbook_locks.delete().where(runbook_locks.c.run_id == run_id))

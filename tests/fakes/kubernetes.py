@@ -1,0 +1,209 @@
+"""A fake Kubernetes API server: VirtualServices (validated against the Istio CRD schema) and
+Deployment scale subresources, with faithful JSON patch (RFC 6902: a failing ``test`` → 422),
+server-side dry-run, bearer auth, RBAC refusals and concurrent edits on cue."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import yaml
+from aiohttp import web
+
+from tests.helpers import DATA
+
+CRD = yaml.safe_load((DATA / "specs" / "istio-virtualservice-crd.yaml").read_text())
+SCHEMAS = {v["name"]: v["schema"]["openAPIV3Schema"] for v in CRD["spec"]["versions"]}
+TOKEN = "fake-k8s-token"
+
+
+class PatchError(Exception):
+    pass
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise PatchError(f"invalid path {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _parent(doc: Any, parts: list[str]) -> tuple[Any, str]:
+    node = doc
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node, parts[-1]
+
+
+def apply_json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        try:
+            parent, key = _parent(doc, _pointer(op["path"]))
+            if op["op"] == "test":
+                actual = parent[int(key)] if isinstance(parent, list) else parent[key]
+                if actual != op["value"]:
+                    raise PatchError(f"test operation on {op['path']} failed")
+            elif op["op"] == "replace":
+                if isinstance(parent, list):
+                    parent[int(key)] = op["value"]
+                elif key not in parent:
+                    raise PatchError(f"replace on missing {op['path']}")
+                else:
+                    parent[key] = op["value"]
+            elif op["op"] == "add":
+                if isinstance(parent, list):
+                    parent.insert(len(parent) if key == "-" else int(key), op["value"])
+                else:
+                    parent[key] = op["value"]
+            elif op["op"] == "remove":
+                del parent[int(key) if isinstance(parent, list) else key]
+            else:
+                raise PatchError(f"unsupported op {op['op']!r}")
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise PatchError(f"{op.get('op')} {op.get('path')}: {exc}") from None
+    return doc
+
+
+def status(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                              "message": message, "reason": reason, "code": code}, status=code)
+
+
+class FakeKubernetes:
+    def __init__(self, *, served_versions: tuple[str, ...] = ("v1", "v1beta1")) -> None:
+        self.served = served_versions
+        self.virtualservices: dict[tuple[str, str], dict[str, Any]] = {}
+        self.replicas: dict[tuple[str, str], int] = {}
+        self.forbidden: set[tuple[str, str]] = set()       # (verb, resource) refused with 403
+        self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
+        self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
+        self._rv = 100
+        self.app = web.Application(middlewares=[self._auth])
+        base = "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices/{name}"
+        self.app.router.add_get(base, self._get_vs)
+        self.app.router.add_patch(base, self._patch_vs)
+        scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
+        self.app.router.add_get(scale, self._get_scale)
+        self.app.router.add_patch(scale, self._patch_scale)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return status(401, "Unauthorized", "Unauthorized")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def add_virtualservice(self, vs: dict[str, Any]) -> None:
+        meta = vs["metadata"]
+        self._rv += 1
+        stored = copy.deepcopy(vs)
+        stored["metadata"]["resourceVersion"] = str(self._rv)
+        self.virtualservices[(meta["namespace"], meta["name"])] = stored
+
+    def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
+        vs = self.virtualservices[(namespace, name)]
+        return [[(d["destination"].get("subset", ""), d.get("weight", 0)) for d in http["route"]]
+                for http in vs["spec"]["http"]]
+
+    def _check(self, verb: str, resource: str, request: web.Request) -> web.Response | None:
+        if (verb, resource) in self.forbidden:
+            ns = request.match_info["ns"]
+            return status(403, "Forbidden", f'{resource} "{request.match_info["name"]}" is forbidden: User '
+                          f'"system:serviceaccount:monitoring:alertbot" cannot {verb} resource "{resource}" in API '
+                          f'group "" in the namespace "{ns}"')
+        return None
+
+    async def _get_vs(self, request: web.Request) -> web.Response:
+        version, key = request.match_info["version"], (request.match_info["ns"], request.match_info["name"])
+        if version not in self.served:
+            return status(404, "NotFound", "the server could not find the requested resource")
+        refused = self._check("get", "virtualservices", request)
+        if refused:
+            return refused
+        if key not in self.virtualservices:
+            return status(404, "NotFound", f'virtualservices.networking.istio.io "{key[1]}" not found')
+        body = {**self.virtualservices[key], "apiVersion": f"networking.istio.io/{version}"}
+        if self.after_get is not None:
+            editor, self.after_get = self.after_get, None
+            editor()
+        return web.json_response(body)
+
+    async def _patch_vs(self, request: web.Request) -> web.Response:
+        version, key = request.match_info["version"], (request.match_info["ns"], request.match_info["name"])
+        if version not in self.served:
+            return status(404, "NotFound", "the server could not find the requested resource")
+        refused = self._check("patch", "virtualservices", request)
+        if refused:
+            return refused
+        if request.content_type != "application/json-patch+json":
+            return status(415, "UnsupportedMediaType", f"expected a JSON patch, got {request.content_type}")
+        ops = await request.json()
+        dry_run = request.query.get("dryRun") == "All"
+        self.patches.append({"path": request.path, "ops": ops, "dry_run": dry_run})
+        if key not in self.virtualservices:
+            return status(404, "NotFound", f'virtualservices.networking.istio.io "{key[1]}" not found')
+        try:
+            patched = apply_json_patch(self.virtualservices[key], ops)
+        except PatchError as exc:
+            return status(422, "Invalid", str(exc))
+        try:
+            jsonschema.validate({k: v for k, v in patched.items() if k in ("spec", "status")}, SCHEMAS[version])
+        except jsonschema.ValidationError as exc:
+            return status(422, "Invalid", f"schema: {exc.message} at {list(exc.absolute_path)}")
+        if not dry_run:
+            self._rv += 1
+            patched["metadata"]["resourceVersion"] = str(self._rv)
+            self.virtualservices[key] = patched
+        return web.json_response(patched)
+
+    def _scale(self, key: tuple[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": key[1], "namespace": key[0]},
+                "spec": {"replicas": self.replicas[key]}, "status": {"replicas": self.replicas[key]}}
+
+    async def _get_scale(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        refused = self._check("get", "deployments/scale", request)
+        if refused:
+            return refused
+        if key not in self.replicas:
+            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+        return web.json_response(self._scale(key))
+
+    async def _patch_scale(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        refused = self._check("patch", "deployments/scale", request)
+        if refused:
+            return refused
+        ops = json.loads(await request.text())
+        self.patches.append({"path": request.path, "ops": ops, "dry_run": request.query.get("dryRun") == "All"})
+        try:
+            patched = apply_json_patch(self._scale(key), ops)
+        except PatchError as exc:
+            return status(422, "Invalid", str(exc))
+        if request.query.get("dryRun") != "All":
+            self.replicas[key] = int(patched["spec"]["replicas"])
+        return web.json_response(self._scale(key))
+
+
+def kubeconfig(server_url: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+        "users": [{"name": "alertbot", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "alertbot"}}],
+    })
+
+
+def seed_canary() -> dict[str, Any]:
+    """The seed's canary: nutrition-service, 90 % stable / 10 % canary."""
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "nutrition-service-canary", "namespace": "ai-nutritionist"},
+        "spec": {"hosts": ["nutrition-service"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 90},
+            {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 10}]}]},
+    }

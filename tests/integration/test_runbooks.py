@@ -1,0 +1,200 @@
+"""Runbooks against a fake Kubernetes API server: plan, apply, no-op, concurrent edit, RBAC, outage, undo."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alertbot.errors import RunbookError
+from alertbot.runbooks.executor import Executor
+from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.loader import load_runbooks
+from alertbot.runbooks.model import Runbook
+from alertbot.store import runbook_runs
+from alertbot.store.engine import Store
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOKS = load_runbooks(ROOT / "runbooks")
+TARGET = {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}
+KEY = ("ai-nutritionist", "nutrition-service-canary")
+
+
+@dataclass
+class Env:
+    k8s: FakeKubernetes
+    executor: Executor
+    store: Store
+    server: Any
+
+
+async def make_env(aiohttp_server: Any, tmp_path: Path, fake: FakeKubernetes) -> Env:
+    server = await aiohttp_server(fake.app)
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(str(server.make_url(""))))
+    store = await Store.open(f"sqlite:///{tmp_path}/rb.db")
+    executor = Executor(store, lambda: Kubernetes(api_client(config)), clock=lambda: datetime.now(UTC))
+    return Env(fake, executor, store, server)
+
+
+@pytest.fixture
+async def env(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Env]:
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    e = await make_env(aiohttp_server, tmp_path, fake)
+    yield e
+    await e.store.close()
+
+
+def rollback() -> Runbook:
+    return RUNBOOKS["emergency-rollback"]
+
+
+async def test_dry_run_plans_and_changes_nothing(env: Env) -> None:
+    """Dry run: the plan says 90 → 100 / 10 → 0; the API server validated the patch (dryRun=All) but
+    the VirtualService is unchanged; the run is audited as planned."""
+    result = await env.executor.run(rollback(), TARGET, execute=False, trigger="cli:alice")
+    assert result.status == "planned"
+    assert result.plans[0].lines == ["virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): "
+                                     "stable 90 → 100, canary 10 → 0"]
+    assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+    assert [p["dry_run"] for p in env.k8s.patches] == [True]
+    record = await env.store.read(runbook_runs.get, result.run_id)
+    assert record is not None and (record.status, record.trigger) == ("planned", "cli:alice")
+
+
+async def test_execute_rolls_the_seed_canary_back_to_100_0(env: Env) -> None:
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli:alice")
+    assert result.status == "succeeded", result.message
+    assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+    patch = next(p for p in env.k8s.patches if not p["dry_run"])
+    assert patch["ops"][0]["op"] == "test"
+    record = await env.store.read(runbook_runs.get, result.run_id)
+    assert record is not None and record.status == "succeeded" and len(record.applied) == 1
+
+
+async def test_already_rolled_back_is_a_noop_that_says_so(env: Env) -> None:
+    await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    again = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert again.status == "noop"
+    assert "already all traffic on stable" in again.message
+    assert len([p for p in env.k8s.patches if not p["dry_run"]]) == 1
+
+
+async def test_multi_route_virtualservice(env: Env) -> None:
+    vs = seed_canary()
+    vs["metadata"]["name"] = "multi"
+    vs["spec"]["http"].append({"name": "mobile", "route": [
+        {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 30},
+        {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 70}]})
+    env.k8s.add_virtualservice(vs)
+    result = await env.executor.run(rollback(), {**TARGET, "virtualservice": "multi"}, execute=True, trigger="cli")
+    assert result.status == "succeeded"
+    assert env.k8s.weights("ai-nutritionist", "multi") == [[("stable", 100), ("canary", 0)],
+                                                           [("canary", 0), ("stable", 100)]]
+
+
+async def test_missing_subset_fails_planning_and_changes_nothing(env: Env) -> None:
+    result = await env.executor.run(rollback(), {**TARGET, "stable_subset": "prod"}, execute=True, trigger="cli")
+    assert result.status == "failed" and "subset 'prod' is not a destination" in result.message
+    assert env.k8s.patches == []
+
+
+async def test_concurrent_edit_fails_clearly_and_is_not_overwritten(env: Env) -> None:
+    """Someone moves the canary to 80/20 right after alertbot read it: the guarded patch is refused."""
+    def editor() -> None:
+        vs = copy.deepcopy(env.k8s.virtualservices[KEY])
+        vs["spec"]["http"][0]["route"][0]["weight"], vs["spec"]["http"][0]["route"][1]["weight"] = 80, 20
+        env.k8s.add_virtualservice(vs)
+
+    env.k8s.after_get = editor
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "failed"
+    assert "changed since it was read" in result.message
+    assert env.k8s.weights(*KEY) == [[("stable", 80), ("canary", 20)]]
+
+
+async def test_forbidden_names_the_missing_permission(env: Env) -> None:
+    env.k8s.forbidden.add(("patch", "virtualservices"))
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "failed"
+    assert "forbidden — the service account needs RBAC permission to patch virtualservices.networking.istio.io" \
+        in result.message
+
+
+async def test_api_server_down(env: Env) -> None:
+    await env.server.close()
+    result = await env.executor.run(rollback(), TARGET, execute=False, trigger="cli")
+    assert result.status == "failed" and "Kubernetes API server unreachable" in result.message
+
+
+async def test_undo_restores_the_before_state(env: Env) -> None:
+    run = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    undone = await env.executor.undo(run.run_id, execute=True, trigger="cli:bob")
+    assert undone.status == "succeeded", undone.message
+    assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+    record = await env.store.read(runbook_runs.get, undone.run_id)
+    assert record is not None and record.undo_of == run.run_id
+
+
+async def test_undo_refuses_to_overwrite_a_later_change(env: Env) -> None:
+    run = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    vs = copy.deepcopy(env.k8s.virtualservices[KEY])
+    vs["spec"]["http"][0]["route"][0]["weight"], vs["spec"]["http"][0]["route"][1]["weight"] = 95, 5
+    env.k8s.add_virtualservice(vs)
+    undone = await env.executor.undo(run.run_id, execute=True, trigger="cli")
+    assert undone.status == "failed" and "changed since it was read" in undone.message
+    assert env.k8s.weights(*KEY) == [[("stable", 95), ("canary", 5)]]
+
+
+async def test_v1beta1_fallback(aiohttp_server: Any, tmp_path: Path) -> None:
+    """An API server with an older Istio (no networking.istio.io/v1) is served through v1beta1."""
+    fake = FakeKubernetes(served_versions=("v1beta1",))
+    fake.add_virtualservice(seed_canary())
+    env = await make_env(aiohttp_server, tmp_path, fake)
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "succeeded", result.message
+    assert all("/v1beta1/" in p["path"] for p in fake.patches)
+    await env.store.close()
+
+
+async def test_one_run_at_a_time_per_target(env: Env) -> None:
+    """A target locked by another run is refused (rejected, audited), nothing changes."""
+    await env.store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], 999,
+                          datetime.now(UTC))
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "rejected" and "another run holds" in result.message
+    assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_scale_up_and_undo(env: Env) -> None:
+    env.k8s.replicas[("ai-nutritionist", "nutrition-service")] = 3
+    params = {"namespace": "ai-nutritionist", "deployment": "nutrition-service", "replicas": "6"}
+    result = await env.executor.run(RUNBOOKS["scale-up"], params, execute=True, trigger="cli")
+    assert result.status == "succeeded" and result.plans[0].lines == [
+        "deployment ai-nutritionist/nutrition-service: replicas 3 → 6"]
+    assert env.k8s.replicas[("ai-nutritionist", "nutrition-service")] == 6
+    await env.executor.undo(result.run_id, execute=True, trigger="cli")
+    assert env.k8s.replicas[("ai-nutritionist", "nutrition-service")] == 3
+
+
+async def test_bad_params_are_refused_before_anything_is_read(env: Env) -> None:
+    with pytest.raises(RunbookError, match="param virtualservice is required"):
+        await env.executor.run(rollback(), {"namespace": "ai-nutritionist"}, execute=True, trigger="cli")
+    assert env.k8s.patches == []
+
+
+async def test_without_a_cluster_runbooks_only_plan(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path}/rb.db")
+    executor = Executor(store, None, clock=lambda: datetime.now(UTC))
+    planned = await executor.run(rollback(), TARGET, execute=False, trigger="cli")
+    assert planned.status == "planned" and "no Kubernetes cluster configured" in planned.plans[0].lines[0]
+    with pytest.raises(RunbookError, match="runbooks can only plan"):
+        await executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    await store.close()
