@@ -28,7 +28,6 @@ from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
 from alertbot.runbooks.executor import Executor, RunResult
-from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
@@ -37,7 +36,7 @@ from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
 from alertbot.store.runbook_runs import RunRecord
-from alertbot.web.app import enabled_channel_names
+from alertbot.web.app import enabled_channel_names, kube_factory
 from alertbot.web.app import serve as run_server
 
 app = typer.Typer(help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
@@ -290,11 +289,7 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
 
 
 def _executor(cfg: Config, store: Store) -> Executor:
-    kubeconfig = cfg.kubernetes.kubeconfig
-    has_cluster = kubeconfig is not None or bool(os.environ.get("KUBECONFIG")) or bool(
-        os.environ.get("KUBERNETES_SERVICE_HOST"))
-    factory = (lambda: Kubernetes(api_client(kubeconfig))) if has_cluster else None
-    return Executor(store, factory, clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run)
+    return Executor(store, kube_factory(cfg), clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run)
 
 
 def _runbooks(cfg: Config) -> dict[str, Runbook]:

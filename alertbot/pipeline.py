@@ -32,6 +32,7 @@ from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
 from alertbot.notify.base import Destination, Event, Notification, StormSummary, destinations
 from alertbot.observability import Metrics
+from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
 from alertbot.store import incidents, outbox
 from alertbot.store import silences as silence_repo
@@ -82,6 +83,7 @@ class IngestStats:
     suppressed: Counter[str] = field(default_factory=Counter)
     notifications: int = 0
     handed_off: list[outbox.OutboxRow] = field(default_factory=list)
+    automation_runs: list[int] = field(default_factory=list)
 
     def add(self, other: IngestStats) -> None:
         self.alerts += other.alerts
@@ -99,13 +101,15 @@ class _Pending:
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, *, enabled_channels: Iterable[str], metrics: Metrics,
-                 clock: Clock, dispatcher: Handoff, max_batch: int = 128) -> None:
+                 clock: Clock, dispatcher: Handoff, run_automations: Callable[[list[int]], None] | None = None,
+                 max_batch: int = 128) -> None:
         self._config = config
         self._store = store
         self._enabled = frozenset(enabled_channels)
         self._metrics = metrics
         self._clock = clock
         self._dispatcher = dispatcher
+        self._run_automations = run_automations
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -167,6 +171,8 @@ class Pipeline:
             self._record_metrics(stats)
             if stats.handed_off:
                 self._dispatcher.hand_off(stats.handed_off)
+            if stats.automation_runs and self._run_automations is not None:
+                self._run_automations(stats.automation_runs)
             claimable = claimable or stats.notifications > len(stats.handed_off)
             if not item.done.done():
                 item.done.set_result(stats)
@@ -301,6 +307,9 @@ class Pipeline:
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
         silence = find_silence(silences, labels, now)
+        if silence is None and event == "trigger" and self._config.automations:
+            stats.automation_runs += request_runs(conn, self._config.automations, labels, incident.labels,
+                                                  incident_id=incident.id, now=now)
         if silence is not None:
             suppressed_by = f"silence {silence.id} by {silence.created_by} until {silence.ends_at.isoformat()}"
             reason = "silenced"

@@ -48,7 +48,9 @@ def secrets(**values: str) -> Secrets:
     return Secrets(**{k: SecretStr(v) for k, v in values.items()})
 
 
-INTERNAL_ERRORS = {"outbox_loop_error", "unhandled_error", "ingest_failed", "notifier_crashed"}
+ROOT = Path(__file__).resolve().parents[1]
+INTERNAL_ERRORS = {"outbox_loop_error", "unhandled_error", "ingest_failed", "notifier_crashed",
+                   "automation_run_crashed"}
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +73,12 @@ async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
     """Start the real app (real SQLite store, real dispatcher) on a test server."""
 
     async def make(config: dict[str, Any] | None = None, *, secret_values: dict[str, str] | None = None,
-                   notifiers: dict[str, Notifier] | None = None, console: ConsoleSink | None = None) -> Harness:
-        data = {"storage": {"url": db_url}, **(config or {})}
+                   notifiers: dict[str, Notifier] | None = None, console: ConsoleSink | None = None,
+                   kube: Any = None) -> Harness:
+        data = {"storage": {"url": db_url}, "runbooks": {"dir": str(ROOT / "runbooks")}, **(config or {})}
         cfg = parse_config(data)
         sink = console or ConsoleSink()
-        app = create_app(cfg, secrets(**(secret_values or {})), console_stream=sink, notifiers=notifiers)
+        app = create_app(cfg, secrets(**(secret_values or {})), console_stream=sink, notifiers=notifiers, kube=kube)
         client = await aiohttp_client(app)
         return Harness(client, sink, cfg)
 

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.errors import RunbookError, RunbookUsageError
+from alertbot.observability import Metrics
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import IstioRollback, IstioSetWeights, K8sScale, Notify, Runbook, Step, Wait
@@ -68,13 +69,17 @@ def _route_changes(data: list[dict[str, Any]]) -> list[istio.RouteChange]:
 
 class Executor:
     def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
-                 dry_run_only: bool = False, max_wait: float = 600.0) -> None:
+                 dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._store = store
         self._kube_factory = kube
         self._kube: Kubernetes | None = None
         self._clock = clock
         self._dry_run_only = dry_run_only
         self._max_wait = max_wait
+
+    def now(self) -> datetime:
+        return self._clock()
 
     def _cluster(self) -> Kubernetes | None:
         if self._kube is None and self._kube_factory is not None:
@@ -118,34 +123,49 @@ class Executor:
         assert isinstance(step, Notify)
         return StepPlan(index, step.type, "", [f"notify: {step.message}"])
 
-    async def run(self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str) -> RunResult:
-        """Plan, audit, and (``execute``) apply. Invalid params raise RunbookError before anything is read."""
+    async def run(self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str,
+                  run_id: int | None = None) -> RunResult:
+        """Plan, audit, and (``execute``) apply. ``run_id``: an automation's queued run to carry out.
+        Invalid params raise RunbookUsageError before anything is read."""
         try:
             params = runbook.resolve_params(given)
         except ValueError as exc:
+            if run_id is not None:
+                return await self._end(run_id, runbook.name, given, trigger=trigger, status="failed", plans=[],
+                                       message=f"invalid params: {exc}")
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
-        bound = log.bind(runbook=runbook.name, trigger=trigger)
         try:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
-            run_id = await self._store.write(runbook_runs.start, runbook=runbook.name, params=params,
-                                             trigger=trigger, status="failed", plan=[], undo_of=None, now=self._clock())
-            await self._store.write(runbook_runs.finish, run_id, status="failed", applied=[],
-                                    result=f"planning failed: {exc.message}", now=self._clock())
-            bound.warning("runbook_plan_failed", run_id=run_id, error=exc.message)
-            return RunResult(run_id, "failed", [], f"planning failed: {exc.message}")
+            log.warning("runbook_plan_failed", runbook=runbook.name, trigger=trigger, error=exc.message)
+            return await self._end(run_id, runbook.name, params, trigger=trigger, status="failed", plans=[],
+                                   message=f"planning failed: {exc.message}")
+        note = ""
         if execute and self._dry_run_only:
             execute, note = False, " (runbooks.dry_run is on: planned only)"
-        else:
-            note = ""
         if not execute:
             await self._server_dry_run(plans)
-            message = "dry run: nothing was changed" + note
-            run_id = await self._store.write(runbook_runs.start, runbook=runbook.name, params=params, trigger=trigger,
-                                             status="planned", plan=[p.to_json() for p in plans], undo_of=None,
-                                             now=self._clock(), result=message)
-            return RunResult(run_id, "planned", plans, message)
-        return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None)
+            return await self._end(run_id, runbook.name, params, trigger=trigger, status="planned", plans=plans,
+                                   message="dry run: nothing was changed" + note)
+        return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
+
+    async def _end(self, run_id: int | None, name: str, params: dict[str, str], *, trigger: str, status: str,
+                   plans: list[StepPlan], message: str, undo_of: int | None = None) -> RunResult:
+        """Audit a run that ends without applying anything (planned, noop, failed to plan, rejected)."""
+        plan = [p.to_json() for p in plans]
+        if run_id is None:
+            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
+                                             status=status, plan=plan, undo_of=undo_of, now=self._clock(),
+                                             result=message)
+        else:
+            await self._store.write(runbook_runs.finish, run_id, status=status, applied=[], result=message,
+                                    now=self._clock(), plan=plan, params=params)
+        self._count(name, status)
+        return RunResult(run_id, status, plans, message)
+
+    def _count(self, name: str, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.runbook_runs.labels(name, status).inc()
 
     async def _server_dry_run(self, plans: list[StepPlan]) -> None:
         """With a cluster, let the API server check the patches too (RBAC, schema) without applying."""
@@ -156,28 +176,25 @@ class Executor:
             await self._apply_step(kube, plan, dry_run=True)
 
     async def _apply(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
-                     undo_of: int | None) -> RunResult:
+                     undo_of: int | None, run_id: int | None = None) -> RunResult:
         kube = self._cluster()
         if kube is None and any(p.target for p in plans):
-            raise RunbookUsageError("no Kubernetes cluster configured (kubernetes.kubeconfig, $KUBECONFIG or "
-                                    "in-cluster): runbooks can only plan")
+            message = ("no Kubernetes cluster configured (kubernetes.kubeconfig, $KUBECONFIG or in-cluster): "
+                       "runbooks can only plan")
+            if run_id is not None:
+                return await self._end(run_id, name, params, trigger=trigger, status="failed", plans=plans,
+                                       message=message)
+            raise RunbookUsageError(message)
         if all(p.noop for p in plans if p.target) and any(p.target for p in plans):
-            message = "nothing to change: " + "; ".join(line for p in plans if p.target for line in p.lines)
-            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
-                                             status="noop", plan=[p.to_json() for p in plans], undo_of=undo_of,
-                                             now=self._clock(), result=message)
-            return RunResult(run_id, "noop", plans, message)
-        now = self._clock()
+            return await self._end(run_id, name, params, trigger=trigger, status="noop", plans=plans, undo_of=undo_of,
+                                   message="nothing to change: " + "; ".join(
+                                       line for p in plans if p.target for line in p.lines))
         try:
             run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
-                                             undo_of=undo_of, now=now)
+                                             undo_of=undo_of, now=self._clock(), run_id=run_id)
         except RunbookError as exc:
-            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
-                                             status="rejected", plan=[p.to_json() for p in plans],
-                                             undo_of=undo_of, now=now)
-            await self._store.write(runbook_runs.finish, run_id, status="rejected", applied=[], result=exc.message,
-                                    now=self._clock())
-            return RunResult(run_id, "rejected", plans, exc.message)
+            return await self._end(run_id, name, params, trigger=trigger, status="rejected", plans=plans,
+                                   message=exc.message, undo_of=undo_of)
 
         applied: list[dict[str, Any]] = []
         status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
@@ -195,6 +212,7 @@ class Executor:
         finally:
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=applied, result=message,
                                     now=self._clock())
+        self._count(name, status)
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
 
@@ -260,10 +278,14 @@ class Executor:
 
 
 def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigger: str, plans: list[StepPlan],
-                  undo_of: int | None, now: datetime) -> int:
+                  undo_of: int | None, now: datetime, run_id: int | None = None) -> int:
     """Audit the run as running and take its targets' locks, in one transaction (all or nothing)."""
-    run_id = runbook_runs.start(conn, runbook=name, params=params, trigger=trigger, status="running",
-                                plan=[p.to_json() for p in plans], undo_of=undo_of, now=now)
+    plan = [p.to_json() for p in plans]
+    if run_id is None:
+        run_id = runbook_runs.start(conn, runbook=name, params=params, trigger=trigger, status="running", plan=plan,
+                                    undo_of=undo_of, now=now)
+    elif not runbook_runs.mark_running(conn, run_id, plan=plan, params=params, now=now):
+        raise RunbookError(f"run {run_id} is no longer queued (another replica took it, or it was cancelled)")
     held = runbook_runs.lock(conn, sorted({p.target for p in plans if p.target}), run_id, now)
     if held is not None:
         raise RunbookError(f"another run holds {held}: one run at a time per target")

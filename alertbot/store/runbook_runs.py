@@ -24,6 +24,8 @@ class RunRecord:
     applied: list[dict[str, Any]]
     result: str
     undo_of: int | None
+    automation: str | None
+    target_key: str | None
     started_at: datetime
     finished_at: datetime | None
 
@@ -44,10 +46,45 @@ def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: st
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
 
+def queue(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, automation: str,
+          target_key: str, status: str, now: datetime, result: str = "") -> int:
+    """An automation's durable request to run (``queued``: run it now; ``pending``: awaits approval)."""
+    inserted = conn.execute(runbook_runs.insert().values(
+        runbook=runbook, params=params, trigger=trigger, status=status, plan=[], applied=[], result=result,
+        automation=automation, target_key=target_key, started_at=now))
+    return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
+
+def last_for_target(conn: Connection, target_key: str, since: datetime) -> RunRecord | None:
+    """The newest automation run for this target since ``since`` (the cooldown window)."""
+    row = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.target_key == target_key,
+                                                     runbook_runs.c.started_at >= since)
+                       .order_by(runbook_runs.c.id.desc()).limit(1)).first()
+    return RunRecord(**row._asdict()) if row else None
+
+
+def queued(conn: Connection) -> list[RunRecord]:
+    rows = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.status == "queued").order_by(runbook_runs.c.id))
+    return [RunRecord(**row._asdict()) for row in rows]
+
+
+def mark_running(conn: Connection, run_id: int, *, plan: list[dict[str, Any]], params: dict[str, str],
+                 now: datetime) -> bool:
+    """A queued run starts (False: it was not queued any more — another replica took it)."""
+    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
+                                                      runbook_runs.c.status.in_(["queued", "approved"]))
+                          .values(status="running", plan=plan, params=params, started_at=now))
+    return result.rowcount > 0
+
+
 def finish(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
-           now: datetime) -> None:
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id)
-                 .values(status=status, applied=applied, result=result, finished_at=now))
+           now: datetime, plan: list[dict[str, Any]] | None = None, params: dict[str, str] | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "applied": applied, "result": result, "finished_at": now}
+    if plan is not None:
+        values["plan"] = plan
+    if params is not None:
+        values["params"] = params
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id).values(**values))
 
 
 def get(conn: Connection, run_id: int) -> RunRecord | None:

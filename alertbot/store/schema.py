@@ -141,9 +141,13 @@ runbook_runs = sa.Table(
     sa.Column("applied", sa.JSON, nullable=False),                 # per applied step: the state it changed, for undo
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("undo_of", sa.Integer),
+    sa.Column("automation", sa.Text),                              # the automation that asked for it, if any
+    sa.Column("target_key", sa.Text),                              # automation + params: what the cooldown keys on
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
 )
+sa.Index("ix_runbook_runs_cooldown", runbook_runs.c.target_key, runbook_runs.c.started_at)
+sa.Index("ix_runbook_runs_status", runbook_runs.c.status)
 
 runbook_locks = sa.Table(
     "runbook_locks", metadata,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -22,6 +23,10 @@ from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline, enabled_channels
+from alertbot.runbooks.automations import AutomationRunner
+from alertbot.runbooks.executor import Executor
+from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import Config, Secrets
 from alertbot.store.engine import Store, redact_url
 from alertbot.web.middlewares import error_middleware
@@ -75,16 +80,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         send_timeout=config.outbox.send_timeout, poll_interval=config.outbox.poll_interval,
         scrub=state.secrets.scrub,
     )
+    executor = Executor(store, state.kube or kube_factory(config), clock=state.clock,
+                        dry_run_only=config.runbooks.dry_run, metrics=state.metrics)
+    state.automations = AutomationRunner(store, executor, load_runbooks(config.runbooks.dir))
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
-                        metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher)
+                        metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
+                        run_automations=state.automations.submit)
     pipeline.start()
     await state.dispatcher.start()
+    await state.automations.start()
     state._store, state._pipeline = store, pipeline
     try:
         yield
     finally:
         state._pipeline = None
         await pipeline.stop()                # commit what was accepted
+        await state.automations.stop()       # let runbook runs in progress finish (bounded)
         await state.dispatcher.stop()        # stop sending; the rest waits durably in the outbox
         state._store = None
         await session.close()
@@ -92,11 +103,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("stopped")
 
 
+def kube_factory(config: Config) -> Callable[[], Kubernetes] | None:
+    """How runbooks reach the cluster: kubernetes.kubeconfig, $KUBECONFIG, in-cluster; None: no cluster."""
+    path = config.kubernetes.kubeconfig
+    if path is None and not os.environ.get("KUBECONFIG") and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    return lambda: Kubernetes(api_client(path))
+
+
 def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, console_stream: TextIO | None = None,
-               notifiers: dict[str, Notifier] | None = None) -> web.Application:
+               notifiers: dict[str, Notifier] | None = None,
+               kube: Callable[[], Kubernetes] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
     app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
-                          notifiers=dict(notifiers or {}), console_stream=console_stream)
+                          notifiers=dict(notifiers or {}), console_stream=console_stream, kube=kube)
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
     return app

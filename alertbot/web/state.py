@@ -14,6 +14,8 @@ from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline
+from alertbot.runbooks.automations import AutomationRunner
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.settings import Config, Secrets
 from alertbot.store.engine import Store
 
@@ -31,6 +33,8 @@ class AppState:
     _store: Store | None = None
     _pipeline: Pipeline | None = None
     dispatcher: OutboxDispatcher | None = None
+    automations: AutomationRunner | None = None
+    kube: Callable[[], Kubernetes] | None = None
 
     @property
     def started(self) -> bool:

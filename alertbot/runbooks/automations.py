@@ -1,0 +1,110 @@
+"""Automations: a matching alert asks for a runbook run.
+
+The decision is made in the alert's own transaction (pipeline): the request is stored as a run
+``queued`` (``mode: auto``) or ``pending`` (``mode: approve``, for a human to approve), unless the same
+automation ran for the same target within its ``cooldown`` — so a flapping alert cannot loop. After
+commit the runner carries out queued runs; on start it carries out any a crash left queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from alertbot.domain.automation import automation_matches, render_params
+from alertbot.runbooks.executor import Executor
+from alertbot.runbooks.model import Runbook
+from alertbot.settings import AutomationConfig
+from alertbot.store import runbook_runs
+from alertbot.store.engine import Store
+
+log = structlog.get_logger("alertbot.automations")
+
+
+def request_runs(conn: Connection, automations: list[AutomationConfig], labels: Mapping[str, str],
+                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime) -> list[int]:
+    """Store the runs the matching automations ask for; returns the ids of those to run now."""
+    to_run = []
+    for automation in automations:
+        if not automation_matches(automation.match, labels):
+            continue
+        trigger = f"alert:{incident_id} automation:{automation.name}"
+        try:
+            params = render_params(automation.params, alert_labels)
+        except ValueError as exc:
+            runbook_runs.queue(conn, runbook=automation.runbook, params={}, trigger=trigger,
+                               automation=automation.name, target_key="", status="failed", now=now,
+                               result=f"cannot run: {exc}")
+            continue
+        target_key = f"{automation.name}:{json.dumps(params, sort_keys=True)}"
+        earlier = runbook_runs.last_for_target(conn, target_key, now - automation.cooldown)
+        if earlier is not None:
+            log.info("automation_cooldown", automation=automation.name, incident_id=incident_id,
+                     earlier_run=earlier.id)
+            continue
+        status = "queued" if automation.mode == "auto" else "pending"
+        run_id = runbook_runs.queue(conn, runbook=automation.runbook, params=params, trigger=trigger,
+                                    automation=automation.name, target_key=target_key, status=status, now=now)
+        if status == "queued":
+            to_run.append(run_id)
+    return to_run
+
+
+class AutomationRunner:
+    def __init__(self, store: Store, executor: Executor, runbooks: Mapping[str, Runbook]) -> None:
+        self._store = store
+        self._executor = executor
+        self._runbooks = dict(runbooks)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Carry out runs a crash left queued."""
+        leftover = await self._store.read(runbook_runs.queued)
+        if leftover:
+            log.info("automation_runs_recovered", runs=[r.id for r in leftover])
+            self.submit([r.id for r in leftover])
+
+    def submit(self, run_ids: list[int]) -> None:
+        for run_id in run_ids:
+            task = asyncio.create_task(self._run(run_id), name=f"runbook-run-{run_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, run_id: int) -> None:
+        try:
+            record = await self._store.read(runbook_runs.get, run_id)
+            if record is None:
+                return
+            runbook = self._runbooks.get(record.runbook)
+            if runbook is None:
+                await self._store.write(runbook_runs.finish, run_id, status="failed", applied=[],
+                                        result=f"no runbook {record.runbook!r} is loaded", now=self._executor.now())
+                return
+            result = await self._executor.run(runbook, record.params, execute=True, trigger=record.trigger,
+                                              run_id=run_id)
+            log.info("automation_run", run_id=run_id, runbook=record.runbook, status=result.status,
+                     message=result.message)
+        except Exception:
+            log.exception("automation_run_crashed", run_id=run_id)
+
+    async def idle(self) -> None:
+        """Wait for every run started so far (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Let runs in progress finish (a half-applied runbook is worse than a slow shutdown), up to ``grace``."""
+        if not self._tasks:
+            return
+        _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

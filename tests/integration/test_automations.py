@@ -1,0 +1,103 @@
+"""Automations through the HTTP app: a critical canary alert rolls the canary back (fake Kubernetes API)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.store import runbook_runs
+from tests.conftest import ROOT, Harness, MakeHarness
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.helpers import payload_json, wait_until
+
+FIRING = "am-higherrorrate-nutrition-service-firing.json"
+KEY = ("ai-nutritionist", "nutrition-service-canary")
+ROLLBACK = {"name": "rollback-canary", "match": {"severity": "critical", "canary": "true"},
+            "runbook": "emergency-rollback", "mode": "auto", "cooldown": "10m",
+            "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"}}
+
+
+@pytest.fixture
+async def k8s(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    server = await aiohttp_server(fake.app)
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig(str(server.make_url(""))))
+    return fake, lambda: Kubernetes(api_client(path))
+
+
+async def runs(h: Harness) -> list[runbook_runs.RunRecord]:
+    return list(await h.state.store.read(runbook_runs.history))
+
+
+async def test_auto_rollback_on_critical_canary_alert(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+                                                      ) -> None:
+    """The seed's HighErrorRate on the canary (7.2 %) → emergency-rollback runs at once: 100/0."""
+    fake, kube = k8s
+    h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
+    await h.post_file(FIRING)
+    await wait_until(lambda: fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]], what="rollback applied")
+    await h.state.automations.idle()  # type: ignore[union-attr]
+    (run,) = await runs(h)
+    assert (run.status, run.automation, run.trigger) == ("succeeded", "rollback-canary",
+                                                         "alert:1 automation:rollback-canary")
+    assert run.params == {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary",
+                          "stable_subset": "stable"}
+    metrics = await (await h.client.get("/metrics")).text()
+    assert 'alertbot_runbook_runs_total{outcome="succeeded",runbook="emergency-rollback"} 1.0' in metrics
+
+
+async def test_flapping_alert_runs_once_per_cooldown(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+                                                     ) -> None:
+    """Fire, resolve, fire again (a new episode) inside the cooldown: one run, not two."""
+    fake, kube = k8s
+    h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
+    await h.post_file(FIRING)
+    await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
+    again = payload_json(FIRING)
+    again["alerts"][0]["startsAt"] = "2026-11-29T21:00:00Z"
+    await h.post_payload(json.dumps(again))
+    await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="rollback")
+    await h.state.automations.idle()  # type: ignore[union-attr]
+    assert [r.automation for r in await runs(h)] == ["rollback-canary"]
+
+
+async def test_approve_mode_stores_a_pending_run_and_changes_nothing(make_harness: MakeHarness,
+                                                                     k8s: tuple[FakeKubernetes, Any]) -> None:
+    fake, kube = k8s
+    h = await make_harness({"automations": [{**ROLLBACK, "mode": "approve"}]}, kube=kube)
+    await h.post_file(FIRING)
+    (run,) = await runs(h)
+    assert run.status == "pending"
+    assert fake.patches == [] and fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_global_dry_run_only_plans(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]) -> None:
+    """runbooks.dry_run: automations plan (server-side dry run) and change nothing."""
+    fake, kube = k8s
+    h = await make_harness({"automations": [ROLLBACK], "runbooks": {"dir": str(ROOT / "runbooks"), "dry_run": True}},
+                           kube=kube)
+    await h.post_file(FIRING)
+
+    async def planned() -> bool:
+        return [r.status for r in await runs(h)] == ["planned"]
+
+    await wait_until(planned, what="planned run")
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+    assert all(p["dry_run"] for p in fake.patches)
+
+
+async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+                                                 ) -> None:
+    """An alert without the label a param needs: the run is recorded as failed with why; nothing changes."""
+    fake, kube = k8s
+    h = await make_harness({"automations": [{**ROLLBACK, "match": {"severity": "critical"}}]}, kube=kube)
+    await h.post_file("am-servicedown-recipe-service-firing.json")
+    (run,) = await runs(h)
+    assert run.status == "failed" and "the alert has no label virtualservice" in run.result
+    assert fake.patches == []
