@@ -30,6 +30,7 @@ from alertbot.pipeline import plan_routing
 from alertbot.runbooks.executor import Executor, RunResult
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.prometheus import Prometheus
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
 from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
@@ -289,7 +290,8 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
 
 
 def _executor(cfg: Config, store: Store) -> Executor:
-    return Executor(store, kube_factory(cfg), clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run)
+    return Executor(store, kube_factory(cfg), clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run,
+                    prometheus=Prometheus(cfg.prometheus.url) if cfg.prometheus.url else None)
 
 
 def _runbooks(cfg: Config) -> dict[str, Runbook]:

@@ -21,7 +21,18 @@ from alertbot.errors import RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
-from alertbot.runbooks.model import IstioRollback, IstioSetWeights, K8sScale, Notify, Runbook, Step, Wait
+from alertbot.runbooks.model import (
+    IstioRollback,
+    IstioSetWeights,
+    K8sRolloutRestart,
+    K8sScale,
+    Notify,
+    PrometheusCheck,
+    Runbook,
+    Step,
+    Wait,
+)
+from alertbot.runbooks.prometheus import Prometheus
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 
@@ -36,11 +47,17 @@ class StepPlan:
     lines: list[str]                  # human-readable: before → after
     changes: list[dict[str, Any]] = field(default_factory=list)   # istio route changes
     replicas: tuple[int, int] | None = None                       # k8s.scale: before, after
+    restart: bool = False                                         # k8s.rollout_restart (cannot be undone)
+    check: PrometheusCheck | None = None                          # prometheus.check to run
 
     @property
     def noop(self) -> bool:
         return self.type in ("istio.rollback", "istio.set_weights", "k8s.scale") and not self.changes and (
             self.replicas is None or self.replicas[0] == self.replicas[1])
+
+    @property
+    def undoable(self) -> bool:
+        return bool(self.target) and not self.noop and not self.restart
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "type": self.type, "target": self.target, "lines": self.lines,
@@ -69,8 +86,10 @@ def _route_changes(data: list[dict[str, Any]]) -> list[istio.RouteChange]:
 
 class Executor:
     def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
-                 dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None) -> None:
+                 dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None,
+                 prometheus: Prometheus | None = None) -> None:
         self._metrics = metrics
+        self._prometheus = prometheus
         self._store = store
         self._kube_factory = kube
         self._kube: Kubernetes | None = None
@@ -118,6 +137,17 @@ class Executor:
             have = await kube.get_replicas(step.namespace, step.deployment)
             line = f"{target}: replicas {have} → {want}" if have != want else f"{target}: already {want} replicas"
             return StepPlan(index, step.type, target, [line], replicas=(have, want))
+        if isinstance(step, K8sRolloutRestart):
+            target = f"deployment {step.namespace}/{step.deployment}"
+            return StepPlan(index, step.type, target, [f"{target}: rollout restart (new pods, same spec)"],
+                            restart=True)
+        if isinstance(step, PrometheusCheck):
+            if step.skip_unless is not None and not step.skip_unless.strip():
+                return StepPlan(index, step.type, "", ["check skipped (its skip_unless value is empty)"])
+            if self._prometheus is None:
+                return StepPlan(index, step.type, "", ["check skipped (no prometheus.url configured)"])
+            return StepPlan(index, step.type, "", [f"check: {step.query} {step.expect.strip()} within "
+                                                   f"{step.timeout.total_seconds():g}s"], check=step)
         if isinstance(step, Wait):
             return StepPlan(index, step.type, "", [f"wait {step.duration.total_seconds():g}s"])
         assert isinstance(step, Notify)
@@ -197,12 +227,16 @@ class Executor:
                                    message=exc.message, undo_of=undo_of)
 
         applied: list[dict[str, Any]] = []
+        notes: list[str] = []
         status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
         try:
             for plan in plans:
                 assert kube is not None or not plan.target
-                await self._apply_step(kube, plan, dry_run=False)
-                if plan.target and not plan.noop:
+                note = await self._apply_step(kube, plan, dry_run=False)
+                if note:
+                    notes.append(note)
+                    message = "applied, but " + "; ".join(notes) + " — " + message.removeprefix("applied: ")
+                if plan.undoable:
                     applied.append(plan.to_json())
         except RunbookError as exc:
             status = "failed"
@@ -217,7 +251,8 @@ class Executor:
         return RunResult(run_id, status, plans, message)
 
     async def _apply_step(self, kube: Kubernetes | None, plan: StepPlan, *, dry_run: bool,
-                          reverse: bool = False) -> None:
+                          reverse: bool = False) -> str | None:
+        """Apply (or, ``reverse``, undo) one planned step; returns a note for the run's result, if any."""
         if plan.type in ("istio.rollback", "istio.set_weights") and plan.changes:
             assert kube is not None
             namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
@@ -229,11 +264,38 @@ class Executor:
             before, after = plan.replicas
             expect, want = (after, before) if reverse else (before, after)
             await kube.set_replicas(namespace, name, expect=expect, replicas=want, dry_run=dry_run)
+        elif plan.restart and not reverse:
+            assert kube is not None
+            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
+            await kube.rollout_restart(namespace, name, at=self._clock(), dry_run=dry_run)
+        elif plan.check is not None and not dry_run and not reverse:
+            return await self._check(plan.check)
         elif plan.type == "wait" and not dry_run and not reverse:
             seconds = float(plan.lines[0].split()[1].rstrip("s"))
             await asyncio.sleep(min(seconds, self._max_wait))
         elif plan.type == "notify" and not dry_run and not reverse:
             log.warning("runbook_notify", message=plan.lines[0].removeprefix("notify: "))
+        return None
+
+    async def _check(self, step: PrometheusCheck) -> str | None:
+        """Poll until the query meets the expectation; a miss is a note (warn) or a failure (fail)."""
+        assert self._prometheus is not None
+        op, bound = _expectation(step.expect)
+        deadline = asyncio.get_running_loop().time() + step.timeout.total_seconds()
+        value: float | None = None
+        while True:
+            value = await self._prometheus.value(step.query)
+            if value is not None and op(value, bound):
+                return None
+            if asyncio.get_running_loop().time() + step.interval.total_seconds() > deadline:
+                break
+            await asyncio.sleep(step.interval.total_seconds())
+        seen = "no data" if value is None else f"{value:g}"
+        miss = f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after " \
+               f"{step.timeout.total_seconds():g}s"
+        if step.on_fail == "fail":
+            raise RunbookError(miss)
+        return miss
 
     async def undo(self, run_id: int, *, execute: bool, trigger: str) -> RunResult:
         record = await self._store.read(runbook_runs.get, run_id)
@@ -275,6 +337,20 @@ class Executor:
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
                                     now=self._clock())
         return RunResult(run_id, status, plans, message)
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
+    text = text.strip()
+    for symbol in ("<=", ">=", "==", "!=", "<", ">"):
+        if text.startswith(symbol):
+            return _OPS[symbol], float(text[len(symbol):])
+    raise RunbookError(f"invalid expectation {text!r}")
 
 
 def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigger: str, plans: list[StepPlan],

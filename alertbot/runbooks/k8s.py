@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -95,6 +96,14 @@ class Kubernetes:
                                  lambda: self._apps.read_namespaced_deployment_scale(deployment, namespace))
         return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
+    async def rollout_restart(self, namespace: str, deployment: str, *, at: datetime, dry_run: bool) -> None:
+        """What ``kubectl rollout restart`` does: stamp the pod template so the Deployment rolls."""
+        patch = {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": at.isoformat()}}}}}
+        await self._call(f"deployment {namespace}/{deployment}", "patch", "deployments", lambda: (
+            self._apps.patch_namespaced_deployment(deployment, namespace, patch, dry_run="All" if dry_run else None,
+                                                   _content_type=MERGE_PATCH)))
+
     async def set_replicas(self, namespace: str, deployment: str, *, expect: int, replicas: int,
                            dry_run: bool) -> None:
         patch = [{"op": "test", "path": "/spec/replicas", "value": expect},
@@ -103,6 +112,9 @@ class Kubernetes:
             self._apps.patch_namespaced_deployment_scale(deployment, namespace, patch,
                                                          dry_run="All" if dry_run else None,
                                                          _content_type=JSON_PATCH)))
+
+
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _api_error(what: str, verb: str, resource: str, exc: ApiException) -> RunbookError:

@@ -6,6 +6,7 @@ Step fields may use ``{{ params.NAME }}``; they are filled in, and checked, befo
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,6 +64,30 @@ class K8sScale(_Strict):
     replicas: int | str
 
 
+class K8sRolloutRestart(_Strict):
+    """The equivalent of ``kubectl rollout restart deployment/NAME``."""
+
+    type: Literal["k8s.rollout_restart"]
+    namespace: str
+    deployment: str
+
+
+class PrometheusCheck(_Strict):
+    """Poll a PromQL query until its value meets ``expect`` (e.g. ``"< 0.01"``) or ``timeout`` passes.
+
+    ``on_fail: warn`` lets the run succeed with a "still failing" note (the change is done; say so);
+    ``fail`` fails the run. ``skip_unless``: skip the step when this (templated) value is empty.
+    """
+
+    type: Literal["prometheus.check"]
+    query: str
+    expect: str = Field(pattern=r"^\s*(<|<=|>|>=|==|!=)\s*-?\d+(\.\d+)?\s*$")
+    timeout: Duration = Field(default_factory=lambda: timedelta(minutes=2))
+    interval: Duration = Field(default_factory=lambda: timedelta(seconds=10))
+    on_fail: Literal["warn", "fail"] = "warn"
+    skip_unless: str | None = None
+
+
 class Wait(_Strict):
     type: Literal["wait"]
     duration: Duration
@@ -73,7 +98,8 @@ class Notify(_Strict):
     message: str
 
 
-Step = Annotated[IstioRollback | IstioSetWeights | K8sScale | Wait | Notify, Field(discriminator="type")]
+Step = Annotated[IstioRollback | IstioSetWeights | K8sScale | K8sRolloutRestart | PrometheusCheck | Wait | Notify,
+                 Field(discriminator="type")]
 
 
 class Runbook(_Strict):
@@ -108,6 +134,7 @@ class Runbook(_Strict):
             if value is None or value == "":
                 if param.required:
                     raise ValueError(f"param {name} is required")
+                out[name] = ""  # declared, optional, empty: steps may test it (skip_unless)
                 continue
             if param.pattern and not re.fullmatch(param.pattern, value):
                 raise ValueError(f"param {name}={value!r} does not match {param.pattern}")

@@ -27,6 +27,7 @@ from alertbot.runbooks.automations import AutomationRunner
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
+from alertbot.runbooks.prometheus import Prometheus
 from alertbot.settings import Config, Secrets
 from alertbot.store.engine import Store, redact_url
 from alertbot.web.middlewares import error_middleware
@@ -81,7 +82,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         scrub=state.secrets.scrub,
     )
     executor = Executor(store, state.kube or kube_factory(config), clock=state.clock,
-                        dry_run_only=config.runbooks.dry_run, metrics=state.metrics)
+                        dry_run_only=config.runbooks.dry_run, metrics=state.metrics,
+                        prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
     state.automations = AutomationRunner(store, executor, load_runbooks(config.runbooks.dir))
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,

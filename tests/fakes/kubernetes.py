@@ -77,6 +77,7 @@ class FakeKubernetes:
         self.served = served_versions
         self.virtualservices: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicas: dict[tuple[str, str], int] = {}
+        self.restarts: dict[tuple[str, str], str] = {}     # deployment → restartedAt annotation
         self.forbidden: set[tuple[str, str]] = set()       # (verb, resource) refused with 403
         self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
         self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
@@ -85,6 +86,7 @@ class FakeKubernetes:
         base = "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices/{name}"
         self.app.router.add_get(base, self._get_vs)
         self.app.router.add_patch(base, self._patch_vs)
+        self.app.router.add_patch("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._patch_deployment)
         scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
         self.app.router.add_get(scale, self._get_scale)
         self.app.router.add_patch(scale, self._patch_scale)
@@ -158,6 +160,26 @@ class FakeKubernetes:
             patched["metadata"]["resourceVersion"] = str(self._rv)
             self.virtualservices[key] = patched
         return web.json_response(patched)
+
+    async def _patch_deployment(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        refused = self._check("patch", "deployments", request)
+        if refused:
+            return refused
+        if key not in self.replicas:
+            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+        if request.content_type != "application/merge-patch+json":
+            return status(415, "UnsupportedMediaType", request.content_type)
+        patch = await request.json()
+        self.patches.append({"path": request.path, "ops": patch, "dry_run": request.query.get("dryRun") == "All"})
+        stamp = patch["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+        if request.query.get("dryRun") != "All":
+            self.restarts[key] = stamp
+        return web.json_response({"apiVersion": "apps/v1", "kind": "Deployment",
+                                  "metadata": {"name": key[1], "namespace": key[0]},
+                                  "spec": {"replicas": self.replicas[key], "selector": {"matchLabels": {"app": key[1]}},
+                                           "template": {"metadata": {"annotations": {
+                                               "kubectl.kubernetes.io/restartedAt": stamp}}}}})
 
     def _scale(self, key: tuple[str, str]) -> dict[str, Any]:
         return {"apiVersion": "autoscaling/v1", "kind": "Scale",

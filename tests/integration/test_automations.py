@@ -47,7 +47,7 @@ async def test_auto_rollback_on_critical_canary_alert(make_harness: MakeHarness,
     assert (run.status, run.automation, run.trigger) == ("succeeded", "rollback-canary",
                                                          "alert:1 automation:rollback-canary")
     assert run.params == {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary",
-                          "stable_subset": "stable"}
+                          "stable_subset": "stable", "service": ""}
     metrics = await (await h.client.get("/metrics")).text()
     assert 'alertbot_runbook_runs_total{outcome="succeeded",runbook="emergency-rollback"} 1.0' in metrics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from alertbot.errors import RunbookError
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
-from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.model import PrometheusCheck, Runbook
+from alertbot.runbooks.prometheus import Prometheus
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.fakes.prometheus import FakePrometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = load_runbooks(ROOT / "runbooks")
@@ -198,3 +200,64 @@ async def test_without_a_cluster_runbooks_only_plan(tmp_path: Path) -> None:
     with pytest.raises(RunbookError, match="runbooks can only plan"):
         await executor.run(rollback(), TARGET, execute=True, trigger="cli")
     await store.close()
+
+
+async def with_prometheus(env: Env, aiohttp_server: Any, values: list[float | None]) -> FakePrometheus:
+    prometheus = FakePrometheus(values)
+    server = await aiohttp_server(prometheus.app)
+    env.executor._prometheus = Prometheus(str(server.make_url("")))
+    return prometheus
+
+
+CHECKED = {**TARGET, "service": "nutrition-service"}
+
+
+def fast(runbook: Runbook) -> Runbook:
+    """The shipped rollback with the check's timing shortened for tests."""
+    steps = [s.model_copy(update={"timeout": timedelta(milliseconds=300), "interval": timedelta(milliseconds=50)})
+             if isinstance(s, PrometheusCheck) else s for s in runbook.steps]
+    return runbook.model_copy(update={"steps": steps})
+
+
+async def test_rollback_verifies_the_error_rate_recovers(env: Env, aiohttp_server: Any) -> None:
+    """After the rollback the 5xx ratio drops from 7 % to 0.4 %: the run succeeds without a warning."""
+    prometheus = await with_prometheus(env, aiohttp_server, [0.07, 0.004])
+    result = await env.executor.run(fast(rollback()), CHECKED, execute=True, trigger="cli")
+    assert result.status == "succeeded" and result.message.startswith("applied: ")
+    assert 'destination_service_name="nutrition-service"' in prometheus.queries[0]
+
+
+async def test_rolled_back_but_still_failing_is_said(env: Env, aiohttp_server: Any) -> None:
+    """The error rate stays at 7 %: traffic moved (succeeded) but the result says it is still failing."""
+    await with_prometheus(env, aiohttp_server, [0.07])
+    result = await env.executor.run(fast(rollback()), CHECKED, execute=True, trigger="cli")
+    assert result.status == "succeeded"
+    assert result.message.startswith("applied, but still failing:") and "is 0.07, expected < 0.01" in result.message
+    assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+
+async def test_check_with_on_fail_fail_fails_the_run(env: Env, aiohttp_server: Any) -> None:
+    await with_prometheus(env, aiohttp_server, [None])
+    strict = fast(rollback())
+    strict = strict.model_copy(update={"steps": [s.model_copy(update={"on_fail": "fail"})
+                                                 if isinstance(s, PrometheusCheck) else s for s in strict.steps]})
+    result = await env.executor.run(strict, CHECKED, execute=True, trigger="cli")
+    assert result.status == "failed" and "is no data" in result.message
+    assert "`alertbot runbook undo" in result.message
+
+
+async def test_check_is_skipped_without_prometheus_or_service(env: Env) -> None:
+    result = await env.executor.run(rollback(), CHECKED, execute=False, trigger="cli")
+    assert "check skipped (no prometheus.url configured)" in result.plans[1].lines[0]
+    result = await env.executor.run(rollback(), TARGET, execute=False, trigger="cli")
+    assert "check skipped (its skip_unless value is empty)" in result.plans[1].lines[0]
+
+
+async def test_rollout_restart(env: Env) -> None:
+    env.k8s.replicas[("ai-nutritionist", "recipe-service")] = 2
+    result = await env.executor.run(RUNBOOKS["restart"], {"namespace": "ai-nutritionist",
+                                                          "deployment": "recipe-service"}, execute=True, trigger="cli")
+    assert result.status == "succeeded"
+    assert ("ai-nutritionist", "recipe-service") in env.k8s.restarts
+    with pytest.raises(RunbookError, match="changed nothing"):
+        await env.executor.undo(result.run_id, execute=False, trigger="cli")

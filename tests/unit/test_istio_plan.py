@@ -84,10 +84,11 @@ def test_set_weights() -> None:
 
 def test_shipped_runbooks_load() -> None:
     runbooks = load_runbooks(ROOT / "runbooks")
-    assert {"emergency-rollback", "canary-promote", "scale-up"} <= set(runbooks)
+    assert {"emergency-rollback", "canary-promote", "scale-up", "restart"} <= set(runbooks)
     rollback = runbooks["emergency-rollback"]
     assert [(p.name, p.required, p.default) for p in rollback.params] == [
-        ("namespace", True, None), ("virtualservice", True, None), ("stable_subset", False, "stable")]
+        ("namespace", True, None), ("virtualservice", True, None), ("stable_subset", False, "stable"),
+        ("service", False, None)]
 
 
 def test_params_are_validated() -> None:
