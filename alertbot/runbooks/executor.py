@@ -100,6 +100,15 @@ class Executor:
     def now(self) -> datetime:
         return self._clock()
 
+    async def warm_up(self) -> None:
+        """Build the Kubernetes client now (reading kubeconfig takes a few hundred ms), so the first
+        automated rollback does not pay for it. Never fails start-up: a bad config surfaces per run."""
+        if self._kube is None and self._kube_factory is not None:
+            try:
+                self._kube = await asyncio.to_thread(self._kube_factory)
+            except RunbookError as exc:
+                log.warning("kubernetes_unavailable", error=exc.message)
+
     def _cluster(self) -> Kubernetes | None:
         if self._kube is None and self._kube_factory is not None:
             self._kube = self._kube_factory()

@@ -90,6 +90,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                         run_automations=state.automations.submit)
     pipeline.start()
     await state.dispatcher.start()
+    await executor.warm_up()
     await state.automations.start()
     state._store, state._pipeline = store, pipeline
     try:

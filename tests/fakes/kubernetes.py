@@ -16,7 +16,8 @@ from aiohttp import web
 from tests.helpers import DATA
 
 CRD = yaml.safe_load((DATA / "specs" / "istio-virtualservice-crd.yaml").read_text())
-SCHEMAS = {v["name"]: v["schema"]["openAPIV3Schema"] for v in CRD["spec"]["versions"]}
+# Built once: jsonschema.validate() would re-check the (large) CRD schema itself on every call.
+VALIDATORS = {v["name"]: jsonschema.Draft7Validator(v["schema"]["openAPIV3Schema"]) for v in CRD["spec"]["versions"]}
 TOKEN = "fake-k8s-token"
 
 
@@ -152,7 +153,7 @@ class FakeKubernetes:
         except PatchError as exc:
             return status(422, "Invalid", str(exc))
         try:
-            jsonschema.validate({k: v for k, v in patched.items() if k in ("spec", "status")}, SCHEMAS[version])
+            VALIDATORS[version].validate({k: v for k, v in patched.items() if k in ("spec", "status")})
         except jsonschema.ValidationError as exc:
             return status(422, "Invalid", f"schema: {exc.message} at {list(exc.absolute_path)}")
         if not dry_run:
