@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -64,7 +64,12 @@ class AutomationRunner:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Carry out runs a crash left queued."""
+        """Release what a crash left running; carry out what it left queued."""
+        now = self._executor.now()
+        older = None if self._store.is_sqlite else now - timedelta(minutes=30)
+        interrupted = await self._store.write(runbook_runs.recover_interrupted, now=now, started_before=older)
+        if interrupted:
+            log.warning("runbook_runs_interrupted", runs=interrupted)
         leftover = await self._store.read(runbook_runs.queued)
         if leftover:
             log.info("automation_runs_recovered", runs=[r.id for r in leftover])

@@ -113,3 +113,20 @@ def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> st
 
 def unlock(conn: Connection, run_id: int) -> None:
     conn.execute(runbook_locks.delete().where(runbook_locks.c.run_id == run_id))
+
+
+def recover_interrupted(conn: Connection, *, now: datetime, started_before: datetime | None) -> list[int]:
+    """Runs left ``running`` by a process that died: mark them failed and release their locks.
+
+    ``started_before``: only runs older than that (several replicas share the store); ``None``: all
+    (a SQLite store belongs to this one process)."""
+    query = sa.select(runbook_runs.c.id).where(runbook_runs.c.status == "running")
+    if started_before is not None:
+        query = query.where(runbook_runs.c.started_at < started_before)
+    ids = [row.id for row in conn.execute(query)]
+    for run_id in ids:
+        finish(conn, run_id, status="failed", applied=[], now=now,
+               result="interrupted: alertbot stopped during this run; check the target (and `alertbot runbook "
+                      "history`) before running it again")
+        unlock(conn, run_id)
+    return ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.store import runbook_runs
+from alertbot.store.engine import Store
 from tests.conftest import ROOT, Harness, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.helpers import payload_json, wait_until
@@ -101,3 +103,21 @@ async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s:
     (run,) = await runs(h)
     assert run.status == "failed" and "the alert has no label virtualservice" in run.result
     assert fake.patches == []
+
+
+async def test_a_run_interrupted_by_a_crash_is_released_on_start(make_harness: MakeHarness, db_url: str,
+                                                                  k8s: tuple[FakeKubernetes, Any]) -> None:
+    """A run left `running` (process killed mid-run) holds its lock; the next start fails it with a
+    reason and releases the lock, so the target can be acted on again."""
+    fake, kube = k8s
+    store = await Store.open(db_url)
+    run_id = await store.write(runbook_runs.queue, runbook="emergency-rollback", params={}, trigger="cli:x",
+                               automation="", target_key="", status="running", now=datetime.now(UTC))
+    await store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], run_id,
+                      datetime.now(UTC))
+    await store.close()
+    h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
+    await h.post_file(FIRING)
+    await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="rollback after recovery")
+    interrupted = await h.state.store.read(runbook_runs.get, run_id)
+    assert interrupted is not None and interrupted.status == "failed" and "interrupted" in interrupted.result
