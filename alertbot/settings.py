@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alertbot.domain.classify import ClassificationPolicy, Thresholds
@@ -23,7 +32,9 @@ from alertbot.domain.parse import describe_validation_error, parse_duration
 from alertbot.domain.route import RouteNode, default_route_tree
 from alertbot.errors import ConfigError
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# In JSON a duration is its number of seconds (which parse_duration reads back), not ISO 8601.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json")]
 
 
 class _Section(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,49 +19,14 @@ from sqlalchemy.engine import Connection
 
 from alertbot.errors import RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
-from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
-from alertbot.runbooks.model import (
-    IstioRollback,
-    IstioSetWeights,
-    K8sRolloutRestart,
-    K8sScale,
-    Notify,
-    PrometheusCheck,
-    Runbook,
-    Step,
-    Wait,
-)
+from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
+from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.runbooks")
-
-
-@dataclass
-class StepPlan:
-    index: int
-    type: str
-    target: str                       # what it changes ("" for wait/notify)
-    lines: list[str]                  # human-readable: before → after
-    changes: list[dict[str, Any]] = field(default_factory=list)   # istio route changes
-    replicas: tuple[int, int] | None = None                       # k8s.scale: before, after
-    restart: bool = False                                         # k8s.rollout_restart (cannot be undone)
-    check: PrometheusCheck | None = None                          # prometheus.check to run
-
-    @property
-    def noop(self) -> bool:
-        return self.type in ("istio.rollback", "istio.set_weights", "k8s.scale") and not self.changes and (
-            self.replicas is None or self.replicas[0] == self.replicas[1])
-
-    @property
-    def undoable(self) -> bool:
-        return bool(self.target) and not self.noop and not self.restart
-
-    def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "type": self.type, "target": self.target, "lines": self.lines,
-                "changes": self.changes, "replicas": list(self.replicas) if self.replicas else None}
 
 
 @dataclass
@@ -74,14 +39,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status in ("planned", "succeeded", "noop")
-
-
-def _changes(plan: list[istio.RouteChange]) -> list[dict[str, Any]]:
-    return [{"index": c.index, "name": c.name, "before": c.before, "after": c.after} for c in plan]
-
-
-def _route_changes(data: list[dict[str, Any]]) -> list[istio.RouteChange]:
-    return [istio.RouteChange(c["index"], c["name"], c["before"], c["after"]) for c in data]
 
 
 class Executor:
@@ -115,52 +72,8 @@ class Executor:
         return self._kube
 
     async def plan(self, runbook: Runbook, params: dict[str, str]) -> list[StepPlan]:
-        steps = runbook.bound_steps(params)
-        return [await self._plan_step(i, step) for i, step in enumerate(steps)]
-
-    async def _plan_step(self, index: int, step: Step) -> StepPlan:
-        kube = self._cluster()
-        if isinstance(step, IstioRollback | IstioSetWeights):
-            target = f"virtualservice {step.namespace}/{step.virtualservice}"
-            if kube is None:
-                intent = (f"all traffic of every split route to subset {step.stable_subset}"
-                          if isinstance(step, IstioRollback) else f"weights {step.weights}")
-                return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: "
-                                                           "no Kubernetes cluster configured)"])
-            vs = await kube.get_virtualservice(step.namespace, step.virtualservice)
-            if isinstance(step, IstioRollback):
-                changes = istio.plan_rollback(vs, step.stable_subset)
-                nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
-            else:
-                weights = {k: int(v) for k, v in step.weights.items()}
-                changes = istio.plan_set_weights(vs, weights)
-                nothing = f"{target}: weights already as requested — nothing to do"
-            lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
-            return StepPlan(index, step.type, target, lines, _changes(changes))
-        if isinstance(step, K8sScale):
-            target = f"deployment {step.namespace}/{step.deployment}"
-            want = int(step.replicas)
-            if kube is None:
-                return StepPlan(index, step.type, target, [f"{target}: scale to {want} replicas (current unknown: "
-                                                           "no Kubernetes cluster configured)"])
-            have = await kube.get_replicas(step.namespace, step.deployment)
-            line = f"{target}: replicas {have} → {want}" if have != want else f"{target}: already {want} replicas"
-            return StepPlan(index, step.type, target, [line], replicas=(have, want))
-        if isinstance(step, K8sRolloutRestart):
-            target = f"deployment {step.namespace}/{step.deployment}"
-            return StepPlan(index, step.type, target, [f"{target}: rollout restart (new pods, same spec)"],
-                            restart=True)
-        if isinstance(step, PrometheusCheck):
-            if step.skip_unless is not None and not step.skip_unless.strip():
-                return StepPlan(index, step.type, "", ["check skipped (its skip_unless value is empty)"])
-            if self._prometheus is None:
-                return StepPlan(index, step.type, "", ["check skipped (no prometheus.url configured)"])
-            return StepPlan(index, step.type, "", [f"check: {step.query} {step.expect.strip()} within "
-                                                   f"{step.timeout.total_seconds():g}s"], check=step)
-        if isinstance(step, Wait):
-            return StepPlan(index, step.type, "", [f"wait {step.duration.total_seconds():g}s"])
-        assert isinstance(step, Notify)
-        return StepPlan(index, step.type, "", [f"notify: {step.message}"])
+        ctx = self._context()
+        return [await plan_step(i, step, ctx) for i, step in enumerate(runbook.bound_steps(params))]
 
     async def run(self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str,
                   run_id: int | None = None) -> RunResult:
@@ -208,11 +121,11 @@ class Executor:
 
     async def _server_dry_run(self, plans: list[StepPlan]) -> None:
         """With a cluster, let the API server check the patches too (RBAC, schema) without applying."""
-        kube = self._cluster()
-        if kube is None:
+        ctx = self._context()
+        if ctx.kube is None:
             return
         for plan in plans:
-            await self._apply_step(kube, plan, dry_run=True)
+            await apply_step(plan, ctx, dry_run=True)
 
     async def _apply(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
                      undo_of: int | None, run_id: int | None = None) -> RunResult:
@@ -239,9 +152,9 @@ class Executor:
         notes: list[str] = []
         status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
         try:
+            ctx = self._context()
             for plan in plans:
-                assert kube is not None or not plan.target
-                note = await self._apply_step(kube, plan, dry_run=False)
+                note = await apply_step(plan, ctx, dry_run=False)
                 if note:
                     notes.append(note)
                     message = "applied, but " + "; ".join(notes) + " — " + message.removeprefix("applied: ")
@@ -259,52 +172,8 @@ class Executor:
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
 
-    async def _apply_step(self, kube: Kubernetes | None, plan: StepPlan, *, dry_run: bool,
-                          reverse: bool = False) -> str | None:
-        """Apply (or, ``reverse``, undo) one planned step; returns a note for the run's result, if any."""
-        if plan.type in ("istio.rollback", "istio.set_weights") and plan.changes:
-            assert kube is not None
-            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
-            await kube.patch_virtualservice(namespace, name, istio.json_patch(_route_changes(plan.changes),
-                                                                              reverse=reverse), dry_run=dry_run)
-        elif plan.type == "k8s.scale" and plan.replicas and plan.replicas[0] != plan.replicas[1]:
-            assert kube is not None
-            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
-            before, after = plan.replicas
-            expect, want = (after, before) if reverse else (before, after)
-            await kube.set_replicas(namespace, name, expect=expect, replicas=want, dry_run=dry_run)
-        elif plan.restart and not reverse:
-            assert kube is not None
-            namespace, name = plan.target.split(" ", 1)[1].split("/", 1)
-            await kube.rollout_restart(namespace, name, at=self._clock(), dry_run=dry_run)
-        elif plan.check is not None and not dry_run and not reverse:
-            return await self._check(plan.check)
-        elif plan.type == "wait" and not dry_run and not reverse:
-            seconds = float(plan.lines[0].split()[1].rstrip("s"))
-            await asyncio.sleep(min(seconds, self._max_wait))
-        elif plan.type == "notify" and not dry_run and not reverse:
-            log.warning("runbook_notify", message=plan.lines[0].removeprefix("notify: "))
-        return None
-
-    async def _check(self, step: PrometheusCheck) -> str | None:
-        """Poll until the query meets the expectation; a miss is a note (warn) or a failure (fail)."""
-        assert self._prometheus is not None
-        op, bound = _expectation(step.expect)
-        deadline = asyncio.get_running_loop().time() + step.timeout.total_seconds()
-        value: float | None = None
-        while True:
-            value = await self._prometheus.value(step.query)
-            if value is not None and op(value, bound):
-                return None
-            if asyncio.get_running_loop().time() + step.interval.total_seconds() > deadline:
-                break
-            await asyncio.sleep(step.interval.total_seconds())
-        seen = "no data" if value is None else f"{value:g}"
-        miss = f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after " \
-               f"{step.timeout.total_seconds():g}s"
-        if step.on_fail == "fail":
-            raise RunbookError(miss)
-        return miss
+    def _context(self) -> StepContext:
+        return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait)
 
     async def undo(self, run_id: int, *, execute: bool, trigger: str) -> RunResult:
         record = await self._store.read(runbook_runs.get, run_id)
@@ -314,15 +183,14 @@ class Executor:
             raise RunbookUsageError(f"run {run_id} ({record.status}) changed nothing: nothing to undo")
         plans = []
         for data in reversed(record.applied):
-            replicas = tuple(data["replicas"]) if data.get("replicas") else None
-            lines = [f"undo: {line}" for line in data["lines"]]
-            plans.append(StepPlan(data["index"], data["type"], data["target"], lines, data["changes"],
-                                  replicas))
+            plan = StepPlan.from_json(data)
+            plan.lines = [f"undo: {line}" for line in plan.lines]
+            plans.append(plan)
         if not execute:
-            kube = self._cluster()
-            if kube is not None:
+            ctx = self._context()
+            if ctx.kube is not None:
                 for plan in plans:
-                    await self._apply_step(kube, plan, dry_run=True, reverse=True)
+                    await apply_step(plan, ctx, dry_run=True, reverse=True)
             return RunResult(run_id, "planned", plans, "dry run: nothing was changed")
         kube = self._cluster()
         if kube is None:
@@ -331,14 +199,13 @@ class Executor:
 
     async def _apply_reverse(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
                              undo_of: int) -> RunResult:
-        kube = self._cluster()
-        assert kube is not None
+        ctx = self._context()
         run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
                                          undo_of=undo_of, now=self._clock())
         status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
         try:
             for plan in plans:
-                await self._apply_step(kube, plan, dry_run=False, reverse=True)
+                await apply_step(plan, ctx, dry_run=False, reverse=True)
                 restored.append(plan.to_json())
         except RunbookError as exc:
             status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
@@ -346,20 +213,6 @@ class Executor:
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
                                     now=self._clock())
         return RunResult(run_id, status, plans, message)
-
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
-}
-
-
-def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
-    text = text.strip()
-    for symbol in ("<=", ">=", "==", "!=", "<", ">"):
-        if text.startswith(symbol):
-            return _OPS[symbol], float(text[len(symbol):])
-    raise RunbookError(f"invalid expectation {text!r}")
 
 
 def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigger: str, plans: list[StepPlan],

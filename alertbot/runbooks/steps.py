@@ -1,0 +1,230 @@
+"""Runbook step types: each plans (reads live state, computes the change, writes nothing) and applies
+(or, for undo, reverses) what it planned. The registry ``STEPS`` lists every type."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from alertbot.errors import RunbookError
+from alertbot.runbooks import istio
+from alertbot.runbooks.k8s import Kubernetes
+from alertbot.runbooks.model import (
+    IstioRollback,
+    IstioSetWeights,
+    K8sRolloutRestart,
+    K8sScale,
+    Notify,
+    PrometheusCheck,
+    Step,
+    Wait,
+)
+from alertbot.runbooks.prometheus import Prometheus
+
+log = structlog.get_logger("alertbot.runbooks")
+NO_CLUSTER = "no Kubernetes cluster configured"
+
+
+@dataclass
+class StepPlan:
+    """What one step would do, as planned; stored with the run (its ``detail`` is what undo needs)."""
+
+    index: int
+    type: str
+    target: str                       # what it changes, e.g. "virtualservice ns/name" ("" for none)
+    lines: list[str]                  # human-readable: before → after
+    detail: dict[str, Any] = field(default_factory=dict)
+    noop: bool = False                # the target is already as wanted
+    undoable: bool = False            # applying it changes state that undo can restore
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "type": self.type, "target": self.target, "lines": self.lines,
+                "detail": self.detail, "noop": self.noop, "undoable": self.undoable}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepPlan:
+        return cls(data["index"], data["type"], data["target"], list(data["lines"]), dict(data["detail"]),
+                   bool(data["noop"]), bool(data["undoable"]))
+
+    def namespace_and_name(self) -> tuple[str, str]:
+        namespace, name = self.target.split(" ", 1)[1].split("/", 1)
+        return namespace, name
+
+
+@dataclass(frozen=True)
+class StepContext:
+    kube: Kubernetes | None
+    prometheus: Prometheus | None
+    clock: Callable[[], datetime]
+    max_wait: float
+
+
+class StepType(Protocol):
+    async def plan(self, index: int, step: Any, ctx: StepContext) -> StepPlan: ...
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        """Apply (``reverse``: undo) the plan; ``dry_run``: server-side only. Returns a note, if any."""
+        ...
+
+
+def _require(kube: Kubernetes | None) -> Kubernetes:
+    if kube is None:
+        raise RunbookError(f"{NO_CLUSTER}: runbooks can only plan")
+    return kube
+
+
+class IstioTraffic:
+    """``istio.rollback`` and ``istio.set_weights``: guarded weight changes on a VirtualService."""
+
+    async def plan(self, index: int, step: IstioRollback | IstioSetWeights, ctx: StepContext) -> StepPlan:
+        target = f"virtualservice {step.namespace}/{step.virtualservice}"
+        if ctx.kube is None:
+            intent = (f"all traffic of every split route to subset {step.stable_subset}"
+                      if isinstance(step, IstioRollback) else f"weights {step.weights}")
+            return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: {NO_CLUSTER})"])
+        vs = await ctx.kube.get_virtualservice(step.namespace, step.virtualservice)
+        if isinstance(step, IstioRollback):
+            changes = istio.plan_rollback(vs, step.stable_subset)
+            nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
+        else:
+            changes = istio.plan_set_weights(vs, {k: int(v) for k, v in step.weights.items()})
+            nothing = f"{target}: weights already as requested — nothing to do"
+        detail = {"changes": [{"index": c.index, "name": c.name, "before": c.before, "after": c.after}
+                              for c in changes]}
+        lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
+        return StepPlan(index, step.type, target, lines, detail, noop=not changes, undoable=bool(changes))
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        changes = [istio.RouteChange(c["index"], c["name"], c["before"], c["after"])
+                   for c in plan.detail.get("changes", [])]
+        if changes:
+            namespace, name = plan.namespace_and_name()
+            await _require(ctx.kube).patch_virtualservice(namespace, name, istio.json_patch(changes, reverse=reverse),
+                                                          dry_run=dry_run)
+        return None
+
+
+class Scale:
+    async def plan(self, index: int, step: K8sScale, ctx: StepContext) -> StepPlan:
+        target = f"deployment {step.namespace}/{step.deployment}"
+        want = int(step.replicas)
+        if ctx.kube is None:
+            return StepPlan(index, step.type, target, [f"{target}: scale to {want} replicas (current unknown: "
+                                                       f"{NO_CLUSTER})"])
+        have = await ctx.kube.get_replicas(step.namespace, step.deployment)
+        line = f"{target}: replicas {have} → {want}" if have != want else f"{target}: already {want} replicas"
+        return StepPlan(index, step.type, target, [line], {"before": have, "after": want}, noop=have == want,
+                        undoable=have != want)
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if "before" not in plan.detail or plan.detail["before"] == plan.detail["after"]:
+            return None
+        before, after = int(plan.detail["before"]), int(plan.detail["after"])
+        expect, want = (after, before) if reverse else (before, after)
+        namespace, name = plan.namespace_and_name()
+        await _require(ctx.kube).set_replicas(namespace, name, expect=expect, replicas=want, dry_run=dry_run)
+        return None
+
+
+class RolloutRestart:
+    async def plan(self, index: int, step: K8sRolloutRestart, ctx: StepContext) -> StepPlan:
+        target = f"deployment {step.namespace}/{step.deployment}"
+        return StepPlan(index, step.type, target, [f"{target}: rollout restart (new pods, same spec)"])
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if not reverse:  # a restart cannot be undone
+            namespace, name = plan.namespace_and_name()
+            await _require(ctx.kube).rollout_restart(namespace, name, at=ctx.clock(), dry_run=dry_run)
+        return None
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
+    text = text.strip()
+    for symbol in ("<=", ">=", "==", "!=", "<", ">"):
+        if text.startswith(symbol):
+            return _OPS[symbol], float(text[len(symbol):])
+    raise RunbookError(f"invalid expectation {text!r}")
+
+
+class Check:
+    """``prometheus.check``: poll until the query meets the expectation; a miss warns or fails."""
+
+    async def plan(self, index: int, step: PrometheusCheck, ctx: StepContext) -> StepPlan:
+        if step.skip_unless is not None and not step.skip_unless.strip():
+            return StepPlan(index, step.type, "", ["check skipped (its skip_unless value is empty)"])
+        if ctx.prometheus is None:
+            return StepPlan(index, step.type, "", ["check skipped (no prometheus.url configured)"])
+        line = f"check: {step.query} {step.expect.strip()} within {step.timeout.total_seconds():g}s"
+        return StepPlan(index, step.type, "", [line], {"check": step.model_dump(mode="json")})
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if dry_run or reverse or "check" not in plan.detail or ctx.prometheus is None:
+            return None
+        step = PrometheusCheck.model_validate(plan.detail["check"])
+        op, bound = _expectation(step.expect)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + step.timeout.total_seconds()
+        while True:
+            value = await ctx.prometheus.value(step.query)
+            if value is not None and op(value, bound):
+                return None
+            if loop.time() + step.interval.total_seconds() > deadline:
+                break
+            await asyncio.sleep(step.interval.total_seconds())
+        seen = "no data" if value is None else f"{value:g}"
+        miss = (f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after "
+                f"{step.timeout.total_seconds():g}s")
+        if step.on_fail == "fail":
+            raise RunbookError(miss)
+        return miss
+
+
+class Pause:
+    async def plan(self, index: int, step: Wait, ctx: StepContext) -> StepPlan:
+        seconds = step.duration.total_seconds()
+        return StepPlan(index, step.type, "", [f"wait {seconds:g}s"], {"seconds": seconds})
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if not dry_run and not reverse:
+            await asyncio.sleep(min(float(plan.detail["seconds"]), ctx.max_wait))
+        return None
+
+
+class Message:
+    async def plan(self, index: int, step: Notify, ctx: StepContext) -> StepPlan:
+        return StepPlan(index, step.type, "", [f"notify: {step.message}"], {"message": step.message})
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if not dry_run and not reverse:
+            log.warning("runbook_notify", message=plan.detail["message"])
+        return None
+
+
+STEPS: dict[str, StepType] = {
+    "istio.rollback": IstioTraffic(),
+    "istio.set_weights": IstioTraffic(),
+    "k8s.scale": Scale(),
+    "k8s.rollout_restart": RolloutRestart(),
+    "prometheus.check": Check(),
+    "wait": Pause(),
+    "notify": Message(),
+}
+
+
+async def plan_step(index: int, step: Step, ctx: StepContext) -> StepPlan:
+    return await STEPS[step.type].plan(index, step, ctx)
+
+
+async def apply_step(plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool = False) -> str | None:
+    return await STEPS[plan.type].apply(plan, ctx, dry_run=dry_run, reverse=reverse)
