@@ -57,10 +57,21 @@ def test_classify_missing_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "No such file" in result.stderr
 
 
-def test_check_config_ok_and_bad() -> None:
-    """check-config: 0 for the example, 2 with the key path for a bad file."""
-    ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"))
-    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok")
+def test_check_config_ok_and_bad(tmp_path: Path) -> None:
+    """check-config: 0 for the example (with the shipped runbooks), 2 with the key path for a bad
+    config, a bad runbook, or an automation naming a runbook that does not exist."""
+    ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok (4 runbooks)")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\n"
+                      "automations: [{name: a, runbook: emergency-rollbak}]\n")
+    typo = run("check-config", str(config))
+    assert typo.returncode == 2 and "automations[0].runbook: no runbook 'emergency-rollbak'" in typo.stderr
+    (tmp_path / "rb").mkdir()
+    (tmp_path / "rb" / "x.yaml").write_text("name: x\nsteps: [{type: nope}]\n")
+    config.write_text(f"runbooks: {{dir: '{tmp_path / 'rb'}'}}\n")
+    broken = run("check-config", str(config))
+    assert broken.returncode == 2 and "x.yaml: steps[0]" in broken.stderr
     bad = run("check-config", str(ROOT / "config" / "examples" / "inverted-thresholds.bad.yaml"))
     assert bad.returncode == 2
     assert "thresholds.latency: warning (6.0) must not be above critical (5.0)" in bad.stderr
