@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alertbot.domain.models import Alert, Classification, Severity
-from alertbot.domain.parse import parse_sli_value
+from alertbot.domain.parse import Regex, parse_sli_value
 
 Sli = Literal["error_rate", "latency", "load"]
 
@@ -49,18 +49,10 @@ class Thresholds(_Strict):
     load: LoadThreshold = LoadThreshold()
 
 
-def _valid_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
 class SliRule(_Strict):
     """``alertname`` (a regular expression, anchored) → the SLI the alert measures."""
 
-    alertname: Annotated[str, AfterValidator(_valid_regex)]
+    alertname: Regex
     sli: Sli
 
     def matches(self, alertname: str) -> bool:

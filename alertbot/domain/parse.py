@@ -6,12 +6,24 @@ import json
 import math
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from alertbot.domain.models import WebhookPayload
 from alertbot.errors import PayloadError
+
+
+def valid_regex(value: str) -> str:
+    """A pydantic validator: the value must compile as a regular expression."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(valid_regex)]
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:

@@ -9,8 +9,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alertbot.domain.parse import Regex
 from alertbot.settings import Duration
 
 _PARAM_REF = re.compile(r"\{\{\s*params\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
@@ -26,17 +27,7 @@ class Param(_Strict):
     description: str = ""
     required: bool = False
     default: str | None = None
-    pattern: str | None = None
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        return value
+    pattern: Regex | None = None
 
 
 class IstioRollback(_Strict):

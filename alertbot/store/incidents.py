@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.models import Alert, Classification, Severity
-from alertbot.store.schema import UTCDateTime, incidents
+from alertbot.store.schema import UTCDateTime, incidents, record_json
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,7 @@ class IncidentRecord:
         return Classification(self.severity, self.reason, self.sli, self.value)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return record_json(self)
 
 
 def _record(row: sa.Row[Any]) -> IncidentRecord:

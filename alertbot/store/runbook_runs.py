@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from alertbot.store.schema import runbook_locks, runbook_runs
+from alertbot.store.schema import record_json, runbook_locks, runbook_runs
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,7 @@ class RunRecord:
     finished_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+        return record_json(self)
 
 
 def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, status: str,

@@ -33,6 +33,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
 
 
+def record_json(record: Any) -> dict[str, Any]:
+    """A record dataclass as JSON-ready values (datetimes as ISO 8601)."""
+    out: dict[str, Any] = {}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
 metadata = sa.MetaData()
 
 schema_migrations = sa.Table(
