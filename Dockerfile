@@ -10,6 +10,8 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/alertbot --create-home alertbot
 COPY --from=build /opt/alertbot /opt/alertbot
 COPY config/alertbot.example.yaml /etc/alertbot/alertbot.example.yaml
+# runbooks.dir defaults to "runbooks", relative to the working directory below.
+COPY runbooks /var/lib/alertbot/runbooks
 ENV PATH=/opt/alertbot/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /var/lib/alertbot
 USER 10001
