@@ -43,10 +43,11 @@ def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: st
 
 
 def queue(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, automation: str,
-          target_key: str, status: str, now: datetime, result: str = "") -> int:
+          target_key: str, status: str, now: datetime, result: str = "",
+          plan: list[dict[str, Any]] | None = None) -> int:
     """An automation's durable request to run (``queued``: run it now; ``pending``: awaits approval)."""
     inserted = conn.execute(runbook_runs.insert().values(
-        runbook=runbook, params=params, trigger=trigger, status=status, plan=[], applied=[], result=result,
+        runbook=runbook, params=params, trigger=trigger, status=status, plan=plan or [], applied=[], result=result,
         automation=automation, target_key=target_key, started_at=now))
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
@@ -126,3 +127,18 @@ def recover_interrupted(conn: Connection, *, now: datetime, started_before: date
                       "history`) before running it again")
         unlock(conn, run_id)
     return ids
+
+
+def decide_pending(conn: Connection, run_id: int, *, to: str, by: str, now: datetime,
+                   requested_after: datetime) -> RunRecord | None:
+    """Move a pending run to ``approved`` or ``cancelled`` — once: a second click finds it no longer
+    pending and gets None. A run requested before ``requested_after`` has expired (marked so)."""
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending",
+                                             runbook_runs.c.started_at < requested_after)
+                 .values(status="expired", result="approval expired", finished_at=now))
+    values: dict[str, Any] = {"status": to, "result": f"{to} by {by}"}
+    if to == "cancelled":
+        values["finished_at"] = now
+    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
+                                                      runbook_runs.c.status == "pending").values(**values))
+    return get(conn, run_id) if result.rowcount else None

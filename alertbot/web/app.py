@@ -29,6 +29,8 @@ from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.settings import Config, Secrets
+from alertbot.slack.commands import SlackCommands
+from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
 from alertbot.web.middlewares import error_middleware
 from alertbot.web.routes import setup_routes
@@ -84,7 +86,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     executor = Executor(store, state.kube or kube_factory(config), clock=state.clock,
                         dry_run_only=config.runbooks.dry_run, metrics=state.metrics,
                         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
-    state.automations = AutomationRunner(store, executor, load_runbooks(config.runbooks.dir))
+    runbooks = load_runbooks(config.runbooks.dir)
+    state.automations = AutomationRunner(store, executor, runbooks)
+    state.slack = SlackCommands(store=store, executor=executor, runbooks=runbooks, config=config.slack,
+                                clock=state.clock, session=session)
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
                         run_automations=state.automations.submit)
@@ -98,6 +103,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         state._pipeline = None
         await pipeline.stop()                # commit what was accepted
+        await state.slack.stop()
         await state.automations.stop()       # let runbook runs in progress finish (bounded)
         await state.dispatcher.stop()        # stop sending; the rest waits durably in the outbox
         state._store = None
@@ -119,7 +125,8 @@ def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, conso
                kube: Callable[[], Kubernetes] | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
     app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
-                          notifiers=dict(notifiers or {}), console_stream=console_stream, kube=kube)
+                          notifiers=dict(notifiers or {}), console_stream=console_stream, kube=kube,
+                          slack_verifier=SlackVerifier(secrets.slack_signing_secret))
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
     return app

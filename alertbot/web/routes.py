@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import urllib.parse
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -14,7 +15,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from alertbot.domain.matchers import Matcher
 from alertbot.domain.parse import decode_json, describe_validation_error, parse_duration, parse_webhook
 from alertbot.domain.route import MatcherField
-from alertbot.errors import AlertbotError, NotFound, PayloadError, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from alertbot.errors import (
+    AlertbotError,
+    NotFound,
+    PayloadError,
+    PayloadTooLarge,
+    StoreUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from alertbot.slack.commands import Command, parse_interaction
 from alertbot.store import incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.web.state import STATE, AppState
@@ -190,6 +200,44 @@ async def expire_silence(request: web.Request) -> web.Response:
     return web.json_response({"id": silence_id, "status": "expired"})
 
 
+SLACK_BODY_LIMIT = 64 * 1024
+
+
+async def _verified_slack_form(request: web.Request, state: AppState) -> dict[str, str]:
+    """Verify the signature on the raw body, then (only then) parse the form."""
+    body = await read_body(request, SLACK_BODY_LIMIT)
+    state.slack_verifier.verify(timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+                                signature=request.headers.get("X-Slack-Signature"), body=body, now=state.clock())
+    try:
+        form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise PayloadError("body is not valid UTF-8") from None
+    return {key: values[0] for key, values in form.items()}
+
+
+async def slack_commands(request: web.Request) -> web.Response:
+    state = _state(request)
+    form = await _verified_slack_form(request, state)
+    if state.slack is None:
+        raise StoreUnavailable("alertbot is starting")
+    command = Command(user_id=form.get("user_id", ""), user_name=form.get("user_name", ""),
+                      text=form.get("text", ""), response_url=form.get("response_url", ""))
+    return web.json_response(await state.slack.command(command))
+
+
+async def slack_interactions(request: web.Request) -> web.Response:
+    state = _state(request)
+    form = await _verified_slack_form(request, state)
+    if state.slack is None:
+        raise StoreUnavailable("alertbot is starting")
+    try:
+        payload = parse_interaction(form.get("payload", ""))
+    except ValueError:
+        raise PayloadError("payload: not a JSON object") from None
+    answer = await state.slack.interaction(payload)
+    return web.json_response(answer) if answer is not None else web.Response(status=200)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post(WEBHOOK_PATH, webhook_alertmanager)
     app.router.add_get("/healthz", healthz)
@@ -200,3 +248,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)
+    app.router.add_post("/slack/commands", slack_commands)
+    app.router.add_post("/slack/interactions", slack_interactions)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
@@ -17,6 +17,8 @@ from alertbot.pipeline import Pipeline
 from alertbot.runbooks.automations import AutomationRunner
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.settings import Config, Secrets
+from alertbot.slack.commands import SlackCommands
+from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store
 
 Clock = Callable[[], datetime]
@@ -34,6 +36,8 @@ class AppState:
     _pipeline: Pipeline | None = None
     dispatcher: OutboxDispatcher | None = None
     automations: AutomationRunner | None = None
+    slack: SlackCommands | None = None
+    slack_verifier: SlackVerifier = field(default_factory=lambda: SlackVerifier(None))
     kube: Callable[[], Kubernetes] | None = None
 
     @property

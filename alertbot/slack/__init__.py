@@ -1,0 +1,1 @@
+"""The Slack app surface: request signing, the /alertbot slash command, interactive approvals."""

@@ -1,0 +1,235 @@
+"""/slack/commands and /slack/interactions: signed requests only, commands, and runbook approvals."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.slack.verify import sign
+from tests.conftest import Harness, MakeHarness
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.helpers import wait_until
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+KEY = ("ai-nutritionist", "nutrition-service-canary")
+
+
+class ResponseUrl:
+    """Where Slack's response_url points: records what alertbot posts there."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.app = web.Application()
+        self.app.router.add_post("/respond", self._post)
+
+    async def _post(self, request: web.Request) -> web.Response:
+        self.posts.append(await request.json())
+        return web.Response(text="ok")
+
+
+@pytest.fixture
+async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarness) -> Any:
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    k8s_server = await aiohttp_server(fake.app)
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig(str(k8s_server.make_url(""))))
+    responses = ResponseUrl()
+    response_server = await aiohttp_server(responses.app)
+    clock = {"now": datetime.now(UTC)}
+
+    async def make(**slack: Any) -> Harness:
+        return await make_harness({"slack": {"runbook_approvers": ["UAPPROVER", "UBOB"], **slack}},
+                                  secret_values={"slack_signing_secret": SECRET},
+                                  kube=lambda: Kubernetes(api_client(path)), clock=lambda: clock["now"])
+
+    return fake, responses, str(response_server.make_url("/respond")), clock, make
+
+
+def headers(body: bytes, *, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
+    stamp = str(ts if ts is not None else int(time.time()))
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(secret, stamp, body),
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: str = "") -> Any:
+    body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user, "user_name": user.lower(),
+                                   "response_url": response_url}).encode()
+    resp = await h.client.post("/slack/commands", data=body, headers=headers(body))
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def click(h: Harness, action: str, run_id: int, *, user: str, response_url: str, ts: int | None = None) -> Any:
+    payload = {"type": "block_actions", "user": {"id": user}, "response_url": response_url,
+               "actions": [{"action_id": action, "value": str(run_id)}]}
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["forged", "missing", "stale", "future", "tampered", "malformed-ts"])
+async def test_unsigned_or_badly_signed_requests_are_401(slack_env: Any, case: str) -> None:
+    """Forged, missing, stale (or far-future), body-tampered and malformed requests: 401 JSON, no effect."""
+    *_, make = slack_env
+    h = await make()
+    body = urllib.parse.urlencode({"text": "silence service=x 1h", "user_id": "U1"}).encode()
+    hdrs = {
+        "forged": headers(body, secret="not-the-secret"),
+        "missing": {"Content-Type": "application/x-www-form-urlencoded"},
+        "stale": headers(body, ts=int(time.time()) - 301),
+        "future": headers(body, ts=int(time.time()) + 301),
+        "tampered": headers(b"text=help&user_id=U1"),
+        "malformed-ts": {**headers(body), "X-Slack-Request-Timestamp": "yesterday"},
+    }[case]
+    resp = await h.client.post("/slack/commands", data=body, headers=hdrs)
+    assert resp.status == 401
+    assert (await resp.json())["error"]["code"] == "unauthorized"
+    assert await (await h.client.get("/api/v1/silences")).json() == []
+
+
+async def test_replayed_request_is_401(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    body = urllib.parse.urlencode({"text": "help", "user_id": "U1"}).encode()
+    hdrs = headers(body)
+    assert (await h.client.post("/slack/commands", data=body, headers=hdrs)).status == 200
+    assert (await h.client.post("/slack/commands", data=body, headers=hdrs)).status == 401
+
+
+async def test_without_a_signing_secret_everything_is_refused(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    body = b"text=help"
+    resp = await h.client.post("/slack/commands", data=body, headers=headers(body))
+    assert resp.status == 401 and "SIGNING_SECRET is not configured" in (await resp.json())["error"]["message"]
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+async def test_help_and_unknown_commands_answer_with_usage(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    assert "`/alertbot` commands" in (await command(h, "help"))["text"]
+    unknown = await command(h, "reboot everything")
+    assert unknown["response_type"] == "ephemeral" and "I don't know `reboot everything`" in unknown["text"]
+
+
+async def test_status_lists_firing_incidents_by_severity(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    await h.post_file("am-servicedown-recipe-service-firing.json")
+    await h.post_file("am-higherrorrate-ai-coach-firing.json")
+    text = (await command(h, "status"))["text"]
+    assert text.index("*critical* (1)") < text.index("*warning* (1)")
+    assert "ServiceDown recipe-service" in text
+    assert "<https://runbooks.example.com/alertbot/service-down|runbook>" in text
+    assert "nothing is firing for grocery" in (await command(h, "status grocery"))["text"]
+
+
+async def test_silence_from_slack_mutes_matching_alerts(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    answer = await command(h, "silence service=recipe-service 2h")
+    assert answer["response_type"] == "in_channel" and 'silenced `service="recipe-service"` for 2h' in answer["text"]
+    await h.post_file("am-servicedown-recipe-service-firing.json")
+    incident = (await (await h.client.get("/api/v1/incidents")).json())[0]
+    assert incident["suppressed_by"].startswith("silence 1 by slack:UALICE")
+    assert ":warning:" in (await command(h, "silence service=x forever"))["text"]
+
+
+async def test_runbook_list(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    text = (await command(h, "runbook list"))["text"]
+    assert "`emergency-rollback` [low]" in text and "namespace*" in text and "stable_subset=stable" in text
+
+
+# --- approvals ----------------------------------------------------------------------------------
+
+async def plan_rollback(h: Harness, responses: ResponseUrl, url: str) -> int:
+    first = await command(h, "rollback ai-nutritionist/nutrition-service-canary", response_url=url)
+    assert first["response_type"] == "ephemeral" and first["text"].startswith("Planning `emergency-rollback`")
+    await wait_until(lambda: len(responses.posts) == 1, what="the plan posted to response_url")
+    plan = responses.posts[0]
+    assert "stable 90 → 100, canary 10 → 0" in json.dumps(plan, ensure_ascii=False)
+    buttons = plan["blocks"][2]["elements"]
+    assert [b["action_id"] for b in buttons] == ["runbook_approve", "runbook_cancel"]
+    return int(buttons[0]["value"])
+
+
+async def test_rollback_is_planned_then_approved_once(slack_env: Any) -> None:
+    """`/alertbot rollback ns/vs` → plan with buttons; an approver's click applies it (100/0) and the
+    message is updated with the outcome and who approved; a second click runs nothing."""
+    fake, responses, url, _clock, make = slack_env
+    h = await make()
+    run_id = await plan_rollback(h, responses, url)
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+    answer = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
+    assert answer["replace_original"] is True and "approved by <@UAPPROVER>" in answer["text"]
+    await h.state.slack.idle()  # type: ignore[union-attr]
+    assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+    assert "succeeded" in responses.posts[-1]["text"] and "<@UAPPROVER>" in responses.posts[-1]["text"]
+    again = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
+    assert "nothing to approve" in again["text"]
+    assert len([p for p in fake.patches if not p["dry_run"]]) == 1
+
+
+async def test_only_approvers_and_not_the_requester(slack_env: Any) -> None:
+    fake, responses, url, _clock, make = slack_env
+    h = await make()
+    run_id = await plan_rollback(h, responses, url)
+    refused = await click(h, "runbook_approve", run_id, user="UMALLORY", response_url=url)
+    assert "may not approve" in refused["text"] and refused["replace_original"] is False
+    self_approval = await click(h, "runbook_approve", run_id, user="UALICE", response_url=url)
+    assert "may not approve" in self_approval["text"]
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_self_approval_needs_the_setting(slack_env: Any) -> None:
+    _fake, responses, url, _clock, make = slack_env
+    h = await make(runbook_approvers=["UALICE"])
+    run_id = await plan_rollback(h, responses, url)
+    refused = await click(h, "runbook_approve", run_id, user="UALICE", response_url=url)
+    assert "someone else must approve" in refused["text"]
+
+
+async def test_cancel_discards_the_plan(slack_env: Any) -> None:
+    fake, responses, url, _clock, make = slack_env
+    h = await make()
+    run_id = await plan_rollback(h, responses, url)
+    cancelled = await click(h, "runbook_cancel", run_id, user="UALICE", response_url=url)
+    assert "cancelled by <@UALICE>" in cancelled["text"]
+    late = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
+    assert "is cancelled" in late["text"]
+    assert fake.patches == [p for p in fake.patches if p["dry_run"]]
+
+
+async def test_pending_approval_expires(slack_env: Any) -> None:
+    fake, responses, url, clock, make = slack_env
+    h = await make()
+    run_id = await plan_rollback(h, responses, url)
+    clock["now"] = clock["now"] + timedelta(minutes=16)
+    late = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url,
+                       ts=int(clock["now"].timestamp()))
+    assert "is expired" in late["text"]
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_bad_runbook_requests_answer_helpfully(slack_env: Any) -> None:
+    *_, make = slack_env
+    h = await make()
+    assert "no runbook `nope`" in (await command(h, "runbook run nope"))["text"]
+    assert "param virtualservice is required" in (await command(h, "runbook run emergency-rollback "
+                                                                   "namespace=ai-nutritionist"))["text"]
+    assert "I don't know" in (await command(h, "rollback not-a-target"))["text"]
