@@ -19,7 +19,7 @@ from alertbot.domain.models import Severity
 from alertbot.settings import SlackChannels
 from alertbot.store.incidents import IncidentRecord
 
-Event = Literal["trigger", "resolve"]
+Event = Literal["trigger", "resolve", "acknowledge"]
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,11 @@ class Notification(BaseModel):
     runbook_url: str
     group_key: str
     storm: StormSummary | None = None
+    actor: str | None = None          # who acknowledged or resolved it by hand
 
     @classmethod
     def build(cls, incident: IncidentRecord, event: Event, destination: Destination,
-              storm: StormSummary | None = None) -> Notification:
+              storm: StormSummary | None = None, actor: str | None = None) -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,
@@ -121,6 +122,7 @@ class Notification(BaseModel):
             runbook_url=annotations.get("runbook_url", ""),
             group_key=incident.group_key,
             storm=storm,
+            actor=actor,
         )
 
 

@@ -55,8 +55,8 @@ def _summary(n: Notification) -> str:
 def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
     """The Events API v2 body for a notification (pure; validated against the official schema in tests)."""
     event: dict[str, Any] = {"routing_key": routing_key, "dedup_key": dedup_key(n)}
-    if n.event == "resolve":
-        event["event_action"] = "resolve"
+    if n.event in ("resolve", "acknowledge"):
+        event["event_action"] = n.event
         return event
     event["event_action"] = "trigger"
     event["client"] = "alertbot"

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.errors import NotifyError, retryable_http_status
 from alertbot.notify.base import Notification
-from alertbot.notify.slack_blocks import alert_blocks, fallback_text
+from alertbot.notify.slack_blocks import alert_blocks, fallback_text, who
 from alertbot.store import slack_messages
 from alertbot.store.engine import Store
 
@@ -42,6 +42,8 @@ class SlackNotifier:
         try:
             if notification.event == "resolve":
                 await self._resolve(notification)
+            elif notification.event == "acknowledge":
+                await self._acknowledge(notification)
             else:
                 await self._trigger(notification)
         except SlackApiError as exc:
@@ -73,6 +75,15 @@ class SlackNotifier:
         await self._store.write(slack_messages.save, incident_id=n.incident_id, fingerprint=n.fingerprint,
                                 target=n.target, channel_id=channel_id, ts=ts, now=self._clock())
 
+    async def _acknowledge(self, n: Notification) -> None:
+        ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
+        if ref is None:
+            return  # nothing was posted for it here: nothing to mark
+        await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=fallback_text(n, resolved=False),
+                                       blocks=alert_blocks(n, resolved=False))
+        await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts,
+                                            text=f"Acknowledged by {who(n.actor)}.")
+
     async def _resolve(self, n: Notification) -> None:
         text = fallback_text(n, resolved=True)
         blocks = alert_blocks(n, resolved=True)
@@ -83,7 +94,8 @@ class SlackNotifier:
             return
         await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=text, blocks=blocks)
         if n.storm is None:
-            await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved. {text}")
+            by = f" by {who(n.actor)}" if n.actor else ""
+            await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved{by}. {text}")
 
 
 def _notify_error(exc: SlackApiError) -> NotifyError:

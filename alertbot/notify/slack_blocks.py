@@ -23,8 +23,15 @@ def _ts(when: datetime) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time_secs}}|{when.isoformat()}>"
 
 
+def who(actor: str | None) -> str:
+    """``slack:U123`` → a Slack mention; anything else as written."""
+    if not actor:
+        return "someone"
+    return f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else actor
+
+
 def fallback_text(n: Notification, *, resolved: bool) -> str:
-    state = "RESOLVED" if resolved else n.severity.value.upper()
+    state = "RESOLVED" if resolved else ("ACKED" if n.event == "acknowledge" else n.severity.value.upper())
     if n.storm is not None:
         what = "ended" if resolved else f"{n.storm.firing} firing"
         return _clip(f"[STORM {state}] {n.storm.count} alerts in group {_group(n)} ({what})", 3000)
@@ -77,6 +84,12 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
         ]},
     ]
+    if n.event == "acknowledge" and not resolved:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f":eyes: acknowledged by {who(n.actor)}"}]})
+    if resolved and n.actor:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"resolved by hand by {who(n.actor)}"}]})
     links = [(text, url) for text, url in (("Runbook", n.runbook_url), ("Source", n.generator_url),
                                            ("Dashboard", n.annotations.get("dashboard_url", "")))
              if url.startswith(("http://", "https://"))]

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from alertbot import incident_actions
 from alertbot.domain.matchers import Matcher
 from alertbot.domain.parse import format_duration, parse_duration
 from alertbot.errors import AlertbotError
@@ -35,6 +36,7 @@ APPROVAL_TTL = timedelta(minutes=15)
 USAGE = """*`/alertbot` commands*
 • `help` — this message
 • `status [service]` — firing incidents by severity
+• `ack ID` / `resolve ID` — acknowledge or resolve incident ID (PagerDuty and the Slack message follow)
 • `silence name=value... DURATION` — e.g. `silence service=grocery alertname=HighLatencyP95 2h`
 • `runbook list` — runbooks and their params
 • `runbook run NAME [name=value...]` — plan it; Approve / Cancel buttons run or discard the plan
@@ -56,7 +58,9 @@ class Command:
 
 class SlackCommands:
     def __init__(self, *, store: Store, executor: Executor, runbooks: Mapping[str, Runbook], config: SlackConfig,
-                 clock: Callable[[], datetime], session: aiohttp.ClientSession) -> None:
+                 clock: Callable[[], datetime], session: aiohttp.ClientSession,
+                 on_enqueued: Callable[[], None] = lambda: None) -> None:
+        self._on_enqueued = on_enqueued
         self._store = store
         self._executor = executor
         self._runbooks = dict(runbooks)
@@ -111,6 +115,8 @@ class SlackCommands:
                 return await self._status(args)
             if verb == "silence":
                 return await self._silence(cmd, args)
+            if verb in ("ack", "resolve") and len(args) == 1:
+                return await self._incident_action(verb, args[0], cmd.user_id)
             if verb == "runbook" and args[:1] == ["list"]:
                 return self._runbook_list()
             if verb == "runbook" and args[:1] == ["run"] and len(args) >= 2:
@@ -143,6 +149,24 @@ class SlackCommands:
                 muted = f" _(muted: {incident.suppressed_by})_" if incident.suppressed_by else ""
                 lines.append(f"• #{incident.id} {incident.alertname} {incident.service} — {age}{suffix}{muted}")
         return ephemeral("\n".join(lines))
+
+    async def _incident_action(self, verb: str, raw_id: str, user: str) -> dict[str, Any]:
+        try:
+            incident_id = int(raw_id.lstrip("#"))
+        except ValueError:
+            return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
+        action = incident_actions.acknowledge if verb == "ack" else incident_actions.resolve
+        incident = await self._store.write(action, incident_id, by=f"slack:{user}", now=self._clock())
+        if incident is None:
+            current = await self._store.read(incidents.get, incident_id)
+            if current is None:
+                return ephemeral(f":warning: no incident {incident_id}")
+            state = "already acknowledged" if current.acked_by and current.status == "firing" else current.status
+            return ephemeral(f"incident {incident_id} is {state}: nothing to {verb}")
+        self._on_enqueued()
+        done = "acknowledged" if verb == "ack" else "resolved"
+        return {"response_type": "in_channel",
+                "text": f"<@{user}> {done} incident {incident_id} ({incident.alertname} {incident.service})"}
 
     async def _silence(self, cmd: Command, args: list[str]) -> dict[str, Any]:
         if len(args) < 2:

@@ -41,6 +41,9 @@ class IncidentRecord:
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    resolved_by: str | None = None
 
     @property
     def key(self) -> tuple[str, datetime]:
@@ -131,6 +134,21 @@ def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[di
                 suppressed_by: str | None, now: datetime) -> None:
     conn.execute(_OUTCOME, {"iid": incident_id, "destinations": list(destinations), "suppressed_by": suppressed_by,
                             "now": now})
+
+
+def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
+    """Mark a firing incident acknowledged; None if it is not firing or was acknowledged already."""
+    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.status == "firing",
+                                                   incidents.c.acked_by.is_(None))
+                          .values(acked_by=by, acked_at=now, updated_at=now))
+    return get(conn, incident_id) if result.rowcount else None
+
+
+def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
+    """Resolve a firing incident on someone's word; None if it is not firing."""
+    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.status == "firing")
+                          .values(status="resolved", ends_at=now, resolved_at=now, resolved_by=by, updated_at=now))
+    return get(conn, incident_id) if result.rowcount else None
 
 
 def firing_labels(conn: Connection, *, service: str | None = None,

@@ -1,6 +1,8 @@
 """Tables and versioned migrations (applied in order at start-up, each once).
 
-To change the schema, append a migration; never edit one that has shipped.
+The table definitions below are today's schema; a fresh database gets them whole from ``_v1``, so
+later migrations must be no-ops where their change is already there (see ``_add_columns``). To change
+the schema, append a migration; never edit one that has shipped.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ incidents = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
+    sa.Column("acked_by", sa.Text),                                # who acknowledged it (slack:U…, api)
+    sa.Column("acked_at", UTCDateTime),
+    sa.Column("resolved_by", sa.Text),                             # set when resolved by hand, not by Alertmanager
     sa.UniqueConstraint("fingerprint", "starts_at", name="uq_incidents_alert"),
 )
 sa.Index("ix_incidents_status", incidents.c.status, incidents.c.severity)
@@ -181,12 +186,25 @@ def _v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[runbook_runs, runbook_locks])
 
 
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """ADD COLUMN for each one the table lacks (tables created by _v1 already have today's columns)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for name, ddl_type in columns.items():
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl_type}")
+
+
+def _v4(conn: Connection) -> None:
+    _add_columns(conn, "incidents", {"acked_by": "TEXT", "acked_at": "VARCHAR(27)", "resolved_by": "TEXT"})
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
     (1, "incidents, outbox, silences", _v1),
     (2, "slack message references, alert storms, incidents by group and by service", _v2),
     (3, "runbook audit log and per-target locks", _v3),
+    (4, "incidents: acknowledged / resolved by hand", _v4),
 ]
 
 

@@ -89,7 +89,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     runbooks = load_runbooks(config.runbooks.dir)
     state.automations = AutomationRunner(store, executor, runbooks)
     state.slack = SlackCommands(store=store, executor=executor, runbooks=runbooks, config=config.slack,
-                                clock=state.clock, session=session)
+                                clock=state.clock, session=session, on_enqueued=state.dispatcher.wake)
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
                         run_automations=state.automations.submit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.slack.verify import sign
-from tests.conftest import Harness, MakeHarness
+from tests.conftest import Harness, MakeHarness, Peers
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.helpers import wait_until
 
@@ -62,7 +63,7 @@ def headers(body: bytes, *, secret: str = SECRET, ts: int | None = None) -> dict
 
 async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: str = "") -> Any:
     body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user, "user_name": user.lower(),
-                                   "response_url": response_url}).encode()
+                                   "response_url": response_url, "trigger_id": uuid.uuid4().hex}).encode()
     resp = await h.client.post("/slack/commands", data=body, headers=headers(body))
     assert resp.status == 200, await resp.text()
     return await resp.json()
@@ -70,6 +71,7 @@ async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: 
 
 async def click(h: Harness, action: str, run_id: int, *, user: str, response_url: str, ts: int | None = None) -> Any:
     payload = {"type": "block_actions", "user": {"id": user}, "response_url": response_url,
+               "trigger_id": uuid.uuid4().hex,
                "actions": [{"action_id": action, "value": str(run_id)}]}
     body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
@@ -233,3 +235,34 @@ async def test_bad_runbook_requests_answer_helpfully(slack_env: Any) -> None:
     assert "param virtualservice is required" in (await command(h, "runbook run emergency-rollback "
                                                                    "namespace=ai-nutritionist"))["text"]
     assert "I don't know" in (await command(h, "rollback not-a-target"))["text"]
+
+
+async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(make_harness: MakeHarness,
+                                                                          peers: Peers) -> None:
+    """`ack 1` → PagerDuty acknowledge (same dedup key), the Slack message says who; `resolve 1` →
+    PagerDuty resolve, the message resolved in place; Alertmanager's later resolve changes nothing."""
+    h = await make_harness(peers.config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file("am-higherrorrate-nutrition-service-firing.json")
+    await wait_until(lambda: len(peers.pagerduty.triggers()) == 1 and len(peers.slack.roots()) == 1, what="page")
+    (message,) = peers.slack.roots()
+
+    acked = await command(h, "ack 1")
+    assert acked["response_type"] == "in_channel" and "acknowledged incident 1" in acked["text"]
+    await wait_until(lambda: any(e["event_action"] == "acknowledge" for e in peers.pagerduty.events), what="ack")
+    ack = next(e for e in peers.pagerduty.events if e["event_action"] == "acknowledge")
+    assert ack["dedup_key"] == peers.pagerduty.triggers()[0]["dedup_key"]
+    await wait_until(lambda: "acknowledged by <@UALICE>" in json.dumps(message.blocks), what="message updated")
+    assert "already acknowledged" in (await command(h, "ack 1"))["text"]
+
+    resolved = await command(h, "resolve 1")
+    assert "resolved incident 1" in resolved["text"]
+    await wait_until(lambda: len(peers.pagerduty.resolves()) == 1 and message.text.startswith("[RESOLVED]"),
+                     what="resolve on both channels")
+    incident = (await (await h.client.get("/api/v1/incidents/1")).json())
+    assert (incident["status"], incident["resolved_by"]) == ("resolved", "slack:UALICE")
+
+    await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
+    await h.state.dispatcher.deliver_due("pagerduty")
+    assert len(peers.pagerduty.resolves()) == 1
+    assert "no incident 99" in (await command(h, "ack 99"))["text"]
+    assert "is resolved: nothing to resolve" in (await command(h, "resolve 1"))["text"]
