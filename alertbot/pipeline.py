@@ -307,9 +307,14 @@ class Pipeline:
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
         silence = find_silence(silences, labels, now)
+        approvals: list[dict[str, Any]] = []
         if silence is None and event == "trigger" and self._config.automations:
-            stats.automation_runs += request_runs(conn, self._config.automations, labels, incident.labels,
-                                                  incident_id=incident.id, now=now)
+            for request in request_runs(conn, self._config.automations, labels, incident.labels,
+                                        incident_id=incident.id, now=now):
+                if request.status == "queued":
+                    stats.automation_runs.append(request.run_id)
+                elif request.status == "pending":
+                    approvals.append({"run_id": request.run_id, "runbook": request.runbook})
         if silence is not None:
             suppressed_by = f"silence {silence.id} by {silence.created_by} until {silence.ends_at.isoformat()}"
             reason = "silenced"
@@ -336,17 +341,17 @@ class Pipeline:
             return self._storm_rows(conn, storm, "trigger", now), False
         incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
                                     suppressed_by=None, now=now)
-        return [_row(incident, event, dest) for dest in dests], True
+        return [_row(incident, event, dest, approvals=approvals) for dest in dests], True
 
 
-def _row(incident: IncidentRecord, event: Event, dest: Destination,
-         storm: StormSummary | None = None) -> dict[str, Any]:
+def _row(incident: IncidentRecord, event: Event, dest: Destination, storm: StormSummary | None = None,
+         approvals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "event": event,
         "channel": dest.channel,
         "target": dest.target,
-        "payload": Notification.build(incident, event, dest, storm).model_dump(mode="json"),
+        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals).model_dump(mode="json"),
     }
 
 

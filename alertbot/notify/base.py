@@ -95,10 +95,12 @@ class Notification(BaseModel):
     group_key: str
     storm: StormSummary | None = None
     actor: str | None = None          # who acknowledged or resolved it by hand
+    approvals: list[dict[str, Any]] = []  # runbook runs awaiting approval for it: {run_id, runbook}
 
     @classmethod
-    def build(cls, incident: IncidentRecord, event: Event, destination: Destination,
-              storm: StormSummary | None = None, actor: str | None = None) -> Notification:
+    def build(cls, incident: IncidentRecord, event: Event, destination: Destination, *,
+              storm: StormSummary | None = None, actor: str | None = None,
+              approvals: list[dict[str, Any]] | None = None) -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,
@@ -123,6 +125,7 @@ class Notification(BaseModel):
             group_key=incident.group_key,
             storm=storm,
             actor=actor,
+            approvals=approvals or [],
         )
 
 

@@ -60,6 +60,14 @@ def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     ]
 
 
+def _button(text: str, action: str, value: int, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": _clip(text, 75)},
+                              "action_id": action, "value": str(value)}
+    if style:
+        button["style"] = style
+    return button
+
+
 def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     if n.storm is not None:
         return storm_blocks(n, resolved=resolved)
@@ -90,6 +98,15 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     if resolved and n.actor:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"resolved by hand by {who(n.actor)}"}]})
+    if not resolved:
+        buttons: list[dict[str, Any]] = []
+        if n.event != "acknowledge":
+            buttons.append(_button("Ack", "incident_ack", n.incident_id))
+        buttons += [_button("Resolve", "incident_resolve", n.incident_id),
+                    _button("Silence 1h", "incident_silence_1h", n.incident_id)]
+        buttons += [_button(f"Run {a['runbook']}", "runbook_approve", a["run_id"], style="primary")
+                    for a in n.approvals]
+        blocks.append({"type": "actions", "block_id": f"incident-{n.incident_id}", "elements": buttons})
     links = [(text, url) for text, url in (("Runbook", n.runbook_url), ("Source", n.generator_url),
                                            ("Dashboard", n.annotations.get("dashboard_url", "")))
              if url.startswith(("http://", "https://"))]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -27,10 +28,17 @@ from alertbot.store.engine import Store
 log = structlog.get_logger("alertbot.automations")
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: int
+    runbook: str
+    status: str          # queued (run now) | pending (awaits approval)
+
+
 def request_runs(conn: Connection, automations: list[AutomationConfig], labels: Mapping[str, str],
-                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime) -> list[int]:
-    """Store the runs the matching automations ask for; returns the ids of those to run now."""
-    to_run = []
+                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime) -> list[RunRequest]:
+    """Store the runs the matching automations ask for: queued ones run now, pending ones await approval."""
+    requests = []
     for automation in automations:
         if not automation_matches(automation.match, labels):
             continue
@@ -51,9 +59,8 @@ def request_runs(conn: Connection, automations: list[AutomationConfig], labels: 
         status = "queued" if automation.mode == "auto" else "pending"
         run_id = runbook_runs.queue(conn, runbook=automation.runbook, params=params, trigger=trigger,
                                     automation=automation.name, target_key=target_key, status=status, now=now)
-        if status == "queued":
-            to_run.append(run_id)
-    return to_run
+        requests.append(RunRequest(run_id, automation.runbook, status))
+    return requests
 
 
 class AutomationRunner:

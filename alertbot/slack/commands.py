@@ -20,7 +20,7 @@ import aiohttp
 import structlog
 
 from alertbot import incident_actions
-from alertbot.domain.matchers import Matcher
+from alertbot.domain.matchers import Matcher, MatchOp
 from alertbot.domain.parse import format_duration, parse_duration
 from alertbot.errors import AlertbotError
 from alertbot.runbooks.executor import Executor, RunResult
@@ -250,11 +250,34 @@ class SlackCommands:
             run_id = int(action.get("value", ""))
         except ValueError:
             return ephemeral(":warning: malformed action")
-        if action.get("action_id") == "runbook_approve":
+        action_id = action.get("action_id")
+        if action_id == "runbook_approve":
             return await self._approve(user, run_id, url)
-        if action.get("action_id") == "runbook_cancel":
+        if action_id == "runbook_cancel":
             return await self._cancel(user, run_id, url)
+        if action_id in ("incident_ack", "incident_resolve"):
+            answer = await self._incident_action("ack" if action_id == "incident_ack" else "resolve", str(run_id), user)
+            return {**answer, "replace_original": False}
+        if action_id == "incident_silence_1h":
+            return await self._silence_incident(run_id, user)
         return None
+
+    async def _silence_incident(self, incident_id: int, user: str) -> dict[str, Any]:
+        """Silence 1h: this alert (its alertname, service and namespace) for an hour."""
+        incident = await self._store.read(incidents.get, incident_id)
+        if incident is None:
+            return ephemeral(f":warning: no incident {incident_id}")
+        matchers = [Matcher.create(name, MatchOp.EQ, incident.labels[name])
+                    for name in ("alertname", "service", "namespace") if incident.labels.get(name)]
+        if not matchers:
+            return ephemeral(":warning: this alert has no alertname, service or namespace label to silence on")
+        now = self._clock()
+        silence = await self._store.write(silence_repo.create, matchers, starts_at=now,
+                                          ends_at=now + timedelta(hours=1), created_by=f"slack:{user}",
+                                          comment=f"Silence 1h on incident {incident_id}", now=now)
+        shown = ", ".join(f"`{m}`" for m in silence.matchers)
+        return {"response_type": "in_channel", "replace_original": False,
+                "text": f":mute: <@{user}> silenced {shown} for 1h (silence {silence.id})"}
 
     def _may_approve(self, user: str) -> bool:
         return user in self._config.runbook_approvers

@@ -266,3 +266,21 @@ async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(make_h
     assert len(peers.pagerduty.resolves()) == 1
     assert "no incident 99" in (await command(h, "ack 99"))["text"]
     assert "is resolved: nothing to resolve" in (await command(h, "resolve 1"))["text"]
+
+
+async def test_alert_message_buttons_ack_and_silence(make_harness: MakeHarness, peers: Peers) -> None:
+    """The alert's Slack message carries Ack / Resolve / Silence 1h; clicking them works like the commands."""
+    h = await make_harness(peers.config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file("am-servicedown-recipe-service-firing.json")
+    await wait_until(lambda: len(peers.slack.roots()) == 1, what="Slack message")
+    (message,) = peers.slack.roots()
+    actions = next(b for b in message.blocks if b.get("block_id") == "incident-1")
+    assert [e["action_id"] for e in actions["elements"]] == ["incident_ack", "incident_resolve", "incident_silence_1h"]
+
+    acked = await click(h, "incident_ack", 1, user="UBOB", response_url="")
+    assert "acknowledged incident 1" in acked["text"] and acked["replace_original"] is False
+    silenced = await click(h, "incident_silence_1h", 1, user="UBOB", response_url="")
+    assert 'alertname="ServiceDown"' in silenced["text"] and "for 1h" in silenced["text"]
+    silences = await (await h.client.get("/api/v1/silences")).json()
+    assert silences[0]["matchers"] == ['alertname="ServiceDown"', 'service="recipe-service"',
+                                       'namespace="ai-nutritionist"']
