@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot import incident_actions
 from alertbot.domain.matchers import Matcher, MatchOp
@@ -59,8 +61,10 @@ class Command:
 class SlackCommands:
     def __init__(self, *, store: Store, executor: Executor, runbooks: Mapping[str, Runbook], config: SlackConfig,
                  clock: Callable[[], datetime], session: aiohttp.ClientSession,
-                 on_enqueued: Callable[[], None] = lambda: None) -> None:
+                 on_enqueued: Callable[[], None] = lambda: None, client: AsyncWebClient | None = None) -> None:
         self._on_enqueued = on_enqueued
+        self._client = client
+        self._groups: dict[str, tuple[datetime, set[str]]] = {}
         self._store = store
         self._executor = executor
         self._runbooks = dict(runbooks)
@@ -279,14 +283,38 @@ class SlackCommands:
         return {"response_type": "in_channel", "replace_original": False,
                 "text": f":mute: <@{user}> silenced {shown} for 1h (silence {silence.id})"}
 
-    def _may_approve(self, user: str) -> bool:
-        return user in self._config.runbook_approvers
+    async def _may_approve(self, user: str) -> bool:
+        """Listed by user ID (U…/W…), or a member of a listed user group (S…, asked of Slack, cached 60 s)."""
+        if user in self._config.runbook_approvers:
+            return True
+        for group in (g for g in self._config.runbook_approvers if g.startswith("S")):
+            if user in await self._group_members(group):
+                return True
+        return False
+
+    async def _group_members(self, group: str) -> set[str]:
+        cached = self._groups.get(group)
+        now = self._clock()
+        if cached is not None and now - cached[0] < timedelta(seconds=60):
+            return cached[1]
+        if self._client is None:
+            log.warning("slack_group_unresolvable", group=group, reason="no ALERTBOT_SLACK_BOT_TOKEN")
+            return set()
+        try:
+            resp = await self._client.usergroups_users_list(usergroup=group)
+            users: list[Any] = resp.get("users") or []
+            members = {str(u) for u in users}
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack_group_unresolvable", group=group, error=type(exc).__name__)
+            return cached[1] if cached is not None else set()
+        self._groups[group] = (now, members)
+        return members
 
     async def _approve(self, user: str, run_id: int, url: str) -> dict[str, Any] | None:
         record = await self._store.read(runbook_runs.get, run_id)
         if record is None:
             return ephemeral(f":warning: no run {run_id}")
-        if not self._may_approve(user):
+        if not await self._may_approve(user):
             return {**ephemeral(f":no_entry: <@{user}> may not approve runbook runs (slack.runbook_approvers)"),
                     "replace_original": False}
         if record.trigger == f"slack:{user}" and not self._config.allow_self_approval:
@@ -317,7 +345,7 @@ class SlackCommands:
         record = await self._store.read(runbook_runs.get, run_id)
         if record is None:
             return ephemeral(f":warning: no run {run_id}")
-        if not self._may_approve(user) and record.trigger != f"slack:{user}":
+        if record.trigger != f"slack:{user}" and not await self._may_approve(user):
             return {**ephemeral(":no_entry: only the requester or an approver may cancel"), "replace_original": False}
         now = self._clock()
         cancelled = await self._store.write(runbook_runs.decide_pending, run_id, to="cancelled", by=f"slack:{user}",

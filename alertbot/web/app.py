@@ -88,8 +88,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
     runbooks = load_runbooks(config.runbooks.dir)
     state.automations = AutomationRunner(store, executor, runbooks)
+    slack_client = (make_slack_client(session, state.secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
+                    if state.secrets.slack_bot_token is not None else None)
     state.slack = SlackCommands(store=store, executor=executor, runbooks=runbooks, config=config.slack,
-                                clock=state.clock, session=session, on_enqueued=state.dispatcher.wake)
+                                clock=state.clock, session=session, on_enqueued=state.dispatcher.wake,
+                                client=slack_client)
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
                         run_automations=state.automations.submit)

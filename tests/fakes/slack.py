@@ -49,6 +49,8 @@ class FakeSlack:
         for method in ("chat.postMessage", "chat.update"):
             self.app.router.add_post(f"/api/{method}", self._handler(method))
         self.app.router.add_route("*", "/api/auth.test", self._auth_test)
+        self.app.router.add_route("*", "/api/usergroups.users.list", self._usergroup_members)
+        self.usergroups: dict[str, list[str]] = {}
 
     def _handler(self, method: str):  # type: ignore[no-untyped-def]
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -107,6 +109,16 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         return web.json_response({"ok": True, "url": "https://example.slack.com/", "team": "t", "user": "alertbot",
                                   "team_id": "T1", "user_id": "U1"})
+
+    async def _usergroup_members(self, request: web.Request) -> web.Response:
+        """Not in the stored spec subset; shaped like Slack's usergroups.users.list."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        params = await request.json() if request.content_type == "application/json" else dict(request.query)
+        group = params.get("usergroup") or (await request.post()).get("usergroup")
+        if group not in self.usergroups:
+            return web.json_response({"ok": False, "error": "no_such_subteam"})
+        return web.json_response({"ok": True, "users": self.usergroups[str(group)]})
 
     def roots(self) -> list[Message]:
         """Top-level messages (one per alert, updated in place)."""

@@ -284,3 +284,25 @@ async def test_alert_message_buttons_ack_and_silence(make_harness: MakeHarness, 
     silences = await (await h.client.get("/api/v1/silences")).json()
     assert silences[0]["matchers"] == ['alertname="ServiceDown"', 'service="recipe-service"',
                                        'namespace="ai-nutritionist"']
+
+
+async def test_approvers_may_be_a_user_group(make_harness: MakeHarness, peers: Peers, aiohttp_server: Any,
+                                             tmp_path: Path) -> None:
+    """slack.runbook_approvers: ["S…"] → members of that user group (asked of Slack) may approve."""
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    k8s_server = await aiohttp_server(fake.app)
+    (tmp_path / "kubeconfig").write_text(kubeconfig(str(k8s_server.make_url(""))))
+    peers.slack.usergroups["SONCALL"] = ["UBOB"]
+    responses = ResponseUrl()
+    url = str((await aiohttp_server(responses.app)).make_url("/respond"))
+    h = await make_harness({**peers.config, "slack": {**peers.config["slack"], "runbook_approvers": ["SONCALL"]}},
+                           secret_values={**peers.secret_values, "slack_signing_secret": SECRET},
+                           kube=lambda: Kubernetes(api_client(tmp_path / "kubeconfig")))
+    run_id = await plan_rollback(h, responses, url)
+    refused = await click(h, "runbook_approve", run_id, user="UMALLORY", response_url=url)
+    assert "may not approve" in refused["text"]
+    approved = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
+    assert "approved by <@UBOB>" in approved["text"]
+    await h.state.slack.idle()  # type: ignore[union-attr]
+    assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
