@@ -34,7 +34,7 @@ from alertbot.notify.base import Destination, Event, Notification, StormSummary,
 from alertbot.observability import Metrics
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
-from alertbot.store import incidents, outbox
+from alertbot.store import change_events, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.store import storms as storm_repo
 from alertbot.store.engine import Store
@@ -206,6 +206,8 @@ class Pipeline:
                 classification = classify(alert, self._config.classification, self._config.thresholds)
                 incident = incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
                 known[key] = incident
+                if alert.status is AlertStatus.FIRING and classification.reason.startswith("event:"):
+                    _record_change(conn, alert, now)
                 stats.classified[classification.severity] += 1
                 decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
             elif alert.status is AlertStatus.FIRING:
@@ -342,6 +344,21 @@ class Pipeline:
         incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
                                     suppressed_by=None, now=now)
         return [_row(incident, event, dest, approvals=approvals) for dest in dests], True
+
+
+def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
+    """A deployment / config-change event that came as an alert joins the change timeline too."""
+    name = alert.alertname
+    kind = "deployment" if name.endswith(("RolledOut", "Deployed")) else "config_change"
+    sources = ((alert.generator_url, "source"), (alert.annotations.get("runbook_url", ""), "runbook"))
+    links = [{"href": url, "text": text} for url, text in sources if url]
+    change_events.record(conn, source="alertmanager", now=now, values={
+        "event_id": f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}", "kind": kind,
+        "service": alert.service, "namespace": alert.namespace,
+        "version": alert.labels.get("version") or alert.annotations.get("version", ""),
+        "actor": alert.labels.get("actor") or "alertmanager",
+        "description": alert.annotations.get("summary") or alert.annotations.get("description") or name,
+        "links": links, "timestamp": alert.starts_at})
 
 
 def _row(incident: IncidentRecord, event: Event, dest: Destination, storm: StormSummary | None = None,

@@ -171,6 +171,24 @@ runbook_locks = sa.Table(
 )
 
 
+change_events = sa.Table(
+    "change_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Text, unique=True),                   # the sender's id, for idempotency
+    sa.Column("kind", sa.String(32), nullable=False),              # deployment|config_change|feature_flag|traffic_shift
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("links", sa.JSON, nullable=False),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),            # api | alertmanager
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_change_events_service", change_events.c.service, change_events.c.namespace, change_events.c.timestamp)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -198,6 +216,10 @@ def _v4(conn: Connection) -> None:
     _add_columns(conn, "incidents", {"acked_by": "TEXT", "acked_at": "VARCHAR(27)", "resolved_by": "TEXT"})
 
 
+def _v5(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[change_events])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -205,6 +227,7 @@ MIGRATIONS: list[Migration] = [
     (2, "slack message references, alert storms, incidents by group and by service", _v2),
     (3, "runbook audit log and per-target locks", _v3),
     (4, "incidents: acknowledged / resolved by hand", _v4),
+    (5, "change events (deployments, config changes)", _v5),
 ]
 
 

@@ -6,7 +6,7 @@ import contextlib
 import hmac
 import urllib.parse
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,7 +25,7 @@ from alertbot.errors import (
     UnsupportedMediaType,
 )
 from alertbot.slack.commands import Command, parse_interaction
-from alertbot.store import incidents, outbox
+from alertbot.store import change_events, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.web.state import STATE, AppState
 
@@ -200,6 +200,68 @@ async def expire_silence(request: web.Request) -> web.Response:
     return web.json_response({"id": silence_id, "status": "expired"})
 
 
+class Link(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    href: str = Field(min_length=1, max_length=2000)
+    text: str = Field("", max_length=200)
+
+
+class ChangeEventRequest(BaseModel):
+    """POST /api/v1/events: a deployment, config change, flag flip or traffic shift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["deployment", "config_change", "feature_flag", "traffic_shift"]
+    service: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(min_length=1, max_length=253)
+    version: str = Field("", max_length=200)
+    actor: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=4000)
+    timestamp: datetime
+    links: list[Link] = Field(default_factory=list, max_length=20)
+    id: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChangeEventRequest:
+        if self.kind == "deployment" and not self.version:
+            raise ValueError("version: required for a deployment")
+        if self.timestamp.tzinfo is None:
+            raise ValueError("timestamp: must carry a timezone, e.g. 2026-11-29T20:00:00Z")
+        return self
+
+
+async def post_event(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    require_json(request)
+    body = decode_json(await read_body(request, 64 * 1024))
+    try:
+        spec = ChangeEventRequest.model_validate(body)
+    except ValidationError as exc:
+        raise PayloadError(describe_validation_error(exc)) from None
+    values = spec.model_dump(exclude={"id"})
+    values["links"] = [link.model_dump() for link in spec.links]
+    values["event_id"] = spec.id
+    event, created = await state.store.write(change_events.record, values=values, source="api", now=state.clock())
+    return web.json_response({**event.to_json(), "duplicate": not created}, status=201 if created else 200)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    since_raw = request.query.get("since")
+    since = None
+    if since_raw:
+        try:
+            since = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise PayloadError(f"since: not an ISO 8601 time: {since_raw!r}") from None
+    found = await state.store.read(change_events.recent, service=request.query.get("service"),
+                                   namespace=request.query.get("namespace"), since=since, limit=500)
+    return web.json_response([e.to_json() for e in found])
+
+
 SLACK_BODY_LIMIT = 64 * 1024
 
 
@@ -248,5 +310,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)
+    app.router.add_post("/api/v1/events", post_event)
+    app.router.add_get("/api/v1/events", list_events)
     app.router.add_post("/slack/commands", slack_commands)
     app.router.add_post("/slack/interactions", slack_interactions)

@@ -1,0 +1,55 @@
+"""Change events — deployments, config changes, flag flips, traffic shifts — for "what changed?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alertbot.store.schema import change_events, record_json
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    id: int
+    event_id: str | None
+    kind: str
+    service: str
+    namespace: str
+    version: str
+    actor: str
+    description: str
+    links: list[dict[str, str]]
+    timestamp: datetime
+    source: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return record_json(self)
+
+
+def record(conn: Connection, *, values: dict[str, Any], source: str, now: datetime) -> tuple[ChangeEvent, bool]:
+    """Store an event; with an ``event_id`` seen before, return that one instead (created=False)."""
+    event_id = values.get("event_id")
+    if event_id:
+        row = conn.execute(sa.select(change_events).where(change_events.c.event_id == event_id)).first()
+        if row is not None:
+            return ChangeEvent(**row._asdict()), False
+    result = conn.execute(change_events.insert().values(**values, source=source, created_at=now)
+                          .returning(*change_events.c))
+    return ChangeEvent(**result.one()._asdict()), True
+
+
+def recent(conn: Connection, *, service: str | None, namespace: str | None, since: datetime | None,
+           limit: int) -> list[ChangeEvent]:
+    query = sa.select(change_events).order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(limit)
+    if service:
+        query = query.where(change_events.c.service == service)
+    if namespace:
+        query = query.where(change_events.c.namespace == namespace)
+    if since is not None:
+        query = query.where(change_events.c.timestamp >= since)
+    return [ChangeEvent(**row._asdict()) for row in conn.execute(query)]
