@@ -23,10 +23,12 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.engine import Connection
 
+from alertbot import incident_actions
 from alertbot.domain.classify import classify
 from alertbot.domain.inhibit import InhibitRule, inhibiting_rule
 from alertbot.domain.matchers import all_match
 from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload, matching_labels
+from alertbot.domain.parse import format_duration
 from alertbot.domain.route import RouteResult, route
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
@@ -34,7 +36,7 @@ from alertbot.notify.base import Destination, Event, Notification, StormSummary,
 from alertbot.observability import Metrics
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
-from alertbot.store import change_events, incidents, outbox
+from alertbot.store import change_events, heartbeats, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.store import storms as storm_repo
 from alertbot.store.engine import Store
@@ -200,6 +202,9 @@ class Pipeline:
         resolved: list[IncidentRecord] = []
 
         for alert in payload.alerts:
+            if self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname:
+                self._heartbeat(conn, alert, now)  # the dead man's switch: recorded, never notified
+                continue
             key = (alert.fingerprint, alert.starts_at)
             incident = known.get(key)
             if incident is None:
@@ -247,6 +252,52 @@ class Pipeline:
                                                  until=now + self._dispatcher.lease)
         stats.notifications = len(rows) + len(direct)
         return stats
+
+    def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> None:
+        assert self._config.heartbeat is not None
+        if alert.status is not AlertStatus.FIRING:
+            return
+        broken = heartbeats.seen(conn, self._config.heartbeat.alertname, now)
+        if broken is not None:
+            incident_actions.resolve(conn, broken, by=f"{self._config.heartbeat.alertname} arrived again", now=now)
+            log.info("heartbeat_restored", incident_id=broken)
+
+    async def check_heartbeat(self) -> bool:
+        """Page when the Watchdog is overdue (once, until it returns); True when it paged now."""
+        if self._config.heartbeat is None:
+            return False
+        paged = await self._store.write(self._check_heartbeat, self._clock())
+        if paged:
+            self._dispatcher.wake()
+        return paged
+
+    def _check_heartbeat(self, conn: Connection, now: datetime) -> bool:
+        policy = self._config.heartbeat
+        assert policy is not None
+        beat = heartbeats.get(conn, policy.alertname) or heartbeats.start_grace(conn, policy.alertname, now)
+        if beat.incident_id is not None or now - beat.last_seen <= policy.max_interval:
+            return False
+        silent_for = format_duration(now - beat.last_seen)
+        alert = Alert.model_validate({
+            "status": "firing", "startsAt": now,
+            "labels": {"alertname": "AlertingPipelineBroken", "service": "alertmanager", "severity": "critical"},
+            "annotations": {
+                "summary": f"No {policy.alertname} from Alertmanager for {silent_for}: the alerting pipeline is broken",
+                "description": f"alertbot expects Alertmanager's always-firing {policy.alertname} alert at least every "
+                               f"{format_duration(policy.max_interval)}. Alerts may not be reaching anyone: check "
+                               "Alertmanager, Prometheus and the webhook to alertbot."}})
+        classification = Classification(Severity.CRITICAL, f"dead man's switch: no {policy.alertname} for "
+                                                           f"{silent_for} (max {format_duration(policy.max_interval)})")
+        incident = incidents.insert(conn, alert, classification, group_key="alertbot/heartbeat", now=now)
+        labels = matching_labels(alert, classification)
+        dests = destinations(route(self._config.routes, labels).receivers, Severity.CRITICAL,
+                             self._config.slack.channels, self._enabled)
+        incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests], suppressed_by=None,
+                              now=now)
+        outbox.enqueue(conn, [_row(incident, "trigger", dest) for dest in dests], now)
+        heartbeats.paged(conn, policy.alertname, incident.id)
+        log.error("heartbeat_missed", alertname=policy.alertname, silent_for=silent_for, incident_id=incident.id)
+        return True
 
     def _storm_for(self, conn: Connection, incident: IncidentRecord, payload: WebhookPayload,
                          dests: list[Destination], now: datetime) -> storm_repo.Storm | None:

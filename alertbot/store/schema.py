@@ -189,6 +189,14 @@ change_events = sa.Table(
 sa.Index("ix_change_events_service", change_events.c.service, change_events.c.namespace, change_events.c.timestamp)
 
 
+heartbeats = sa.Table(
+    "heartbeats", metadata,
+    sa.Column("name", sa.Text, primary_key=True),                  # the Watchdog alertname
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("incident_id", sa.Integer),                          # the open "pipeline broken" page, if any
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -220,6 +228,10 @@ def _v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=[change_events])
 
 
+def _v6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[heartbeats])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -228,6 +240,7 @@ MIGRATIONS: list[Migration] = [
     (3, "runbook audit log and per-target locks", _v3),
     (4, "incidents: acknowledged / resolved by hand", _v4),
     (5, "change events (deployments, config changes)", _v5),
+    (6, "dead man's switch", _v6),
 ]
 
 

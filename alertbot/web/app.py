@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import aiohttp
@@ -14,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from alertbot import __version__
+from alertbot.errors import AlertbotError
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
@@ -41,6 +43,17 @@ log = structlog.get_logger("alertbot.app")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def _watch_heartbeat(pipeline: Pipeline, max_interval: timedelta) -> None:
+    """Look for an overdue Watchdog a few times per interval (between 1 s and 1 min apart)."""
+    every = min(max(max_interval.total_seconds() / 4, 1.0), 60.0)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await pipeline.check_heartbeat()
+        except AlertbotError as exc:
+            log.warning("heartbeat_check_failed", error=exc.message)
 
 
 def enabled_channel_names(secrets: Secrets) -> list[str]:
@@ -100,10 +113,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await state.dispatcher.start()
     await executor.warm_up()
     await state.automations.start()
+    watchdog = (asyncio.create_task(_watch_heartbeat(pipeline, config.heartbeat.max_interval), name="heartbeat")
+                if config.heartbeat is not None else None)
     state._store, state._pipeline = store, pipeline
     try:
         yield
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         state._pipeline = None
         await pipeline.stop()                # commit what was accepted
         await state.slack.stop()
