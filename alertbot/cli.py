@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from alertbot import policy_tests
 from alertbot.domain.automation import automation_matches, render_params
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import Matcher, parse_label_args
@@ -224,6 +225,26 @@ def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> Incid
         annotations=dict(alert.annotations), generator_url=alert.generator_url, group_key="", destinations=[],
         suppressed_by=None, ends_at=alert.ends_at, created_at=now, updated_at=now, resolved_at=None,
     )
+
+
+@app.command("test")
+def policy_test(
+    file: Annotated[Path, typer.Argument(help="Policy tests (YAML): payloads and the expected decisions.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Check severities, receivers and runbooks for recorded payloads; exit 1 on any mismatch."""
+    cfg = _config(config)
+    try:
+        outcomes = policy_tests.run(file, cfg)
+    except AlertbotError as exc:
+        fail(exc)
+    for outcome in outcomes:
+        typer.echo(f"{'ok  ' if outcome.passed else 'FAIL'} {outcome.name}")
+        for failure in outcome.failures:
+            typer.echo(f"     {failure}")
+    failed = sum(not o.passed for o in outcomes)
+    typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
 
 
 async def _with_store(cfg: Config, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:

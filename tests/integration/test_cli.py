@@ -143,3 +143,28 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "alertbot"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and "serve" in result.stdout
+
+
+def test_policy_tests_pass_for_the_shipped_config() -> None:
+    """`alertbot test` on config/policy-tests/seed.yaml passes with its config (the project's own policy)."""
+    result = run("test", str(ROOT / "config/policy-tests/seed.yaml"), "--config",
+                 str(ROOT / "config/policy-tests/alertbot.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("6 passed, 0 failed")
+
+
+def test_policy_test_mismatch_exits_1_and_says_why(tmp_path: Path) -> None:
+    """A routing change that breaks an expectation fails the run, naming the alert and both values."""
+    config = tmp_path / "c.yaml"
+    config.write_text("thresholds: {error_rate: {warning: 0.05, critical: 0.10}}\n")
+    tests = tmp_path / "t.yaml"
+    payload = PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"
+    tests.write_text(f"tests:\n  - name: canary pages\n    payload: {payload}\n"
+                     "    expect: {severity: critical, receivers: [pagerduty, slack]}\n")
+    result = run("test", str(tests), "--config", str(config))
+    assert result.returncode == 1
+    assert "FAIL canary pages" in result.stdout
+    assert "severity warning, expected critical" in result.stdout and "receivers ['slack']" in result.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tests: [{name: x, payload: y.json, expect: {severity: urgent}}]\n")
+    assert run("test", str(bad)).returncode == 2
