@@ -320,18 +320,30 @@ class SlackCommands:
         if record.trigger == f"slack:{user}" and not self._config.allow_self_approval:
             return {**ephemeral(":no_entry: you asked for this run; someone else must approve it "
                                 "(slack.allow_self_approval is off)"), "replace_original": False}
+        runbook = self._runbooks.get(record.runbook)
+        if runbook is None:
+            return ephemeral(f":x: runbook {record.runbook} is no longer loaded")
+        needed = 2 if runbook.risk == "high" else 1  # the two-person rule
+        if f"slack:{user}" in (record.approvals or []):
+            return {**ephemeral(f"you already approved run {run_id}; it needs {needed} different approvers"),
+                    "replace_original": False}
         now = self._clock()
-        approved = await self._store.write(runbook_runs.decide_pending, run_id, to="approved", by=f"slack:{user}",
-                                           now=now, requested_after=now - APPROVAL_TTL)
-        if approved is None:
+        counted = await self._store.write(runbook_runs.add_approval, run_id, by=f"slack:{user}", needed=needed,
+                                          now=now, requested_after=now - APPROVAL_TTL)
+        if counted is None:
             current = await self._store.read(runbook_runs.get, run_id)
             state = current.status if current else "gone"
             return {**ephemeral(f"run {run_id} is {state}: nothing to approve"), "replace_original": False}
-        runbook = self._runbooks.get(approved.runbook)
-        if runbook is None:
-            return ephemeral(f":x: runbook {approved.runbook} is no longer loaded")
+        status, approvers = counted
+        if status == "pending":
+            return {"response_type": "in_channel", "replace_original": False,
+                    "text": f":one: <@{user}> approved run {run_id} `{record.runbook}` (risk high): one more "
+                            "approver needed"}
+        approved = await self._store.read(runbook_runs.get, run_id)
+        assert approved is not None
         self._later(f"slack-run-{run_id}", self._execute(approved, runbook, user, url))
-        return {"replace_original": True, "text": f":hourglass: run {run_id} approved by <@{user}>: running…"}
+        by = " and ".join(f"<@{a.removeprefix('slack:')}>" for a in approvers)
+        return {"replace_original": True, "text": f":hourglass: run {run_id} approved by {by}: running…"}
 
     async def _execute(self, record: runbook_runs.RunRecord, runbook: Runbook, user: str, url: str) -> None:
         result: RunResult = await self._executor.run(runbook, record.params, execute=True, trigger=record.trigger,

@@ -26,6 +26,7 @@ class RunRecord:
     undo_of: int | None
     automation: str | None
     target_key: str | None
+    approvals: list[str] | None
     started_at: datetime
     finished_at: datetime | None
 
@@ -142,3 +143,26 @@ def decide_pending(conn: Connection, run_id: int, *, to: str, by: str, now: date
     result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
                                                       runbook_runs.c.status == "pending").values(**values))
     return get(conn, run_id) if result.rowcount else None
+
+
+def add_approval(conn: Connection, run_id: int, *, by: str, needed: int, now: datetime,
+                 requested_after: datetime) -> tuple[str, list[str]] | None:
+    """Count one approval of a pending run; it becomes ``approved`` at ``needed`` distinct approvers.
+    Returns (status, approvers), or None when the run is not pending (done, cancelled, expired)."""
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending",
+                                             runbook_runs.c.started_at < requested_after)
+                 .values(status="expired", result="approval expired", finished_at=now))
+    row = conn.execute(sa.select(runbook_runs.c.approvals).where(runbook_runs.c.id == run_id,
+                                                                 runbook_runs.c.status == "pending")).first()
+    if row is None:
+        return None
+    approvers = list(row.approvals or [])
+    if by in approvers:
+        return "pending", approvers
+    approvers.append(by)
+    status = "approved" if len(approvers) >= needed else "pending"
+    result = f"approved by {', '.join(approvers)}" if status == "approved" else \
+        f"approval {len(approvers)} of {needed} by {by}"
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+                 .values(approvals=approvers, status=status, result=result))
+    return status, approvers

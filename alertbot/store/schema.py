@@ -157,6 +157,7 @@ runbook_runs = sa.Table(
     sa.Column("undo_of", sa.Integer),
     sa.Column("automation", sa.Text),                              # the automation that asked for it, if any
     sa.Column("target_key", sa.Text),                              # automation + params: what the cooldown keys on
+    sa.Column("approvals", sa.JSON),                               # who approved so far (two-person rule)
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
 )
@@ -232,6 +233,10 @@ def _v6(conn: Connection) -> None:
     metadata.create_all(conn, tables=[heartbeats])
 
 
+def _v7(conn: Connection) -> None:
+    _add_columns(conn, "runbook_runs", {"approvals": "JSON"})
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -241,6 +246,7 @@ MIGRATIONS: list[Migration] = [
     (4, "incidents: acknowledged / resolved by hand", _v4),
     (5, "change events (deployments, config changes)", _v5),
     (6, "dead man's switch", _v6),
+    (7, "runbook run approvals (two-person rule)", _v7),
 ]
 
 

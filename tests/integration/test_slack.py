@@ -306,3 +306,22 @@ async def test_approvers_may_be_a_user_group(make_harness: MakeHarness, peers: P
     assert "approved by <@UBOB>" in approved["text"]
     await h.state.slack.idle()  # type: ignore[union-attr]
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+
+async def test_high_risk_runbooks_need_two_approvers(slack_env: Any) -> None:
+    """canary-promote is risk: high — one approval is not enough, the same person twice is not two."""
+    fake, responses, url, _clock, make = slack_env
+    h = await make()
+    await command(h, "runbook run canary-promote namespace=ai-nutritionist virtualservice=nutrition-service-canary "
+                     "canary_weight=50 stable_weight=50", response_url=url)
+    await wait_until(lambda: len(responses.posts) == 1, what="the plan")
+    run_id = int(responses.posts[0]["blocks"][2]["elements"][0]["value"])
+    first = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
+    assert "one more approver needed" in first["text"]
+    twice = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
+    assert "you already approved" in twice["text"]
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+    second = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
+    assert "approved by <@UAPPROVER> and <@UBOB>" in second["text"]
+    await h.state.slack.idle()  # type: ignore[union-attr]
+    assert fake.weights(*KEY) == [[("stable", 50), ("canary", 50)]]
