@@ -99,3 +99,31 @@ def json_patch(changes: list[RouteChange], *, reverse: bool = False) -> list[dic
             op = "replace" if "weight" in old else "add"
             ops.append({"op": op, "path": f"/spec/http/{change.index}/route/{j}/weight", "value": _weight(new)})
     return ops
+
+
+@dataclass(frozen=True)
+class Controller:
+    """A progressive-delivery controller that owns a VirtualService's weights."""
+
+    kind: str          # flagger | argo-rollouts
+    name: str          # the Canary / Rollout
+
+
+ARGO_MANAGED_BY = "argo-rollouts.argoproj.io/managed-by-rollouts"
+
+
+def owning_controller(vs: Mapping[str, Any]) -> Controller | None:
+    """Flagger: an ownerReference of kind Canary; Argo Rollouts: kind Rollout, or its managed-by marks."""
+    meta = vs.get("metadata", {})
+    for ref in meta.get("ownerReferences") or []:
+        api = str(ref.get("apiVersion", ""))
+        if ref.get("kind") == "Canary" and api.startswith("flagger.app"):
+            return Controller("flagger", str(ref.get("name", "")))
+        if ref.get("kind") == "Rollout" and api.startswith("argoproj.io"):
+            return Controller("argo-rollouts", str(ref.get("name", "")))
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    managed_by = annotations.get(ARGO_MANAGED_BY)
+    if managed_by or labels.get("app.kubernetes.io/managed-by") == "argo-rollouts":
+        return Controller("argo-rollouts", str(managed_by or "").split(",")[0])
+    return None

@@ -96,6 +96,16 @@ class Kubernetes:
                                  lambda: self._apps.read_namespaced_deployment_scale(deployment, namespace))
         return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
+    async def abort_rollout(self, namespace: str, name: str, *, dry_run: bool) -> None:
+        """What ``kubectl argo rollouts abort`` does: set ``status.abort`` on the Rollout (Argo then
+        sends all traffic back to the stable ReplicaSet)."""
+        def apply() -> object:
+            return self._custom.patch_namespaced_custom_object_status(
+                "argoproj.io", "v1alpha1", namespace, "rollouts", name, {"status": {"abort": True}},
+                dry_run="All" if dry_run else None, _content_type=MERGE_PATCH)
+
+        await self._call(f"rollout {namespace}/{name}", "patch", "rollouts/status.argoproj.io", apply)
+
     async def rollout_restart(self, namespace: str, deployment: str, *, at: datetime, dry_run: bool) -> None:
         """What ``kubectl rollout restart`` does: stamp the pod template so the Deployment rolls."""
         patch = {"spec": {"template": {"metadata": {"annotations": {

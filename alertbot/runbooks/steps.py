@@ -88,6 +88,22 @@ class IstioTraffic:
                       if isinstance(step, IstioRollback) else f"weights {step.weights}")
             return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: {NO_CLUSTER})"])
         vs = await ctx.kube.get_virtualservice(step.namespace, step.virtualservice)
+        controller = istio.owning_controller(vs)
+        if controller is not None and controller.kind == "flagger":
+            raise RunbookError(
+                f"{target} is managed by Flagger (Canary {controller.name!r}): Flagger reconciles its weights and "
+                "would undo a direct patch. Let Flagger roll back (its analysis fails on the same metrics), or "
+                f"stop the canary with Flagger itself (e.g. `kubectl -n {step.namespace} annotate canary "
+                f"{controller.name} ...` per your Flagger setup) — alertbot changed nothing")
+        if controller is not None and isinstance(step, IstioRollback):
+            rollout = f"rollout {step.namespace}/{controller.name}"
+            return StepPlan(index, "istio.rollback", rollout,
+                            [f"{target} is managed by Argo Rollouts: abort {rollout} (Argo sends all traffic back "
+                             "to stable) — the same as `kubectl argo rollouts abort`"],
+                            {"abort_rollout": controller.name})
+        if controller is not None:
+            raise RunbookError(f"{target} is managed by Argo Rollouts ({controller.name!r}): change its weights "
+                               "through the Rollout, not the VirtualService — alertbot changed nothing")
         if isinstance(step, IstioRollback):
             changes = istio.plan_rollback(vs, step.stable_subset)
             nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
@@ -100,6 +116,11 @@ class IstioTraffic:
         return StepPlan(index, step.type, target, lines, detail, noop=not changes, undoable=bool(changes))
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if "abort_rollout" in plan.detail:
+            if not reverse:  # an abort is not undone here: `kubectl argo rollouts retry` resumes it
+                namespace, _ = plan.namespace_and_name()
+                await _require(ctx.kube).abort_rollout(namespace, plan.detail["abort_rollout"], dry_run=dry_run)
+            return None
         changes = [istio.RouteChange(c["index"], c["name"], c["before"], c["after"])
                    for c in plan.detail.get("changes", [])]
         if changes:

@@ -79,6 +79,7 @@ class FakeKubernetes:
         self.virtualservices: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicas: dict[tuple[str, str], int] = {}
         self.restarts: dict[tuple[str, str], str] = {}     # deployment → restartedAt annotation
+        self.rollouts: dict[tuple[str, str], dict[str, Any]] = {}  # Argo Rollouts: their status
         self.forbidden: set[tuple[str, str]] = set()       # (verb, resource) refused with 403
         self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
         self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
@@ -88,6 +89,8 @@ class FakeKubernetes:
         self.app.router.add_get(base, self._get_vs)
         self.app.router.add_patch(base, self._patch_vs)
         self.app.router.add_patch("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._patch_deployment)
+        self.app.router.add_patch("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status",
+                                  self._patch_rollout_status)
         scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
         self.app.router.add_get(scale, self._get_scale)
         self.app.router.add_patch(scale, self._patch_scale)
@@ -181,6 +184,19 @@ class FakeKubernetes:
                                   "spec": {"replicas": self.replicas[key], "selector": {"matchLabels": {"app": key[1]}},
                                            "template": {"metadata": {"annotations": {
                                                "kubectl.kubernetes.io/restartedAt": stamp}}}}})
+
+    async def _patch_rollout_status(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        if key not in self.rollouts:
+            return status(404, "NotFound", f'rollouts.argoproj.io "{key[1]}" not found')
+        if request.content_type != "application/merge-patch+json":
+            return status(415, "UnsupportedMediaType", request.content_type)
+        patch = await request.json()
+        self.patches.append({"path": request.path, "ops": patch, "dry_run": request.query.get("dryRun") == "All"})
+        if request.query.get("dryRun") != "All":
+            self.rollouts[key].update(patch.get("status", {}))
+        return web.json_response({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                                  "metadata": {"name": key[1], "namespace": key[0]}, "status": self.rollouts[key]})
 
     def _scale(self, key: tuple[str, str]) -> dict[str, Any]:
         return {"apiVersion": "autoscaling/v1", "kind": "Scale",

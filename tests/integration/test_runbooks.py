@@ -261,3 +261,32 @@ async def test_rollout_restart(env: Env) -> None:
     assert ("ai-nutritionist", "recipe-service") in env.k8s.restarts
     with pytest.raises(RunbookError, match="changed nothing"):
         await env.executor.undo(result.run_id, execute=False, trigger="cli")
+
+
+def owned(kind: str, api: str, name: str) -> dict[str, Any]:
+    vs = seed_canary()
+    vs["metadata"]["ownerReferences"] = [{"apiVersion": api, "kind": kind, "name": name, "uid": "1234",
+                                          "controller": True}]
+    return vs
+
+
+async def test_flagger_owned_virtualservice_is_not_patched(env: Env) -> None:
+    """Flagger would revert a direct patch: the run fails explaining why and what to do; nothing changes."""
+    env.k8s.add_virtualservice(owned("Canary", "flagger.app/v1beta1", "nutrition-service"))
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "failed"
+    assert "managed by Flagger (Canary 'nutrition-service')" in result.message and "would undo a direct patch" \
+        in result.message
+    assert env.k8s.patches == []
+
+
+async def test_argo_rollout_is_aborted_instead(env: Env) -> None:
+    """Argo Rollouts owns it: the rollback aborts the Rollout (status.abort), not the VirtualService."""
+    env.k8s.add_virtualservice(owned("Rollout", "argoproj.io/v1alpha1", "nutrition-service"))
+    env.k8s.rollouts[("ai-nutritionist", "nutrition-service")] = {"phase": "Progressing"}
+    planned = await env.executor.run(rollback(), TARGET, execute=False, trigger="cli")
+    assert "abort rollout ai-nutritionist/nutrition-service" in planned.plans[0].lines[0]
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "succeeded", result.message
+    assert env.k8s.rollouts[("ai-nutritionist", "nutrition-service")]["abort"] is True
+    assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]  # Argo moves the traffic, not us

@@ -116,3 +116,19 @@ def test_bad_runbooks_name_file_and_key(tmp_path: Path, text: str, message: str)
     with pytest.raises(ConfigError) as info:
         load_runbook(path)
     assert str(path) in info.value.message and message in info.value.message
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ({"ownerReferences": [{"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "podinfo"}]},
+     ("flagger", "podinfo")),
+    ({"ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web"}]},
+     ("argo-rollouts", "web")),
+    ({"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}}, ("argo-rollouts", "web")),
+    ({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}]}, None),
+    ({}, None),
+])
+def test_owning_controller(meta: dict[str, Any], expected: tuple[str, str] | None) -> None:
+    """Flagger and Argo Rollouts are recognised by ownerReferences (or Argo's managed-by annotation)."""
+    vs = {**seed_canary(), "metadata": {"name": "x", "namespace": "y", **meta}}
+    found = istio.owning_controller(vs)
+    assert (None if found is None else (found.kind, found.name)) == expected
