@@ -17,7 +17,7 @@ def test_role_grants_exactly_the_runbook_verbs() -> None:
     assert grants == {
         ("networking.istio.io", "virtualservices", "get"), ("networking.istio.io", "virtualservices", "patch"),
         ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
-        ("apps", "deployments", "patch"),
+        ("apps", "deployments", "patch"), ("argoproj.io", "rollouts/status", "patch"),
     }
     (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
