@@ -33,8 +33,10 @@ from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
+from alertbot.store import decisions as decision_repo
 from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
+from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
 from alertbot.store.runbook_runs import RunRecord
@@ -225,6 +227,25 @@ def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> Incid
         annotations=dict(alert.annotations), generator_url=alert.generator_url, group_key="", destinations=[],
         suppressed_by=None, ends_at=alert.ends_at, created_at=now, updated_at=now, resolved_at=None,
     )
+
+
+@app.command("decisions")
+def decisions_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 100,
+    config: ConfigOpt = None,
+) -> None:
+    """What shadow mode would have sent or run (nothing was), newest first."""
+    cfg = _config(config)
+
+    async def fetch(store: Store) -> list[Decision]:
+        return await store.read(decision_repo.recent, limit)
+
+    for decision in _run(_with_store(cfg, fetch)):
+        if as_json:
+            typer.echo(json.dumps(decision.to_json()))
+        else:
+            typer.echo(f"{decision.created_at.isoformat()}  incident {decision.incident_id}  {decision.summary}")
 
 
 @app.command("test")

@@ -11,18 +11,21 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from alertbot.notify.base import Destination, Event, Notification
+from alertbot.notify.base import Event, Notification, live_and_shadow
+from alertbot.shadow import record_shadow
 from alertbot.store import incidents, outbox
 from alertbot.store.incidents import IncidentRecord
 
 
 def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime) -> int:
+    live, shadow = live_and_shadow(incident.destinations)
     rows: list[dict[str, Any]] = [
         {"incident_id": incident.id, "event": event, "channel": dest.channel, "target": dest.target,
          "payload": Notification.build(incident, event, dest, actor=actor).model_dump(mode="json")}
-        for dest in map(Destination.from_json, incident.destinations)
+        for dest in live
     ]
     outbox.enqueue(conn, rows, now)
+    record_shadow(conn, incident, event, shadow, now)
     return len(rows)
 
 

@@ -32,10 +32,11 @@ from alertbot.domain.parse import format_duration
 from alertbot.domain.route import RouteResult, route
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
-from alertbot.notify.base import Destination, Event, Notification, StormSummary, destinations
+from alertbot.notify.base import Destination, Event, Notification, StormSummary, destinations, live_and_shadow
 from alertbot.observability import Metrics
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
+from alertbot.shadow import record_shadow, stored_destinations
 from alertbot.store import change_events, heartbeats, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.store import storms as storm_repo
@@ -243,8 +244,9 @@ class Pipeline:
             storm_id = storm_repo.storm_id_of(incident.suppressed_by)
             if storm_id is not None:
                 storms_touched.add(storm_id)
-            for dest in map(Destination.from_json, incident.destinations):
-                rows.append(_row(incident, "resolve", dest))
+            live, shadow = live_and_shadow(incident.destinations)
+            rows += [_row(incident, "resolve", dest) for dest in live]
+            record_shadow(conn, incident, "resolve", shadow, now)
         for storm_id in sorted(storms_touched):
             rows.extend(self._end_storm_if_quiet(conn, storm_id, now))
         outbox.enqueue(conn, rows, now)
@@ -252,6 +254,17 @@ class Pipeline:
                                                  until=now + self._dispatcher.lease)
         stats.notifications = len(rows) + len(direct)
         return stats
+
+    def _destinations(self, labels: Mapping[str, str], severity: Severity) -> tuple[list[Destination],
+                                                                                  list[Destination]]:
+        """Where an alert goes (live) and where it would go (shadow: recorded, not sent)."""
+        result = route(self._config.routes, labels)
+        everything_shadow = self._config.mode == "shadow"
+        live = () if everything_shadow else result.live_receivers
+        shadow = result.receivers if everything_shadow else result.shadow_receivers
+        channels = self._config.slack.channels
+        return (destinations(live, severity, channels, self._enabled),
+                destinations(shadow, severity, channels, self._enabled) if shadow else [])
 
     def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> None:
         assert self._config.heartbeat is not None
@@ -289,12 +302,11 @@ class Pipeline:
         classification = Classification(Severity.CRITICAL, f"dead man's switch: no {policy.alertname} for "
                                                            f"{silent_for} (max {format_duration(policy.max_interval)})")
         incident = incidents.insert(conn, alert, classification, group_key="alertbot/heartbeat", now=now)
-        labels = matching_labels(alert, classification)
-        dests = destinations(route(self._config.routes, labels).receivers, Severity.CRITICAL,
-                             self._config.slack.channels, self._enabled)
-        incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests], suppressed_by=None,
+        dests, shadow = self._destinations(matching_labels(alert, classification), Severity.CRITICAL)
+        incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow), suppressed_by=None,
                               now=now)
         outbox.enqueue(conn, [_row(incident, "trigger", dest) for dest in dests], now)
+        record_shadow(conn, incident, "trigger", shadow, now)
         heartbeats.paged(conn, policy.alertname, incident.id)
         log.error("heartbeat_missed", alertname=policy.alertname, silent_for=silent_for, incident_id=incident.id)
         return True
@@ -363,7 +375,7 @@ class Pipeline:
         approvals: list[dict[str, Any]] = []
         if silence is None and event == "trigger" and self._config.automations:
             for request in request_runs(conn, self._config.automations, labels, incident.labels,
-                                        incident_id=incident.id, now=now):
+                                        incident_id=incident.id, now=now, shadow=self._config.mode == "shadow"):
                 if request.status == "queued":
                     stats.automation_runs.append(request.run_id)
                 elif request.status == "pending":
@@ -383,8 +395,8 @@ class Pipeline:
                 log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
                          suppressed_by=suppressed_by)
             return [], True
-        result = route(self._config.routes, labels)
-        dests = destinations(result.receivers, incident.severity, self._config.slack.channels, self._enabled)
+        dests, shadow = self._destinations(labels, incident.severity)
+        record_shadow(conn, incident, event, shadow, now)
         storm = self._storm_for(conn, incident, payload, dests, now) if event == "trigger" and dests else None
         if storm is not None:
             stats.suppressed["storm"] += 1
@@ -392,8 +404,8 @@ class Pipeline:
                                         suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
                                                       f"group (incident {storm.anchor_incident_id})")
             return self._storm_rows(conn, storm, "trigger", now), False
-        incidents.set_outcome(conn, incident.id, destinations=[d.to_json() for d in dests],
-                                    suppressed_by=None, now=now)
+        incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
+                              suppressed_by=None, now=now)
         return [_row(incident, event, dest, approvals=approvals) for dest in dests], True
 
 

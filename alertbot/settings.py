@@ -132,11 +132,12 @@ class AutomationConfig(_Section):
     match: dict[str, str] = Field(default_factory=dict)
     runbook: str = Field(min_length=1)
     params: dict[str, str] = Field(default_factory=dict)
-    mode: Literal["auto", "approve"] = "approve"
+    mode: Literal["auto", "approve", "shadow"] = "approve"   # shadow: record that it would run, run nothing
     cooldown: Duration = timedelta(minutes=10)
 
 
 class Config(_Section):
+    mode: Literal["live", "shadow"] = "live"   # shadow: decide and record everything, send and change nothing
     server: ServerConfig = ServerConfig()
     webhook: WebhookConfig = WebhookConfig()
     api: ApiConfig = ApiConfig()

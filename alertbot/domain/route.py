@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
@@ -51,6 +51,7 @@ class RouteNode(BaseModel):
     matchers: list[MatcherField] = Field(default_factory=list)
     receivers: list[Receiver] = Field(default_factory=list)
     continue_: bool = Field(False, alias="continue")
+    mode: Literal["live", "shadow"] | None = None     # None: as the parent (the root: live)
     routes: list[RouteNode] = Field(default_factory=list)
 
     def label(self, path: str) -> str:
@@ -70,10 +71,12 @@ def default_route_tree() -> RouteNode:
 
 @dataclass(frozen=True)
 class RouteMatch:
-    """A leaf the alert reached: the path through the tree and the receivers it names."""
+    """A leaf the alert reached: the path through the tree, the receivers it names, and whether the
+    route is in shadow mode (decide and record, send nothing)."""
 
     path: tuple[str, ...]
     receivers: tuple[str, ...]
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,25 +85,40 @@ class RouteResult:
 
     @property
     def receivers(self) -> tuple[str, ...]:
+        return self._receivers(None)
+
+    @property
+    def live_receivers(self) -> tuple[str, ...]:
+        return self._receivers(False)
+
+    @property
+    def shadow_receivers(self) -> tuple[str, ...]:
+        """Receivers only shadow routes reach (a live route reaching the same one wins)."""
+        live = set(self.live_receivers)
+        return tuple(r for r in self._receivers(True) if r not in live)
+
+    def _receivers(self, shadow: bool | None) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for match in self.matches:
-            for receiver in match.receivers:
-                seen.setdefault(receiver, None)
+            if shadow is None or match.shadow == shadow:
+                for receiver in match.receivers:
+                    seen.setdefault(receiver, None)
         return tuple(seen)
 
 
 def route(tree: RouteNode, labels: Mapping[str, str]) -> RouteResult:
-    return RouteResult(tuple(_walk(tree, labels, ("root",), tuple(tree.receivers))))
+    return RouteResult(tuple(_walk(tree, labels, ("root",), tuple(tree.receivers), tree.mode == "shadow")))
 
 
 def _walk(node: RouteNode, labels: Mapping[str, str], path: tuple[str, ...],
-          receivers: tuple[str, ...]) -> list[RouteMatch]:
+          receivers: tuple[str, ...], shadow: bool) -> list[RouteMatch]:
     found: list[RouteMatch] = []
     for index, child in enumerate(node.routes):
         if not all(m.matches(labels) for m in child.matchers):
             continue
         child_path = (*path, child.label(f"routes[{index}]"))
-        found.extend(_walk(child, labels, child_path, tuple(child.receivers) or receivers))
+        child_shadow = shadow if child.mode is None else child.mode == "shadow"
+        found.extend(_walk(child, labels, child_path, tuple(child.receivers) or receivers, child_shadow))
         if not child.continue_:
             break
-    return found or [RouteMatch(path, receivers)]
+    return found or [RouteMatch(path, receivers, shadow)]

@@ -56,6 +56,15 @@ def destinations(receivers: Iterable[str], severity: Severity, channels: SlackCh
     return out
 
 
+def live_and_shadow(stored: Iterable[Mapping[str, Any]]) -> tuple[list[Destination], list[Destination]]:
+    """An incident's stored destinations, split into those notified and those only recorded (shadow)."""
+    live: list[Destination] = []
+    shadow: list[Destination] = []
+    for item in stored:
+        (shadow if item.get("shadow") else live).append(Destination.from_json(item))
+    return live, shadow
+
+
 class StormSummary(BaseModel):
     """A group in an alert storm: how many of its alerts are collapsed into this one notification."""
 

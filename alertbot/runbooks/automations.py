@@ -22,7 +22,7 @@ from alertbot.domain.automation import automation_matches, render_params
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.settings import AutomationConfig
-from alertbot.store import runbook_runs
+from alertbot.store import decisions, runbook_runs
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.automations")
@@ -36,7 +36,8 @@ class RunRequest:
 
 
 def request_runs(conn: Connection, automations: list[AutomationConfig], labels: Mapping[str, str],
-                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime) -> list[RunRequest]:
+                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime,
+                 shadow: bool = False) -> list[RunRequest]:
     """Store the runs the matching automations ask for: queued ones run now, pending ones await approval."""
     requests = []
     for automation in automations:
@@ -49,6 +50,11 @@ def request_runs(conn: Connection, automations: list[AutomationConfig], labels: 
             runbook_runs.queue(conn, runbook=automation.runbook, params={}, trigger=trigger,
                                automation=automation.name, target_key="", status="failed", now=now,
                                result=f"cannot run: {exc}")
+            continue
+        if shadow or automation.mode == "shadow":
+            decisions.record(conn, incident_id=incident_id, kind="runbook", now=now,
+                             summary=f"would start {automation.runbook} ({automation.name}) with {params}",
+                             detail={"automation": automation.name, "runbook": automation.runbook, "params": params})
             continue
         target_key = f"{automation.name}:{json.dumps(params, sort_keys=True)}"
         earlier = runbook_runs.last_for_target(conn, target_key, now - automation.cooldown)

@@ -198,6 +198,17 @@ heartbeats = sa.Table(
 )
 
 
+decisions = sa.Table(
+    "decisions", metadata,                                         # what shadow mode would have done
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),              # notify | runbook
+    sa.Column("summary", sa.Text, nullable=False),                 # "would page pagerduty", "would run ..."
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -237,6 +248,10 @@ def _v7(conn: Connection) -> None:
     _add_columns(conn, "runbook_runs", {"approvals": "JSON"})
 
 
+def _v8(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[decisions])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -247,6 +262,7 @@ MIGRATIONS: list[Migration] = [
     (5, "change events (deployments, config changes)", _v5),
     (6, "dead man's switch", _v6),
     (7, "runbook run approvals (two-person rule)", _v7),
+    (8, "shadow-mode decisions", _v8),
 ]
 
 

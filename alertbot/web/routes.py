@@ -25,7 +25,7 @@ from alertbot.errors import (
     UnsupportedMediaType,
 )
 from alertbot.slack.commands import Command, parse_interaction
-from alertbot.store import change_events, incidents, outbox
+from alertbot.store import change_events, decisions, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.web.state import STATE, AppState
 
@@ -262,6 +262,14 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response([e.to_json() for e in found])
 
 
+async def list_decisions(request: web.Request) -> web.Response:
+    """What shadow mode would have sent or run, newest first."""
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    found = await state.store.read(decisions.recent, 500)
+    return web.json_response([d.to_json() for d in found])
+
+
 SLACK_BODY_LIMIT = 64 * 1024
 
 
@@ -310,6 +318,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)
+    app.router.add_get("/api/v1/decisions", list_decisions)
     app.router.add_post("/api/v1/events", post_event)
     app.router.add_get("/api/v1/events", list_events)
     app.router.add_post("/slack/commands", slack_commands)
