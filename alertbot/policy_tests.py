@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alertbot.domain.automation import automation_matches
@@ -28,7 +27,7 @@ from alertbot.domain.models import Severity
 from alertbot.domain.parse import describe_validation_error, parse_webhook
 from alertbot.errors import ConfigError, PayloadError
 from alertbot.pipeline import plan_routing
-from alertbot.settings import Config
+from alertbot.settings import Config, read_yaml_file
 
 
 class Expectation(BaseModel):
@@ -65,12 +64,7 @@ class Outcome:
 
 
 def load(path: Path) -> PolicyTests:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    data = read_yaml_file(path, what="policy tests")
     try:
         return PolicyTests.model_validate(data)
     except ValidationError as exc:

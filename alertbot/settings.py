@@ -244,23 +244,27 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
         raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
 
 
-def load_config(path: Path | str | None) -> Config:
-    """Read and validate a config file; ``None`` gives the embedded defaults."""
-    if path is None:
-        return Config()
-    path = Path(path)
+def read_yaml_file(path: Path, *, what: str) -> Any:
+    """A YAML file's data; unreadable files and syntax errors are ConfigErrors naming file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, source=str(path))
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Read and validate a config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    return parse_config(read_yaml_file(path, what="config file"), source=str(path))
 
 
 def config_path_from_env(explicit: Path | None) -> Path | None:

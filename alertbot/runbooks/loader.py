@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from alertbot.domain.parse import describe_validation_error
 from alertbot.errors import ConfigError
 from alertbot.runbooks.model import Runbook
+from alertbot.settings import read_yaml_file
 
 
 def load_runbook(path: Path) -> Runbook:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read runbook: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml_file(path, what="runbook")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a runbook must be a mapping of keys")
     try:

@@ -6,7 +6,7 @@ import contextlib
 import hmac
 import urllib.parse
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -164,15 +164,23 @@ class SilenceRequest(BaseModel):
         return self
 
 
-async def create_silence(request: web.Request) -> web.Response:
-    state = _state(request)
-    require_bearer(request, state.secrets.api_token)
+M = TypeVar("M", bound=BaseModel)
+
+
+async def api_request(request: web.Request, model: type[M]) -> M:
+    """An API call's body: bearer-checked, JSON, at most 64 KiB, validated as ``model`` (400 says where)."""
+    require_bearer(request, _state(request).secrets.api_token)
     require_json(request)
     body = decode_json(await read_body(request, 64 * 1024))
     try:
-        spec = SilenceRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc)) from None
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    state = _state(request)
+    spec = await api_request(request, SilenceRequest)
     now = state.clock()
     ends_at = spec.ends_at if spec.ends_at is not None else now + (spec.duration or timedelta())
     if ends_at <= now:
@@ -233,13 +241,7 @@ class ChangeEventRequest(BaseModel):
 
 async def post_event(request: web.Request) -> web.Response:
     state = _state(request)
-    require_bearer(request, state.secrets.api_token)
-    require_json(request)
-    body = decode_json(await read_body(request, 64 * 1024))
-    try:
-        spec = ChangeEventRequest.model_validate(body)
-    except ValidationError as exc:
-        raise PayloadError(describe_validation_error(exc)) from None
+    spec = await api_request(request, ChangeEventRequest)
     values = spec.model_dump(exclude={"id"})
     values["links"] = [link.model_dump() for link in spec.links]
     values["event_id"] = spec.id
