@@ -8,6 +8,7 @@ Every key is optional; the defaults are the contract's. Unknown keys and bad val
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -89,6 +90,9 @@ class StormConfig(_Section):
 class PagerDutyConfig(_Section):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
     routing_key_file: Path | None = None
+    # Per-route keys: a route receiver `pagerduty:NAME` pages with the key from this file, else from
+    # ALERTBOT_PAGERDUTY_ROUTING_KEY_NAME (NAME upper-cased, other characters as _).
+    routing_key_files: dict[str, Path] = Field(default_factory=dict)
 
 
 class SlackChannels(_Section):
@@ -188,6 +192,7 @@ class Secrets(BaseModel):
     pagerduty_routing_key: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    pagerduty_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)  # per route: pagerduty:NAME
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret value replaced (peers sometimes echo what they were sent)."""
@@ -197,10 +202,10 @@ class Secrets(BaseModel):
 
     def values(self) -> list[str]:
         """Every secret value, for the log redaction processor."""
-        out = []
+        out = [key.get_secret_value() for key in self.pagerduty_routing_keys.values() if key.get_secret_value()]
         for name in type(self).model_fields:
             secret = getattr(self, name)
-            if secret is not None and secret.get_secret_value():
+            if isinstance(secret, SecretStr) and secret.get_secret_value():
                 out.append(secret.get_secret_value())
         return out
 
@@ -230,7 +235,19 @@ def load_secrets(config: Config) -> Secrets:
         if from_env is not None and not from_env.get_secret_value():
             from_env = None
         values[name] = _read_secret_file(path, key) if path is not None else from_env
-    return Secrets(**values)
+    named = {_key_name(var.removeprefix(NAMED_PD_KEY_PREFIX)): SecretStr(value)
+             for var, value in os.environ.items() if var.startswith(NAMED_PD_KEY_PREFIX) and value}
+    for name, path in config.pagerduty.routing_key_files.items():
+        named[_key_name(name)] = _read_secret_file(path, f"pagerduty.routing_key_files.{name}")
+    return Secrets(**values, pagerduty_routing_keys=named)
+
+
+NAMED_PD_KEY_PREFIX = "ALERTBOT_PAGERDUTY_ROUTING_KEY_"
+
+
+def _key_name(name: str) -> str:
+    """``payments-oncall`` and ``PAYMENTS_ONCALL`` name the same key."""
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
 
 
 def parse_config(data: Any, *, source: str = "config") -> Config:

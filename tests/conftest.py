@@ -74,13 +74,17 @@ async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
 
     async def make(config: dict[str, Any] | None = None, *, secret_values: dict[str, str] | None = None,
                    notifiers: dict[str, Notifier] | None = None, console: ConsoleSink | None = None,
-                   kube: Any = None, clock: Any = None) -> Harness:
+                   kube: Any = None, clock: Any = None, named_pagerduty_keys: dict[str, str] | None = None
+                   ) -> Harness:
         data = {"storage": {"url": db_url}, "runbooks": {"dir": str(ROOT / "runbooks")}, **(config or {})}
         cfg = parse_config(data)
         sink = console or ConsoleSink()
         extra = {"clock": clock} if clock is not None else {}
-        app = create_app(cfg, secrets(**(secret_values or {})), console_stream=sink, notifiers=notifiers, kube=kube,
-                         **extra)
+        resolved = secrets(**(secret_values or {}))
+        if named_pagerduty_keys:
+            resolved = resolved.model_copy(update={"pagerduty_routing_keys": {
+                k: SecretStr(v) for k, v in named_pagerduty_keys.items()}})
+        app = create_app(cfg, resolved, console_stream=sink, notifiers=notifiers, kube=kube, **extra)
         client = await aiohttp_client(app)
         return Harness(client, sink, cfg)
 

@@ -5,6 +5,7 @@ on ``matching_labels`` (the alert's labels with ``severity`` = alertbot's classi
 
 Receivers are named by kind:
     ``pagerduty``        the PagerDuty Events API (routing key from the environment)
+    ``pagerduty:NAME``   the same, with the routing key named NAME (a per-route key)
     ``slack``            Slack, the channel configured for the alert's severity
     ``slack:#channel``   Slack, that channel
     ``console``          one JSON line on stdout
@@ -21,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 
 from alertbot.domain.matchers import Matcher
 
-_RECEIVER_RE = re.compile(r"^(pagerduty|console|slack(:\S+)?)$")
+_RECEIVER_RE = re.compile(r"^(pagerduty(:[A-Za-z0-9_-]+)?|console|slack(:\S+)?)$")
 
 
 def _matcher(value: Any) -> Matcher:
@@ -37,7 +38,7 @@ MatcherField = Annotated[Matcher, PlainValidator(_matcher), PlainSerializer(str)
 
 def _receiver(value: str) -> str:
     if not _RECEIVER_RE.match(value):
-        raise ValueError(f"unknown receiver {value!r}: use pagerduty, slack, slack:#channel or console")
+        raise ValueError(f"unknown receiver {value!r}: use pagerduty, pagerduty:NAME, slack, slack:#channel or console")
     return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -90,13 +91,24 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
 class PagerDutyNotifier:
     channel = "pagerduty"
 
-    def __init__(self, session: aiohttp.ClientSession, events_url: str, routing_key: SecretStr) -> None:
+    def __init__(self, session: aiohttp.ClientSession, events_url: str, routing_key: SecretStr | None,
+                 named_keys: dict[str, SecretStr] | None = None) -> None:
         self._session = session
         self._url = events_url
         self._routing_key = routing_key
+        self._named = dict(named_keys or {})
+
+    def _key(self, target: str) -> SecretStr:
+        """The routing key for a destination: ``pagerduty`` → the default, ``pagerduty:NAME`` → NAME's."""
+        key = self._named.get(re.sub(r"[^a-z0-9]", "_", target.lower())) if target else self._routing_key
+        if key is None:
+            wanted = f"ALERTBOT_PAGERDUTY_ROUTING_KEY_{target.upper()}" if target else "ALERTBOT_PAGERDUTY_ROUTING_KEY"
+            raise NotifyError(f"no PagerDuty routing key for pagerduty{':' + target if target else ''} (set {wanted})",
+                              retryable=False)
+        return key
 
     async def send(self, notification: Notification) -> None:
-        event = build_event(notification, self._routing_key.get_secret_value())
+        event = build_event(notification, self._key(notification.target).get_secret_value())
         try:
             async with self._session.post(self._url, json=event) as resp:
                 body = await resp.text()

@@ -59,7 +59,7 @@ async def _watch_heartbeat(pipeline: Pipeline, max_interval: timedelta) -> None:
 def enabled_channel_names(secrets: Secrets) -> list[str]:
     """Channels whose secret is present (the console notifier stands in for the others)."""
     names = []
-    if secrets.pagerduty_routing_key is not None:
+    if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
         names.append("pagerduty")
     if secrets.slack_bot_token is not None:
         names.append("slack")
@@ -70,8 +70,9 @@ def build_notifiers(config: Config, secrets: Secrets, *, session: aiohttp.Client
                     console_stream: TextIO | None) -> dict[str, Notifier]:
     """The notifier registry: console always; PagerDuty and Slack when their secret is present."""
     notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream)}
-    if secrets.pagerduty_routing_key is not None:
-        notifiers["pagerduty"] = PagerDutyNotifier(session, config.pagerduty.events_url, secrets.pagerduty_routing_key)
+    if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
+        notifiers["pagerduty"] = PagerDutyNotifier(session, config.pagerduty.events_url, secrets.pagerduty_routing_key,
+                                                   secrets.pagerduty_routing_keys)
     if secrets.slack_bot_token is not None:
         client = make_slack_client(session, secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
         notifiers["slack"] = SlackNotifier(client, store, clock)

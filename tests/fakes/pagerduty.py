@@ -21,8 +21,8 @@ ENQUEUE_SCHEMA = {
 class FakePagerDuty:
     """Accepts events for one routing key; records them; answers like PagerDuty (202/400/429/5xx)."""
 
-    def __init__(self, routing_key: str) -> None:
-        self.routing_key = routing_key
+    def __init__(self, routing_key: str, *more_keys: str) -> None:
+        self.routing_keys = {routing_key, *more_keys}
         self.events: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.faults = FaultQueue()
@@ -43,7 +43,7 @@ class FakePagerDuty:
             jsonschema.validate(event, ENQUEUE_SCHEMA)
         except jsonschema.ValidationError as exc:
             return self._invalid(f"schema: {exc.message} at {list(exc.absolute_path)}")
-        if event["routing_key"] != self.routing_key:
+        if event["routing_key"] not in self.routing_keys:
             return self._invalid("Invalid routing key")
         if event["event_action"] == "trigger" and len(event["payload"]["summary"]) > 1024:
             return self._invalid("summary longer than 1024")

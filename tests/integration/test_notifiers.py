@@ -193,3 +193,23 @@ async def test_long_summary_is_truncated_to_pagerduty_limit(make_harness: MakeHa
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 1, what="trigger")
     assert len(peers.pagerduty.triggers()[0]["payload"]["summary"]) == 1024
     assert peers.pagerduty.rejected == []
+
+
+async def test_per_route_routing_key(make_harness: MakeHarness, peers: Peers, monkeypatch: Any) -> None:
+    """A route receiver pagerduty:payments pages with ALERTBOT_PAGERDUTY_ROUTING_KEY_PAYMENTS; the default
+    key still serves plain `pagerduty`; a name without a key fails at once, saying which variable to set."""
+    payments_key = "R0UT1NGKEYpayments00000000000001"
+    peers.pagerduty.routing_keys.add(payments_key)
+    routes = {"receivers": ["slack"], "routes": [
+        {"matchers": ['service="nutrition-service"'], "receivers": ["pagerduty:payments"]},
+        {"matchers": ['service="recipe-service"'], "receivers": ["pagerduty:search"]},
+        {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]}]}
+    h = await make_harness({**peers.config, "routes": routes},
+                           secret_values=peers.secret_values,
+                           named_pagerduty_keys={"payments": payments_key})
+    await h.post_file(FIRING)
+    await h.post_file("am-servicedown-recipe-service-firing.json")
+    await wait_until(lambda: len(peers.pagerduty.triggers()) == 1, what="the payments page")
+    assert peers.pagerduty.triggers()[0]["routing_key"] == payments_key
+    row = await settled_row(h, "pagerduty", incident_id=2)
+    assert row["status"] == "failed" and "set ALERTBOT_PAGERDUTY_ROUTING_KEY_SEARCH" in row["last_error"]

@@ -100,3 +100,15 @@ def test_unreadable_secret_file_names_the_key(tmp_path: Path) -> None:
 def test_example_yaml_is_plain_yaml() -> None:
     """The example parses as YAML on its own (no templating)."""
     assert isinstance(yaml.safe_load((ROOT / "config" / "alertbot.example.yaml").read_text()), dict)
+
+
+def test_named_pagerduty_keys_from_env_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALERTBOT_PAGERDUTY_ROUTING_KEY_<NAME> and pagerduty.routing_key_files give per-route keys; all redacted."""
+    monkeypatch.setenv("ALERTBOT_PAGERDUTY_ROUTING_KEY_PAYMENTS_ONCALL", "key-from-env")
+    key_file = tmp_path / "search"
+    key_file.write_text("key-from-file\n")
+    config = Config.model_validate({"pagerduty": {"routing_key_files": {"search": str(key_file)}}})
+    secrets = load_secrets(config)
+    assert {k: v.get_secret_value() for k, v in secrets.pagerduty_routing_keys.items()} == {
+        "payments_oncall": "key-from-env", "search": "key-from-file"}
+    assert "key-from-env" in secrets.values() and "key-from-file" not in repr(secrets)
