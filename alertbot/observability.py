@@ -88,10 +88,6 @@ def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> 
     )
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
-
-
 class Metrics:
     """The process's Prometheus metrics (CONTRACT §3)."""
 

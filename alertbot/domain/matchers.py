@@ -73,10 +73,6 @@ class Matcher:
         return f"{self.name}{self.op.value}{json.dumps(self.value, ensure_ascii=False)}"
 
 
-def parse_matchers(items: Iterable[str]) -> list[Matcher]:
-    return [Matcher.parse(item) for item in items]
-
-
 def parse_label_args(args: Iterable[str]) -> dict[str, str]:
     """``["service=api", "severity=critical"]`` (CLI style) → a label set."""
     labels: dict[str, str] = {}

@@ -49,10 +49,6 @@ class IncidentRecord:
     def key(self) -> tuple[str, datetime]:
         return self.fingerprint, self.starts_at
 
-    @property
-    def classification(self) -> Classification:
-        return Classification(self.severity, self.reason, self.sli, self.value)
-
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
 

@@ -96,14 +96,6 @@ def mark_delivered_many(conn: Connection, delivered: Sequence[tuple[int, datetim
         conn.execute(_DELIVERED, [{"row_id": row_id, "at": at} for row_id, at in delivered])
 
 
-def mark_delivered(conn: Connection, row_id: int, now: datetime) -> None:
-    conn.execute(
-        outbox.update().where(outbox.c.id == row_id)
-        .values(status=DELIVERED, delivered_at=now, lease_until=None, lease_owner=None,
-                attempts=outbox.c.attempts + 1)
-    )
-
-
 def mark_retry(conn: Connection, row_id: int, *, at: datetime, error: str) -> None:
     conn.execute(
         outbox.update().where(outbox.c.id == row_id)
