@@ -360,7 +360,7 @@ class SlackCommands:
         if record.trigger != f"slack:{user}" and not await self._may_approve(user):
             return {**ephemeral(":no_entry: only the requester or an approver may cancel"), "replace_original": False}
         now = self._clock()
-        cancelled = await self._store.write(runbook_runs.decide_pending, run_id, to="cancelled", by=f"slack:{user}",
+        cancelled = await self._store.write(runbook_runs.cancel_pending, run_id, by=f"slack:{user}",
                                             now=now, requested_after=now - APPROVAL_TTL)
         if cancelled is None:
             return {**ephemeral(f"run {run_id} is no longer pending"), "replace_original": False}

@@ -130,18 +130,19 @@ def recover_interrupted(conn: Connection, *, now: datetime, started_before: date
     return ids
 
 
-def decide_pending(conn: Connection, run_id: int, *, to: str, by: str, now: datetime,
-                   requested_after: datetime) -> RunRecord | None:
-    """Move a pending run to ``approved`` or ``cancelled`` — once: a second click finds it no longer
-    pending and gets None. A run requested before ``requested_after`` has expired (marked so)."""
+def _expire_if_stale(conn: Connection, run_id: int, *, now: datetime, requested_after: datetime) -> None:
+    """A pending run requested before ``requested_after`` can no longer be approved: mark it expired."""
     conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending",
                                              runbook_runs.c.started_at < requested_after)
                  .values(status="expired", result="approval expired", finished_at=now))
-    values: dict[str, Any] = {"status": to, "result": f"{to} by {by}"}
-    if to == "cancelled":
-        values["finished_at"] = now
-    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
-                                                      runbook_runs.c.status == "pending").values(**values))
+
+
+def cancel_pending(conn: Connection, run_id: int, *, by: str, now: datetime,
+                   requested_after: datetime) -> RunRecord | None:
+    """Cancel a pending run — once: a second click finds it no longer pending and gets None."""
+    _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
+    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+                          .values(status="cancelled", result=f"cancelled by {by}", finished_at=now))
     return get(conn, run_id) if result.rowcount else None
 
 
@@ -149,9 +150,7 @@ def add_approval(conn: Connection, run_id: int, *, by: str, needed: int, now: da
                  requested_after: datetime) -> tuple[str, list[str]] | None:
     """Count one approval of a pending run; it becomes ``approved`` at ``needed`` distinct approvers.
     Returns (status, approvers), or None when the run is not pending (done, cancelled, expired)."""
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending",
-                                             runbook_runs.c.started_at < requested_after)
-                 .values(status="expired", result="approval expired", finished_at=now))
+    _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
     row = conn.execute(sa.select(runbook_runs.c.approvals).where(runbook_runs.c.id == run_id,
                                                                  runbook_runs.c.status == "pending")).first()
     if row is None:
