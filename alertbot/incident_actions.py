@@ -2,10 +2,15 @@
 
 Each is one transaction: the incident changes and the notifications that tell PagerDuty and Slack
 go into the outbox together, to the destinations the trigger went to.
+
+An incident continued by re-fires (flapping, a held resolve) is one chain: a button on its Slack
+message names the chain's first incident, and acts on the chain's newest episode; the notifications
+go out under the first incident's identity (its PagerDuty dedup key, its Slack message).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -13,31 +18,46 @@ from sqlalchemy.engine import Connection
 
 from alertbot.notify.base import Event, Notification, live_and_shadow
 from alertbot.shadow import record_shadow
-from alertbot.store import incidents, outbox
+from alertbot.store import incident_notes, incidents, outbox
 from alertbot.store.incidents import IncidentRecord
 
 
 def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime) -> int:
-    live, shadow = live_and_shadow(incident.destinations)
+    lead = incidents.get(conn, incident.lead_id) if incident.lead_id is not None else None
+    view = incident if lead is None else dataclasses.replace(
+        lead, status=incident.status, ends_at=incident.ends_at, resolved_at=incident.resolved_at,
+        acked_by=incident.acked_by, acked_at=incident.acked_at, resolved_by=incident.resolved_by)
+    live, shadow = live_and_shadow(view.destinations)
     rows: list[dict[str, Any]] = [
-        {"incident_id": incident.id, "event": event, "channel": dest.channel, "target": dest.target,
-         "payload": Notification.build(incident, event, dest, actor=actor).model_dump(mode="json")}
+        {"incident_id": view.id, "event": event, "channel": dest.channel, "target": dest.target,
+         "payload": Notification.build(view, event, dest, actor=actor).model_dump(mode="json")}
         for dest in live
     ]
     outbox.enqueue(conn, rows, now)
-    record_shadow(conn, incident, event, shadow, now)
+    record_shadow(conn, view, event, shadow, now)
     return len(rows)
 
 
 def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
-    incident = incidents.acknowledge(conn, incident_id, by=by, now=now)
+    current = incidents.current_of_chain(conn, incident_id)
+    incident = incidents.acknowledge(conn, current.id, by=by, now=now) if current is not None else None
     if incident is not None:
         _notify(conn, incident, "acknowledge", by, now)
     return incident
 
 
 def resolve(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
-    incident = incidents.resolve_by_hand(conn, incident_id, by=by, now=now)
+    """Resolve the chain's firing episode — or, when its resolve is being held back (flapping,
+    ``resolve_delay``), send that resolve now."""
+    current = incidents.current_of_chain(conn, incident_id)
+    if current is None:
+        return None
+    incident = incidents.resolve_by_hand(conn, current.id, by=by, now=now)
     if incident is not None:
         _notify(conn, incident, "resolve", by, now)
-    return incident
+        return incident
+    if outbox.release_held(conn, current.chain_id, now):
+        incident_notes.add(conn, [current.chain_id, current.id], kind="released", now=now,
+                           text=f"held resolve sent now: resolved by hand by {by}")
+        return current
+    return None

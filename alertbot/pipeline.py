@@ -25,6 +25,15 @@ from sqlalchemy.engine import Connection
 
 from alertbot import incident_actions
 from alertbot.domain.classify import classify
+from alertbot.domain.flapping import (
+    Episode,
+    FlapPolicy,
+    FlapState,
+    ResolveHold,
+    continuation_reason,
+    flap_state,
+    resolve_hold,
+)
 from alertbot.domain.inhibit import InhibitRule, inhibiting_rule
 from alertbot.domain.matchers import all_match
 from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload, matching_labels
@@ -32,12 +41,20 @@ from alertbot.domain.parse import format_duration
 from alertbot.domain.route import RouteResult, route
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
-from alertbot.notify.base import Destination, Event, Notification, StormSummary, destinations, live_and_shadow
+from alertbot.notify.base import (
+    UPDATABLE_CHANNELS,
+    Destination,
+    Event,
+    Notification,
+    StormSummary,
+    destinations,
+    live_and_shadow,
+)
 from alertbot.observability import Metrics
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
 from alertbot.shadow import record_shadow, stored_destinations
-from alertbot.store import change_events, heartbeats, incidents, outbox
+from alertbot.store import change_events, heartbeats, incident_notes, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.store import storms as storm_repo
 from alertbot.store.engine import Store
@@ -198,9 +215,11 @@ class Pipeline:
 
     def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime) -> IngestStats:
         stats = IngestStats(alerts=len(payload.alerts))
-        known = incidents.get_by_keys(conn, [(a.fingerprint, a.starts_at) for a in payload.alerts])
+        known = incidents.episodes(conn, [a.fingerprint for a in payload.alerts])
+        chains = _Chains(known)
         decide: list[tuple[IncidentRecord, Event]] = []
         resolved: list[IncidentRecord] = []
+        rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
 
         for alert in payload.alerts:
             if self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname:
@@ -211,28 +230,34 @@ class Pipeline:
             if incident is None:
                 classification = classify(alert, self._config.classification, self._config.thresholds)
                 incident = incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
-                known[key] = incident
+                chains.add(incident)
                 if alert.status is AlertStatus.FIRING and classification.reason.startswith("event:"):
                     _record_change(conn, alert, now)
                 stats.classified[classification.severity] += 1
+                if alert.status is AlertStatus.FIRING:
+                    continued = self._continue_chain(conn, incident, chains, now)
+                    if continued is not None:
+                        stats.suppressed["continued"] += 1
+                        rows += continued
+                        continue
                 decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
             elif alert.status is AlertStatus.FIRING:
                 stats.duplicates += 1
                 if incident.status == "firing":
                     incidents.refresh(conn, incident.id, alert, now)
-                    if incident.suppressed_by and storm_repo.storm_id_of(incident.suppressed_by) is None:
+                    if incident.suppressed_by and incident.lead_id is None and \
+                            storm_repo.storm_id_of(incident.suppressed_by) is None:
                         decide.append((incident, "trigger"))  # a silence may have ended since
                 # else: a late copy of a firing alert that has resolved since; nothing to do.
             elif incident.status == "firing":
                 incidents.resolve(conn, incident.id, alert, now)
                 updated = dataclasses.replace(incident, status="resolved", ends_at=alert.ends_at or now,
                                               annotations=dict(alert.annotations), resolved_at=now)
-                known[key] = updated
+                chains.add(updated)
                 resolved.append(updated)
             else:
                 stats.duplicates += 1
 
-        rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
         direct: list[dict[str, Any]] = []    # a new incident's own trigger: nothing can be ahead of it
         if decide:
             active = silence_repo.active(conn, now)
@@ -240,20 +265,84 @@ class Pipeline:
                 decided, own = self._decide(conn, incident, event, payload, silences=active, stats=stats, now=now)
                 (direct if own and event == "trigger" else rows).extend(decided)
         storms_touched: set[int] = set()
+        held: list[tuple[list[dict[str, Any]], datetime, str]] = []
         for incident in resolved:
             storm_id = storm_repo.storm_id_of(incident.suppressed_by)
             if storm_id is not None:
                 storms_touched.add(storm_id)
-            live, shadow = live_and_shadow(incident.destinations)
-            rows += [_row(incident, "resolve", dest) for dest in live]
-            record_shadow(conn, incident, "resolve", shadow, now)
+            resolve_rows, hold = self._resolve(conn, incident, chains, rows, now)
+            if hold.held and resolve_rows:
+                held.append((resolve_rows, now + hold.delay, hold.reason))
+            else:
+                rows += resolve_rows
         for storm_id in sorted(storms_touched):
             rows.extend(self._end_storm_if_quiet(conn, storm_id, now))
         outbox.enqueue(conn, rows, now)
+        for held_rows, until, why in held:  # after any update of the same message queued above
+            outbox.enqueue(conn, held_rows, now, hold=(until, why))
         stats.handed_off = outbox.enqueue_leased(conn, direct, now, owner=self._dispatcher.owner,
                                                  until=now + self._dispatcher.lease)
-        stats.notifications = len(rows) + len(direct)
+        stats.notifications = len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
         return stats
+
+    def _flap_policy(self) -> FlapPolicy | None:
+        return self._config.flapping.policy() if self._config.flapping is not None else None
+
+    def _continue_chain(self, conn: Connection, incident: IncidentRecord, chains: _Chains,
+                        now: datetime) -> list[dict[str, Any]] | None:
+        """A re-fire that continues an earlier incident instead of paging: the rows it sends (flap
+        updates of the earlier message), or None when it is an incident of its own."""
+        previous = chains.previous(incident)
+        if previous is None:
+            return None
+        lead = chains.lead_of(conn, previous)
+        was_held = previous.status == "resolved" and outbox.cancel_held(
+            conn, lead.id, why=f"cancelled: re-fired (incident {incident.id})") > 0
+        flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
+        why = continuation_reason(flap, resolve_was_held=was_held, lead_id=lead.id)
+        if why is None:
+            return None
+        incidents.continue_chain(conn, incident.id, lead_id=lead.id, why=why, now=now)
+        chains.add(dataclasses.replace(incident, lead_id=lead.id, suppressed_by=why))
+        incident_notes.add(conn, [lead.id, incident.id], kind="continued", text=why, now=now)
+        log.info("alert_continues_incident", incident_id=incident.id, lead_id=lead.id, why=why)
+        return self._flap_updates(conn, lead, flap, firing=True) if flap.flapping else []
+
+    def _resolve(self, conn: Connection, incident: IncidentRecord, chains: _Chains, queued: list[dict[str, Any]],
+                 now: datetime) -> tuple[list[dict[str, Any]], ResolveHold]:
+        """The resolve rows of an episode (under its chain's identity) and how long they are held;
+        while flapping, the message's flap update goes into ``queued``."""
+        lead = chains.lead_of(conn, incident)
+        view = incident if lead.id == incident.id else dataclasses.replace(
+            lead, status="resolved", ends_at=incident.ends_at, annotations=incident.annotations, resolved_at=now)
+        flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
+        delay = route(self._config.routes, {**lead.labels, "severity": lead.severity.value}).resolve_delay
+        hold = resolve_hold(flap, delay)
+        live, shadow = live_and_shadow(lead.destinations)
+        record_shadow(conn, view, "resolve", shadow, now)
+        if flap.flapping:
+            queued += self._flap_updates(conn, lead, flap, firing=False)
+        if hold.held and live:
+            incident_notes.add(conn, [lead.id, incident.id], kind="held", now=now,
+                               text=f"resolve held for {format_duration(hold.delay)}: {hold.reason}")
+        return [_row(view, "resolve", dest) for dest in live], hold
+
+    def _flap_updates(self, conn: Connection, lead: IncidentRecord, flap: FlapState, *,
+                      firing: bool) -> list[dict[str, Any]]:
+        """The lead's messages (Slack, console) updated in place with the flap count; no page."""
+        assert flap.policy is not None
+        now_state = "firing now" if firing else (
+            f"resolved now; the resolve waits until quiet for {format_duration(flap.policy.quiet)}")
+        note = (f"Flapping: {flap.transitions} firing↔resolved transitions in {format_duration(flap.policy.window)} "
+                f"({now_state}). PagerDuty is not re-triggered.")
+        live, _ = live_and_shadow(lead.destinations)
+        rows = []
+        for dest in live:
+            if dest.channel in UPDATABLE_CHANNELS:
+                row = _row(dataclasses.replace(lead, status="firing"), "update", dest, note=note)
+                if not outbox.coalesce_pending(conn, row):
+                    rows.append(row)
+        return rows
 
     def _destinations(self, labels: Mapping[str, str], severity: Severity) -> tuple[list[Destination],
                                                                                   list[Destination]]:
@@ -338,7 +427,7 @@ class Pipeline:
                                firing=firing, sample=storm_repo.sample(conn, storm))
         rows = []
         for dest in map(Destination.from_json, storm.destinations):
-            row = _row(anchor, event, dest, summary)
+            row = _row(anchor, event, dest, storm=summary)
             if not outbox.coalesce_pending(conn, row):
                 rows.append(row)
         return rows
@@ -424,14 +513,48 @@ def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
         "links": links, "timestamp": alert.starts_at})
 
 
-def _row(incident: IncidentRecord, event: Event, dest: Destination, storm: StormSummary | None = None,
-         approvals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+class _Chains:
+    """The episodes of the fingerprints in one payload (each alert firing is an episode), kept
+    current as the payload is ingested: what flap counting and chain continuation look at."""
+
+    def __init__(self, known: dict[tuple[str, datetime], IncidentRecord]) -> None:
+        self.known = known
+        self._by_id = {r.id: r for r in known.values()}
+        self._by_fingerprint: dict[str, dict[int, IncidentRecord]] = {}
+        for record in known.values():
+            self._by_fingerprint.setdefault(record.fingerprint, {})[record.id] = record
+
+    def add(self, record: IncidentRecord) -> None:
+        """A new episode, or a newer view of a known one."""
+        self.known[record.key] = record
+        self._by_id[record.id] = record
+        self._by_fingerprint.setdefault(record.fingerprint, {})[record.id] = record
+
+    def previous(self, record: IncidentRecord) -> IncidentRecord | None:
+        earlier = [r for r in self._by_fingerprint.get(record.fingerprint, {}).values() if r.id < record.id]
+        return max(earlier, key=lambda r: r.id, default=None)
+
+    def lead_of(self, conn: Connection, record: IncidentRecord) -> IncidentRecord:
+        if record.lead_id is None:
+            return record
+        lead = self._by_id.get(record.lead_id) or incidents.get(conn, record.lead_id)
+        assert lead is not None, f"incident {record.id} continues missing incident {record.lead_id}"
+        return lead
+
+    def episodes(self, fingerprint: str) -> list[Episode]:
+        return [Episode(r.starts_at, (r.ends_at or r.resolved_at) if r.status == "resolved" else None)
+                for r in self._by_fingerprint.get(fingerprint, {}).values()]
+
+
+def _row(incident: IncidentRecord, event: Event, dest: Destination, *, storm: StormSummary | None = None,
+         approvals: list[dict[str, Any]] | None = None, note: str = "") -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "event": event,
         "channel": dest.channel,
         "target": dest.target,
-        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals).model_dump(mode="json"),
+        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals,
+                                      note=note).model_dump(mode="json"),
     }
 
 

@@ -11,15 +11,13 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
@@ -27,15 +25,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alertbot.domain.classify import ClassificationPolicy, Thresholds
+from alertbot.domain.flapping import FlapPolicy
 from alertbot.domain.inhibit import InhibitRule, default_inhibit_rules
 from alertbot.domain.models import Severity
-from alertbot.domain.parse import describe_validation_error, parse_duration
+from alertbot.domain.parse import Duration, describe_validation_error
 from alertbot.domain.route import RouteNode, default_route_tree
 from alertbot.errors import ConfigError
-
-# In JSON a duration is its number of seconds (which parse_duration reads back), not ISO 8601.
-Duration = Annotated[timedelta, BeforeValidator(parse_duration),
-                     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json")]
 
 
 class _Section(BaseModel):
@@ -85,6 +80,18 @@ class StormConfig(_Section):
 
     threshold: int = Field(10, ge=1)
     window: Duration = timedelta(minutes=5)
+
+
+class FlappingConfig(_Section):
+    """Flap damping: ``transitions`` firing↔resolved flips of one alert within ``window`` make it
+    flapping: no new pages, one Slack message updated with the count, resolves held until ``quiet``."""
+
+    transitions: int = Field(6, ge=2)
+    window: Duration = timedelta(minutes=30)
+    quiet: Duration = timedelta(minutes=10)
+
+    def policy(self) -> FlapPolicy:
+        return FlapPolicy(self.transitions, self.window, self.quiet)
 
 
 class PagerDutyConfig(_Section):
@@ -152,6 +159,7 @@ class Config(_Section):
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
     outbox: OutboxConfig = OutboxConfig()
     storm: StormConfig | None = StormConfig()
+    flapping: FlappingConfig | None = FlappingConfig()
     pagerduty: PagerDutyConfig = PagerDutyConfig()
     slack: SlackConfig = SlackConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()

@@ -24,7 +24,8 @@ def stored_destinations(live: list[Destination], shadow: list[Destination]) -> l
 def record_shadow(conn: Connection, incident: IncidentRecord, event: Event, shadow: list[Destination],
                   now: datetime) -> None:
     """Shadow mode: what would have been sent, recorded instead of sent."""
-    verb = {"trigger": "notify", "resolve": "resolve on", "acknowledge": "acknowledge on"}[event]
+    verb = {"trigger": "notify", "resolve": "resolve on", "acknowledge": "acknowledge on",
+            "update": "update on"}[event]
     for dest in shadow:
         where = f"{dest.channel}:{dest.target}" if dest.target else dest.channel
         decisions.record(conn, incident_id=incident.id, kind="notify", now=now,

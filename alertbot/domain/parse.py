@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError
 
 from alertbot.domain.models import WebhookPayload
 from alertbot.errors import PayloadError
@@ -143,3 +143,9 @@ def format_duration(value: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
+
+
+# A duration field in config and runbook models. In JSON it is its number of seconds (which
+# parse_duration reads back), not ISO 8601.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json")]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
 from alertbot.domain.matchers import Matcher
+from alertbot.domain.parse import Duration
 
 _RECEIVER_RE = re.compile(r"^(pagerduty(:[A-Za-z0-9_-]+)?|console|slack(:\S+)?)$")
 
@@ -53,6 +55,7 @@ class RouteNode(BaseModel):
     receivers: list[Receiver] = Field(default_factory=list)
     continue_: bool = Field(False, alias="continue")
     mode: Literal["live", "shadow"] | None = None     # None: as the parent (the root: live)
+    resolve_delay: Duration | None = None             # hold resolves this long; None: as the parent
     routes: list[RouteNode] = Field(default_factory=list)
 
     def label(self, path: str) -> str:
@@ -78,6 +81,7 @@ class RouteMatch:
     path: tuple[str, ...]
     receivers: tuple[str, ...]
     shadow: bool = False
+    resolve_delay: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ class RouteResult:
         live = set(self.live_receivers)
         return tuple(r for r in self._receivers(True) if r not in live)
 
+    @property
+    def resolve_delay(self) -> timedelta | None:
+        """The longest ``resolve_delay`` of the routes reached (a resolve is held that long)."""
+        return max((m.resolve_delay for m in self.matches if m.resolve_delay), default=None)
+
     def _receivers(self, shadow: bool | None) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for match in self.matches:
@@ -108,18 +117,22 @@ class RouteResult:
 
 
 def route(tree: RouteNode, labels: Mapping[str, str]) -> RouteResult:
-    return RouteResult(tuple(_walk(tree, labels, ("root",), tuple(tree.receivers), tree.mode == "shadow")))
+    root = RouteMatch(("root",), tuple(tree.receivers), tree.mode == "shadow", tree.resolve_delay)
+    return RouteResult(tuple(_walk(tree, labels, root)))
 
 
-def _walk(node: RouteNode, labels: Mapping[str, str], path: tuple[str, ...],
-          receivers: tuple[str, ...], shadow: bool) -> list[RouteMatch]:
+def _walk(node: RouteNode, labels: Mapping[str, str], here: RouteMatch) -> list[RouteMatch]:
+    """The leaves reached below ``node``; ``here`` carries what children inherit from it."""
     found: list[RouteMatch] = []
     for index, child in enumerate(node.routes):
         if not all(m.matches(labels) for m in child.matchers):
             continue
-        child_path = (*path, child.label(f"routes[{index}]"))
-        child_shadow = shadow if child.mode is None else child.mode == "shadow"
-        found.extend(_walk(child, labels, child_path, tuple(child.receivers) or receivers, child_shadow))
+        inherited = RouteMatch(
+            path=(*here.path, child.label(f"routes[{index}]")),
+            receivers=tuple(child.receivers) or here.receivers,
+            shadow=here.shadow if child.mode is None else child.mode == "shadow",
+            resolve_delay=here.resolve_delay if child.resolve_delay is None else child.resolve_delay)
+        found.extend(_walk(child, labels, inherited))
         if not child.continue_:
             break
-    return found or [RouteMatch(path, receivers, shadow)]
+    return found or [here]

@@ -19,7 +19,10 @@ from alertbot.domain.models import Severity
 from alertbot.settings import SlackChannels
 from alertbot.store.incidents import IncidentRecord
 
-Event = Literal["trigger", "resolve", "acknowledge"]
+# update: the same alert's message changed in place (a flapping count); only channels that can edit a
+# message they sent (Slack, and the console standing in for it) are sent updates.
+Event = Literal["trigger", "resolve", "acknowledge", "update"]
+UPDATABLE_CHANNELS = frozenset({"slack", "console"})
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,12 @@ class Notification(BaseModel):
     storm: StormSummary | None = None
     actor: str | None = None          # who acknowledged or resolved it by hand
     approvals: list[dict[str, Any]] = []  # runbook runs awaiting approval for it: {run_id, runbook}
+    note: str = ""                    # what alertbot is doing about it, e.g. flap damping
 
     @classmethod
     def build(cls, incident: IncidentRecord, event: Event, destination: Destination, *,
               storm: StormSummary | None = None, actor: str | None = None,
-              approvals: list[dict[str, Any]] | None = None) -> Notification:
+              approvals: list[dict[str, Any]] | None = None, note: str = "") -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,
@@ -135,6 +139,7 @@ class Notification(BaseModel):
             storm=storm,
             actor=actor,
             approvals=approvals or [],
+            note=note,
         )
 
 

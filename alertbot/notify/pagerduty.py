@@ -108,6 +108,8 @@ class PagerDutyNotifier:
         return key
 
     async def send(self, notification: Notification) -> None:
+        if notification.event == "update":
+            return  # a PagerDuty incident has no message to edit; the pipeline sends it none
         event = build_event(notification, self._key(notification.target).get_secret_value())
         try:
             async with self._session.post(self._url, json=event) as resp:

@@ -44,7 +44,7 @@ class SlackNotifier:
                 await self._resolve(notification)
             elif notification.event == "acknowledge":
                 await self._acknowledge(notification)
-            else:
+            else:  # trigger, or update: the message in place when there is one
                 await self._trigger(notification)
         except SlackApiError as exc:
             raise _notify_error(exc) from exc

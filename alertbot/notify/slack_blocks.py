@@ -32,6 +32,8 @@ def who(actor: str | None) -> str:
 
 def fallback_text(n: Notification, *, resolved: bool) -> str:
     state = "RESOLVED" if resolved else ("ACKED" if n.event == "acknowledge" else n.severity.value.upper())
+    if n.note and not resolved and n.event == "update":
+        state = f"FLAPPING {state}"
     if n.storm is not None:
         what = "ended" if resolved else f"{n.storm.firing} firing"
         return _clip(f"[STORM {state}] {n.storm.count} alerts in group {_group(n)} ({what})", 3000)
@@ -92,6 +94,8 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
         ]},
     ]
+    if n.note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f":repeat: {n.note}", 2000)}]})
     if n.event == "acknowledge" and not resolved:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f":eyes: acknowledged by {who(n.actor)}"}]})

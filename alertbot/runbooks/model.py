@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alertbot.domain.parse import Regex
-from alertbot.settings import Duration
+from alertbot.domain.parse import Duration, Regex
 
 _PARAM_REF = re.compile(r"\{\{\s*params\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -44,6 +44,12 @@ class IncidentRecord:
     acked_by: str | None = None
     acked_at: datetime | None = None
     resolved_by: str | None = None
+    lead_id: int | None = None       # the incident this re-fire continues (flapping, held resolve)
+
+    @property
+    def chain_id(self) -> int:
+        """The incident whose identity (PagerDuty dedup key, Slack message) this one notifies under."""
+        return self.lead_id if self.lead_id is not None else self.id
 
     @property
     def key(self) -> tuple[str, datetime]:
@@ -74,19 +80,12 @@ _OUTCOME = incidents.update().where(incidents.c.id == sa.bindparam("iid")).value
 _GET = sa.select(incidents).where(incidents.c.id == sa.bindparam("iid"))
 
 
-def get_by_keys(conn: Connection, keys: Iterable[tuple[str, datetime]]) -> dict[tuple[str, datetime],
-                                                                                         IncidentRecord]:
-    wanted = set(keys)
+def episodes(conn: Connection, fingerprints: Iterable[str]) -> dict[tuple[str, datetime], IncidentRecord]:
+    """Every incident (episode) of these fingerprints, by (fingerprint, startsAt)."""
+    wanted = sorted(set(fingerprints))
     if not wanted:
         return {}
-    fingerprints = sorted({fp for fp, _ in wanted})
-    rows = conn.execute(_BY_FINGERPRINTS, {"fps": fingerprints})
-    found = {}
-    for row in rows:
-        record = _record(row)
-        if record.key in wanted:
-            found[record.key] = record
-    return found
+    return {(r := _record(row)).key: r for row in conn.execute(_BY_FINGERPRINTS, {"fps": wanted})}
 
 
 def insert(conn: Connection, alert: Alert, classification: Classification, *, group_key: str,
@@ -130,6 +129,24 @@ def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[di
                 suppressed_by: str | None, now: datetime) -> None:
     conn.execute(_OUTCOME, {"iid": incident_id, "destinations": list(destinations), "suppressed_by": suppressed_by,
                             "now": now})
+
+
+def continue_chain(conn: Connection, incident_id: int, *, lead_id: int, why: str, now: datetime) -> None:
+    """This new episode continues the chain of ``lead_id``: it notifies nothing of its own."""
+    conn.execute(incidents.update().where(incidents.c.id == incident_id)
+                 .values(lead_id=lead_id, destinations=[], suppressed_by=why, updated_at=now))
+
+
+def current_of_chain(conn: Connection, incident_id: int) -> IncidentRecord | None:
+    """The newest episode of the chain ``incident_id`` belongs to (itself when it has none): what a
+    button on the chain's Slack message acts on."""
+    record = get(conn, incident_id)
+    if record is None:
+        return None
+    lead = record.chain_id
+    row = conn.execute(sa.select(incidents).where(sa.or_(incidents.c.id == lead, incidents.c.lead_id == lead))
+                       .order_by(incidents.c.id.desc()).limit(1)).one()
+    return _record(row)
 
 
 def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from alertbot.store.schema import UTCDateTime, outbox
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,38 @@ class OutboxRow:
     created_at: datetime
 
 
-def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
+            hold: tuple[datetime, str] | None = None) -> None:
+    """Queue rows, due now — or, with ``hold=(until, why)``, held back until then (a resolve waiting
+    to see whether the alert re-fires; ``cancel_held`` drops it, ``release_held`` sends it now)."""
     if not rows:
         return
+    due, why = hold if hold is not None else (now, None)
     conn.execute(
         outbox.insert(),
-        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": due, "hold": why, "created_at": now}
          for row in rows],
     )
+
+
+def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
+    """Cancel the held (not yet claimed) rows of an incident; returns how many there were."""
+    result = conn.execute(
+        outbox.update().where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING,
+                              outbox.c.hold.is_not(None), outbox.c.lease_until.is_(None))
+        .values(status=CANCELLED, last_error=why)
+    )
+    return result.rowcount
+
+
+def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
+    """Send an incident's held rows now (someone resolved it by hand)."""
+    result = conn.execute(
+        outbox.update().where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING,
+                              outbox.c.hold.is_not(None))
+        .values(next_attempt_at=now, hold=None)
+    )
+    return result.rowcount
 
 
 def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *, owner: str,
@@ -131,9 +155,11 @@ def release_leases(conn: Connection, owner: str | None = None) -> int:
 
 
 def retry_now(conn: Connection, now: datetime) -> int:
-    """Make every pending row due now: a restart (often after a fix) retries at once."""
+    """Make every pending row due now: a restart (often after a fix) retries at once. Held resolves
+    keep waiting: their wait is a decision, not a backoff."""
     result = conn.execute(
-        outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now).values(next_attempt_at=now)
+        outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now, outbox.c.hold.is_(None))
+        .values(next_attempt_at=now)
     )
     return result.rowcount
 
@@ -156,12 +182,15 @@ def pending_count(conn: Connection) -> int:
 def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(outbox.c.id, outbox.c.event, outbox.c.channel, outbox.c.target, outbox.c.status,
-                  outbox.c.attempts, outbox.c.last_error, outbox.c.created_at, outbox.c.delivered_at)
+                  outbox.c.attempts, outbox.c.last_error, outbox.c.hold, outbox.c.next_attempt_at,
+                  outbox.c.created_at, outbox.c.delivered_at)
         .where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
     )
     out = []
     for row in rows:
         item = row._asdict()
+        due = item.pop("next_attempt_at")
+        item["held_until"] = due.isoformat() if item["hold"] and item["status"] == PENDING else None
         for key in ("created_at", "delivered_at"):
             item[key] = item[key].isoformat() if item[key] else None
         out.append(item)

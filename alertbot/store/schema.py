@@ -79,6 +79,7 @@ incidents = sa.Table(
     sa.Column("acked_by", sa.Text),                                # who acknowledged it (slack:U…, api)
     sa.Column("acked_at", UTCDateTime),
     sa.Column("resolved_by", sa.Text),                             # set when resolved by hand, not by Alertmanager
+    sa.Column("lead_id", sa.Integer),                              # the earlier incident this re-fire continues
     sa.UniqueConstraint("fingerprint", "starts_at", name="uq_incidents_alert"),
 )
 sa.Index("ix_incidents_status", incidents.c.status, incidents.c.severity)
@@ -91,7 +92,7 @@ outbox = sa.Table(
     sa.Column("channel", sa.String(32), nullable=False),           # console | pagerduty | slack
     sa.Column("target", sa.Text, nullable=False),                  # e.g. the Slack channel
     sa.Column("payload", sa.JSON, nullable=False),                 # the Notification, as decided
-    sa.Column("status", sa.String(16), nullable=False),            # pending | delivered | failed
+    sa.Column("status", sa.String(16), nullable=False),            # pending | delivered | failed | cancelled
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("lease_until", UTCDateTime),
@@ -99,6 +100,7 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
+    sa.Column("hold", sa.Text),                                    # why a resolve waits (until next_attempt_at)
 )
 sa.Index("ix_outbox_due", outbox.c.status, outbox.c.channel, outbox.c.next_attempt_at)
 sa.Index("ix_outbox_incident", outbox.c.incident_id, outbox.c.channel, outbox.c.status)
@@ -209,6 +211,17 @@ decisions = sa.Table(
 )
 
 
+incident_notes = sa.Table(
+    "incident_notes", metadata,                                    # an incident's history, in words
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),              # suppressed | held | continued | ...
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_incident_notes_incident", incident_notes.c.incident_id, incident_notes.c.id)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -252,6 +265,12 @@ def _v8(conn: Connection) -> None:
     metadata.create_all(conn, tables=[decisions])
 
 
+def _v9(conn: Connection) -> None:
+    _add_columns(conn, "incidents", {"lead_id": "INTEGER"})
+    _add_columns(conn, "outbox", {"hold": "TEXT"})
+    metadata.create_all(conn, tables=[incident_notes])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -263,6 +282,7 @@ MIGRATIONS: list[Migration] = [
     (6, "dead man's switch", _v6),
     (7, "runbook run approvals (two-person rule)", _v7),
     (8, "shadow-mode decisions", _v8),
+    (9, "incident chains (flap damping, resolve hysteresis), held resolves, incident history", _v9),
 ]
 
 

@@ -25,7 +25,7 @@ from alertbot.errors import (
     UnsupportedMediaType,
 )
 from alertbot.slack.commands import Command, parse_interaction
-from alertbot.store import change_events, decisions, incidents, outbox
+from alertbot.store import change_events, decisions, incident_notes, incidents, outbox
 from alertbot.store import silences as silence_repo
 from alertbot.web.state import STATE, AppState
 
@@ -142,8 +142,10 @@ async def get_incident(request: web.Request) -> web.Response:
     record = await state.store.read(incidents.get, incident_id)
     if record is None:
         raise NotFound(f"no incident {incident_id}")
-    notifications = await state.store.read(outbox.for_incident, incident_id)
-    return web.json_response({**record.to_json(), "notifications": notifications})
+    notifications = await state.store.read(outbox.for_incident, record.chain_id)
+    history = await state.store.read(incident_notes.for_incidents, [incident_id])
+    return web.json_response({**record.to_json(), "notifications": notifications,
+                              "history": [note.to_json() for note in history]})
 
 
 class SilenceRequest(BaseModel):

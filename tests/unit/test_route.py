@@ -97,3 +97,13 @@ def test_critical_inhibits_warning_of_same_service_only() -> None:
     assert inhibiting_rule(rules, info, [critical]) is None
     assert inhibiting_rule(rules, critical, [critical]) is None
     assert inhibiting_rule(rules, warning, [warning]) is None
+
+
+def test_resolve_delay_is_inherited_and_the_longest_reached_wins() -> None:
+    t = tree({"receivers": ["slack"], "resolve_delay": "2m", "routes": [
+        {"matchers": ['team="payments"'], "receivers": ["slack:#payments"], "continue": True, "resolve_delay": "10m"},
+        {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]},
+    ]})
+    assert route(t, {"severity": "critical"}).resolve_delay == timedelta(minutes=2)
+    assert route(t, {"severity": "critical", "team": "payments"}).resolve_delay == timedelta(minutes=10)
+    assert route(tree({"receivers": ["slack"]}), {}).resolve_delay is None
