@@ -120,8 +120,18 @@ class SlackConfig(_Section):
     signing_secret_file: Path | None = None
 
 
+class KubeWatchConfig(_Section):
+    """Record Deployment rollouts and VirtualService weight changes in these namespaces as changes."""
+
+    namespaces: list[str] = Field(min_length=1)
+    resync: Duration = timedelta(minutes=10)          # list again this often, whatever the watch said
+    initial_backoff: Duration = timedelta(milliseconds=500)
+    max_backoff: Duration = timedelta(seconds=30)
+
+
 class KubernetesConfig(_Section):
     kubeconfig: Path | None = None
+    watch: KubeWatchConfig | None = None              # None: no watch (POST /api/v1/events still works)
 
 
 class PrometheusConfig(_Section):

@@ -44,6 +44,7 @@ def api_client(kubeconfig: Path | None) -> k8s.ApiClient:
 
 class Kubernetes:
     def __init__(self, api: k8s.ApiClient) -> None:
+        self.configuration: k8s.Configuration = api.configuration  # host and credentials, for the watch
         self._custom = k8s.CustomObjectsApi(api)
         self._apps = k8s.AppsV1Api(api)
         self._vs_version: str | None = None

@@ -26,6 +26,7 @@ class ChangeEvent:
     timestamp: datetime
     source: str
     created_at: datetime
+    target: str = ""                  # what to roll back: virtualservice/NAME or deployment/NAME, if known
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
@@ -41,6 +42,20 @@ def record(conn: Connection, *, values: dict[str, Any], source: str, now: dateti
     result = conn.execute(change_events.insert().values(**values, source=source, created_at=now)
                           .returning(*change_events.c))
     return ChangeEvent(**result.one()._asdict()), True
+
+
+def get(conn: Connection, change_id: int) -> ChangeEvent | None:
+    row = conn.execute(sa.select(change_events).where(change_events.c.id == change_id)).first()
+    return ChangeEvent(**row._asdict()) if row is not None else None
+
+
+def around(conn: Connection, *, service: str, since: datetime, until: datetime) -> list[ChangeEvent]:
+    """The changes to ``service`` between two times (any namespace: the caller narrows)."""
+    query = (sa.select(change_events)
+             .where(change_events.c.service == service, change_events.c.timestamp >= since,
+                    change_events.c.timestamp <= until)
+             .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(50))
+    return [ChangeEvent(**row._asdict()) for row in conn.execute(query)]
 
 
 def recent(conn: Connection, *, service: str | None, namespace: str | None, since: datetime | None,

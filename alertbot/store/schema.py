@@ -186,8 +186,9 @@ change_events = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("links", sa.JSON, nullable=False),
     sa.Column("timestamp", UTCDateTime, nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),            # api | alertmanager
+    sa.Column("source", sa.String(16), nullable=False),            # api | alertmanager | kubernetes | runbook
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("target", sa.Text, nullable=False, server_default=""),  # virtualservice/NAME | deployment/NAME | ""
 )
 sa.Index("ix_change_events_service", change_events.c.service, change_events.c.namespace, change_events.c.timestamp)
 
@@ -208,6 +209,19 @@ decisions = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),                 # "would page pagerduty", "would run ..."
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+kube_objects = sa.Table(
+    "kube_objects", metadata,                                      # what the Kubernetes watch last saw
+    sa.Column("resource", sa.String(32), primary_key=True),        # deployments | virtualservices
+    sa.Column("namespace", sa.String(253), primary_key=True),
+    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("resource_version", sa.Text, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),                   # images / weights: what a change is judged on
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("good_state", sa.JSON),                              # weights last seen with no critical alert firing
+    sa.Column("good_at", UTCDateTime),
 )
 
 
@@ -271,6 +285,11 @@ def _v9(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incident_notes])
 
 
+def _v10(conn: Connection) -> None:
+    _add_columns(conn, "change_events", {"target": "TEXT NOT NULL DEFAULT ''"})
+    metadata.create_all(conn, tables=[kube_objects])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -283,6 +302,7 @@ MIGRATIONS: list[Migration] = [
     (7, "runbook run approvals (two-person rule)", _v7),
     (8, "shadow-mode decisions", _v8),
     (9, "incident chains (flap damping, resolve hysteresis), held resolves, incident history", _v9),
+    (10, "Kubernetes watch state, last-known-good weights, change targets", _v10),
 ]
 
 

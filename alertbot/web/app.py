@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 
 from alertbot import __version__
+from alertbot.changes.kube_api import KubeApi
+from alertbot.changes.watch import ChangeRecorder, KubeWatch
 from alertbot.errors import AlertbotError
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
@@ -97,7 +99,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         send_timeout=config.outbox.send_timeout, poll_interval=config.outbox.poll_interval,
         scrub=state.secrets.scrub,
     )
-    executor = Executor(store, state.kube or kube_factory(config), clock=state.clock,
+    kube = state.kube or kube_factory(config)
+    executor = Executor(store, kube, clock=state.clock,
                         dry_run_only=config.runbooks.dry_run, metrics=state.metrics,
                         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
     runbooks = load_runbooks(config.runbooks.dir)
@@ -116,10 +119,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await state.automations.start()
     watchdog = (asyncio.create_task(_watch_heartbeat(pipeline, config.heartbeat.max_interval), name="heartbeat")
                 if config.heartbeat is not None else None)
+    kube_watch = _kube_watch(config, kube, store, state.clock)
+    if kube_watch is not None:
+        kube_watch.start()
     state._store, state._pipeline = store, pipeline
     try:
         yield
     finally:
+        if kube_watch is not None:
+            await kube_watch.stop()
         if watchdog is not None:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +141,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         await store.close()
         log.info("stopped")
+
+
+def _kube_watch(config: Config, kube: Callable[[], Kubernetes] | None, store: Store, clock: Clock) -> KubeWatch | None:
+    policy = config.kubernetes.watch
+    if policy is None:
+        return None
+    if kube is None:
+        log.warning("watch_disabled", reason="kubernetes.watch is set but no Kubernetes configuration was found")
+        return None
+    log.info("watching", namespaces=policy.namespaces)
+    return KubeWatch(KubeApi(kube().configuration), ChangeRecorder(store, clock), policy.namespaces,
+                     resync=policy.resync, initial_backoff=policy.initial_backoff, max_backoff=policy.max_backoff)
 
 
 def kube_factory(config: Config) -> Callable[[], Kubernetes] | None:

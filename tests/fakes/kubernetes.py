@@ -1,11 +1,17 @@
 """A fake Kubernetes API server: VirtualServices (validated against the Istio CRD schema) and
-Deployment scale subresources, with faithful JSON patch (RFC 6902: a failing ``test`` → 422),
-server-side dry-run, bearer auth, RBAC refusals and concurrent edits on cue."""
+Deployments (their scale subresource too), with faithful JSON patch (RFC 6902: a failing ``test`` →
+422), server-side dry-run, bearer auth, RBAC refusals and concurrent edits on cue — and list + watch
+as the real API serves them: a resourceVersion per change, watch streams of newline-delimited
+events resumable from a resourceVersion, ``410 Gone`` (an ERROR event) for a compacted one, and
+streams that can be cut on cue."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -83,8 +89,18 @@ class FakeKubernetes:
         self.forbidden: set[tuple[str, str]] = set()       # (verb, resource) refused with 403
         self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
         self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.requests: list[str] = []                      # "list <path>" / "watch <path> from <rv>"
         self._rv = 100
+        self._history: list[tuple[int, str, str, str, dict[str, Any]]] = []  # rv, resource, ns, type, object
+        self._compacted_through = 0                        # events up to here are gone: older watches get 410
+        self._changed: asyncio.Condition | None = None
+        self._cut = 0                                      # bumped to end every open watch stream
         self.app = web.Application(middlewares=[self._auth])
+        self.app.on_shutdown.append(self._end_watches)
+        self.app.router.add_get("/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices",
+                                self._collection("virtualservices"))
+        self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/deployments", self._collection("deployments"))
         base = "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices/{name}"
         self.app.router.add_get(base, self._get_vs)
         self.app.router.add_patch(base, self._patch_vs)
@@ -102,12 +118,131 @@ class FakeKubernetes:
         response: web.StreamResponse = await handler(request)
         return response
 
-    def add_virtualservice(self, vs: dict[str, Any]) -> None:
-        meta = vs["metadata"]
+    # -- changes, and the history watches replay --------------------------------------------------
+
+    def _store(self, resource: str, obj: dict[str, Any]) -> None:
+        """Save a new version of an object, with the next resourceVersion, and tell watchers."""
+        table = self.virtualservices if resource == "virtualservices" else self.deployments
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        kind = "MODIFIED" if key in table else "ADDED"
+        meta.setdefault("uid", str(uuid.uuid4()))
         self._rv += 1
-        stored = copy.deepcopy(vs)
-        stored["metadata"]["resourceVersion"] = str(self._rv)
-        self.virtualservices[(meta["namespace"], meta["name"])] = stored
+        meta["resourceVersion"] = str(self._rv)
+        table[key] = obj
+        self._history.append((self._rv, resource, key[0], kind, copy.deepcopy(obj)))
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            changed = self._changed
+
+            async def wake() -> None:
+                async with changed:
+                    changed.notify_all()
+
+            asyncio.get_running_loop().create_task(wake())
+
+    def add_virtualservice(self, vs: dict[str, Any]) -> None:
+        self._store("virtualservices", copy.deepcopy(vs))
+
+    def set_weights(self, namespace: str, name: str, weights: dict[str, int]) -> None:
+        """Someone edits the weights (kubectl edit, a GitOps sync) of every route over these subsets."""
+        vs = copy.deepcopy(self.virtualservices[(namespace, name)])
+        for http in vs["spec"]["http"]:
+            for dest in http["route"]:
+                if dest["destination"].get("subset") in weights:
+                    dest["weight"] = weights[dest["destination"]["subset"]]
+        vs["metadata"]["managedFields"] = [{"manager": "deploy-bot", "operation": "Update",
+                                            "time": "2026-11-29T19:50:00Z"}]
+        self._store("virtualservices", vs)
+
+    def add_deployment(self, namespace: str, name: str, image: str, replicas: int = 3) -> None:
+        self.replicas[(namespace, name)] = replicas
+        self._store("deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "generation": 1, "labels": {"app": name},
+                         "annotations": {"deployment.kubernetes.io/revision": "1"}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": image}]}}}})
+
+    def set_image(self, namespace: str, name: str, image: str, *, manager: str = "kubectl-set") -> None:
+        """``kubectl set image``: a new pod template, so a new revision (and ReplicaSet) rolls out."""
+        deployment = copy.deepcopy(self.deployments[(namespace, name)])
+        meta = deployment["metadata"]
+        meta["generation"] += 1
+        revision = int(meta["annotations"]["deployment.kubernetes.io/revision"]) + 1
+        meta["annotations"]["deployment.kubernetes.io/revision"] = str(revision)
+        meta["managedFields"] = [{"manager": manager, "operation": "Update", "time": "2026-11-29T19:50:00Z"}]
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        self._store("deployments", deployment)
+
+    def compact(self) -> None:
+        """etcd compaction: history so far is gone; a watch from before now gets 410 Gone."""
+        self._compacted_through = self._rv
+
+    def cut_watches(self) -> None:
+        """Every open watch stream ends abruptly (an API server restart, a load balancer timeout)."""
+        self._cut += 1
+        self._notify()
+
+    async def _end_watches(self, _app: web.Application) -> None:
+        self.cut_watches()
+
+    def _collection(self, resource: str) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            version = request.match_info.get("version", "v1")
+            if resource == "virtualservices" and version not in self.served:
+                return status(404, "NotFound", "the server could not find the requested resource")
+            refused = self._check("watch" if request.query.get("watch") else "list", resource, request)
+            if refused:
+                return refused
+            if request.query.get("watch") in ("1", "true"):
+                return await self._watch(request, resource)
+            self.requests.append(f"list {request.path}")
+            table = self.virtualservices if resource == "virtualservices" else self.deployments
+            items = [obj for (ns, _), obj in sorted(table.items()) if ns == request.match_info["ns"]]
+            return web.json_response({"kind": "List", "apiVersion": "v1",
+                                      "metadata": {"resourceVersion": str(self._rv)}, "items": items})
+
+        return handle
+
+    async def _watch(self, request: web.Request, resource: str) -> web.StreamResponse:
+        namespace = request.match_info["ns"]
+        since = int(request.query.get("resourceVersion") or self._rv)
+        self.requests.append(f"watch {request.path} from {since}")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        if since < self._compacted_through:
+            gone = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                                "message": f"too old resource version: {since} "
+                                                           f"({self._compacted_through})",
+                                                "reason": "Expired", "code": 410}}
+            await response.write(json.dumps(gone).encode() + b"\n")
+            return response
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(request.query.get("timeoutSeconds", "300"))
+        cut, cursor = self._cut, since
+        while True:
+            if self._cut != cut:
+                if request.transport is not None:
+                    request.transport.close()  # no proper end of the chunked body: a dropped connection
+                return response
+            for rv, res, ns, kind, obj in list(self._history):
+                if rv > cursor:
+                    cursor = rv
+                    if res == resource and ns == namespace:
+                        await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+            left = deadline - loop.time()
+            if left <= 0:
+                return response
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait_for(
+                        lambda seen=cursor: self._rv > seen or self._cut != cut), timeout=left)
 
     def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
         vs = self.virtualservices[(namespace, name)]
@@ -160,9 +295,7 @@ class FakeKubernetes:
         except jsonschema.ValidationError as exc:
             return status(422, "Invalid", f"schema: {exc.message} at {list(exc.absolute_path)}")
         if not dry_run:
-            self._rv += 1
-            patched["metadata"]["resourceVersion"] = str(self._rv)
-            self.virtualservices[key] = patched
+            self._store("virtualservices", patched)
         return web.json_response(patched)
 
     async def _patch_deployment(self, request: web.Request) -> web.Response:
