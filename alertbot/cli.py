@@ -333,6 +333,7 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
 
 def _executor(cfg: Config, store: Store) -> Executor:
     return Executor(store, kube_factory(cfg), clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run,
+                    settle=cfg.kubernetes.settle,
                     prometheus=Prometheus(cfg.prometheus.url) if cfg.prometheus.url else None)
 
 

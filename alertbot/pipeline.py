@@ -24,6 +24,8 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot import incident_actions
+from alertbot.domain.changes import correlate
+from alertbot.domain.changes import describe as describe_change
 from alertbot.domain.classify import classify
 from alertbot.domain.flapping import (
     Episode,
@@ -43,6 +45,7 @@ from alertbot.domain.silence import Silence, find_silence
 from alertbot.errors import AlertbotError, StoreUnavailable
 from alertbot.notify.base import (
     UPDATABLE_CHANNELS,
+    CorrelatedChange,
     Destination,
     Event,
     Notification,
@@ -495,7 +498,21 @@ class Pipeline:
             return self._storm_rows(conn, storm, "trigger", now), False
         incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
                               suppressed_by=None, now=now)
-        return [_row(incident, event, dest, approvals=approvals) for dest in dests], True
+        changes = self._recent_changes(conn, incident) if event == "trigger" and dests else []
+        return [_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests], True
+
+    def _recent_changes(self, conn: Connection, incident: IncidentRecord) -> list[CorrelatedChange]:
+        """What changed on the service shortly before a warning or critical alert started."""
+        if incident.severity is Severity.INFO or not incident.service:
+            return []
+        lookback = self._config.correlation.lookback
+        recorded = change_events.around(conn, service=incident.service, since=incident.starts_at - lookback,
+                                        until=incident.starts_at)
+        found = correlate([e.as_change() for e in recorded], service=incident.service, namespace=incident.namespace,
+                          started=incident.starts_at, lookback=lookback)
+        targets = {e.id: e.target for e in recorded}
+        return [CorrelatedChange(id=c.id, kind=c.kind, text=describe_change(c, incident.starts_at),
+                                 target=targets[c.id]) for c in found]
 
 
 def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
@@ -547,14 +564,15 @@ class _Chains:
 
 
 def _row(incident: IncidentRecord, event: Event, dest: Destination, *, storm: StormSummary | None = None,
-         approvals: list[dict[str, Any]] | None = None, note: str = "") -> dict[str, Any]:
+         approvals: list[dict[str, Any]] | None = None, note: str = "",
+         changes: list[CorrelatedChange] | None = None) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "event": event,
         "channel": dest.channel,
         "target": dest.target,
-        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals,
-                                      note=note).model_dump(mode="json"),
+        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals, note=note,
+                                      changes=changes).model_dump(mode="json"),
     }
 
 

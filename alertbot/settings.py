@@ -74,6 +74,12 @@ class OutboxConfig(_Section):
     poll_interval: Duration = timedelta(seconds=5)
 
 
+class CorrelationConfig(_Section):
+    """Changes to an alert's service within ``lookback`` before it started are shown with its page."""
+
+    lookback: Duration = timedelta(minutes=30)
+
+
 class StormConfig(_Section):
     """Alert storms: past ``threshold`` new alerts of one Alertmanager group within ``window``,
     further alerts of the group are summarised in one message (one PagerDuty incident) per group."""
@@ -125,6 +131,7 @@ class KubeWatchConfig(_Section):
 
     namespaces: list[str] = Field(min_length=1)
     resync: Duration = timedelta(minutes=10)          # list again this often, whatever the watch said
+    settle: Duration = timedelta(minutes=10)          # weights healthy this long are last-known-good
     initial_backoff: Duration = timedelta(milliseconds=500)
     max_backoff: Duration = timedelta(seconds=30)
 
@@ -132,6 +139,11 @@ class KubeWatchConfig(_Section):
 class KubernetesConfig(_Section):
     kubeconfig: Path | None = None
     watch: KubeWatchConfig | None = None              # None: no watch (POST /api/v1/events still works)
+
+    @property
+    def settle(self) -> timedelta:
+        """How long weights must stay healthy to count as last-known-good."""
+        return self.watch.settle if self.watch is not None else KubeWatchConfig.model_fields["settle"].default
 
 
 class PrometheusConfig(_Section):
@@ -170,6 +182,7 @@ class Config(_Section):
     outbox: OutboxConfig = OutboxConfig()
     storm: StormConfig | None = StormConfig()
     flapping: FlappingConfig | None = FlappingConfig()
+    correlation: CorrelationConfig = CorrelationConfig()
     pagerduty: PagerDutyConfig = PagerDutyConfig()
     slack: SlackConfig = SlackConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()

@@ -8,8 +8,9 @@ was compacted away) means list again; and every ``resync`` it lists again anyway
 ``ChangeRecorder`` judges each object seen against what was last seen of it (kept in the store, so a
 change made while alertbot was down shows at the next list): new images → a ``deployment`` event,
 moved weights → a ``traffic_shift`` event. Each event's id carries the object's resourceVersion, so
-two replicas watching the same cluster record it once. A VirtualService seen while no critical alert
-fires for its service is also saved as that VirtualService's last-known-good weights.
+two replicas watching the same cluster record it once. When a VirtualService's weights change and the
+weights they replace had proven themselves (in place for ``settle`` with no critical alert for the
+service), those are kept as its last-known-good weights (see ``store.kube_objects``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from alertbot.domain.changes import (
     vs_service,
 )
 from alertbot.errors import AlertbotError
-from alertbot.store import change_events, incidents, kube_objects
+from alertbot.store import change_events, kube_objects
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.watch")
@@ -108,8 +109,8 @@ class ListWatch:
 class ChangeRecorder:
     """Turns what the watch sees into change events and last-known-good weights."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store, self._clock = store, clock
+    def __init__(self, store: Store, clock: Clock, *, settle: timedelta) -> None:
+        self._store, self._clock, self._settle = store, clock, settle
 
     async def listed(self, resource: str, namespace: str, items: list[dict[str, Any]]) -> None:
         await self._store.write(self._listed, resource, namespace, items, self._clock())
@@ -128,9 +129,12 @@ class ChangeRecorder:
             name, version = str(meta.get("name", "")), str(meta.get("resourceVersion", ""))
             if not name:
                 continue
-            state, change, good = judge(conn, namespace, name, obj, before.get(name))
-            kube_objects.save(conn, resource, namespace, name, resource_version=version, state=state, good=good,
-                              now=now)
+            seen = before.get(name)
+            state, change, service = judge(namespace, name, obj, seen)
+            before_good = seen is not None and resource == "virtualservices" and kube_objects.proven(
+                conn, service=service, namespace=namespace, since=seen.since, now=now, settle=self._settle)
+            kube_objects.save(conn, resource, namespace, name, service=service, resource_version=version, state=state,
+                              before=seen, before_good=before_good, now=now)
             if change is None:
                 continue
             event, created = change_events.record(conn, source="kubernetes", now=now, values={
@@ -142,32 +146,28 @@ class ChangeRecorder:
         return recorded
 
 
-Judged = tuple[Any, dict[str, str] | None, bool]  # state to keep, the change event (if any), last-known-good?
+Judged = tuple[Any, dict[str, str] | None, str]  # the state to keep, the change event (if any), the service
 
 
-def _virtualservice(conn: Connection, namespace: str, name: str, obj: dict[str, Any],
-                    before: kube_objects.Seen | None) -> Judged:
+def _virtualservice(namespace: str, name: str, obj: dict[str, Any], before: kube_objects.Seen | None) -> Judged:
     state = traffic_split(obj)
     service = vs_service(obj)
-    critical = any(labels.get("severity") == "critical"
-                   for labels in incidents.firing_labels(conn, service=service, namespace=namespace))
     what = describe_shift(name, before.state, state) if before is not None else None
     change = {"kind": "traffic_shift", "service": service, "version": "", "description": what,
               "target": f"virtualservice/{name}"} if what else None
-    return state, change, not critical
+    return state, change, service
 
 
-def _deployment(conn: Connection, namespace: str, name: str, obj: dict[str, Any],
-                before: kube_objects.Seen | None) -> Judged:
+def _deployment(namespace: str, name: str, obj: dict[str, Any], before: kube_objects.Seen | None) -> Judged:
     state = pod_images(obj)
+    labels = obj.get("metadata", {}).get("labels") or {}
+    service = str(labels.get("app.kubernetes.io/name") or labels.get("app") or name)
     rollout = describe_rollout(name, before.state, state) if before is not None else None
     if rollout is None:
-        return state, None, False
-    labels = obj.get("metadata", {}).get("labels") or {}
+        return state, None, service
     description, tag = rollout
-    return state, {"kind": "deployment", "service": labels.get("app.kubernetes.io/name") or labels.get("app") or name,
-                   "version": labels.get("app.kubernetes.io/version") or tag, "description": description,
-                   "target": f"deployment/{name}"}, False
+    return state, {"kind": "deployment", "service": service, "version": labels.get("app.kubernetes.io/version") or tag,
+                   "description": description, "target": f"deployment/{name}"}, service
 
 
 class KubeWatch:

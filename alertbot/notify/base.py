@@ -80,6 +80,17 @@ class StormSummary(BaseModel):
     sample: list[str]
 
 
+class CorrelatedChange(BaseModel):
+    """A recent change to the alert's service: "started 3 min after …" and what would undo it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: str
+    text: str                         # started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)
+    target: str = ""                  # virtualservice/NAME | deployment/NAME: a rollback can be offered
+
+
 class Notification(BaseModel):
     """Everything a notifier needs, decided and frozen when the alert was accepted."""
 
@@ -109,11 +120,13 @@ class Notification(BaseModel):
     actor: str | None = None          # who acknowledged or resolved it by hand
     approvals: list[dict[str, Any]] = []  # runbook runs awaiting approval for it: {run_id, runbook}
     note: str = ""                    # what alertbot is doing about it, e.g. flap damping
+    changes: list[CorrelatedChange] = []  # recent changes to its service, newest first
 
     @classmethod
     def build(cls, incident: IncidentRecord, event: Event, destination: Destination, *,
               storm: StormSummary | None = None, actor: str | None = None,
-              approvals: list[dict[str, Any]] | None = None, note: str = "") -> Notification:
+              approvals: list[dict[str, Any]] | None = None, note: str = "",
+              changes: list[CorrelatedChange] | None = None) -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,
@@ -140,6 +153,7 @@ class Notification(BaseModel):
             actor=actor,
             approvals=approvals or [],
             note=note,
+            changes=changes or [],
         )
 
 

@@ -50,6 +50,8 @@ def _summary(n: Notification) -> str:
         subject += f" {n.service}"
     text = f"{subject}: {n.summary}" if n.summary and n.summary != n.alertname else subject
     text += f" — {n.reason}"
+    if n.changes:
+        text += f" — {n.changes[0].text}"
     return _clip(text)
 
 
@@ -80,6 +82,8 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
     }
     if n.storm is not None:
         event["payload"]["custom_details"]["storm"] = n.storm.model_dump()
+    if n.changes:
+        event["payload"]["custom_details"]["recent_changes"] = [c.text for c in n.changes]
     event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
     links = [{"href": url, "text": text} for url, text in ((n.generator_url, "Source (Prometheus)"),
                                                            (n.runbook_url, "Runbook")) if url]

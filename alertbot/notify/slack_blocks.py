@@ -70,6 +70,17 @@ def _button(text: str, action: str, value: int, style: str | None = None) -> dic
     return button
 
 
+UNDO_LABELS = {"virtualservice": "Restore last good traffic", "deployment": "Undo rollout"}
+
+
+def undo_button(n: Notification) -> dict[str, Any] | None:
+    """When the newest correlated change is a traffic shift or rollout alertbot can undo: its button."""
+    if not n.changes or not n.changes[0].target:
+        return None
+    kind = n.changes[0].target.split("/", 1)[0]
+    return _button(UNDO_LABELS[kind], "change_undo", n.changes[0].id) if kind in UNDO_LABELS else None
+
+
 def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     if n.storm is not None:
         return storm_blocks(n, resolved=resolved)
@@ -94,6 +105,10 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
         ]},
     ]
+    if n.changes:
+        lines = "\n".join(f"• {c.text}" for c in n.changes[:3])
+        more = f"\n_and {len(n.changes) - 3} more_" if len(n.changes) > 3 else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*What changed*\n{lines}{more}")}})
     if n.note:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f":repeat: {n.note}", 2000)}]})
     if n.event == "acknowledge" and not resolved:
@@ -110,6 +125,9 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
                     _button("Silence 1h", "incident_silence_1h", n.incident_id)]
         buttons += [_button(f"Run {a['runbook']}", "runbook_approve", a["run_id"], style="primary")
                     for a in n.approvals]
+        undo = undo_button(n)
+        if undo is not None:
+            buttons.append(undo)
         blocks.append({"type": "actions", "block_id": f"incident-{n.incident_id}", "elements": buttons})
     links = [(text, url) for text, url in (("Runbook", n.runbook_url), ("Source", n.generator_url),
                                            ("Dashboard", n.annotations.get("dashboard_url", "")))

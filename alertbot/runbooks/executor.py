@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
-from alertbot.store import runbook_runs
+from alertbot.store import change_events, kube_objects, runbook_runs
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.runbooks")
@@ -44,7 +44,8 @@ class RunResult:
 class Executor:
     def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
                  dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None,
-                 prometheus: Prometheus | None = None) -> None:
+                 prometheus: Prometheus | None = None, settle: timedelta = timedelta(minutes=10)) -> None:
+        self._settle = settle             # how long weights must stay healthy to be last-known-good
         self._metrics = metrics
         self._prometheus = prometheus
         self._store = store
@@ -173,7 +174,10 @@ class Executor:
         return RunResult(run_id, status, plans, message)
 
     def _context(self) -> StepContext:
-        return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait)
+        return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good)
+
+    async def _last_good(self, namespace: str, name: str) -> kube_objects.LastGood | None:
+        return await self._store.read(kube_objects.last_good, namespace, name, now=self._clock(), settle=self._settle)
 
     async def undo(self, run_id: int, *, execute: bool, trigger: str) -> RunResult:
         record = await self._store.read(runbook_runs.get, run_id)
@@ -234,3 +238,24 @@ def _finish_and_unlock(conn: Connection, run_id: int, *, status: str, applied: l
                        now: datetime) -> None:
     runbook_runs.finish(conn, run_id, status=status, applied=applied, result=result, now=now)
     runbook_runs.unlock(conn, run_id)
+    if applied:
+        _record_change(conn, run_id, applied, now)
+
+
+def _record_change(conn: Connection, run_id: int, applied: list[dict[str, Any]], now: datetime) -> None:
+    """A run that changed something is a change too: it shows in "what changed?" and in timelines."""
+    run = runbook_runs.get(conn, run_id)
+    assert run is not None
+    types = {plan["type"] for plan in applied}
+    kind = "traffic_shift" if any(t.startswith("istio.") for t in types) else (
+        "deployment" if types & {"k8s.rollout_restart", "k8s.rollout_undo"} else "config_change")
+    params = run.params
+    lines = [line for plan in applied for line in plan["lines"]]
+    services = [plan["detail"]["service"] for plan in applied if plan["detail"].get("service")]
+    verb = f"undo of run {run.undo_of}" if run.undo_of else f"runbook {run.runbook}"
+    change_events.record(conn, source="runbook", now=now, values={
+        "event_id": f"runbook:{run_id}", "kind": kind,
+        "service": params.get("service") or (services[0] if services else "") or params.get("deployment")
+                   or params.get("virtualservice") or run.runbook,
+        "namespace": params.get("namespace", ""), "version": "", "actor": run.trigger,
+        "description": f"{verb} (run {run_id}): " + "; ".join(lines), "links": [], "timestamp": now})

@@ -89,6 +89,28 @@ def plan_set_weights(vs: Mapping[str, Any], weights: Mapping[str, int]) -> list[
     return changes
 
 
+def plan_restore(vs: Mapping[str, Any], recorded: list[list[list[Any]]]) -> list[RouteChange]:
+    """Every HTTP route back to its recorded weights (``recorded``: per route, [destination, weight]
+    pairs, destination = subset or host). A route whose destinations differ from the record is refused:
+    the VirtualService changed shape since, and guessing would be worse than doing nothing."""
+    routes = _http_routes(vs)
+    if len(routes) != len(recorded):
+        raise RunbookError(f"the VirtualService has {len(routes)} HTTP routes, the last good record {len(recorded)}: "
+                           "it changed shape since; set the weights by hand (istio.set_weights)")
+    changes = []
+    for index, (http, pairs) in enumerate(zip(routes, recorded, strict=True)):
+        dests = http.get("route") or []
+        good = {str(dest): int(weight) for dest, weight in pairs}
+        names = [_subset(d) for d in dests]
+        if sorted(names) != sorted(good):
+            raise RunbookError(f"http[{index}] routes to {', '.join(names)} now, to {', '.join(sorted(good))} when "
+                               "last good: it changed shape since; set the weights by hand (istio.set_weights)")
+        after = [{**d, "weight": good[name]} for d, name in zip(dests, names, strict=True)]
+        if [_weight(d) for d in dests] != [_weight(d) for d in after]:
+            changes.append(RouteChange(index, str(http.get("name", "")), dests, after))
+    return changes
+
+
 def json_patch(changes: list[RouteChange], *, reverse: bool = False) -> list[dict[str, Any]]:
     """The guarded JSON patch for ``changes`` (``reverse``: from after back to before, for undo)."""
     ops: list[dict[str, Any]] = []

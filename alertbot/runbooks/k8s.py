@@ -115,6 +115,30 @@ class Kubernetes:
             self._apps.patch_namespaced_deployment(deployment, namespace, patch, dry_run="All" if dry_run else None,
                                                    _content_type=MERGE_PATCH)))
 
+    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        def get() -> dict[str, Any]:
+            resp: Any = self._apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+            return cast(dict[str, Any], json.loads(resp.data))  # raw JSON: no model round-trip
+
+        return await self._call(f"deployment {namespace}/{name}", "get", "deployments", get)
+
+    async def replica_sets(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+
+        def list_them() -> list[dict[str, Any]]:
+            resp: Any = self._apps.list_namespaced_replica_set(namespace, label_selector=selector,
+                                                               _preload_content=False)
+            return list(json.loads(resp.data).get("items") or [])
+
+        return await self._call(f"replicasets in {namespace} ({selector})", "list", "replicasets", list_them)
+
+    async def patch_deployment(self, namespace: str, name: str, patch: list[dict[str, Any]], *,
+                               dry_run: bool) -> None:
+        """A guarded JSON patch of a Deployment (its ``test`` ops make a concurrent change fail it)."""
+        await self._call(f"deployment {namespace}/{name}", "patch", "deployments", lambda: (
+            self._apps.patch_namespaced_deployment(name, namespace, patch, dry_run="All" if dry_run else None,
+                                                   _content_type=JSON_PATCH)))
+
     async def set_replicas(self, namespace: str, deployment: str, *, expect: int, replicas: int,
                            dry_run: bool) -> None:
         patch = [{"op": "test", "path": "/spec/replicas", "value": expect},

@@ -47,6 +47,15 @@ class IstioSetWeights(_Strict):
     weights: dict[str, int | str]
 
 
+class IstioRestoreLastGood(_Strict):
+    """Set every HTTP route back to the weights last seen while no critical alert fired for the
+    VirtualService's service (recorded by the Kubernetes watch)."""
+
+    type: Literal["istio.restore_last_good"]
+    namespace: str
+    virtualservice: str
+
+
 class K8sScale(_Strict):
     type: Literal["k8s.scale"]
     namespace: str
@@ -58,6 +67,14 @@ class K8sRolloutRestart(_Strict):
     """The equivalent of ``kubectl rollout restart deployment/NAME``."""
 
     type: Literal["k8s.rollout_restart"]
+    namespace: str
+    deployment: str
+
+
+class K8sRolloutUndo(_Strict):
+    """The equivalent of ``kubectl rollout undo deployment/NAME``: the previous revision's pod template."""
+
+    type: Literal["k8s.rollout_undo"]
     namespace: str
     deployment: str
 
@@ -88,8 +105,8 @@ class Notify(_Strict):
     message: str
 
 
-Step = Annotated[IstioRollback | IstioSetWeights | K8sScale | K8sRolloutRestart | PrometheusCheck | Wait | Notify,
-                 Field(discriminator="type")]
+Step = Annotated[IstioRollback | IstioSetWeights | IstioRestoreLastGood | K8sScale | K8sRolloutRestart
+                 | K8sRolloutUndo | PrometheusCheck | Wait | Notify, Field(discriminator="type")]
 
 
 class Runbook(_Strict):

@@ -4,20 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
+from alertbot.domain.changes import pod_images, vs_service
 from alertbot.errors import RunbookError
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import (
+    IstioRestoreLastGood,
     IstioRollback,
     IstioSetWeights,
     K8sRolloutRestart,
+    K8sRolloutUndo,
     K8sScale,
     Notify,
     PrometheusCheck,
@@ -25,6 +29,7 @@ from alertbot.runbooks.model import (
     Wait,
 )
 from alertbot.runbooks.prometheus import Prometheus
+from alertbot.store.kube_objects import LastGood
 
 log = structlog.get_logger("alertbot.runbooks")
 NO_CLUSTER = "no Kubernetes cluster configured"
@@ -56,12 +61,17 @@ class StepPlan:
         return namespace, name
 
 
+async def _no_record(namespace: str, name: str) -> LastGood | None:
+    return None
+
+
 @dataclass(frozen=True)
 class StepContext:
     kube: Kubernetes | None
     prometheus: Prometheus | None
     clock: Callable[[], datetime]
     max_wait: float
+    last_good: Callable[[str, str], Awaitable[LastGood | None]] = _no_record
 
 
 class StepType(Protocol):
@@ -79,13 +89,22 @@ def _require(kube: Kubernetes | None) -> Kubernetes:
 
 
 class IstioTraffic:
-    """``istio.rollback`` and ``istio.set_weights``: guarded weight changes on a VirtualService."""
+    """``istio.rollback``, ``istio.set_weights`` and ``istio.restore_last_good``: guarded weight
+    changes on a VirtualService."""
 
-    async def plan(self, index: int, step: IstioRollback | IstioSetWeights, ctx: StepContext) -> StepPlan:
+    async def plan(self, index: int, step: IstioRollback | IstioSetWeights | IstioRestoreLastGood,
+                   ctx: StepContext) -> StepPlan:
         target = f"virtualservice {step.namespace}/{step.virtualservice}"
+        record = None
+        if isinstance(step, IstioRestoreLastGood):
+            record = await ctx.last_good(step.namespace, step.virtualservice)
+            if record is None:
+                raise RunbookError(f"{target}: no last-known-good weights recorded (they are recorded by the "
+                                   "Kubernetes watch, kubernetes.watch, while no critical alert fires for its service)")
         if ctx.kube is None:
             intent = (f"all traffic of every split route to subset {step.stable_subset}"
-                      if isinstance(step, IstioRollback) else f"weights {step.weights}")
+                      if isinstance(step, IstioRollback) else
+                      f"weights {step.weights}" if isinstance(step, IstioSetWeights) else "the last good weights")
             return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: {NO_CLUSTER})"])
         vs = await ctx.kube.get_virtualservice(step.namespace, step.virtualservice)
         controller = istio.owning_controller(vs)
@@ -107,12 +126,18 @@ class IstioTraffic:
         if isinstance(step, IstioRollback):
             changes = istio.plan_rollback(vs, step.stable_subset)
             nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
+        elif isinstance(step, IstioRestoreLastGood):
+            assert record is not None
+            changes = istio.plan_restore(vs, record.weights)
+            nothing = f"{target}: already at the last good weights (of {record.at.isoformat()}) — nothing to do"
         else:
             changes = istio.plan_set_weights(vs, {k: int(v) for k, v in step.weights.items()})
             nothing = f"{target}: weights already as requested — nothing to do"
         detail = {"changes": [{"index": c.index, "name": c.name, "before": c.before, "after": c.after}
-                              for c in changes]}
+                              for c in changes], "service": vs_service(vs)}
         lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
+        if record is not None and changes:
+            lines = [f"{line} (last good at {record.at.isoformat()})" for line in lines]
         return StepPlan(index, step.type, target, lines, detail, noop=not changes, undoable=bool(changes))
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
@@ -161,6 +186,49 @@ class RolloutRestart:
         if not reverse:  # a restart cannot be undone
             namespace, name = plan.namespace_and_name()
             await _require(ctx.kube).rollout_restart(namespace, name, at=ctx.clock(), dry_run=dry_run)
+        return None
+
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+class RolloutUndo:
+    """``k8s.rollout_undo``: what ``kubectl rollout undo`` does — find the ReplicaSet of the previous
+    revision and put its pod template back on the Deployment (guarded by a test of the template read)."""
+
+    async def plan(self, index: int, step: K8sRolloutUndo, ctx: StepContext) -> StepPlan:
+        target = f"deployment {step.namespace}/{step.deployment}"
+        if ctx.kube is None:
+            return StepPlan(index, step.type, target, [f"{target}: back to the previous revision (current unknown: "
+                                                       f"{NO_CLUSTER})"])
+        deployment = await ctx.kube.get_deployment(step.namespace, step.deployment)
+        meta, spec = deployment.get("metadata", {}), deployment.get("spec", {})
+        current = int((meta.get("annotations") or {}).get(REVISION, "0") or 0)
+        owned = [rs for rs in await ctx.kube.replica_sets(step.namespace, spec.get("selector", {}).get("matchLabels")
+                                                          or {})
+                 if any(ref.get("uid") == meta.get("uid") for ref in rs["metadata"].get("ownerReferences") or [])]
+        older = sorted((int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")), rs) for rs in owned
+                       if int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) < current)
+        if not older:
+            raise RunbookError(f"{target}: no previous revision to go back to (revision {current})")
+        revision, previous = older[-1]
+        before = spec.get("template", {})
+        after = copy.deepcopy(previous["spec"]["template"])
+        (after.get("metadata", {}).get("labels") or {}).pop("pod-template-hash", None)
+        images = " → ".join(", ".join(pod_images({"spec": {"template": t}}).values()) for t in (before, after))
+        return StepPlan(index, step.type, target, [f"{target}: revision {current} → {revision}'s pod template "
+                                                   f"({images})"],
+                        {"before": before, "after": after, "service": (meta.get("labels") or {}).get("app", "")},
+                        noop=before == after, undoable=before != after)
+
+    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
+        if "before" not in plan.detail or plan.noop:
+            return None
+        expect, want = ("after", "before") if reverse else ("before", "after")
+        namespace, name = plan.namespace_and_name()
+        await _require(ctx.kube).patch_deployment(namespace, name, [
+            {"op": "test", "path": "/spec/template", "value": plan.detail[expect]},
+            {"op": "replace", "path": "/spec/template", "value": plan.detail[want]}], dry_run=dry_run)
         return None
 
 
@@ -235,8 +303,10 @@ class Message:
 STEPS: dict[str, StepType] = {
     "istio.rollback": IstioTraffic(),
     "istio.set_weights": IstioTraffic(),
+    "istio.restore_last_good": IstioTraffic(),
     "k8s.scale": Scale(),
     "k8s.rollout_restart": RolloutRestart(),
+    "k8s.rollout_undo": RolloutUndo(),
     "prometheus.check": Check(),
     "wait": Pause(),
     "notify": Message(),

@@ -28,9 +28,10 @@ from alertbot.errors import AlertbotError
 from alertbot.runbooks.executor import Executor, RunResult
 from alertbot.runbooks.model import Runbook
 from alertbot.settings import SlackConfig
-from alertbot.store import incidents, runbook_runs
+from alertbot.store import change_events, incidents, runbook_runs
 from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
+from alertbot.timeline import incident_timeline
 
 log = structlog.get_logger("alertbot.slack")
 
@@ -42,7 +43,13 @@ USAGE = """*`/alertbot` commands*
 • `silence name=value... DURATION` — e.g. `silence service=grocery alertname=HighLatencyP95 2h`
 • `runbook list` — runbooks and their params
 • `runbook run NAME [name=value...]` — plan it; Approve / Cancel buttons run or discard the plan
-• `rollback NAMESPACE/VIRTUALSERVICE` — plan the emergency rollback of that VirtualService"""
+• `rollback NAMESPACE/VIRTUALSERVICE` — plan the emergency rollback of that VirtualService (all to stable)
+• `rollback --to last-good NAMESPACE/VIRTUALSERVICE` — plan restoring its last-known-good weights
+• `timeline ID` — incident ID's alerts, notifications, changes, runbook runs and acks, in order"""
+# A correlated change's "undo" button plans this runbook with the change's target.
+UNDO_RUNBOOKS = {"virtualservice": ("restore-last-good", "virtualservice"),
+                 "deployment": ("rollout-undo", "deployment")}
+TIMELINE_LINES = 40
 SEVERITY_ORDER = ("critical", "warning", "info")
 
 
@@ -61,7 +68,9 @@ class Command:
 class SlackCommands:
     def __init__(self, *, store: Store, executor: Executor, runbooks: Mapping[str, Runbook], config: SlackConfig,
                  clock: Callable[[], datetime], session: aiohttp.ClientSession,
-                 on_enqueued: Callable[[], None] = lambda: None, client: AsyncWebClient | None = None) -> None:
+                 on_enqueued: Callable[[], None] = lambda: None, client: AsyncWebClient | None = None,
+                 lookback: timedelta = timedelta(minutes=30)) -> None:
+        self._lookback = lookback
         self._on_enqueued = on_enqueued
         self._client = client
         self._groups: dict[str, tuple[datetime, set[str]]] = {}
@@ -129,6 +138,12 @@ class SlackCommands:
                 namespace, vs = args[0].split("/")
                 return self._plan_for_approval(cmd, "emergency-rollback",
                                                [f"namespace={namespace}", f"virtualservice={vs}"])
+            if verb == "rollback" and args[:2] == ["--to", "last-good"] and len(args) == 3 and args[2].count("/") == 1:
+                namespace, vs = args[2].split("/")
+                return self._plan_for_approval(cmd, "restore-last-good",
+                                               [f"namespace={namespace}", f"virtualservice={vs}"])
+            if verb == "timeline" and len(args) == 1:
+                return await self._timeline(args[0])
         except AlertbotError as exc:
             return ephemeral(f":warning: {exc.message}")
         return ephemeral(f"I don't know `{cmd.text.strip() or verb}`.\n{USAGE}")
@@ -171,6 +186,20 @@ class SlackCommands:
         done = "acknowledged" if verb == "ack" else "resolved"
         return {"response_type": "in_channel",
                 "text": f"<@{user}> {done} incident {incident_id} ({incident.alertname} {incident.service})"}
+
+    async def _timeline(self, raw_id: str) -> dict[str, Any]:
+        try:
+            incident_id = int(raw_id.lstrip("#"))
+        except ValueError:
+            return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
+        entries = await self._store.read(incident_timeline, incident_id, lookback=self._lookback, now=self._clock())
+        if entries is None:
+            return ephemeral(f":warning: no incident {incident_id}")
+        lines = [f"`{e.at.strftime('%m-%d %H:%M:%S')}` *{e.kind}* {e.text}" for e in entries[-TIMELINE_LINES:]]
+        cut = len(entries) - TIMELINE_LINES
+        head = f"*Timeline of incident {incident_id}*" + (f" (latest {TIMELINE_LINES}; {cut} earlier in the API)"
+                                                          if cut > 0 else "")
+        return ephemeral("\n".join([head, *lines]))
 
     async def _silence(self, cmd: Command, args: list[str]) -> dict[str, Any]:
         if len(args) < 2:
@@ -264,7 +293,20 @@ class SlackCommands:
             return {**answer, "replace_original": False}
         if action_id == "incident_silence_1h":
             return await self._silence_incident(run_id, user)
+        if action_id == "change_undo":
+            return {**await self._plan_undo(run_id, user, url), "replace_original": False}
         return None
+
+    async def _plan_undo(self, change_id: int, user: str, url: str) -> dict[str, Any]:
+        """The button on an alert that started after a traffic shift or rollout: plan undoing it,
+        posted with Approve / Cancel like any runbook request."""
+        change = await self._store.read(change_events.get, change_id)
+        if change is None or change.target.split("/", 1)[0] not in UNDO_RUNBOOKS:
+            return ephemeral(f":warning: change {change_id} has nothing alertbot can undo")
+        kind, name = change.target.split("/", 1)
+        runbook, param = UNDO_RUNBOOKS[kind]
+        return self._plan_for_approval(Command(user, "", "", url), runbook,
+                                       [f"namespace={change.namespace}", f"{param}={name}"])
 
     async def _silence_incident(self, incident_id: int, user: str) -> dict[str, Any]:
         """Silence 1h: this alert (its alertname, service and namespace) for an hour."""

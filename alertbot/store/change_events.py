@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.changes import Change
 from alertbot.store.schema import change_events, record_json
 
 
@@ -30,6 +31,10 @@ class ChangeEvent:
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
+
+    def as_change(self) -> Change:
+        return Change(self.id, self.kind, self.service, self.namespace, self.version, self.actor, self.description,
+                      self.timestamp)
 
 
 def record(conn: Connection, *, values: dict[str, Any], source: str, now: datetime) -> tuple[ChangeEvent, bool]:

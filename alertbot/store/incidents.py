@@ -137,16 +137,22 @@ def continue_chain(conn: Connection, incident_id: int, *, lead_id: int, why: str
                  .values(lead_id=lead_id, destinations=[], suppressed_by=why, updated_at=now))
 
 
+def chain(conn: Connection, incident_id: int) -> list[IncidentRecord]:
+    """Every episode of the chain ``incident_id`` belongs to, oldest first (just itself, usually)."""
+    record = get(conn, incident_id)
+    if record is None:
+        return []
+    lead = record.chain_id
+    rows = conn.execute(sa.select(incidents).where(sa.or_(incidents.c.id == lead, incidents.c.lead_id == lead))
+                        .order_by(incidents.c.id))
+    return [_record(row) for row in rows]
+
+
 def current_of_chain(conn: Connection, incident_id: int) -> IncidentRecord | None:
     """The newest episode of the chain ``incident_id`` belongs to (itself when it has none): what a
     button on the chain's Slack message acts on."""
-    record = get(conn, incident_id)
-    if record is None:
-        return None
-    lead = record.chain_id
-    row = conn.execute(sa.select(incidents).where(sa.or_(incidents.c.id == lead, incidents.c.lead_id == lead))
-                       .order_by(incidents.c.id.desc()).limit(1)).one()
-    return _record(row)
+    episodes = chain(conn, incident_id)
+    return episodes[-1] if episodes else None
 
 
 def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
@@ -174,6 +180,14 @@ def firing_labels(conn: Connection, *, service: str | None = None,
     if namespace is not None:
         query = query.where(incidents.c.namespace == namespace)
     return [{**row.labels, "severity": row.severity} for row in conn.execute(query)]
+
+
+def critical_since(conn: Connection, *, service: str, namespace: str, since: datetime) -> bool:
+    """Has a critical alert for the service fired since ``since``, or is one firing still?"""
+    query = sa.select(incidents.c.id).where(
+        incidents.c.service == service, incidents.c.namespace == namespace, incidents.c.severity == "critical",
+        sa.or_(incidents.c.status == "firing", incidents.c.starts_at >= since)).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def list_incidents(conn: Connection, *, status: str | None = None, limit: int = 500) -> list[IncidentRecord]:

@@ -1,15 +1,21 @@
 """What the Kubernetes watch last saw of each object (so a change made while alertbot was down is
-still noticed at the next list), and each VirtualService's last-known-good weights."""
+still noticed at the next list), and each VirtualService's last-known-good weights.
+
+Last-known-good: weights that stayed in place for ``settle`` with no critical alert for the service
+meanwhile. The weights in place when a bad shift happens are exactly that, so they are kept when
+the shift replaces them; the weights in place now count too, once they have proven themselves.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.store import incidents
 from alertbot.store.schema import kube_objects
 
 
@@ -17,6 +23,7 @@ from alertbot.store.schema import kube_objects
 class Seen:
     resource_version: str
     state: Any
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -24,28 +31,49 @@ class LastGood:
     namespace: str
     name: str
     weights: list[list[list[Any]]]    # per HTTP route: [destination, weight] pairs
-    at: datetime
+    at: datetime                      # the last moment they were known good
 
 
 def seen(conn: Connection, resource: str, namespace: str) -> dict[str, Seen]:
-    rows = conn.execute(sa.select(kube_objects.c.name, kube_objects.c.resource_version, kube_objects.c.state)
+    rows = conn.execute(sa.select(kube_objects.c.name, kube_objects.c.resource_version, kube_objects.c.state,
+                                  kube_objects.c.state_since)
                         .where(kube_objects.c.resource == resource, kube_objects.c.namespace == namespace))
-    return {row.name: Seen(row.resource_version, row.state) for row in rows}
+    return {row.name: Seen(row.resource_version, row.state, row.state_since) for row in rows}
 
 
-def save(conn: Connection, resource: str, namespace: str, name: str, *, resource_version: str, state: Any,
-         good: bool, now: datetime) -> None:
-    """Record what was seen; ``good``: also as the last-known-good state (no critical alert firing)."""
+def proven(conn: Connection, *, service: str, namespace: str, since: datetime, now: datetime,
+           settle: timedelta) -> bool:
+    """Has a state in place since ``since`` proven itself: ``settle`` long, no critical alert meanwhile?"""
+    return now - since >= settle and not incidents.critical_since(conn, service=service, namespace=namespace,
+                                                                   since=since)
+
+
+def save(conn: Connection, resource: str, namespace: str, name: str, *, service: str, resource_version: str,
+         state: Any, before: Seen | None, before_good: bool, now: datetime) -> None:
+    """Record what was seen. When the state changed and the one it replaces had proven itself
+    (``before_good``), that one becomes the last-known-good state."""
     key = (kube_objects.c.resource == resource, kube_objects.c.namespace == namespace, kube_objects.c.name == name)
-    values: dict[str, Any] = {"resource_version": resource_version, "state": state, "seen_at": now}
-    if good:
-        values.update(good_state=state, good_at=now)
-    if conn.execute(kube_objects.update().where(*key).values(**values)).rowcount == 0:
+    values: dict[str, Any] = {"resource_version": resource_version, "service": service, "seen_at": now}
+    if before is None or before.state != state:
+        values.update(state=state, state_since=now)
+    if before is not None and before.state != state and before_good:
+        values.update(good_state=before.state, good_at=now)
+    if before is None:
+        conn.execute(kube_objects.delete().where(*key))
         conn.execute(kube_objects.insert().values(resource=resource, namespace=namespace, name=name, **values))
+    else:
+        conn.execute(kube_objects.update().where(*key).values(**values))
 
 
-def last_good(conn: Connection, namespace: str, name: str) -> LastGood | None:
-    row = conn.execute(sa.select(kube_objects.c.good_state, kube_objects.c.good_at)
-                       .where(kube_objects.c.resource == "virtualservices", kube_objects.c.namespace == namespace,
-                              kube_objects.c.name == name, kube_objects.c.good_at.is_not(None))).first()
-    return LastGood(namespace, name, row.good_state, row.good_at) if row is not None else None
+def last_good(conn: Connection, namespace: str, name: str, *, now: datetime, settle: timedelta) -> LastGood | None:
+    """The weights in place now if they have proven themselves, else the last ones that had."""
+    row = conn.execute(sa.select(kube_objects).where(kube_objects.c.resource == "virtualservices",
+                                                     kube_objects.c.namespace == namespace,
+                                                     kube_objects.c.name == name)).first()
+    if row is None:
+        return None
+    if proven(conn, service=row.service, namespace=namespace, since=row.state_since, now=now, settle=settle):
+        return LastGood(namespace, name, row.state, now)
+    if row.good_state is not None:
+        return LastGood(namespace, name, row.good_state, row.good_at)
+    return None

@@ -90,6 +90,16 @@ def get(conn: Connection, run_id: int) -> RunRecord | None:
     return RunRecord(**row._asdict()) if row else None
 
 
+def for_incidents(conn: Connection, incident_ids: list[int]) -> list[RunRecord]:
+    """Runs an alert asked for (their trigger is ``alert:ID`` or ``alert:ID automation:NAME``)."""
+    if not incident_ids:
+        return []
+    wanted = sa.or_(*[sa.or_(runbook_runs.c.trigger == f"alert:{i}", runbook_runs.c.trigger.startswith(f"alert:{i} "))
+                      for i in incident_ids])
+    return [RunRecord(**row._asdict()) for row in conn.execute(sa.select(runbook_runs).where(wanted)
+                                                                .order_by(runbook_runs.c.id))]
+
+
 def history(conn: Connection, limit: int = 100) -> list[RunRecord]:
     rows = conn.execute(sa.select(runbook_runs).order_by(runbook_runs.c.id.desc()).limit(limit))
     return [RunRecord(**row._asdict()) for row in rows]

@@ -217,10 +217,12 @@ kube_objects = sa.Table(
     sa.Column("resource", sa.String(32), primary_key=True),        # deployments | virtualservices
     sa.Column("namespace", sa.String(253), primary_key=True),
     sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),                 # whose alerts say whether it is healthy
     sa.Column("resource_version", sa.Text, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),                   # images / weights: what a change is judged on
+    sa.Column("state_since", UTCDateTime, nullable=False),         # when this state was first seen
     sa.Column("seen_at", UTCDateTime, nullable=False),
-    sa.Column("good_state", sa.JSON),                              # weights last seen with no critical alert firing
+    sa.Column("good_state", sa.JSON),                              # the last state that stayed healthy (weights)
     sa.Column("good_at", UTCDateTime),
 )
 

@@ -101,6 +101,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     kube = state.kube or kube_factory(config)
     executor = Executor(store, kube, clock=state.clock,
+                        settle=config.kubernetes.settle,
                         dry_run_only=config.runbooks.dry_run, metrics=state.metrics,
                         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
     runbooks = load_runbooks(config.runbooks.dir)
@@ -109,7 +110,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                     if state.secrets.slack_bot_token is not None else None)
     state.slack = SlackCommands(store=store, executor=executor, runbooks=runbooks, config=config.slack,
                                 clock=state.clock, session=session, on_enqueued=state.dispatcher.wake,
-                                client=slack_client)
+                                client=slack_client, lookback=config.correlation.lookback)
     pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
                         metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
                         run_automations=state.automations.submit)
@@ -151,7 +152,8 @@ def _kube_watch(config: Config, kube: Callable[[], Kubernetes] | None, store: St
         log.warning("watch_disabled", reason="kubernetes.watch is set but no Kubernetes configuration was found")
         return None
     log.info("watching", namespaces=policy.namespaces)
-    return KubeWatch(KubeApi(kube().configuration), ChangeRecorder(store, clock), policy.namespaces,
+    return KubeWatch(KubeApi(kube().configuration), ChangeRecorder(store, clock, settle=policy.settle),
+                     policy.namespaces,
                      resync=policy.resync, initial_backoff=policy.initial_backoff, max_backoff=policy.max_backoff)
 
 

@@ -27,6 +27,7 @@ from alertbot.errors import (
 from alertbot.slack.commands import Command, parse_interaction
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox
 from alertbot.store import silences as silence_repo
+from alertbot.timeline import incident_timeline
 from alertbot.web.state import STATE, AppState
 
 WEBHOOK_PATH = "/webhook/alertmanager"
@@ -148,6 +149,18 @@ async def get_incident(request: web.Request) -> web.Response:
                               "history": [note.to_json() for note in history]})
 
 
+async def get_timeline(request: web.Request) -> web.Response:
+    """The incident's alerts, notifications, changes, runbook runs, acks and notes, in order."""
+    state = _state(request)
+    require_bearer(request, state.secrets.api_token)
+    incident_id = _int_param(request, "incident_id")
+    entries = await state.store.read(incident_timeline, incident_id, lookback=state.config.correlation.lookback,
+                                     now=state.clock())
+    if entries is None:
+        raise NotFound(f"no incident {incident_id}")
+    return web.json_response([e.to_json() for e in entries])
+
+
 class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -231,6 +244,8 @@ class ChangeEventRequest(BaseModel):
     timestamp: datetime
     links: list[Link] = Field(default_factory=list, max_length=20)
     id: str | None = Field(None, min_length=1, max_length=200)
+    # What alertbot may offer to undo for pages that follow: virtualservice/NAME or deployment/NAME.
+    target: str = Field("", pattern=r"^((virtualservice|deployment)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$")
 
     @model_validator(mode="after")
     def _complete(self) -> ChangeEventRequest:
@@ -319,6 +334,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
+    app.router.add_get("/api/v1/incidents/{incident_id}/timeline", get_timeline)
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)

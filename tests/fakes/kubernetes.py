@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,7 @@ class FakeKubernetes:
         self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
         self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.replicasets: dict[tuple[str, str], dict[str, Any]] = {}  # the controller's, one per revision
         self.requests: list[str] = []                      # "list <path>" / "watch <path> from <rv>"
         self._rv = 100
         self._history: list[tuple[int, str, str, str, dict[str, Any]]] = []  # rv, resource, ns, type, object
@@ -105,6 +107,8 @@ class FakeKubernetes:
         self.app.router.add_get(base, self._get_vs)
         self.app.router.add_patch(base, self._patch_vs)
         self.app.router.add_patch("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._patch_deployment)
+        self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._get_deployment)
+        self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/replicasets", self._list_replicasets)
         self.app.router.add_patch("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status",
                                   self._patch_rollout_status)
         scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
@@ -159,10 +163,10 @@ class FakeKubernetes:
 
     def add_deployment(self, namespace: str, name: str, image: str, replicas: int = 3) -> None:
         self.replicas[(namespace, name)] = replicas
-        self._store("deployments", {
+        self._roll({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "generation": 1, "labels": {"app": name},
-                         "annotations": {"deployment.kubernetes.io/revision": "1"}},
+            "metadata": {"name": name, "namespace": namespace, "generation": 0, "labels": {"app": name},
+                         "annotations": {}},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [{"name": name, "image": image}]}}}})
@@ -170,13 +174,56 @@ class FakeKubernetes:
     def set_image(self, namespace: str, name: str, image: str, *, manager: str = "kubectl-set") -> None:
         """``kubectl set image``: a new pod template, so a new revision (and ReplicaSet) rolls out."""
         deployment = copy.deepcopy(self.deployments[(namespace, name)])
-        meta = deployment["metadata"]
-        meta["generation"] += 1
-        revision = int(meta["annotations"]["deployment.kubernetes.io/revision"]) + 1
-        meta["annotations"]["deployment.kubernetes.io/revision"] = str(revision)
-        meta["managedFields"] = [{"manager": manager, "operation": "Update", "time": "2026-11-29T19:50:00Z"}]
+        deployment["metadata"]["managedFields"] = [{"manager": manager, "operation": "Update",
+                                                    "time": "2026-11-29T19:50:00Z"}]
         deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        self._roll(deployment)
+
+    def _roll(self, deployment: dict[str, Any]) -> None:
+        """What the Deployment controller does with a new pod template: the next revision, on the
+        ReplicaSet with that template (an old one comes back with the new revision number)."""
+        meta = deployment["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        meta["generation"] += 1
+        revision = 1 + max((int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+                            for (ns, _), rs in self.replicasets.items()
+                            if ns == namespace and rs["metadata"]["labels"]["app"] == name), default=0)
+        meta["annotations"]["deployment.kubernetes.io/revision"] = str(revision)
         self._store("deployments", deployment)
+        template = copy.deepcopy(deployment["spec"]["template"])
+        template_hash = f"{zlib.crc32(json.dumps(template, sort_keys=True).encode()):010d}"
+        template["metadata"]["labels"]["pod-template-hash"] = template_hash
+        self.replicasets[(namespace, f"{name}-{template_hash}")] = {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": f"{name}-{template_hash}", "namespace": namespace,
+                         "labels": dict(template["metadata"]["labels"]),
+                         "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                              "uid": meta["uid"], "controller": True}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": dict(template["metadata"]["labels"])},
+                     "template": template}}
+
+    def image(self, namespace: str, name: str) -> str:
+        return str(self.deployments[(namespace, name)]["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    async def _get_deployment(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        refused = self._check("get", "deployments", request)
+        if refused:
+            return refused
+        if key not in self.deployments:
+            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+        return web.json_response(self.deployments[key])
+
+    async def _list_replicasets(self, request: web.Request) -> web.Response:
+        refused = self._check("list", "replicasets", request)
+        if refused:
+            return refused
+        wanted = dict(part.split("=", 1) for part in request.query.get("labelSelector", "").split(",") if part)
+        items = [rs for (ns, _), rs in sorted(self.replicasets.items()) if ns == request.match_info["ns"]
+                 and all(rs["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+        return web.json_response({"kind": "ReplicaSetList", "apiVersion": "apps/v1",
+                                  "metadata": {"resourceVersion": str(self._rv)}, "items": items})
 
     def compact(self) -> None:
         """etcd compaction: history so far is gone; a watch from before now gets 410 Gone."""
@@ -305,6 +352,8 @@ class FakeKubernetes:
             return refused
         if key not in self.replicas:
             return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
+        if request.content_type == "application/json-patch+json" and key in self.deployments:
+            return await self._json_patch_deployment(request, key)
         if request.content_type != "application/merge-patch+json":
             return status(415, "UnsupportedMediaType", request.content_type)
         patch = await request.json()
@@ -317,6 +366,18 @@ class FakeKubernetes:
                                   "spec": {"replicas": self.replicas[key], "selector": {"matchLabels": {"app": key[1]}},
                                            "template": {"metadata": {"annotations": {
                                                "kubectl.kubernetes.io/restartedAt": stamp}}}}})
+
+    async def _json_patch_deployment(self, request: web.Request, key: tuple[str, str]) -> web.Response:
+        ops = await request.json()
+        dry_run = request.query.get("dryRun") == "All"
+        self.patches.append({"path": request.path, "ops": ops, "dry_run": dry_run})
+        try:
+            patched = apply_json_patch(self.deployments[key], ops)
+        except PatchError as exc:
+            return status(422, "Invalid", str(exc))
+        if not dry_run and patched["spec"]["template"] != self.deployments[key]["spec"]["template"]:
+            self._roll(patched)
+        return web.json_response(self.deployments[key] if not dry_run else patched)
 
     async def _patch_rollout_status(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])

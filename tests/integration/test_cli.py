@@ -61,7 +61,7 @@ def test_check_config_ok_and_bad(tmp_path: Path) -> None:
     """check-config: 0 for the example (with the shipped runbooks), 2 with the key path for a bad
     config, a bad runbook, or an automation naming a runbook that does not exist."""
     ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
-    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok (4 runbooks)")
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok (6 runbooks)")
     config = tmp_path / "c.yaml"
     config.write_text(f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\n"
                       "automations: [{name: a, runbook: emergency-rollbak}]\n")

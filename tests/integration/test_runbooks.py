@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from alertbot.changes.watch import ChangeRecorder
 from alertbot.errors import RunbookError
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import PrometheusCheck, Runbook
 from alertbot.runbooks.prometheus import Prometheus
+from alertbot.runbooks.steps import apply_step
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
@@ -290,3 +292,54 @@ async def test_argo_rollout_is_aborted_instead(env: Env) -> None:
     assert result.status == "succeeded", result.message
     assert env.k8s.rollouts[("ai-nutritionist", "nutrition-service")]["abort"] is True
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]  # Argo moves the traffic, not us
+
+
+async def test_rollout_undo_puts_the_previous_revision_back_and_can_itself_be_undone(env: Env) -> None:
+    """rollout-undo: revision 2 (1.4.3) → revision 1's template (1.4.2), like `kubectl rollout undo`; the
+    Deployment controller makes that revision 3. Undoing the undo goes forward to 1.4.3 again."""
+    env.k8s.add_deployment("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.2")
+    env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.3")
+    params = {"namespace": "ai-nutritionist", "deployment": "nutrition-service"}
+    result = await env.executor.run(RUNBOOKS["rollout-undo"], params, execute=True, trigger="cli:alice")
+    assert result.status == "succeeded", result.message
+    assert result.plans[0].lines == ["deployment ai-nutritionist/nutrition-service: revision 2 → 1's pod template "
+                                     "(registry.example.com/nutrition-service:1.4.3 → "
+                                     "registry.example.com/nutrition-service:1.4.2)"]
+    key = ("ai-nutritionist", "nutrition-service")
+    assert env.k8s.image(*key) == "registry.example.com/nutrition-service:1.4.2"
+    assert env.k8s.deployments[key]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    undone = await env.executor.undo(result.run_id, execute=True, trigger="cli:alice")
+    assert undone.status == "succeeded", undone.message
+    assert env.k8s.image(*key) == "registry.example.com/nutrition-service:1.4.3"
+
+
+async def test_rollout_undo_refuses_a_deployment_changed_since_the_plan(env: Env) -> None:
+    """Someone rolls out 1.4.4 between the read and the patch: the guarded patch fails, nothing changes."""
+    env.k8s.add_deployment("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.2")
+    env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.3")
+    plans = await env.executor.plan(RUNBOOKS["rollout-undo"], {"namespace": "ai-nutritionist",
+                                                               "deployment": "nutrition-service"})
+    env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.4")
+    with pytest.raises(RunbookError, match="changed since it was read"):
+        await apply_step(plans[0], env.executor._context(), dry_run=False)
+    assert env.k8s.image("ai-nutritionist", "nutrition-service") == "registry.example.com/nutrition-service:1.4.4"
+
+
+async def test_restore_last_good_needs_a_proven_record(env: Env) -> None:
+    """The watch's record of 90/10, healthy for the settle time, replaced by 50/50: restore plans 50/50 →
+    90/10 and applies it; with no record it refuses and changes nothing."""
+    params = {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}
+    refused = await env.executor.run(RUNBOOKS["restore-last-good"], params, execute=True, trigger="cli:alice")
+    assert refused.status == "failed" and "no last-known-good weights recorded" in refused.message
+
+    now = datetime.now(UTC)  # the executor's clock: 50/50 has been in place 1 minute, not proven yet
+    recorder = ChangeRecorder(env.store, lambda: now - timedelta(minutes=30), settle=timedelta(minutes=10))
+    await recorder.listed("virtualservices", "ai-nutritionist", [env.k8s.virtualservices[KEY]])
+    env.k8s.set_weights(*KEY, {"stable": 50, "canary": 50})
+    later = ChangeRecorder(env.store, lambda: now - timedelta(minutes=1), settle=timedelta(minutes=10))
+    await later.changed("virtualservices", "ai-nutritionist", env.k8s.virtualservices[KEY])
+    result = await env.executor.run(RUNBOOKS["restore-last-good"], params, execute=True, trigger="cli:alice")
+    assert result.status == "succeeded", result.message
+    assert result.plans[0].lines[0].startswith("virtualservice ai-nutritionist/nutrition-service-canary http[0] "
+                                               "(primary): stable 50 → 90, canary 50 → 10 (last good at 2026-11-29")
+    assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]

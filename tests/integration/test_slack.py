@@ -5,35 +5,19 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
-from alertbot.slack.verify import sign
 from tests.conftest import Harness, MakeHarness, Peers
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.helpers import wait_until
+from tests.slack_client import SECRET, ResponseUrl, click, command, headers
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 KEY = ("ai-nutritionist", "nutrition-service-canary")
-
-
-class ResponseUrl:
-    """Where Slack's response_url points: records what alertbot posts there."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.app = web.Application()
-        self.app.router.add_post("/respond", self._post)
-
-    async def _post(self, request: web.Request) -> web.Response:
-        self.posts.append(await request.json())
-        return web.Response(text="ok")
 
 
 @pytest.fixture
@@ -53,30 +37,6 @@ async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarne
                                   kube=lambda: Kubernetes(api_client(path)), clock=lambda: clock["now"])
 
     return fake, responses, str(response_server.make_url("/respond")), clock, make
-
-
-def headers(body: bytes, *, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
-    stamp = str(ts if ts is not None else int(time.time()))
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(secret, stamp, body),
-            "Content-Type": "application/x-www-form-urlencoded"}
-
-
-async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: str = "") -> Any:
-    body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user, "user_name": user.lower(),
-                                   "response_url": response_url, "trigger_id": uuid.uuid4().hex}).encode()
-    resp = await h.client.post("/slack/commands", data=body, headers=headers(body))
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def click(h: Harness, action: str, run_id: int, *, user: str, response_url: str, ts: int | None = None) -> Any:
-    payload = {"type": "block_actions", "user": {"id": user}, "response_url": response_url,
-               "trigger_id": uuid.uuid4().hex,
-               "actions": [{"action_id": action, "value": str(run_id)}]}
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-    resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
 
 
 # --- signing ------------------------------------------------------------------------------------

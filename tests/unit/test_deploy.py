@@ -11,15 +11,16 @@ from alertbot.settings import Config, parse_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_role_grants_exactly_the_runbook_verbs() -> None:
+def test_role_grants_exactly_the_verbs_the_runbooks_and_the_watch_use() -> None:
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
     (role,) = [d for d in docs if d["kind"] == "Role"]
     grants = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
               for v in rule["verbs"]}
     assert grants == {
-        ("networking.istio.io", "virtualservices", "get"), ("networking.istio.io", "virtualservices", "patch"),
+        *{("networking.istio.io", "virtualservices", v) for v in ("get", "list", "watch", "patch")},
         ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
-        ("apps", "deployments", "patch"), ("argoproj.io", "rollouts/status", "patch"),
+        *{("apps", "deployments", v) for v in ("get", "list", "watch", "patch")},
+        ("apps", "replicasets", "list"), ("argoproj.io", "rollouts/status", "patch"),
     }
     (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
