@@ -207,7 +207,10 @@ def replay(
                     typer.echo(f"  would send Slack {dest.target}{note}: {json.dumps(message)}")
                 else:
                     typer.echo(f"  would print: {json.dumps(notification.model_dump(mode='json'), sort_keys=True)}")
-            if not plan.destinations:
+            for dest in plan.shadow:
+                where = f"{dest.channel} {dest.target}".strip()
+                typer.echo(f"  would record, not send (shadow mode): {event} to {where}")
+            if not plan.destinations and not plan.shadow:
                 typer.echo("  would send nothing (no receivers)")
             for automation in cfg.automations:
                 if automation_matches(automation.match, plan.labels):

@@ -70,20 +70,33 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class RoutingPlan:
-    """Where one alert would go, and why: used by ingest and by the explaining CLI commands."""
+    """Where one alert would go, and why: used by the explaining CLI commands."""
 
     classification: Classification
     labels: dict[str, str]
     route: RouteResult
-    destinations: list[Destination]
+    destinations: list[Destination]   # sent to
+    shadow: list[Destination]         # only recorded (shadow mode)
 
 
 def plan_routing(config: Config, alert: Alert, enabled_channels: Iterable[str]) -> RoutingPlan:
     classification = classify(alert, config.classification, config.thresholds)
     labels = matching_labels(alert, classification)
     result = route(config.routes, labels)
-    dests = destinations(result.receivers, classification.severity, config.slack.channels, enabled_channels)
-    return RoutingPlan(classification, labels, result, dests)
+    live, shadow = split_destinations(config, result, classification.severity, enabled_channels)
+    return RoutingPlan(classification, labels, result, live, shadow)
+
+
+def split_destinations(config: Config, result: RouteResult, severity: Severity,
+                       enabled_channels: Iterable[str]) -> tuple[list[Destination], list[Destination]]:
+    """Where an alert goes (live) and where it would go (shadow: recorded, not sent)."""
+    enabled = list(enabled_channels)
+    everything_shadow = config.mode == "shadow"
+    live = () if everything_shadow else result.live_receivers
+    shadow = result.receivers if everything_shadow else result.shadow_receivers
+    channels = config.slack.channels
+    return (destinations(live, severity, channels, enabled),
+            destinations(shadow, severity, channels, enabled) if shadow else [])
 
 
 class Handoff(Protocol):
@@ -349,14 +362,7 @@ class Pipeline:
 
     def _destinations(self, labels: Mapping[str, str], severity: Severity) -> tuple[list[Destination],
                                                                                   list[Destination]]:
-        """Where an alert goes (live) and where it would go (shadow: recorded, not sent)."""
-        result = route(self._config.routes, labels)
-        everything_shadow = self._config.mode == "shadow"
-        live = () if everything_shadow else result.live_receivers
-        shadow = result.receivers if everything_shadow else result.shadow_receivers
-        channels = self._config.slack.channels
-        return (destinations(live, severity, channels, self._enabled),
-                destinations(shadow, severity, channels, self._enabled) if shadow else [])
+        return split_destinations(self._config, route(self._config.routes, labels), severity, self._enabled)
 
     def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> None:
         assert self._config.heartbeat is not None

@@ -122,6 +122,23 @@ def test_replay_explains_without_sending(tmp_path: Path) -> None:
             '{"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}') in out
 
 
+def test_replay_shows_shadow_routes_as_recorded_not_sent(tmp_path: Path) -> None:
+    """A route in shadow mode: its receivers are listed as recorded, not as sent."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "routes:\n"
+        "  receivers: [slack]\n"
+        "  routes:\n"
+        "    - {name: new-pager, matchers: ['severity=\"critical\"'], receivers: [pagerduty], mode: shadow,"
+        " continue: true}\n"
+        "    - {name: critical, matchers: ['severity=\"critical\"'], receivers: [slack]}\n")
+    result = run("replay", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
+    assert result.returncode == 0, result.stderr
+    assert "would record, not send (shadow mode): trigger to pagerduty" in result.stdout
+    assert "would send PagerDuty" not in result.stdout
+    assert "would send Slack #alerts-critical" in result.stdout
+
+
 def test_silence_cli_round_trip(tmp_path: Path) -> None:
     """silence add / list / expire work against the configured store."""
     config = tmp_path / "c.yaml"
