@@ -32,6 +32,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/rollback.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -272,7 +272,7 @@ def policy_test(
 
 
 async def _with_store(cfg: Config, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    store = await Store.open(cfg.storage.url, busy_timeout=cfg.storage.busy_timeout)
+    store = await Store.open(cfg.storage.database_url(), busy_timeout=cfg.storage.busy_timeout)
     try:
         return await action(store)
     finally:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from alertbot import incident_actions
 from alertbot.domain.changes import correlate
@@ -188,20 +189,35 @@ class Pipeline:
                 return
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
+        payloads = [p.payload for p in batch]
         try:
-            results = await self._commit([p.payload for p in batch])
+            try:
+                results = await self._commit(payloads)
+            except IntegrityError:
+                # Another replica (sharing a PostgreSQL store) committed one of these alerts first:
+                # this transaction was rolled back whole; done again, it finds that alert and
+                # de-duplicates it.
+                log.info("ingest_conflict_retried", payloads=len(batch))
+                results = await self._commit(payloads)
         except Exception as exc:
-            if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
-                # One bad payload must not fail the others that shared its commit.
-                for item in batch:
-                    await self._commit_batch([item])
-                return
-            if not isinstance(exc, AlertbotError):
-                log.exception("ingest_failed")
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_exception(exc)
+            await self._fail_batch(batch, exc)
             return
+        self._settle(batch, results)
+
+    async def _fail_batch(self, batch: list[_Pending], exc: Exception) -> None:
+        if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
+            # One bad payload must not fail the others that shared its commit.
+            for item in batch:
+                await self._commit_batch([item])
+            return
+        if not isinstance(exc, AlertbotError):
+            log.exception("ingest_failed")
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+    def _settle(self, batch: list[_Pending], results: list[IngestStats]) -> None:
+        """Answer each request of a committed batch, and hand its notifications to the dispatcher."""
         claimable = False
         for item, stats in zip(batch, results, strict=True):
             self._record_metrics(stats)
@@ -239,7 +255,8 @@ class Pipeline:
 
         for alert in payload.alerts:
             if self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname:
-                self._heartbeat(conn, alert, now)  # the dead man's switch: recorded, never notified
+                # The dead man's switch: recorded, never notified (but it resolves a "broken" page).
+                stats.notifications += self._heartbeat(conn, alert, now)
                 continue
             key = (alert.fingerprint, alert.starts_at)
             incident = known.get(key)
@@ -298,7 +315,7 @@ class Pipeline:
             outbox.enqueue(conn, held_rows, now, hold=(until, why))
         stats.handed_off = outbox.enqueue_leased(conn, direct, now, owner=self._dispatcher.owner,
                                                  until=now + self._dispatcher.lease)
-        stats.notifications = len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
+        stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
         return stats
 
     def _flap_policy(self) -> FlapPolicy | None:
@@ -364,14 +381,18 @@ class Pipeline:
                                                                                   list[Destination]]:
         return split_destinations(self._config, route(self._config.routes, labels), severity, self._enabled)
 
-    def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> None:
+    def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> int:
+        """Record a Watchdog; returns how many notifications resolving a "pipeline broken" page it queued."""
         assert self._config.heartbeat is not None
         if alert.status is not AlertStatus.FIRING:
-            return
+            return 0
         broken = heartbeats.seen(conn, self._config.heartbeat.alertname, now)
-        if broken is not None:
-            incident_actions.resolve(conn, broken, by=f"{self._config.heartbeat.alertname} arrived again", now=now)
-            log.info("heartbeat_restored", incident_id=broken)
+        if broken is None:
+            return 0
+        log.info("heartbeat_restored", incident_id=broken)
+        resolved = incident_actions.resolve(conn, broken, by=f"{self._config.heartbeat.alertname} arrived again",
+                                            now=now)
+        return len(resolved.destinations) if resolved is not None else 0
 
     async def check_heartbeat(self) -> bool:
         """Page when the Watchdog is overdue (once, until it returns); True when it paged now."""

@@ -45,6 +45,9 @@ class ServerConfig(_Section):
 
 class WebhookConfig(_Section):
     max_body_bytes: int = Field(1_048_576, gt=0)
+    # Bodies read and parsed at once; further requests wait their turn with their bytes still in the
+    # socket, so a flood of large posts costs at most about this many bodies of memory.
+    max_concurrent_bodies: int = Field(32, gt=0)
     token_file: Path | None = None
 
 
@@ -52,16 +55,32 @@ class ApiConfig(_Section):
     token_file: Path | None = None
 
 
+_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+
+
 class StorageConfig(_Section):
     url: str = "sqlite:///var/alertbot.db"
+    url_file: Path | None = None      # a file holding the URL (a password in it stays out of the config)
     busy_timeout: Duration = timedelta(seconds=5)
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        if not value.startswith(_STORE_SCHEMES):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    def database_url(self) -> str:
+        """``url``, or the URL in ``url_file`` when that is set."""
+        if self.url_file is None:
+            return self.url
+        try:
+            url = self.url_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"storage.url_file: cannot read {self.url_file}: {exc.strerror}") from None
+        if not url.startswith(_STORE_SCHEMES):
+            raise ConfigError(f"storage.url_file: {self.url_file} must hold a sqlite:/// or postgresql:// URL")
+        return url
 
 
 class OutboxConfig(_Section):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,11 @@ from alertbot.notify.base import Notifier
 from alertbot.settings import Config, Secrets, parse_config
 from alertbot.web.app import create_app
 from alertbot.web.state import STATE, AppState
+from tests import postgres
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.helpers import ConsoleSink, payload_bytes
+from tests.postgres import PostgresServer
 
 
 @dataclass
@@ -63,9 +66,26 @@ def no_internal_errors() -> Iterator[None]:
     assert errors == [], errors
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/alertbot.db"
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (each test gets its own database on it)."""
+    if not postgres.available():
+        if os.environ.get("ALERTBOT_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (ALERTBOT_REQUIRE_POSTGRES) but its binaries are not installed")
+        pytest.skip("PostgreSQL binaries not installed (apt install postgresql)")
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test through the app runs on both stores: SQLite (the default) and a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/alertbot.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()
 
 
 @pytest.fixture

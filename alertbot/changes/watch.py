@@ -36,6 +36,7 @@ from alertbot.domain.changes import (
     vs_service,
 )
 from alertbot.errors import AlertbotError
+from alertbot.runbooks.k8s import FIELD_MANAGER
 from alertbot.store import change_events, kube_objects
 from alertbot.store.engine import Store
 
@@ -135,8 +136,8 @@ class ChangeRecorder:
                 conn, service=service, namespace=namespace, since=seen.since, now=now, settle=self._settle)
             kube_objects.save(conn, resource, namespace, name, service=service, resource_version=version, state=state,
                               before=seen, before_good=before_good, now=now)
-            if change is None:
-                continue
+            if change is None or last_manager(obj) == FIELD_MANAGER:
+                continue  # nothing to record, or alertbot's own runbook change (recorded by the run itself)
             event, created = change_events.record(conn, source="kubernetes", now=now, values={
                 **change, "event_id": f"k8s:{resource}:{namespace}/{name}@{version}", "namespace": namespace,
                 "actor": last_manager(obj) or "kubernetes", "links": [], "timestamp": now})

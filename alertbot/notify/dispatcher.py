@@ -47,8 +47,12 @@ class OutboxDispatcher:
         self._concurrency = concurrency
         # A peer's Retry-After pauses its whole channel, not only the row that got the 429.
         self._paused_until: dict[str, datetime] = {}
-        # A claimed batch must be sent before its lease runs out, or another replica takes it too.
-        self._lease = send_timeout * batch_size + timedelta(seconds=30)
+        # A claimed batch must be sent before its lease runs out, or another replica takes it too: it
+        # goes out in ceil(batch / concurrency) rounds of at most send_timeout each, plus a margin for
+        # clock differences between replicas. The lease is also how long a dead replica's rows wait
+        # before another sends them, so it is no longer than that.
+        rounds = -(-batch_size // concurrency)
+        self._lease = send_timeout * rounds + timedelta(seconds=10)
         self.owner = uuid.uuid4().hex
         self.lease = self._lease
         self._handed: dict[str, list[outbox.OutboxRow]] = {channel: [] for channel in self._notifiers}
@@ -149,6 +153,7 @@ class OutboxDispatcher:
         handed = self._handed[channel]
         if handed:
             rows, handed[:] = handed[: self._batch], handed[self._batch:]
+            rows = await self._keep_lease(rows)
         elif self._claimable[channel]:
             self._claimable[channel] = False
             rows = await self._store.write(outbox.claim_due, channel, self._clock(), lease=self._lease,
@@ -189,6 +194,16 @@ class OutboxDispatcher:
         for o in outcomes:
             self._report(channel, o)
         return len(rows)
+
+    async def _keep_lease(self, rows: list[outbox.OutboxRow]) -> list[outbox.OutboxRow]:
+        """Handed-over rows were leased when committed; after a backlog, renew the lease before
+        sending (those whose lease already went to another replica are left to it)."""
+        now = self._clock()
+        if all(now - row.created_at < self._lease / 2 for row in rows):
+            return rows
+        kept = set(await self._store.write(outbox.renew_leases, [r.id for r in rows], owner=self.owner,
+                                           until=now + self._lease))
+        return [row for row in rows if row.id in kept]
 
     def _pause_left(self, channel: str) -> float:
         until = self._paused_until.get(channel)

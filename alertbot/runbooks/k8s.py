@@ -24,6 +24,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from alertbot.errors import RunbookError
 
 ISTIO_GROUP = "networking.istio.io"
+FIELD_MANAGER = "alertbot"  # how alertbot's own writes show in managedFields (the change watch skips them)
 ISTIO_VERSIONS = ("v1", "v1beta1")
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
@@ -87,7 +88,7 @@ class Kubernetes:
         def apply() -> dict[str, Any]:
             return cast(dict[str, Any], self._custom.patch_namespaced_custom_object(
                 ISTIO_GROUP, version, namespace, "virtualservices", name, patch,
-                dry_run="All" if dry_run else None, _content_type=JSON_PATCH))
+                **_write_options(dry_run), _content_type=JSON_PATCH))
 
         return await self._call(f"virtualservice {namespace}/{name}", "patch", "virtualservices.networking.istio.io",
                                 apply)
@@ -103,7 +104,7 @@ class Kubernetes:
         def apply() -> object:
             return self._custom.patch_namespaced_custom_object_status(
                 "argoproj.io", "v1alpha1", namespace, "rollouts", name, {"status": {"abort": True}},
-                dry_run="All" if dry_run else None, _content_type=MERGE_PATCH)
+                **_write_options(dry_run), _content_type=MERGE_PATCH)
 
         await self._call(f"rollout {namespace}/{name}", "patch", "rollouts/status.argoproj.io", apply)
 
@@ -112,7 +113,7 @@ class Kubernetes:
         patch = {"spec": {"template": {"metadata": {"annotations": {
             "kubectl.kubernetes.io/restartedAt": at.isoformat()}}}}}
         await self._call(f"deployment {namespace}/{deployment}", "patch", "deployments", lambda: (
-            self._apps.patch_namespaced_deployment(deployment, namespace, patch, dry_run="All" if dry_run else None,
+            self._apps.patch_namespaced_deployment(deployment, namespace, patch, **_write_options(dry_run),
                                                    _content_type=MERGE_PATCH)))
 
     async def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class Kubernetes:
                                dry_run: bool) -> None:
         """A guarded JSON patch of a Deployment (its ``test`` ops make a concurrent change fail it)."""
         await self._call(f"deployment {namespace}/{name}", "patch", "deployments", lambda: (
-            self._apps.patch_namespaced_deployment(name, namespace, patch, dry_run="All" if dry_run else None,
+            self._apps.patch_namespaced_deployment(name, namespace, patch, **_write_options(dry_run),
                                                    _content_type=JSON_PATCH)))
 
     async def set_replicas(self, namespace: str, deployment: str, *, expect: int, replicas: int,
@@ -145,11 +146,16 @@ class Kubernetes:
                  {"op": "replace", "path": "/spec/replicas", "value": replicas}]
         await self._call(f"deployment {namespace}/{deployment}", "patch", "deployments/scale", lambda: (
             self._apps.patch_namespaced_deployment_scale(deployment, namespace, patch,
-                                                         dry_run="All" if dry_run else None,
+                                                         **_write_options(dry_run),
                                                          _content_type=JSON_PATCH)))
 
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def _write_options(dry_run: bool) -> dict[str, Any]:
+    """Every write: server-side dry run or not, and signed with alertbot's field manager."""
+    return {"dry_run": "All" if dry_run else None, "field_manager": FIELD_MANAGER}
 
 
 def _api_error(what: str, verb: str, resource: str, exc: ApiException) -> RunbookError:

@@ -273,14 +273,17 @@ class SlackCommands:
     # --- interactions ---------------------------------------------------------------------
 
     async def interaction(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
-        actions = payload.get("actions") or []
-        user = (payload.get("user") or {}).get("id", "")
-        url = str(payload.get("response_url", ""))
-        if payload.get("type") != "block_actions" or not actions or not user:
+        actions = payload.get("actions")
+        user_info = payload.get("user")
+        user = str(user_info.get("id") or "") if isinstance(user_info, dict) else ""
+        url = str(payload.get("response_url") or "")
+        if payload.get("type") != "block_actions" or not isinstance(actions, list) or not actions or not user:
             return None
         action = actions[0]
+        if not isinstance(action, dict):
+            return ephemeral(":warning: malformed action")
         try:
-            run_id = int(action.get("value", ""))
+            run_id = int(str(action.get("value", "")))
         except ValueError:
             return ephemeral(":warning: malformed action")
         action_id = action.get("action_id")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.changes import Change
-from alertbot.store.schema import change_events, record_json
+from alertbot.store.schema import change_events, insert_ignore, record_json
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,13 @@ class ChangeEvent:
 
 
 def record(conn: Connection, *, values: dict[str, Any], source: str, now: datetime) -> tuple[ChangeEvent, bool]:
-    """Store an event; with an ``event_id`` seen before, return that one instead (created=False)."""
+    """Store an event; with an ``event_id`` seen before, return that one instead (created=False).
+    Replicas recording the same event at once store it once."""
     event_id = values.get("event_id")
     if event_id:
-        row = conn.execute(sa.select(change_events).where(change_events.c.event_id == event_id)).first()
-        if row is not None:
-            return ChangeEvent(**row._asdict()), False
+        created = insert_ignore(conn, change_events, {**values, "source": source, "created_at": now}, on=["event_id"])
+        row = conn.execute(sa.select(change_events).where(change_events.c.event_id == event_id)).one()
+        return ChangeEvent(**row._asdict()), created
     result = conn.execute(change_events.insert().values(**values, source=source, created_at=now)
                           .returning(*change_events.c))
     return ChangeEvent(**result.one()._asdict()), True

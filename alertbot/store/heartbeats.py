@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alertbot.store.schema import heartbeats
+from alertbot.store.schema import heartbeats, insert_ignore
 
 
 @dataclass(frozen=True)
@@ -25,18 +25,20 @@ def get(conn: Connection, name: str) -> Heartbeat | None:
 
 def seen(conn: Connection, name: str, now: datetime) -> int | None:
     """Record a Watchdog; returns the open "pipeline broken" incident it ends, if any."""
-    current = get(conn, name)
-    if current is None:
-        conn.execute(heartbeats.insert().values(name=name, last_seen=now, incident_id=None))
+    if insert_ignore(conn, heartbeats, {"name": name, "last_seen": now, "incident_id": None}, on=["name"]):
         return None
+    current = get(conn, name)
+    assert current is not None
     conn.execute(heartbeats.update().where(heartbeats.c.name == name).values(last_seen=now, incident_id=None))
     return current.incident_id
 
 
 def start_grace(conn: Connection, name: str, now: datetime) -> Heartbeat:
     """First look: count from now (a fresh alertbot has not missed anything yet)."""
-    conn.execute(heartbeats.insert().values(name=name, last_seen=now, incident_id=None))
-    return Heartbeat(name, now, None)
+    insert_ignore(conn, heartbeats, {"name": name, "last_seen": now, "incident_id": None}, on=["name"])
+    current = get(conn, name)
+    assert current is not None
+    return current
 
 
 def paged(conn: Connection, name: str, incident_id: int) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.store import incidents
-from alertbot.store.schema import kube_objects
+from alertbot.store.schema import insert_ignore, kube_objects
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,11 @@ def save(conn: Connection, resource: str, namespace: str, name: str, *, service:
         values.update(state=state, state_since=now)
     if before is not None and before.state != state and before_good:
         values.update(good_state=before.state, good_at=now)
-    if before is None:
-        conn.execute(kube_objects.delete().where(*key))
-        conn.execute(kube_objects.insert().values(resource=resource, namespace=namespace, name=name, **values))
-    else:
-        conn.execute(kube_objects.update().where(*key).values(**values))
+    if before is None and insert_ignore(conn, kube_objects, {"resource": resource, "namespace": namespace,
+                                                             "name": name, **values},
+                                        on=["resource", "namespace", "name"]):
+        return
+    conn.execute(kube_objects.update().where(*key).values(**values))
 
 
 def last_good(conn: Connection, namespace: str, name: str, *, now: datetime, settle: timedelta) -> LastGood | None:

@@ -1,7 +1,8 @@
 """The durable outbox: every notification is a row, written in the same transaction as the alert.
 
 Delivery claims due rows under a lease (so a crashed sender's rows come back), keeps order per
-incident and channel (a resolve never overtakes its trigger), and records each outcome.
+incident and channel (a resolve never overtakes its trigger), and records each outcome. Replicas
+sharing a PostgreSQL store claim with ``FOR UPDATE SKIP LOCKED``: each row is sent by one of them.
 """
 
 from __future__ import annotations
@@ -82,24 +83,30 @@ def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: dateti
     return [OutboxRow(**row._asdict()) for row in result]
 
 
+def _behind_another() -> sa.Exists:
+    """The row waits behind an earlier pending row of its incident and channel (order is kept)."""
+    earlier = outbox.alias("earlier")
+    return (sa.select(earlier.c.id)
+            .where(earlier.c.incident_id == outbox.c.incident_id, earlier.c.channel == outbox.c.channel,
+                   earlier.c.status == PENDING, earlier.c.id < outbox.c.id)
+            .exists())
+
+
 def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str,
                     limit: int) -> list[OutboxRow]:
     """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident."""
-    earlier = outbox.alias("earlier")
-    blocked = (
-        sa.select(earlier.c.id)
-        .where(earlier.c.incident_id == outbox.c.incident_id, earlier.c.channel == outbox.c.channel,
-               earlier.c.status == PENDING, earlier.c.id < outbox.c.id)
-        .exists()
-    )
     query = (
         sa.select(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel, outbox.c.target,
                   outbox.c.payload, outbox.c.attempts, outbox.c.created_at)
         .where(outbox.c.status == PENDING, outbox.c.channel == channel, outbox.c.next_attempt_at <= now,
-               sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now), ~blocked)
+               sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now), ~_behind_another())
         .order_by(outbox.c.id)
         .limit(limit)
     )
+    if conn.dialect.name == "postgresql":
+        # Replicas claiming at once: each skips the rows another is claiming, instead of waiting for
+        # them (and then claiming them too). SQLite's single writer needs no such thing.
+        query = query.with_for_update(skip_locked=True, of=outbox)
     rows = [OutboxRow(**row._asdict()) for row in conn.execute(query)]
     if rows:
         conn.execute(
@@ -107,6 +114,16 @@ def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta
             .values(lease_until=now + lease, lease_owner=owner)
         )
     return rows
+
+
+def renew_leases(conn: Connection, row_ids: Sequence[int], *, owner: str, until: datetime) -> list[int]:
+    """Extend ``owner``'s leases on these rows; returns the ids it still held (and so may send)."""
+    result = conn.execute(
+        outbox.update().where(outbox.c.id.in_(list(row_ids)), outbox.c.lease_owner == owner,
+                              outbox.c.status == PENDING)
+        .values(lease_until=until).returning(outbox.c.id)
+    )
+    return [row.id for row in result]
 
 
 _DELIVERED = outbox.update().where(outbox.c.id == sa.bindparam("row_id")).values(
@@ -165,10 +182,13 @@ def retry_now(conn: Connection, now: datetime) -> int:
 
 
 def next_due(conn: Connection, channel: str) -> datetime | None:
-    """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it)."""
+    """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it). Rows
+    waiting behind an earlier one do not count: they become claimable only after it, and counting
+    them would have the sender wake, find nothing claimable, and look again at once."""
     due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
     value: datetime | None = (conn.execute(
-        sa.select(sa.func.min(due)).where(outbox.c.status == PENDING, outbox.c.channel == channel)
+        sa.select(sa.func.min(due)).where(outbox.c.status == PENDING, outbox.c.channel == channel,
+                                          ~_behind_another())
     )).scalar()
     return value
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from alertbot.store.schema import record_json, runbook_locks, runbook_runs
+from alertbot.store.schema import insert_ignore, record_json, runbook_locks, runbook_runs
 
 
 @dataclass(frozen=True)
@@ -109,13 +108,10 @@ def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> st
     """Take every target's lock for ``run_id``; returns a held target's description instead if one is
     taken (then none is taken: the caller's transaction rolls back)."""
     for target in targets:
-        held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
-        if held is not None:
-            return f"{target} (run {held.run_id})"
-        try:
-            conn.execute(runbook_locks.insert().values(target=target, run_id=run_id, acquired_at=now))
-        except IntegrityError:
-            return target
+        if not insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now},
+                             on=["target"]):
+            held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
+            return f"{target} (run {held.run_id})" if held is not None else target
     return None
 
 

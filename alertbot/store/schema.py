@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
 
@@ -33,6 +35,17 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any], *, on: list[str]) -> bool:
+    """INSERT unless a row with the same ``on`` columns exists (or is being inserted by a concurrent
+    transaction, which this waits for); True when this inserted it. Safe across replicas, where a
+    failed plain INSERT would abort the whole PostgreSQL transaction."""
+    dialect_insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: with a RETURNING clause of its own (the primary key) psycopg reports -1.
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=on) \
+        .returning(sa.literal_column("1"))
+    return conn.execute(statement).first() is not None
 
 
 def record_json(record: Any) -> dict[str, Any]:
@@ -308,8 +321,15 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+MIGRATION_LOCK = 0x616C657274  # "alert": the PostgreSQL advisory lock replicas take to migrate one at a time
+
+
 def migrate(conn: Connection, now: datetime) -> list[int]:
-    """Apply every migration not yet recorded; returns the versions applied."""
+    """Apply every migration not yet recorded; returns the versions applied. Replicas starting together
+    on PostgreSQL take turns (an advisory lock held until the transaction ends); SQLite's write lock
+    does the same there."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     schema_migrations.create(conn, checkfirst=True)
     done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
     applied = []

@@ -43,6 +43,9 @@ from alertbot.web.state import STATE, AppState, Clock
 log = structlog.get_logger("alertbot.app")
 
 
+READ_BUFFER_BYTES = 64 * 1024
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -84,8 +87,9 @@ def build_notifiers(config: Config, secrets: Secrets, *, session: aiohttp.Client
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     config = state.config
-    store = await Store.open(config.storage.url, busy_timeout=config.storage.busy_timeout)
-    log.info("store_opened", url=redact_url(config.storage.url))
+    url = config.storage.database_url()
+    store = await Store.open(url, busy_timeout=config.storage.busy_timeout)
+    log.info("store_opened", url=redact_url(url))
     # One client session for every outbound call; each send is bounded by outbox.send_timeout.
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
                                     headers={"User-Agent": f"alertbot/{__version__}"})
@@ -171,7 +175,8 @@ def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, conso
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
     app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
                           notifiers=dict(notifiers or {}), console_stream=console_stream, kube=kube,
-                          slack_verifier=SlackVerifier(secrets.slack_signing_secret))
+                          slack_verifier=SlackVerifier(secrets.slack_signing_secret),
+                          body_slots=asyncio.Semaphore(config.webhook.max_concurrent_bodies))
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
     return app
@@ -180,7 +185,10 @@ def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, conso
 async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> None:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit."""
     app = create_app(config, secrets)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+    # read_bufsize: how much of a request body aiohttp buffers per connection ahead of the handler
+    # (its default, 256 KiB, is buffered twice over). Requests waiting for a body slot
+    # (webhook.max_concurrent_bodies) hold at most this: 1,000 of them cost ~128 MiB, not 512.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, read_bufsize=READ_BUFFER_BYTES,
                            shutdown_timeout=config.server.shutdown_timeout.total_seconds())
     await runner.setup()
     try:

@@ -54,11 +54,16 @@ def require_json(request: web.Request) -> None:
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'!r}")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed ``limit`` bytes."""
+def refuse_declared_oversize(request: web.Request, limit: int) -> None:
+    """413 at once for a body declared larger than ``limit``: not a byte of it is read."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``limit`` bytes."""
+    refuse_declared_oversize(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
@@ -75,8 +80,9 @@ async def webhook_alertmanager(request: web.Request) -> web.Response:
     try:
         require_bearer(request, state.secrets.webhook_token)
         require_json(request)
-        body = await read_body(request, state.config.webhook.max_body_bytes)
-        payload = parse_webhook(body)
+        refuse_declared_oversize(request, state.config.webhook.max_body_bytes)
+        async with state.body_slots:  # bounds the memory of many large posts at once
+            payload = parse_webhook(await read_body(request, state.config.webhook.max_body_bytes))
         stats = await state.pipeline.accept(payload)
         status = 200
         return web.json_response({"status": "accepted", "alerts": stats.alerts})

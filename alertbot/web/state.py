@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ class AppState:
     slack: SlackCommands | None = None
     slack_verifier: SlackVerifier = field(default_factory=lambda: SlackVerifier(None))
     kube: Callable[[], Kubernetes] | None = None
+    body_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
 
     @property
     def started(self) -> bool:

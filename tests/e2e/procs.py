@@ -71,8 +71,10 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 class AlertbotProcess:
     """``alertbot serve`` in its own working directory; stdout (console notifier) and stderr to files."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None, *,
+                 port: int = 0) -> None:
         self.workdir = workdir
+        self.fixed_port = port            # 0: any free port, new at each start
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "alertbot.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -90,7 +92,8 @@ class AlertbotProcess:
         out = open(self.workdir / f"stdout.{self.runs}", "wb")  # noqa: SIM115 - owned by the child
         err = open(self.workdir / f"stderr.{self.runs}", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alertbot", "serve", "--port", "0", "--config", str(self.config_path)],
+            [sys.executable, "-m", "alertbot", "serve", "--port", str(self.fixed_port), "--config",
+             str(self.config_path)],
             cwd=self.workdir, stdout=out, stderr=err, env=self.env)
         out.close()
         err.close()

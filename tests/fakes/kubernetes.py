@@ -342,6 +342,7 @@ class FakeKubernetes:
         except jsonschema.ValidationError as exc:
             return status(422, "Invalid", f"schema: {exc.message} at {list(exc.absolute_path)}")
         if not dry_run:
+            _managed_by(patched, request)
             self._store("virtualservices", patched)
         return web.json_response(patched)
 
@@ -376,6 +377,7 @@ class FakeKubernetes:
         except PatchError as exc:
             return status(422, "Invalid", str(exc))
         if not dry_run and patched["spec"]["template"] != self.deployments[key]["spec"]["template"]:
+            _managed_by(patched, request)
             self._roll(patched)
         return web.json_response(self.deployments[key] if not dry_run else patched)
 
@@ -420,6 +422,12 @@ class FakeKubernetes:
         if request.query.get("dryRun") != "All":
             self.replicas[key] = int(patched["spec"]["replicas"])
         return web.json_response(self._scale(key))
+
+
+def _managed_by(obj: dict[str, Any], request: web.Request) -> None:
+    """The API server notes who wrote last: the fieldManager parameter, else the client's name."""
+    manager = request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+    obj["metadata"]["managedFields"] = [{"manager": manager, "operation": "Update", "time": "2026-11-29T19:55:00Z"}]
 
 
 def kubeconfig(server_url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -26,10 +27,13 @@ class FakePagerDuty:
         self.events: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.faults = FaultQueue()
+        self.latency = 0.0   # seconds every request takes (a slow PagerDuty)
         self.app = web.Application()
         self.app.router.add_post("/v2/enqueue", self._enqueue)
 
     async def _enqueue(self, request: web.Request) -> web.StreamResponse:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         faulted = await self.faults.apply(request)
         if faulted is not None:
             return faulted
@@ -60,6 +64,13 @@ class FakePagerDuty:
 
     def triggers(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_action"] == "trigger"]
+
+    def incidents(self) -> dict[str, int]:
+        """Triggers by dedup key, as PagerDuty counts them: one incident per key, however often sent."""
+        counts: dict[str, int] = {}
+        for event in self.triggers():
+            counts[event["dedup_key"]] = counts.get(event["dedup_key"], 0) + 1
+        return counts
 
     def resolves(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_action"] == "resolve"]

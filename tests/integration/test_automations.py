@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +108,13 @@ async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s:
 async def test_a_run_interrupted_by_a_crash_is_released_on_start(make_harness: MakeHarness, db_url: str,
                                                                   k8s: tuple[FakeKubernetes, Any]) -> None:
     """A run left `running` (process killed mid-run) holds its lock; the next start fails it with a
-    reason and releases the lock, so the target can be acted on again."""
+    reason and releases the lock, so the target can be acted on again. On a shared (PostgreSQL) store a
+    running run may belong to another live replica: only runs older than 30 minutes are released."""
     fake, kube = k8s
     store = await Store.open(db_url)
+    started = datetime.now(UTC) - (timedelta(minutes=31) if not store.is_sqlite else timedelta(0))
     run_id = await store.write(runbook_runs.queue, runbook="emergency-rollback", params={}, trigger="cli:x",
-                               automation="", target_key="", status="running", now=datetime.now(UTC))
+                               automation="", target_key="", status="running", now=started)
     await store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], run_id,
                       datetime.now(UTC))
     await store.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertbot.errors import NotifyError
+from alertbot.store import outbox
 from tests.conftest import MakeHarness
 from tests.fakes.notifiers import ScriptedNotifier
 from tests.helpers import ConsoleSink, wait_until
@@ -87,3 +89,20 @@ async def test_rows_claimed_when_stopped_are_sent_after_restart(make_harness: Ma
     console = ConsoleSink()
     await make_harness(console=console)
     await wait_until(lambda: len(console.lines()) == 1, what="re-delivery after restart")
+
+
+async def test_a_row_waiting_behind_a_held_one_does_not_make_the_channel_look_due(make_harness: MakeHarness) -> None:
+    """The sender sleeps until the next row it could claim: a row queued behind a held resolve is not
+    claimable before it, so it must not report the channel due now (the sender would spin)."""
+    h = await make_harness()
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the trigger")
+    now = datetime.now(UTC)
+    row = {"incident_id": 1, "channel": "console", "target": "", "payload": {}}
+    await h.state.store.write(outbox.enqueue, [{**row, "event": "resolve"}], now,
+                              hold=(now + timedelta(minutes=10), "resolve_delay 10m"))
+    await h.state.store.write(outbox.enqueue, [{**row, "event": "acknowledge"}], now)
+    due = await h.state.store.read(outbox.next_due, "console")
+    assert due == now + timedelta(minutes=10)
+    assert await h.state.store.write(outbox.claim_due, "console", now, lease=timedelta(seconds=30), owner="t",
+                                     limit=10) == []

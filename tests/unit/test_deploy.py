@@ -1,12 +1,20 @@
-"""deploy/: the RBAC Role grants exactly what the runbook steps call."""
+"""deploy/: every manifest is valid against the Kubernetes OpenAPI schemas (kubernetes-validate,
+strict: unknown fields are errors), the pieces agree with each other and with alertbot, and the RBAC
+Role grants exactly what the runbook steps and the change watch call."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from alertbot.settings import Config, parse_config
+
+KUBERNETES_VERSION = "1.30.0"
+MANIFESTS = ["rbac.yaml", "alertbot.yaml", "alertbot-single.yaml"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +36,53 @@ def test_role_grants_exactly_the_verbs_the_runbooks_and_the_watch_use() -> None:
     assert binding["subjects"][0]["name"] == account["metadata"]["name"]
 
 
-def test_manifests_hang_together() -> None:
+def documents(name: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / name).read_text()) if d}
+
+
+@pytest.mark.parametrize("name", MANIFESTS)
+def test_manifests_are_valid_kubernetes_objects(name: str) -> None:
+    for kind, doc in documents(name).items():
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # a CRD: checked against the Service below instead
+        assert kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True), kind
+
+
+def test_the_ha_deployment_hangs_together() -> None:
+    """Two replicas on PostgreSQL (URL from the Secret), never fewer than one available, rolling
+    updates that keep both serving, scraped by a ServiceMonitor that finds the Service's port."""
+    docs = documents("alertbot.yaml")
+    deployment, service, budget, monitor = (docs["Deployment"], docs["Service"], docs["PodDisruptionBudget"],
+                                            docs["ServiceMonitor"])
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    labels = spec["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"] == labels and budget["spec"]["minAvailable"] == 1
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    config = load_config_text(docs["ConfigMap"]["data"]["alertbot.yaml"])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert str(config.storage.url_file).startswith(mounts["secrets"] + "/")
+    assert "data" not in mounts  # no local state: any replica can go
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_alertmanager_receiver_points_at_the_service() -> None:
+    receiver = yaml.safe_load((ROOT / "deploy" / "alertmanager-receiver.yaml").read_text())
+    service = documents("alertbot.yaml")["Service"]
+    (hook,) = receiver["receivers"][0]["webhook_configs"]
+    port = service["spec"]["ports"][0]["port"]
+    assert hook["url"] == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}" \
+                          "/webhook/alertmanager"
+    assert hook["send_resolved"] is True
+
+
+def test_the_single_replica_deployment_hangs_together() -> None:
     """The Deployment's probes, ports, config, secrets and volumes agree with alertbot and each other."""
-    docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "alertbot.yaml").read_text()) if d}
+    docs = documents("alertbot-single.yaml")
     deployment, service, config_map = docs["Deployment"], docs["Service"], docs["ConfigMap"]
     spec = deployment["spec"]
     assert (spec["replicas"], spec["strategy"]["type"]) == (1, "Recreate")  # one process per SQLite file

@@ -1,0 +1,145 @@
+"""Fuzzing the HTTP surface with hypothesis: whatever arrives at the webhook or the Slack endpoints,
+alertbot answers with a deliberate status (never a 500), keeps running, and logs no internal error.
+
+The app runs for real (store, pipeline, dispatcher) on a background thread so that hypothesis can
+drive it with plain blocking requests and shrink any failure to a minimal body.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alertbot.settings import parse_config
+from alertbot.slack.verify import sign
+from alertbot.web.app import create_app
+from tests.conftest import secrets
+from tests.e2e.procs import http
+from tests.e2e.threaded import ThreadedServer
+from tests.helpers import all_payload_names, payload_json
+from tests.slack_client import SECRET
+
+WEBHOOK_STATUSES = {200, 400, 413, 415}
+PRINTABLE = st.characters(min_codepoint=0x21, max_codepoint=0x7E)  # what an HTTP header value may hold
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=25)
+PAYLOADS = [payload_json(name) for name in all_payload_names() if name.endswith(".json") and "manifest" not in name]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    root: Path = tmp_path_factory.mktemp("fuzz")
+    config = parse_config({"storage": {"url": f"sqlite:///{root}/fuzz.db"}, "runbooks": {"dir": str(root)},
+                           "webhook": {"max_body_bytes": 65536}})
+    app = create_app(config, secrets(slack_signing_secret=SECRET), console_stream=io.StringIO())
+    running = ThreadedServer(app)
+    yield running
+    running.close()
+
+
+def post(server: ThreadedServer, path: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(server.url(path), data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return int(exc.code)
+
+
+@st.composite
+def mutated_payload(draw: st.DrawFn) -> Any:
+    """A captured Alertmanager payload with a few fields replaced by arbitrary JSON, or removed."""
+    payload = copy.deepcopy(draw(st.sampled_from(PAYLOADS)))
+    for _ in range(draw(st.integers(1, 4))):
+        node = payload
+        path: list[Any] = []
+        while isinstance(node, dict | list) and node and draw(st.booleans()):
+            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+            path.append(key)
+            node = node[key]
+        if not path:
+            return draw(JSON)
+        parent = payload
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(JSON)
+    return payload
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(body=st.one_of(mutated_payload(), JSON.map(lambda v: {"alerts": v}), JSON))
+def test_webhook_answers_any_json_deliberately(server: ThreadedServer, body: Any) -> None:
+    status = post(server, "/webhook/alertmanager", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    assert status in WEBHOOK_STATUSES
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=3000), content_type=st.sampled_from(["application/json", "text/plain", ""]))
+def test_webhook_answers_any_bytes_deliberately(server: ThreadedServer, raw: bytes, content_type: str) -> None:
+    status = post(server, "/webhook/alertmanager", raw, {"Content-Type": content_type} if content_type else {})
+    assert status in WEBHOOK_STATUSES
+
+
+def signed(body: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(SECRET, stamp, body),
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200), user=st.text(max_size=20))
+def test_signed_slash_commands_never_fail(server: ThreadedServer, text: str, user: str) -> None:
+    """Any command text from any user: an answer (usage, a refusal, a result), never a 500."""
+    body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user or "U1",
+                                   "trigger_id": uuid.uuid4().hex}).encode()
+    assert post(server, "/slack/commands", body, signed(body)) in {200, 400}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.one_of(JSON, st.fixed_dictionaries({
+    "type": st.sampled_from(["block_actions", "view_submission", ""]),
+    "user": st.one_of(JSON, st.fixed_dictionaries({"id": st.text(max_size=12)})),
+    "actions": st.lists(st.fixed_dictionaries({
+        "action_id": st.sampled_from(["runbook_approve", "runbook_cancel", "incident_ack", "incident_resolve",
+                                      "incident_silence_1h", "change_undo", "other"]),
+        "value": st.one_of(st.text(max_size=12), st.integers().map(str))}), max_size=2),
+    "response_url": st.just("")})), raw=st.booleans())
+def test_signed_interactions_never_fail(server: ThreadedServer, payload: Any, raw: bool) -> None:
+    text = json.dumps(payload) if not raw else str(payload)
+    body = urllib.parse.urlencode({"payload": text, "trigger_id": uuid.uuid4().hex}).encode()
+    assert post(server, "/slack/interactions", body, signed(body)) in {200, 400}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=500), stamp=st.text(PRINTABLE, min_size=1, max_size=15),
+       signature=st.text(PRINTABLE, min_size=1, max_size=80))
+def test_unsigned_slack_requests_are_401(server: ThreadedServer, body: bytes, stamp: str, signature: str) -> None:
+    headers = {"X-Slack-Request-Timestamp": stamp.strip() or "0", "X-Slack-Signature": signature.strip() or "v0=0",
+               "Content-Type": "application/x-www-form-urlencoded"}
+    assert post(server, "/slack/commands", body, headers) == 401
+
+
+def test_still_healthy_after_the_fuzzing(server: ThreadedServer) -> None:
+    assert http("GET", server.url("/healthz"))[0] == 200
+    assert http("GET", server.url("/readyz"))[0] == 200
