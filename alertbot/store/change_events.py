@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.changes import Change
-from alertbot.store.schema import change_events, insert_ignore, record_json
+from alertbot.store.schema import UTCDateTime, change_events, insert_ignore, record_json
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,18 @@ def get(conn: Connection, change_id: int) -> ChangeEvent | None:
     return ChangeEvent(**row._asdict()) if row is not None else None
 
 
+# Prebuilt: read for every page that opens (see incidents.py on why hot statements are prebuilt).
+_AROUND = (sa.select(change_events)
+           .where(change_events.c.service == sa.bindparam("service"),
+                  change_events.c.timestamp >= sa.bindparam("since", type_=UTCDateTime),
+                  change_events.c.timestamp <= sa.bindparam("until", type_=UTCDateTime))
+           .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(50))
+
+
 def around(conn: Connection, *, service: str, since: datetime, until: datetime) -> list[ChangeEvent]:
     """The changes to ``service`` between two times (any namespace: the caller narrows)."""
-    query = (sa.select(change_events)
-             .where(change_events.c.service == service, change_events.c.timestamp >= since,
-                    change_events.c.timestamp <= until)
-             .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(50))
-    return [ChangeEvent(**row._asdict()) for row in conn.execute(query)]
+    rows = conn.execute(_AROUND, {"service": service, "since": since, "until": until})
+    return [ChangeEvent(**row._asdict()) for row in rows]
 
 
 def recent(conn: Connection, *, service: str | None, namespace: str | None, since: datetime | None,

@@ -170,16 +170,25 @@ def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetim
     return get(conn, incident_id) if result.rowcount else None
 
 
+def _firing_labels_query(by_service: bool, by_namespace: bool) -> sa.Select[Any]:
+    query = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
+    if by_service:
+        query = query.where(incidents.c.service == sa.bindparam("service"))
+    if by_namespace:
+        query = query.where(incidents.c.namespace == sa.bindparam("namespace"))
+    return query
+
+
+_FIRING_LABELS = {(s, n): _firing_labels_query(s, n) for s in (False, True) for n in (False, True)}
+
+
 def firing_labels(conn: Connection, *, service: str | None = None,
                         namespace: str | None = None) -> list[dict[str, str]]:
     """The matching labels (labels + classified severity) of firing incidents, for inhibition;
     narrowed to one service and/or namespace when the caller knows only those can matter."""
-    query = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
-    if service is not None:
-        query = query.where(incidents.c.service == service)
-    if namespace is not None:
-        query = query.where(incidents.c.namespace == namespace)
-    return [{**row.labels, "severity": row.severity} for row in conn.execute(query)]
+    query = _FIRING_LABELS[(service is not None, namespace is not None)]
+    params = {k: v for k, v in (("service", service), ("namespace", namespace)) if v is not None}
+    return [{**row.labels, "severity": row.severity} for row in conn.execute(query, params)]
 
 
 def critical_since(conn: Connection, *, service: str, namespace: str, since: datetime) -> bool:
