@@ -56,7 +56,7 @@ from alertbot.notify.base import (
 )
 from alertbot.observability import Metrics
 from alertbot.runbooks.automations import request_runs
-from alertbot.settings import Config
+from alertbot.settings import Config, StormConfig
 from alertbot.shadow import record_shadow, stored_destinations
 from alertbot.store import change_events, heartbeats, incident_notes, incidents, outbox
 from alertbot.store import silences as silence_repo
@@ -236,7 +236,8 @@ class Pipeline:
         return await self._store.write(self._ingest_all, payloads, self._clock())
 
     def _ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
-        return [self._ingest(conn, payload, now) for payload in payloads]
+        batch = _BatchReads(conn, payloads, now, self._config.correlation.lookback, self._config.storm)
+        return [self._ingest(conn, payload, now, batch) for payload in payloads]
 
     def _record_metrics(self, stats: IngestStats) -> None:
         self._metrics.alerts_received.inc(stats.alerts)
@@ -245,10 +246,10 @@ class Pipeline:
         for reason, count in stats.suppressed.items():
             self._metrics.alerts_suppressed.labels(reason).inc(count)
 
-    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime) -> IngestStats:
+    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _BatchReads) -> IngestStats:
         stats = IngestStats(alerts=len(payload.alerts))
-        known = incidents.episodes(conn, [a.fingerprint for a in payload.alerts])
-        chains = _Chains(known)
+        chains = batch.chains
+        known = chains.known
         decide: list[tuple[IncidentRecord, Event]] = []
         resolved: list[IncidentRecord] = []
         rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
@@ -264,8 +265,10 @@ class Pipeline:
                 classification = classify(alert, self._config.classification, self._config.thresholds)
                 incident = incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
                 chains.add(incident)
+                batch.inserted(incident)
                 if alert.status is AlertStatus.FIRING and classification.reason.startswith("event:"):
                     _record_change(conn, alert, now)
+                    batch.changes_recorded()
                 stats.classified[classification.severity] += 1
                 if alert.status is AlertStatus.FIRING:
                     continued = self._continue_chain(conn, incident, chains, now)
@@ -293,9 +296,8 @@ class Pipeline:
 
         direct: list[dict[str, Any]] = []    # a new incident's own trigger: nothing can be ahead of it
         if decide:
-            active = silence_repo.active(conn, now)
             for incident, event in decide:
-                decided, own = self._decide(conn, incident, event, payload, silences=active, stats=stats, now=now)
+                decided, own = self._decide(conn, incident, event, payload, batch=batch, stats=stats, now=now)
                 (direct if own and event == "trigger" else rows).extend(decided)
         storms_touched: set[int] = set()
         held: list[tuple[list[dict[str, Any]], datetime, str]] = []
@@ -309,7 +311,7 @@ class Pipeline:
             else:
                 rows += resolve_rows
         for storm_id in sorted(storms_touched):
-            rows.extend(self._end_storm_if_quiet(conn, storm_id, now))
+            rows.extend(self._end_storm_if_quiet(conn, storm_id, batch, now))
         outbox.enqueue(conn, rows, now)
         for held_rows, until, why in held:  # after any update of the same message queued above
             outbox.enqueue(conn, held_rows, now, hold=(until, why))
@@ -431,21 +433,22 @@ class Pipeline:
         return True
 
     def _storm_for(self, conn: Connection, incident: IncidentRecord, payload: WebhookPayload,
-                         dests: list[Destination], now: datetime) -> storm_repo.Storm | None:
+                   dests: list[Destination], *, batch: _BatchReads, now: datetime) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
         policy = self._config.storm
         if policy is None or not incident.group_key:
             return None
         dest_json = [d.to_json() for d in dests]
-        storm = storm_repo.active(conn, incident.group_key)
+        storm = batch.storm(incident.group_key)
         if storm is not None:
-            return storm_repo.join(conn, storm, dest_json)
-        arrived = storm_repo.arrived_before(conn, incident.group_key, now - policy.window, incident.id)
-        if arrived <= policy.threshold:
-            return None
-        log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
-        return storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
-                                      anchor_incident_id=incident.id, destinations=dest_json, now=now)
+            storm = storm_repo.join(conn, storm, dest_json)
+        elif batch.arrived(incident.group_key, incident.id) > policy.threshold:
+            log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
+            storm = storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
+                                     anchor_incident_id=incident.id, destinations=dest_json, now=now)
+        if storm is not None:
+            batch.storm_changed(storm)
+        return storm
 
     def _storm_rows(self, conn: Connection, storm: storm_repo.Storm, event: Event,
                           now: datetime) -> list[dict[str, Any]]:
@@ -462,35 +465,39 @@ class Pipeline:
                 rows.append(row)
         return rows
 
-    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, now: datetime) -> list[dict[str, Any]]:
+    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, batch: _BatchReads,
+                            now: datetime) -> list[dict[str, Any]]:
         storm = storm_repo.get(conn, storm_id)
         if storm is None or storm_repo.firing_members(conn, storm) > 0:
             return []
         storm_repo.finish(conn, storm.id, now)
+        batch.storm_ended(storm)
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
         return self._storm_rows(conn, storm, "resolve", now)
 
-    def _inhibiting_rule(self, conn: Connection, incident: IncidentRecord,
-                               labels: dict[str, str]) -> InhibitRule | None:
+    def _inhibiting_rule(self, conn: Connection, incident: IncidentRecord, labels: dict[str, str],
+                         batch: _BatchReads) -> InhibitRule | None:
         """The rule under which a firing alert inhibits this one. Sources are only read when a rule
         targets this alert, and only those sharing its service/namespace when the rule requires it."""
         for rule in self._config.inhibit_rules:
             if not all_match(rule.target_matchers, labels):
                 continue
-            sources = incidents.firing_labels(
-                conn, service=incident.service if "service" in rule.equal else None,
-                namespace=incident.namespace if "namespace" in rule.equal else None)
+            namespace = incident.namespace if "namespace" in rule.equal else None
+            if "service" in rule.equal and incident.service:
+                sources = batch.firing_labels(incident.service, namespace)
+            else:
+                sources = incidents.firing_labels(conn, namespace=namespace)
             if inhibiting_rule([rule], labels, sources) is not None:
                 return rule
         return None
 
     def _decide(self, conn: Connection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
-                      silences: list[Silence], stats: IngestStats,
+                      batch: _BatchReads, stats: IngestStats,
                       now: datetime) -> tuple[list[dict[str, Any]], bool]:
         """The notification rows for one alert, and whether they are its own (not a storm summary's)."""
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
-        silence = find_silence(silences, labels, now)
+        silence = find_silence(batch.silences(), labels, now)
         approvals: list[dict[str, Any]] = []
         if silence is None and event == "trigger" and self._config.automations:
             for request in request_runs(conn, self._config.automations, labels, incident.labels,
@@ -503,7 +510,7 @@ class Pipeline:
             suppressed_by = f"silence {silence.id} by {silence.created_by} until {silence.ends_at.isoformat()}"
             reason = "silenced"
         else:
-            rule = self._inhibiting_rule(conn, incident, labels) if event == "trigger" else None
+            rule = self._inhibiting_rule(conn, incident, labels, batch) if event == "trigger" else None
             if rule is not None:
                 suppressed_by = rule.describe()
                 reason = "inhibited"
@@ -516,7 +523,9 @@ class Pipeline:
             return [], True
         dests, shadow = self._destinations(labels, incident.severity)
         record_shadow(conn, incident, event, shadow, now)
-        storm = self._storm_for(conn, incident, payload, dests, now) if event == "trigger" and dests else None
+        storm = None
+        if event == "trigger" and dests:
+            storm = self._storm_for(conn, incident, payload, dests, batch=batch, now=now)
         if storm is not None:
             stats.suppressed["storm"] += 1
             incidents.set_outcome(conn, incident.id, destinations=[], now=now,
@@ -525,16 +534,15 @@ class Pipeline:
             return self._storm_rows(conn, storm, "trigger", now), False
         incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
                               suppressed_by=None, now=now)
-        changes = self._recent_changes(conn, incident) if event == "trigger" and dests else []
+        changes = self._recent_changes(batch, incident) if event == "trigger" and dests else []
         return [_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests], True
 
-    def _recent_changes(self, conn: Connection, incident: IncidentRecord) -> list[CorrelatedChange]:
+    def _recent_changes(self, batch: _BatchReads, incident: IncidentRecord) -> list[CorrelatedChange]:
         """What changed on the service shortly before a warning or critical alert started."""
         if incident.severity is Severity.INFO or not incident.service:
             return []
         lookback = self._config.correlation.lookback
-        recorded = change_events.around(conn, service=incident.service, since=incident.starts_at - lookback,
-                                        until=incident.starts_at)
+        recorded = batch.changes(incident.service)
         found = correlate([e.as_change() for e in recorded], service=incident.service, namespace=incident.namespace,
                           started=incident.starts_at, lookback=lookback)
         targets = {e.id: e.target for e in recorded}
@@ -555,6 +563,79 @@ def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
         "actor": alert.labels.get("actor") or "alertmanager",
         "description": alert.annotations.get("summary") or alert.annotations.get("description") or name,
         "links": links, "timestamp": alert.starts_at})
+
+
+class _BatchReads:
+    """What the payloads of one ingest transaction read, each read at most once for the whole batch:
+    the known episodes of its alerts, the active silences, the recent changes of its services."""
+
+    def __init__(self, conn: Connection, payloads: list[WebhookPayload], now: datetime, lookback: timedelta,
+                 storm: StormConfig | None) -> None:
+        self._conn, self._now = conn, now
+        alerts = [a for p in payloads for a in p.alerts]
+        self.chains = _Chains(incidents.episodes(conn, [a.fingerprint for a in alerts]))
+        # Storm bookkeeping, read before this batch inserts anything: its own new alerts are
+        # counted as they are inserted (``inserted``).
+        groups = sorted({p.group_key for p in payloads if p.group_key}) if storm is not None else []
+        self._storms = storm_repo.active_of(conn, groups)
+        self._arrived = storm_repo.arrived_in(conn, groups, now - storm.window) if storm is not None else {}
+        self._new: dict[str, list[int]] = {}
+        self._services = {a.service for a in alerts if a.service}
+        self._firing: dict[int, tuple[str, str, dict[str, str]]] | None = None
+        starts = [a.starts_at for a in alerts] or [now]
+        self._window = (min(starts) - lookback, max(starts))
+        self._silences: list[Silence] | None = None
+        self._changes: dict[str, list[change_events.ChangeEvent]] | None = None
+
+    def silences(self) -> list[Silence]:
+        if self._silences is None:
+            self._silences = silence_repo.active(self._conn, self._now)
+        return self._silences
+
+    def changes(self, service: str) -> list[change_events.ChangeEvent]:
+        """The batch's services' changes in the window its alerts' correlation can reach."""
+        if self._changes is None:
+            self._changes = {}
+            since, until = self._window
+            for event in change_events.around(self._conn, services=self._services, since=since, until=until):
+                self._changes.setdefault(event.service, []).append(event)
+        return self._changes.get(service, [])
+
+    def firing_labels(self, service: str, namespace: str | None) -> list[dict[str, str]]:
+        """Inhibition sources of one service (and namespace): the firing incidents read once for the
+        batch's services, brought up to date with what this batch inserted and resolved."""
+        if self._firing is None:
+            self._firing = incidents.firing_of_services(self._conn, self._services)
+        found = {i: labels for i, (svc, ns, labels) in self._firing.items()
+                 if svc == service and namespace in (None, ns)}
+        for record in self.chains.known.values():
+            if record.service == service and namespace in (None, record.namespace):
+                if record.status == "firing":
+                    found[record.id] = {**record.labels, "severity": record.severity.value}
+                else:
+                    found.pop(record.id, None)
+        return list(found.values())
+
+    def inserted(self, incident: IncidentRecord) -> None:
+        self._new.setdefault(incident.group_key, []).append(incident.id)
+
+    def storm(self, group_key: str) -> storm_repo.Storm | None:
+        return self._storms.get(group_key)
+
+    def storm_changed(self, storm: storm_repo.Storm) -> None:
+        self._storms[storm.group_key] = storm
+
+    def storm_ended(self, storm: storm_repo.Storm) -> None:
+        if (current := self._storms.get(storm.group_key)) is not None and current.id == storm.id:
+            del self._storms[storm.group_key]
+
+    def arrived(self, group_key: str, incident_id: int) -> int:
+        """Alerts of the group that arrived within the storm window, up to and including this one."""
+        return self._arrived.get(group_key, 0) + sum(1 for i in self._new.get(group_key, ()) if i <= incident_id)
+
+    def changes_recorded(self) -> None:
+        """A change was recorded in this transaction: read them again when next asked."""
+        self._changes = None
 
 
 class _Chains:

@@ -79,7 +79,7 @@ def _changes(conn: Connection, chain: list[incidents.IncidentRecord], *, lookbac
         return []
     last = chain[-1]
     until = (last.ends_at or last.resolved_at or now) if last.status == "resolved" else now
-    recorded = change_events.around(conn, service=lead.service, since=lead.starts_at - lookback, until=until)
+    recorded = change_events.around(conn, services=[lead.service], since=lead.starts_at - lookback, until=until)
     window = until - lead.starts_at + lookback
     kept = correlate([e.as_change() for e in recorded], service=lead.service, namespace=lead.namespace, started=until,
                      lookback=window)

@@ -63,12 +63,16 @@ async def drive(url: str, *, clients: int, seconds: float, run: str) -> dict[str
             while time.perf_counter() < stop:
                 body = webhook(next(counter), run)
                 started = time.perf_counter()
-                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
-                    await resp.read()
-                    if resp.status in (200, 201, 202):
-                        latencies.append((time.perf_counter() - started) * 1000)
-                    else:
-                        failures[str(resp.status)] = failures.get(str(resp.status), 0) + 1
+                try:
+                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                        outcome = "ok" if resp.status in (200, 201, 202) else str(resp.status)
+                except aiohttp.ClientError as exc:  # e.g. a keep-alive connection the server closed
+                    outcome = type(exc).__name__
+                if outcome == "ok":
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    failures[outcome] = failures.get(outcome, 0) + 1
 
         began = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(clients)))
@@ -82,15 +86,21 @@ async def drive(url: str, *, clients: int, seconds: float, run: str) -> dict[str
 async def measure(command: list[str], path: str, args: argparse.Namespace, *, run: str, probe: str = "/probe",
                   cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
     port = free_port()
-    proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=cwd,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await wait_listening(f"http://127.0.0.1:{port}{probe}", proc)
-        await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=1.0, run=run + "w")  # warm-up
-        return await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=args.seconds, run=run)
-    finally:
-        proc.terminate()
-        proc.wait()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=cwd,
+                                env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            await wait_listening(f"http://127.0.0.1:{port}{probe}", proc)
+            await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=1.0, run=run + "w")  # warm-up
+            result = await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=args.seconds,
+                                 run=run)
+        finally:
+            proc.terminate()
+            proc.wait()
+        if not result["accepted"]:
+            log.seek(0)
+            print(f"{command[0]} accepted nothing; its log ends:\n{log.read()[-2000:].decode(errors='replace')}")
+    return result
 
 
 def alertbot_command(tmp: str, name: str, url: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,17 +56,21 @@ def get(conn: Connection, change_id: int) -> ChangeEvent | None:
     return ChangeEvent(**row._asdict()) if row is not None else None
 
 
-# Prebuilt: read for every page that opens (see incidents.py on why hot statements are prebuilt).
+# Prebuilt: read for every batch of alerts (see incidents.py on why hot statements are prebuilt).
 _AROUND = (sa.select(change_events)
-           .where(change_events.c.service == sa.bindparam("service"),
+           .where(change_events.c.service.in_(sa.bindparam("services", expanding=True)),
                   change_events.c.timestamp >= sa.bindparam("since", type_=UTCDateTime),
                   change_events.c.timestamp <= sa.bindparam("until", type_=UTCDateTime))
-           .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(50))
+           .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()))
 
 
-def around(conn: Connection, *, service: str, since: datetime, until: datetime) -> list[ChangeEvent]:
-    """The changes to ``service`` between two times (any namespace: the caller narrows)."""
-    rows = conn.execute(_AROUND, {"service": service, "since": since, "until": until})
+def around(conn: Connection, *, services: Iterable[str], since: datetime, until: datetime) -> list[ChangeEvent]:
+    """The changes to these services between two times, newest first (any namespace: the caller
+    narrows)."""
+    wanted = sorted(set(services))
+    if not wanted:
+        return []
+    rows = conn.execute(_AROUND, {"services": wanted, "since": since, "until": until})
     return [ChangeEvent(**row._asdict()) for row in rows]
 
 

@@ -191,6 +191,21 @@ def firing_labels(conn: Connection, *, service: str | None = None,
     return [{**row.labels, "severity": row.severity} for row in conn.execute(query, params)]
 
 
+_FIRING_OF_SERVICES = (sa.select(incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels,
+                                 incidents.c.severity)
+                       .where(incidents.c.status == "firing",
+                              incidents.c.service.in_(sa.bindparam("services", expanding=True))))
+
+
+def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, tuple[str, str, dict[str, str]]]:
+    """Firing incidents of these services: id → (service, namespace, matching labels)."""
+    wanted = sorted(set(services))
+    if not wanted:
+        return {}
+    rows = conn.execute(_FIRING_OF_SERVICES, {"services": wanted})
+    return {row.id: (row.service, row.namespace, {**row.labels, "severity": row.severity}) for row in rows}
+
+
 def critical_since(conn: Connection, *, service: str, namespace: str, since: datetime) -> bool:
     """Has a critical alert for the service fired since ``since``, or is one firing still?"""
     query = sa.select(incidents.c.id).where(

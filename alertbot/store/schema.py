@@ -296,6 +296,7 @@ def _v8(conn: Connection) -> None:
 
 def _v9(conn: Connection) -> None:
     _add_columns(conn, "incidents", {"lead_id": "INTEGER"})
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_lead ON incidents (lead_id)")  # an incident's chain
     _add_columns(conn, "outbox", {"hold": "TEXT"})
     metadata.create_all(conn, tables=[incident_notes])
 

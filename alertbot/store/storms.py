@@ -40,19 +40,6 @@ def _storm(row: sa.Row[Any]) -> Storm:
     return Storm(m["id"], m["group_key"], m["group_labels"], m["anchor_incident_id"], m["count"], m["destinations"])
 
 
-_ACTIVE = (sa.select(storms).where(storms.c.group_key == sa.bindparam("group_key"), storms.c.resolved_at.is_(None))
-           .order_by(storms.c.id.desc()).limit(1))
-_ARRIVED = (sa.select(sa.func.count()).select_from(incidents)
-            .where(incidents.c.group_key == sa.bindparam("group_key"),
-                   incidents.c.created_at >= sa.bindparam("since", type_=UTCDateTime),
-                   incidents.c.id <= sa.bindparam("iid")))
-
-
-def active(conn: Connection, group_key: str) -> Storm | None:
-    row = conn.execute(_ACTIVE, {"group_key": group_key}).first()
-    return _storm(row) if row else None
-
-
 def get(conn: Connection, storm_id: int) -> Storm | None:
     row = (conn.execute(sa.select(storms).where(storms.c.id == storm_id))).first()
     return _storm(row) if row else None
@@ -85,9 +72,27 @@ def firing_members(conn: Connection, storm: Storm) -> int:
     )).scalar_one())
 
 
-def arrived_before(conn: Connection, group_key: str, since: datetime, incident_id: int) -> int:
-    """How many alerts of the group arrived since ``since``, up to and including ``incident_id``."""
-    return int(conn.execute(_ARRIVED, {"group_key": group_key, "since": since, "iid": incident_id}).scalar_one())
+_ACTIVE_OF = sa.select(storms).where(storms.c.group_key.in_(sa.bindparam("groups", expanding=True)),
+                                     storms.c.resolved_at.is_(None)).order_by(storms.c.id)
+_ARRIVED_IN = (sa.select(incidents.c.group_key, sa.func.count()).select_from(incidents)
+               .where(incidents.c.group_key.in_(sa.bindparam("groups", expanding=True)),
+                      incidents.c.created_at >= sa.bindparam("since", type_=UTCDateTime))
+               .group_by(incidents.c.group_key))
+
+
+def active_of(conn: Connection, group_keys: Sequence[str]) -> dict[str, Storm]:
+    """The active storm of each of these groups that has one."""
+    if not group_keys:
+        return {}
+    return {(storm := _storm(row)).group_key: storm for row in conn.execute(_ACTIVE_OF, {"groups": list(group_keys)})}
+
+
+def arrived_in(conn: Connection, group_keys: Sequence[str], since: datetime) -> dict[str, int]:
+    """How many alerts of each group arrived since ``since``."""
+    if not group_keys:
+        return {}
+    rows = conn.execute(_ARRIVED_IN, {"groups": list(group_keys), "since": since})
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def sample(conn: Connection, storm: Storm, limit: int = 5) -> list[str]:
