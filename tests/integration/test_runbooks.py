@@ -340,6 +340,7 @@ async def test_restore_last_good_needs_a_proven_record(env: Env) -> None:
     await later.changed("virtualservices", "ai-nutritionist", env.k8s.virtualservices[KEY])
     result = await env.executor.run(RUNBOOKS["restore-last-good"], params, execute=True, trigger="cli:alice")
     assert result.status == "succeeded", result.message
-    assert result.plans[0].lines[0].startswith("virtualservice ai-nutritionist/nutrition-service-canary http[0] "
-                                               "(primary): stable 50 → 90, canary 50 → 10 (last good at 2026-11-29")
+    assert result.plans[0].lines[0] == ("virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): "
+                                        "stable 50 → 90, canary 50 → 10 (last good at "
+                                        f"{(now - timedelta(minutes=1)).isoformat()})")
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]

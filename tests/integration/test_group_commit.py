@@ -1,0 +1,54 @@
+"""Webhooks committed together (group commit) see each other: what one payload of a batch inserted
+counts for the next — inhibition sources, storm counts — as if each had its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+from alertbot.domain.parse import parse_webhook
+from tests.conftest import MakeHarness
+from tests.helpers import payload_json, wait_until
+
+GROCERY = payload_json("am-highlatencyp95-grocery-3alerts-firing.json")
+
+
+def one_alert_payload(pod: str, value: str, *, group: str = "") -> bytes:
+    body = copy.deepcopy(GROCERY)
+    alert = body["alerts"][0]
+    alert["labels"]["pod"], alert["annotations"]["value"], alert["fingerprint"] = pod, value, ""
+    body["alerts"] = [alert]
+    if group:
+        body["groupKey"] = group
+    return json.dumps(body).encode()
+
+
+async def accept_together(h: Any, bodies: list[bytes]) -> list[Any]:
+    """Hand every payload to the pipeline before its writer runs: they share one transaction."""
+    return list(await asyncio.gather(*(h.state.pipeline.accept(parse_webhook(b)) for b in bodies)))
+
+
+async def test_a_critical_earlier_in_the_batch_inhibits_a_warning_later_in_it(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    stats = await accept_together(h, [one_alert_payload("p-critical", "5.2"), one_alert_payload("p-warning", "3.4")])
+    assert [s.suppressed.get("inhibited", 0) for s in stats] == [0, 1]
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the critical's notification")
+    incidents = {i["labels"]["pod"]: i for i in await (await h.client.get("/api/v1/incidents")).json()}
+    assert incidents["p-warning"]["suppressed_by"].startswith("inhibited")
+    assert incidents["p-critical"]["suppressed_by"] is None
+    assert incidents["p-warning"]["created_at"] == incidents["p-critical"]["created_at"]  # one transaction
+
+
+async def test_storm_counts_include_the_batchs_own_alerts(make_harness: MakeHarness) -> None:
+    """Threshold 2: the third alert of the group, though in the same transaction as the first two,
+    starts the storm; the fourth joins it."""
+    h = await make_harness({"storm": {"threshold": 2, "window": "5m"}})
+    bodies = [one_alert_payload(f"p{i}", "6", group="grocery-group") for i in range(4)]
+    stats = await accept_together(h, bodies)
+    assert [s.suppressed.get("storm", 0) for s in stats] == [0, 0, 1, 1]
+    incidents = await (await h.client.get("/api/v1/incidents")).json()
+    summarised = sorted(i["labels"]["pod"] for i in incidents if (i["suppressed_by"] or "").startswith("storm "))
+    assert summarised == ["p2", "p3"]
+    assert len({i["created_at"] for i in incidents}) == 1  # all four in one transaction
