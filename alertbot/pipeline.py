@@ -286,7 +286,9 @@ class Pipeline:
                         decide.append((incident, "trigger"))  # a silence may have ended since
                 # else: a late copy of a firing alert that has resolved since; nothing to do.
             elif incident.status == "firing":
-                incidents.resolve(conn, incident.id, alert, now)
+                if not incidents.resolve(conn, incident.id, alert, now):
+                    stats.duplicates += 1  # resolved meanwhile by another replica's copy: notify nothing
+                    continue
                 updated = dataclasses.replace(incident, status="resolved", ends_at=alert.ends_at or now,
                                               annotations=dict(alert.annotations), resolved_at=now)
                 chains.add(updated)
@@ -532,8 +534,12 @@ class Pipeline:
                                         suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
                                                       f"group (incident {storm.anchor_incident_id})")
             return self._storm_rows(conn, storm, "trigger", now), False
-        incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
-                              suppressed_by=None, now=now)
+        if incident.suppressed_by is None:
+            incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
+                                  suppressed_by=None, now=now)
+        elif not incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by,
+                                            destinations=stored_destinations(dests, shadow), now=now):
+            return [], True  # another replica lifted it from its copy of the same alert, and notified
         changes = self._recent_changes(batch, incident) if event == "trigger" and dests else []
         return [_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests], True
 

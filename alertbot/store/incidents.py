@@ -71,9 +71,10 @@ _BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bin
 _INSERT = incidents.insert().returning(*incidents.c)
 _REFRESH = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
     annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
-_RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
+_RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid"), incidents.c.status == "firing").values(
     status="resolved", ends_at=sa.bindparam("ends_at", type_=UTCDateTime),
-    resolved_at=sa.bindparam("now", type_=UTCDateTime), updated_at=sa.bindparam("now", type_=UTCDateTime))
+    resolved_at=sa.bindparam("now", type_=UTCDateTime), updated_at=sa.bindparam("now", type_=UTCDateTime),
+).returning(incidents.c.id)
 _OUTCOME = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
     destinations=sa.bindparam("destinations", type_=sa.JSON), suppressed_by=sa.bindparam("suppressed_by"),
     updated_at=sa.bindparam("now", type_=UTCDateTime))
@@ -121,14 +122,26 @@ def refresh(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> 
     conn.execute(_REFRESH, {"iid": incident_id, "annotations": dict(alert.annotations), "now": now})
 
 
-def resolve(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> None:
-    conn.execute(_RESOLVE, {"iid": incident_id, "ends_at": alert.ends_at or now, "now": now})
+def resolve(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> bool:
+    """Mark a firing incident resolved; False when it no longer was firing — another replica (sharing
+    the store) resolved it first from its copy of the same notification, or someone did by hand."""
+    return conn.execute(_RESOLVE, {"iid": incident_id, "ends_at": alert.ends_at or now, "now": now}).first() is not None
 
 
 def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[dict[str, Any]],
                 suppressed_by: str | None, now: datetime) -> None:
     conn.execute(_OUTCOME, {"iid": incident_id, "destinations": list(destinations), "suppressed_by": suppressed_by,
                             "now": now})
+
+
+def lift_suppression(conn: Connection, incident_id: int, *, was: str, destinations: Sequence[dict[str, Any]],
+                     now: datetime) -> bool:
+    """The silence that muted a firing incident is over: it is notified now. False when its
+    suppression had already changed (another replica lifted it first)."""
+    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.suppressed_by == was)
+                          .values(destinations=list(destinations), suppressed_by=None, updated_at=now)
+                          .returning(incidents.c.id))
+    return result.first() is not None
 
 
 def continue_chain(conn: Connection, incident_id: int, *, lead_id: int, why: str, now: datetime) -> None:

@@ -52,3 +52,19 @@ async def test_storm_counts_include_the_batchs_own_alerts(make_harness: MakeHarn
     summarised = sorted(i["labels"]["pod"] for i in incidents if (i["suppressed_by"] or "").startswith("storm "))
     assert summarised == ["p2", "p3"]
     assert len({i["created_at"] for i in incidents}) == 1  # all four in one transaction
+
+
+async def test_two_replicas_given_the_same_resolve_send_it_once(make_harness: MakeHarness) -> None:
+    """Two alertbot apps on one store (replicas) each get the HA pair's copy of a resolve at the same
+    moment: one of them resolves the incident and notifies; the other finds it resolved."""
+    first, second = await make_harness(), await make_harness()
+    assert (await first.post_file("am-higherrorrate-nutrition-service-firing.json")).status == 200
+    await wait_until(lambda: len(first.console.lines()) == 1, what="the page")
+    resolved = payload_json("am-higherrorrate-nutrition-service-resolved.json")
+    answers = await asyncio.gather(first.post_payload(json.dumps(resolved)), second.post_payload(json.dumps(resolved)))
+    assert [a.status for a in answers] == [200, 200]
+    await wait_until(lambda: len(first.console.lines()) + len(second.console.lines()) == 2, what="the resolve")
+    for h in (first, second):
+        await h.state.dispatcher.deliver_due("console")
+    events = [line["event"] for h in (first, second) for line in h.console.lines()]
+    assert sorted(events) == ["resolve", "trigger"]
