@@ -413,6 +413,8 @@ class Pipeline:
         beat = heartbeats.get(conn, policy.alertname) or heartbeats.start_grace(conn, policy.alertname, now)
         if beat.incident_id is not None or now - beat.last_seen <= policy.max_interval:
             return False
+        if not heartbeats.claim_page(conn, policy.alertname):
+            return False  # another replica is paging for it
         silent_for = format_duration(now - beat.last_seen)
         alert = Alert.model_validate({
             "status": "firing", "startsAt": now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -58,3 +59,16 @@ async def test_a_fresh_alertbot_counts_from_its_start(make_harness: MakeHarness)
     assert await h.state.pipeline.check_heartbeat() is False
     clock["now"] += timedelta(minutes=6)
     assert await h.state.pipeline.check_heartbeat() is True
+
+
+async def test_replicas_page_once_for_a_missing_watchdog(make_harness: MakeHarness) -> None:
+    """Two replicas on one store both notice the Watchdog is overdue: one page between them."""
+    clock = {"now": datetime(2026, 11, 29, 20, 0, tzinfo=UTC)}
+    config = {"heartbeat": {"alertname": "Watchdog", "max_interval": "5m"}}
+    replicas = [await make_harness(config, clock=lambda: clock["now"]) for _ in range(2)]
+    await replicas[0].post_payload(json.dumps(WATCHDOG))
+    clock["now"] += timedelta(minutes=6)
+    paged = await asyncio.gather(*(h.state.pipeline.check_heartbeat() for h in replicas))
+    assert sorted(paged) == [False, True]
+    incidents = await (await replicas[0].client.get("/api/v1/incidents")).json()
+    assert [i["alertname"] for i in incidents] == ["AlertingPipelineBroken"]
