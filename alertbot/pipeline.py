@@ -551,11 +551,10 @@ class Pipeline:
             return []
         lookback = self._config.correlation.lookback
         recorded = batch.changes(incident.service)
-        found = correlate([e.as_change() for e in recorded], service=incident.service, namespace=incident.namespace,
+        found = correlate(recorded, service=incident.service, namespace=incident.namespace,
                           started=incident.starts_at, lookback=lookback)
-        targets = {e.id: e.target for e in recorded}
-        return [CorrelatedChange(id=c.id, kind=c.kind, text=describe_change(c, incident.starts_at),
-                                 target=targets[c.id]) for c in found]
+        return [CorrelatedChange(id=c.id, kind=c.kind, text=describe_change(c, incident.starts_at), target=c.target)
+                for c in found]
 
 
 def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:

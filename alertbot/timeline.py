@@ -81,7 +81,7 @@ def _changes(conn: Connection, chain: list[incidents.IncidentRecord], *, lookbac
     until = (last.ends_at or last.resolved_at or now) if last.status == "resolved" else now
     recorded = change_events.around(conn, services=[lead.service], since=lead.starts_at - lookback, until=until)
     window = until - lead.starts_at + lookback
-    kept = correlate([e.as_change() for e in recorded], service=lead.service, namespace=lead.namespace, started=until,
+    kept = correlate(recorded, service=lead.service, namespace=lead.namespace, started=until,
                      lookback=window)
     return [Entry(c.timestamp, "change", f"{c.kind.replace('_', ' ')}: {c.what()}" + (f" (by {c.actor})" if c.actor
                                                                                          else "")) for c in kept]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from alertbot.domain.parse import format_duration
 
@@ -36,8 +36,11 @@ class Change:
         return " ".join(p for p in (self.kind.replace("_", " "), self.service, self.version) if p)
 
 
-def correlate(changes: Iterable[Change], *, service: str, namespace: str, started: datetime,
-              lookback: timedelta) -> list[Change]:
+C = TypeVar("C", bound="Change")
+
+
+def correlate(changes: Iterable[C], *, service: str, namespace: str, started: datetime,
+              lookback: timedelta) -> list[C]:
     """The changes to ``service`` within ``lookback`` before ``started`` (inclusive at both ends),
     newest first. A change naming no namespace matches any; an alert naming none matches any."""
     if not service:

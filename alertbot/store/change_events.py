@@ -14,28 +14,18 @@ from alertbot.domain.changes import Change
 from alertbot.store.schema import UTCDateTime, change_events, insert_ignore, record_json
 
 
-@dataclass(frozen=True)
-class ChangeEvent:
-    id: int
+@dataclass(frozen=True, kw_only=True)
+class ChangeEvent(Change):
+    """A change as stored: what correlation reads (``Change``), and where it came from."""
+
     event_id: str | None
-    kind: str
-    service: str
-    namespace: str
-    version: str
-    actor: str
-    description: str
     links: list[dict[str, str]]
-    timestamp: datetime
     source: str
     created_at: datetime
     target: str = ""                  # what to roll back: virtualservice/NAME or deployment/NAME, if known
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
-
-    def as_change(self) -> Change:
-        return Change(self.id, self.kind, self.service, self.namespace, self.version, self.actor, self.description,
-                      self.timestamp)
 
 
 def record(conn: Connection, *, values: dict[str, Any], source: str, now: datetime) -> tuple[ChangeEvent, bool]:
