@@ -10,7 +10,6 @@ go out under the first incident's identity (its PagerDuty dedup key, its Slack m
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +23,7 @@ from alertbot.store.incidents import IncidentRecord
 
 def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime) -> int:
     lead = incidents.get(conn, incident.lead_id) if incident.lead_id is not None else None
-    view = incident if lead is None else dataclasses.replace(
-        lead, status=incident.status, ends_at=incident.ends_at, resolved_at=incident.resolved_at,
-        acked_by=incident.acked_by, acked_at=incident.acked_at, resolved_by=incident.resolved_by)
+    view = incident.under(lead) if lead is not None else incident
     live, shadow = live_and_shadow(view.destinations)
     rows: list[dict[str, Any]] = [
         {"incident_id": view.id, "event": event, "channel": dest.channel, "target": dest.target,

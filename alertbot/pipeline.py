@@ -350,8 +350,7 @@ class Pipeline:
         """The resolve rows of an episode (under its chain's identity) and how long they are held;
         while flapping, the message's flap update goes into ``queued``."""
         lead = chains.lead_of(conn, incident)
-        view = incident if lead.id == incident.id else dataclasses.replace(
-            lead, status="resolved", ends_at=incident.ends_at, annotations=incident.annotations, resolved_at=now)
+        view = incident.under(lead)
         flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
         delay = route(self._config.routes, {**lead.labels, "severity": lead.severity.value}).resolve_delay
         hold = resolve_hold(flap, delay)
@@ -583,7 +582,9 @@ class _BatchReads:
         self.chains = _Chains(incidents.episodes(conn, [a.fingerprint for a in alerts]))
         # Storm bookkeeping, read before this batch inserts anything: its own new alerts are
         # counted as they are inserted (``inserted``).
-        groups = sorted({p.group_key for p in payloads if p.group_key}) if storm is not None else []
+        # Only groups with a firing alert can start or join a storm (a batch of resolves reads nothing).
+        groups = sorted({p.group_key for p in payloads if p.group_key and any(
+            a.status is AlertStatus.FIRING for a in p.alerts)}) if storm is not None else []
         self._storms = storm_repo.active_of(conn, groups)
         self._arrived = storm_repo.arrived_in(conn, groups, now - storm.window) if storm is not None else {}
         self._new: dict[str, list[int]] = {}

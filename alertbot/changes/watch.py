@@ -64,7 +64,6 @@ class ListWatch:
         self._resync = resync.total_seconds()
         self._backoff = (initial_backoff.total_seconds(), max_backoff.total_seconds())
         self._path = collection_path(resource, namespace)
-        self.lists = 0                         # how often it listed (a relist after 410 counts)
 
     async def _list(self) -> str:
         try:
@@ -74,7 +73,6 @@ class ListWatch:
                 raise
             self._path = collection_path(self.resource, self.namespace, "v1beta1")  # older Istio
             items, version = await self._api.list(self._path)
-        self.lists += 1
         await self._on_list(self.resource, self.namespace, items)
         return version
 

@@ -6,6 +6,7 @@ same alert again finds the row and changes nothing that would notify twice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,15 @@ class IncidentRecord:
     acked_at: datetime | None = None
     resolved_by: str | None = None
     lead_id: int | None = None       # the incident this re-fire continues (flapping, held resolve)
+
+    def under(self, lead: IncidentRecord) -> IncidentRecord:
+        """This episode's state under its chain's identity: the lead's id, fingerprint, startsAt and
+        destinations (its PagerDuty dedup key and Slack message), this episode's status and times."""
+        if lead.id == self.id:
+            return self
+        return dataclasses.replace(lead, status=self.status, annotations=self.annotations, ends_at=self.ends_at,
+                                   resolved_at=self.resolved_at, acked_by=self.acked_by, acked_at=self.acked_at,
+                                   resolved_by=self.resolved_by)
 
     @property
     def chain_id(self) -> int:
@@ -183,25 +193,17 @@ def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetim
     return get(conn, incident_id) if result.rowcount else None
 
 
-def _firing_labels_query(by_service: bool, by_namespace: bool) -> sa.Select[Any]:
-    query = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
-    if by_service:
-        query = query.where(incidents.c.service == sa.bindparam("service"))
-    if by_namespace:
-        query = query.where(incidents.c.namespace == sa.bindparam("namespace"))
-    return query
+_FIRING_LABELS = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
+_FIRING_LABELS_IN = _FIRING_LABELS.where(incidents.c.namespace == sa.bindparam("namespace"))
 
 
-_FIRING_LABELS = {(s, n): _firing_labels_query(s, n) for s in (False, True) for n in (False, True)}
-
-
-def firing_labels(conn: Connection, *, service: str | None = None,
-                        namespace: str | None = None) -> list[dict[str, str]]:
+def firing_labels(conn: Connection, *, namespace: str | None = None) -> list[dict[str, str]]:
     """The matching labels (labels + classified severity) of firing incidents, for inhibition;
-    narrowed to one service and/or namespace when the caller knows only those can matter."""
-    query = _FIRING_LABELS[(service is not None, namespace is not None)]
-    params = {k: v for k, v in (("service", service), ("namespace", namespace)) if v is not None}
-    return [{**row.labels, "severity": row.severity} for row in conn.execute(query, params)]
+    narrowed to one namespace when the caller knows only those can matter. (Sources narrowed to one
+    service are read once per ingest batch: ``firing_of_services``.)"""
+    rows = conn.execute(_FIRING_LABELS_IN, {"namespace": namespace}) if namespace is not None else \
+        conn.execute(_FIRING_LABELS)
+    return [{**row.labels, "severity": row.severity} for row in rows]
 
 
 _FIRING_OF_SERVICES = (sa.select(incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels,

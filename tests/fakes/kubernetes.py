@@ -208,11 +208,9 @@ class FakeKubernetes:
 
     async def _get_deployment(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])
-        refused = self._check("get", "deployments", request)
+        refused = self._check("get", "deployments", request, table=self.deployments)
         if refused:
             return refused
-        if key not in self.deployments:
-            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
         return web.json_response(self.deployments[key])
 
     async def _list_replicasets(self, request: web.Request) -> web.Response:
@@ -296,23 +294,28 @@ class FakeKubernetes:
         return [[(d["destination"].get("subset", ""), d.get("weight", 0)) for d in http["route"]]
                 for http in vs["spec"]["http"]]
 
-    def _check(self, verb: str, resource: str, request: web.Request) -> web.Response | None:
+    def _check(self, verb: str, resource: str, request: web.Request, *, table: dict[Any, Any] | None = None,
+               kind: str = "deployments.apps") -> web.Response | None:
+        """The API server's refusals, in its order: 403 without RBAC permission, then (given the
+        ``table`` the object lives in) 404 when it does not exist."""
         if (verb, resource) in self.forbidden:
             ns = request.match_info["ns"]
             return status(403, "Forbidden", f'{resource} "{request.match_info["name"]}" is forbidden: User '
                           f'"system:serviceaccount:monitoring:alertbot" cannot {verb} resource "{resource}" in API '
                           f'group "" in the namespace "{ns}"')
+        name = request.match_info.get("name", "")
+        if table is not None and (request.match_info["ns"], name) not in table:
+            return status(404, "NotFound", f'{kind} "{name}" not found')
         return None
 
     async def _get_vs(self, request: web.Request) -> web.Response:
         version, key = request.match_info["version"], (request.match_info["ns"], request.match_info["name"])
         if version not in self.served:
             return status(404, "NotFound", "the server could not find the requested resource")
-        refused = self._check("get", "virtualservices", request)
+        refused = self._check("get", "virtualservices", request, table=self.virtualservices,
+                              kind="virtualservices.networking.istio.io")
         if refused:
             return refused
-        if key not in self.virtualservices:
-            return status(404, "NotFound", f'virtualservices.networking.istio.io "{key[1]}" not found')
         body = {**self.virtualservices[key], "apiVersion": f"networking.istio.io/{version}"}
         if self.after_get is not None:
             editor, self.after_get = self.after_get, None
@@ -348,11 +351,9 @@ class FakeKubernetes:
 
     async def _patch_deployment(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])
-        refused = self._check("patch", "deployments", request)
+        refused = self._check("patch", "deployments", request, table=self.replicas)
         if refused:
             return refused
-        if key not in self.replicas:
-            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
         if request.content_type == "application/json-patch+json" and key in self.deployments:
             return await self._json_patch_deployment(request, key)
         if request.content_type != "application/merge-patch+json":
@@ -401,11 +402,9 @@ class FakeKubernetes:
 
     async def _get_scale(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])
-        refused = self._check("get", "deployments/scale", request)
+        refused = self._check("get", "deployments/scale", request, table=self.replicas)
         if refused:
             return refused
-        if key not in self.replicas:
-            return status(404, "NotFound", f'deployments.apps "{key[1]}" not found')
         return web.json_response(self._scale(key))
 
     async def _patch_scale(self, request: web.Request) -> web.Response:
