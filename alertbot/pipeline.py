@@ -296,11 +296,14 @@ class Pipeline:
             else:
                 stats.duplicates += 1
 
-        direct: list[dict[str, Any]] = []    # a new incident's own trigger: nothing can be ahead of it
+        # A new alert's own trigger: nothing can be ahead of it, so it is handed to the local sender
+        # at once. A re-fire's is queued behind whatever its previous episode still has to send.
+        direct: list[dict[str, Any]] = []
         if decide:
             for incident, event in decide:
                 decided, own = self._decide(conn, incident, event, payload, batch=batch, stats=stats, now=now)
-                (direct if own and event == "trigger" else rows).extend(decided)
+                first = chains.previous(incident) is None
+                (direct if own and event == "trigger" and first else rows).extend(decided)
         storms_touched: set[int] = set()
         held: list[tuple[list[dict[str, Any]], datetime, str]] = []
         for incident in resolved:

@@ -1,7 +1,9 @@
 """The durable outbox: every notification is a row, written in the same transaction as the alert.
 
 Delivery claims due rows under a lease (so a crashed sender's rows come back), keeps order per
-incident and channel (a resolve never overtakes its trigger), and records each outcome. Replicas
+incident and channel (a resolve never overtakes its trigger) and across the episodes of one alert
+(they update one Slack message: a re-fire never overtakes the previous episode's resolve), and
+records each outcome. Replicas
 sharing a PostgreSQL store claim with ``FOR UPDATE SKIP LOCKED``: each row is sent by one of them.
 """
 
@@ -41,9 +43,14 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
     due, why = hold if hold is not None else (now, None)
     conn.execute(
         outbox.insert(),
-        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": due, "hold": why, "created_at": now}
-         for row in rows],
+        [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": due,
+          "hold": why, "created_at": now} for row in rows],
     )
+
+
+def _fingerprint(row: dict[str, Any]) -> str:
+    """The ordering key shared by an alert's episodes: the fingerprint of the notification queued."""
+    return str(row["payload"]["fingerprint"])
 
 
 def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
@@ -77,24 +84,33 @@ def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: dateti
         outbox.insert().returning(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel,
                                   outbox.c.target, outbox.c.payload, outbox.c.attempts, outbox.c.created_at,
                                   sort_by_parameter_order=True),
-        [{**row, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now, "lease_owner": owner,
-          "lease_until": until} for row in rows],
+        [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": now,
+          "created_at": now, "lease_owner": owner, "lease_until": until} for row in rows],
     )
     return [OutboxRow(**row._asdict()) for row in result]
 
 
-def _behind_another() -> sa.Exists:
-    """The row waits behind an earlier pending row of its incident and channel (order is kept)."""
-    earlier = outbox.alias("earlier")
-    return (sa.select(earlier.c.id)
-            .where(earlier.c.incident_id == outbox.c.incident_id, earlier.c.channel == outbox.c.channel,
-                   earlier.c.status == PENDING, earlier.c.id < outbox.c.id)
-            .exists())
+def _behind_another() -> sa.ColumnElement[bool]:
+    """The row waits behind an earlier pending row of its channel: one of its incident, or one of
+    an earlier episode of its alert that is not held (a held resolve is cancelled by a re-fire that
+    continues its incident; one that does not continue it must not wait the hold out)."""
+    same_incident, same_alert = outbox.alias("same_incident"), outbox.alias("same_alert")
+    return sa.or_(
+        sa.select(same_incident.c.id)
+        .where(same_incident.c.incident_id == outbox.c.incident_id, same_incident.c.channel == outbox.c.channel,
+               same_incident.c.status == PENDING, same_incident.c.id < outbox.c.id)
+        .exists(),
+        sa.select(same_alert.c.id)
+        .where(same_alert.c.fingerprint == outbox.c.fingerprint, same_alert.c.channel == outbox.c.channel,
+               same_alert.c.status == PENDING, same_alert.c.hold.is_(None), same_alert.c.id < outbox.c.id)
+        .exists(),
+    )
 
 
 def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str,
                     limit: int) -> list[OutboxRow]:
-    """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident."""
+    """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident
+    (and per alert)."""
     query = (
         sa.select(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel, outbox.c.target,
                   outbox.c.payload, outbox.c.attempts, outbox.c.created_at)

@@ -37,6 +37,19 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32-bit on PostgreSQL
+
+
+def parse_id(raw: str) -> int | None:
+    """A row id given from outside (a URL, a slash command, a Slack button), or None when it cannot be
+    one: not a whole number, or out of the columns' range (which the database would reject)."""
+    text = raw.strip().lstrip("#")
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any], *, on: list[str]) -> bool:
     """INSERT unless a row with the same ``on`` columns exists (or is being inserted by a concurrent
     transaction, which this waits for); True when this inserted it. Safe across replicas, where a
@@ -114,9 +127,11 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
     sa.Column("hold", sa.Text),                                    # why a resolve waits (until next_attempt_at)
+    sa.Column("fingerprint", sa.Text),                             # the alert's: its episodes share a Slack message
 )
 sa.Index("ix_outbox_due", outbox.c.status, outbox.c.channel, outbox.c.next_attempt_at)
 sa.Index("ix_outbox_incident", outbox.c.incident_id, outbox.c.channel, outbox.c.status)
+sa.Index("ix_outbox_fingerprint", outbox.c.fingerprint, outbox.c.channel, outbox.c.status)
 
 silences = sa.Table(
     "silences", metadata,
@@ -306,6 +321,13 @@ def _v10(conn: Connection) -> None:
     metadata.create_all(conn, tables=[kube_objects])
 
 
+def _v11(conn: Connection) -> None:
+    _add_columns(conn, "outbox", {"fingerprint": "TEXT"})
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_fingerprint ON outbox (fingerprint, channel, status)")
+    conn.exec_driver_sql("UPDATE outbox SET fingerprint = (SELECT fingerprint FROM incidents "
+                         "WHERE incidents.id = outbox.incident_id) WHERE status = 'pending' AND fingerprint IS NULL")
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -319,6 +341,7 @@ MIGRATIONS: list[Migration] = [
     (8, "shadow-mode decisions", _v8),
     (9, "incident chains (flap damping, resolve hysteresis), held resolves, incident history", _v9),
     (10, "Kubernetes watch state, last-known-good weights, change targets", _v10),
+    (11, "outbox rows ordered across an alert's episodes", _v11),
 ]
 
 

@@ -106,6 +106,33 @@ async def test_refire_after_resolve_continues_the_slack_thread(make_harness: Mak
     assert [r.text.split(" ")[0] for r in peers.slack.replies(root.ts)] == ["Resolved.", "Firing"]
 
 
+async def test_refire_waits_for_the_earlier_episodes_resolve_to_reach_slack(make_harness: MakeHarness,
+                                                                              peers: Peers) -> None:
+    """Two episodes of one alert share a Slack message: a re-fire whose update would overtake the
+    first episode's resolve (still being retried after a 500) waits for it, so the message ends up
+    firing, not resolved."""
+    config = {**peers.config, "outbox": {**peers.config["outbox"], "initial_backoff": "1s", "max_backoff": "1s"}}
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.roots()) == 1, what="first message")
+    peers.slack.faults.push(Fault(status=500))
+    await h.post_file(RESOLVED)
+
+    async def resolve_retrying() -> bool:
+        return any(r["channel"] == "slack" and r["event"] == "resolve" and r["attempts"] == 1
+                   and r["status"] == "pending" for r in await rows(h))
+
+    await wait_until(resolve_retrying, what="the Slack resolve failed once")
+    again = payload_json(FIRING)
+    again["alerts"][0]["startsAt"] = "2026-11-29T21:30:00Z"
+    await h.post_payload(json.dumps(again))
+    (root,) = peers.slack.roots()
+    await wait_until(lambda: len(peers.slack.replies(root.ts)) == 2, what="resolve and re-fire in the thread")
+    assert [r.text.split(" ")[0] for r in peers.slack.replies(root.ts)] == ["Resolved.", "Firing"]
+    states = [state["text"] for state in root.history] + [root.text]   # every version of the message
+    assert [text.split(" ")[0] for text in states] == ["[CRITICAL]", "[RESOLVED]", "[CRITICAL]"]
+
+
 async def test_duplicates_from_two_alertmanagers_page_once(make_harness: MakeHarness, peers: Peers) -> None:
     h = await make_harness(peers.config, secret_values=peers.secret_values)
     await asyncio.gather(h.post_file(FIRING), h.post_file(FIRING.replace(".json", ".bearer.json")),

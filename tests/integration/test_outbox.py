@@ -98,7 +98,7 @@ async def test_a_row_waiting_behind_a_held_one_does_not_make_the_channel_look_du
     await h.post_file(FIRING)
     await wait_until(lambda: len(h.console.lines()) == 1, what="the trigger")
     now = datetime.now(UTC)
-    row = {"incident_id": 1, "channel": "console", "target": "", "payload": {}}
+    row = {"incident_id": 1, "channel": "console", "target": "", "payload": {"fingerprint": "f" * 16}}
     await h.state.store.write(outbox.enqueue, [{**row, "event": "resolve"}], now,
                               hold=(now + timedelta(minutes=10), "resolve_delay 10m"))
     await h.state.store.write(outbox.enqueue, [{**row, "event": "acknowledge"}], now)
