@@ -31,6 +31,7 @@ from alertbot.settings import SlackConfig
 from alertbot.store import change_events, incidents, runbook_runs
 from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
+from alertbot.store.schema import parse_id
 from alertbot.timeline import incident_timeline
 
 log = structlog.get_logger("alertbot.slack")
@@ -170,9 +171,8 @@ class SlackCommands:
         return ephemeral("\n".join(lines))
 
     async def _incident_action(self, verb: str, raw_id: str, user: str) -> dict[str, Any]:
-        try:
-            incident_id = int(raw_id.lstrip("#"))
-        except ValueError:
+        incident_id = parse_id(raw_id)
+        if incident_id is None:
             return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
         action = incident_actions.acknowledge if verb == "ack" else incident_actions.resolve
         incident = await self._store.write(action, incident_id, by=f"slack:{user}", now=self._clock())
@@ -188,9 +188,8 @@ class SlackCommands:
                 "text": f"<@{user}> {done} incident {incident_id} ({incident.alertname} {incident.service})"}
 
     async def _timeline(self, raw_id: str) -> dict[str, Any]:
-        try:
-            incident_id = int(raw_id.lstrip("#"))
-        except ValueError:
+        incident_id = parse_id(raw_id)
+        if incident_id is None:
             return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
         entries = await self._store.read(incident_timeline, incident_id, lookback=self._lookback, now=self._clock())
         if entries is None:
@@ -282,9 +281,8 @@ class SlackCommands:
         action = actions[0]
         if not isinstance(action, dict):
             return ephemeral(":warning: malformed action")
-        try:
-            run_id = int(str(action.get("value", "")))
-        except ValueError:
+        run_id = parse_id(str(action.get("value", "")))
+        if run_id is None:
             return ephemeral(":warning: malformed action")
         action_id = action.get("action_id")
         if action_id == "runbook_approve":

@@ -27,6 +27,7 @@ from alertbot.errors import (
 from alertbot.slack.commands import Command, parse_interaction
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox
 from alertbot.store import silences as silence_repo
+from alertbot.store.schema import parse_id
 from alertbot.timeline import incident_timeline
 from alertbot.web.state import STATE, AppState
 
@@ -136,10 +137,10 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 def _int_param(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    try:
-        return int(raw)
-    except ValueError:
-        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}") from None
+    value = parse_id(raw)
+    if value is None:
+        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}")
+    return value
 
 
 async def get_incident(request: web.Request) -> web.Response:

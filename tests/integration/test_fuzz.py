@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from alertbot.settings import parse_config
@@ -109,6 +109,8 @@ def signed(body: bytes) -> dict[str, str]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=200), user=st.text(max_size=20))
+@example(text="ack 9223372036854775808", user="U1")  # an id past the database's integers
+@example(text="timeline #2147483648", user="U1")
 def test_signed_slash_commands_never_fail(server: ThreadedServer, text: str, user: str) -> None:
     """Any command text from any user: an answer (usage, a refusal, a result), never a 500."""
     body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user or "U1",
@@ -125,6 +127,8 @@ def test_signed_slash_commands_never_fail(server: ThreadedServer, text: str, use
                                       "incident_silence_1h", "change_undo", "other"]),
         "value": st.one_of(st.text(max_size=12), st.integers().map(str))}), max_size=2),
     "response_url": st.just("")})), raw=st.booleans())
+@example(payload={"type": "block_actions", "user": {"id": "0"}, "response_url": "",  # found: a 500 (id overflow)
+                  "actions": [{"action_id": "runbook_approve", "value": "9223372036854775808"}]}, raw=False)
 def test_signed_interactions_never_fail(server: ThreadedServer, payload: Any, raw: bool) -> None:
     text = json.dumps(payload) if not raw else str(payload)
     body = urllib.parse.urlencode({"payload": text, "trigger_id": uuid.uuid4().hex}).encode()
