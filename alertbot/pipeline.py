@@ -523,7 +523,7 @@ class Pipeline:
         if suppressed_by is not None:
             if suppressed_by != incident.suppressed_by:
                 stats.suppressed[reason] += 1
-                incidents.set_outcome(conn, incident.id, destinations=[], suppressed_by=suppressed_by, now=now)
+                self._set_outcome(conn, batch, incident, destinations=[], suppressed_by=suppressed_by, now=now)
                 log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
                          suppressed_by=suppressed_by)
             return [], True
@@ -534,18 +534,27 @@ class Pipeline:
             storm = self._storm_for(conn, incident, payload, dests, batch=batch, now=now)
         if storm is not None:
             stats.suppressed["storm"] += 1
-            incidents.set_outcome(conn, incident.id, destinations=[], now=now,
-                                        suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
-                                                      f"group (incident {storm.anchor_incident_id})")
+            self._set_outcome(conn, batch, incident, destinations=[], now=now,
+                              suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
+                                            f"group (incident {storm.anchor_incident_id})")
             return self._storm_rows(conn, storm, "trigger", now), False
+        stored = stored_destinations(dests, shadow)
         if incident.suppressed_by is None:
-            incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow),
-                                  suppressed_by=None, now=now)
-        elif not incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by,
-                                            destinations=stored_destinations(dests, shadow), now=now):
+            self._set_outcome(conn, batch, incident, destinations=stored, suppressed_by=None, now=now)
+        elif incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now):
+            batch.chains.add(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
+        else:
             return [], True  # another replica lifted it from its copy of the same alert, and notified
         changes = self._recent_changes(batch, incident) if event == "trigger" and dests else []
         return [_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests], True
+
+    @staticmethod
+    def _set_outcome(conn: Connection, batch: _BatchReads, incident: IncidentRecord, *,
+                     destinations: list[dict[str, Any]], suppressed_by: str | None, now: datetime) -> None:
+        """Record where an incident went (or why not), in the store and in the batch's view of it: a
+        later payload of the same transaction (its resolve, say) sees it."""
+        incidents.set_outcome(conn, incident.id, destinations=destinations, suppressed_by=suppressed_by, now=now)
+        batch.chains.add(dataclasses.replace(incident, destinations=destinations, suppressed_by=suppressed_by))
 
     def _recent_changes(self, batch: _BatchReads, incident: IncidentRecord) -> list[CorrelatedChange]:
         """What changed on the service shortly before a warning or critical alert started."""

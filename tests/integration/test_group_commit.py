@@ -68,3 +68,17 @@ async def test_two_replicas_given_the_same_resolve_send_it_once(make_harness: Ma
         await h.state.dispatcher.deliver_due("console")
     events = [line["event"] for h in (first, second) for line in h.console.lines()]
     assert sorted(events) == ["resolve", "trigger"]
+
+
+async def test_an_alert_that_fires_and_resolves_within_one_batch_is_paged_and_resolved(
+        make_harness: MakeHarness) -> None:
+    """The firing and the resolve of one alert share a transaction (two Alertmanagers, one late): the
+    resolve goes wherever the trigger went."""
+    h = await make_harness()
+    firing = payload_json("am-higherrorrate-nutrition-service-firing.json")
+    resolved = payload_json("am-higherrorrate-nutrition-service-resolved.json")
+    await accept_together(h, [json.dumps(firing).encode(), json.dumps(resolved).encode()])
+    await wait_until(lambda: len(h.console.lines()) == 2, what="trigger and resolve")
+    assert [line["event"] for line in h.console.lines()] == ["trigger", "resolve"]
+    [incident] = await (await h.client.get("/api/v1/incidents")).json()
+    assert incident["status"] == "resolved" and [d["channel"] for d in incident["destinations"]] == ["console"]
