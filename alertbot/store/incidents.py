@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,7 +78,7 @@ def _record(row: sa.Row[Any]) -> IncidentRecord:
 # Hot-path statements are built once with bind parameters: SQLAlchemy then compiles each once
 # and reuses it, instead of rebuilding the construct per alert (most of ingest's cost otherwise).
 _BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
-_INSERT = incidents.insert().returning(*incidents.c)
+_INSERT = incidents.insert().returning(incidents.c.id)
 _REFRESH = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
     annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
 _RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid"), incidents.c.status == "firing").values(
@@ -123,8 +123,17 @@ def insert(conn: Connection, alert: Alert, classification: Classification, *, gr
         "updated_at": now,
         "resolved_at": now if alert.status.value == "resolved" else None,
     }
-    result = conn.execute(_INSERT, values)
-    return _record(result.one())
+    new_id = conn.execute(_INSERT, values).scalar_one()
+    # The record as a read would return it, built from what was written (no JSON or time decoding).
+    return IncidentRecord(id=new_id, **{**values, "severity": classification.severity,
+                                        "starts_at": _utc(alert.starts_at), "ends_at": _utc(alert.ends_at),
+                                        "created_at": _utc(now), "updated_at": _utc(now),
+                                        "resolved_at": _utc(values["resolved_at"])})
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time as the store gives it back: UTC, to the microsecond (see schema.UTCDateTime)."""
+    return moment.astimezone(UTC) if moment is not None else None
 
 
 def refresh(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> None:
@@ -206,10 +215,13 @@ def firing_labels(conn: Connection, *, namespace: str | None = None) -> list[dic
     return [{**row.labels, "severity": row.severity} for row in rows]
 
 
+# Looked up by service (ix_incidents_service). Without statistics SQLite's planner prefers the
+# status index for ``status = 'firing'`` and reads every firing incident, a cost that grows with an
+# alert storm; ``status || ''`` is the same test, with no index to lure it away.
 _FIRING_OF_SERVICES = (sa.select(incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels,
                                  incidents.c.severity)
-                       .where(incidents.c.status == "firing",
-                              incidents.c.service.in_(sa.bindparam("services", expanding=True))))
+                       .where(incidents.c.service.in_(sa.bindparam("services", expanding=True)),
+                              incidents.c.status.concat("") == "firing"))
 
 
 def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, tuple[str, str, dict[str, str]]]:

@@ -34,6 +34,10 @@ class OutboxRow:
     created_at: datetime
 
 
+_INSERT = outbox.insert()
+_INSERT_RETURNING_ID = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
+
+
 def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
             hold: tuple[datetime, str] | None = None) -> None:
     """Queue rows, due now — or, with ``hold=(until, why)``, held back until then (a resolve waiting
@@ -42,7 +46,7 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
         return
     due, why = hold if hold is not None else (now, None)
     conn.execute(
-        outbox.insert(),
+        _INSERT,
         [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": due,
           "hold": why, "created_at": now} for row in rows],
     )
@@ -80,14 +84,12 @@ def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: dateti
     dispatcher claims them as usual."""
     if not rows:
         return []
-    result = conn.execute(
-        outbox.insert().returning(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel,
-                                  outbox.c.target, outbox.c.payload, outbox.c.attempts, outbox.c.created_at,
-                                  sort_by_parameter_order=True),
-        [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": now,
-          "created_at": now, "lease_owner": owner, "lease_until": until} for row in rows],
-    )
-    return [OutboxRow(**row._asdict()) for row in result]
+    values = [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": now,
+               "created_at": now, "lease_owner": owner, "lease_until": until} for row in rows]
+    result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
+    return [OutboxRow(id=row_id, incident_id=v["incident_id"], event=v["event"], channel=v["channel"],
+                      target=v["target"], payload=v["payload"], attempts=0, created_at=now)
+            for row_id, v in zip(result.scalars(), values, strict=True)]
 
 
 def _behind_another() -> sa.ColumnElement[bool]:
