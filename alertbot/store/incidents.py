@@ -101,7 +101,8 @@ def episodes(conn: Connection, fingerprints: Iterable[str]) -> dict[tuple[str, d
 
 def insert(conn: Connection, alert: Alert, classification: Classification, *, group_key: str,
                  now: datetime) -> IncidentRecord:
-    values = {
+    resolved_at = now if alert.status.value == "resolved" else None
+    values: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
         "starts_at": alert.starts_at,
         "status": alert.status.value,
@@ -121,14 +122,14 @@ def insert(conn: Connection, alert: Alert, classification: Classification, *, gr
         "ends_at": alert.ends_at,
         "created_at": now,
         "updated_at": now,
-        "resolved_at": now if alert.status.value == "resolved" else None,
+        "resolved_at": resolved_at,
     }
     new_id = conn.execute(_INSERT, values).scalar_one()
     # The record as a read would return it, built from what was written (no JSON or time decoding).
     return IncidentRecord(id=new_id, **{**values, "severity": classification.severity,
                                         "starts_at": _utc(alert.starts_at), "ends_at": _utc(alert.ends_at),
                                         "created_at": _utc(now), "updated_at": _utc(now),
-                                        "resolved_at": _utc(values["resolved_at"])})
+                                        "resolved_at": _utc(resolved_at)})
 
 
 def _utc(moment: datetime | None) -> datetime | None:
