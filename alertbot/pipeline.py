@@ -236,8 +236,31 @@ class Pipeline:
         return await self._store.write(self._ingest_all, payloads, self._clock())
 
     def _ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
-        batch = _BatchReads(conn, payloads, now, self._config.correlation.lookback, self._config.storm)
-        return [self._ingest(conn, payload, now, batch) for payload in payloads]
+        batch = _Batch(conn, payloads, now, self._config.correlation.lookback, self._config.storm,
+                       owner=self._dispatcher.owner, lease_until=now + self._dispatcher.lease)
+        new = self._insert_new(conn, payloads, batch.chains.known, now)
+        batch.not_arrived({record.id for record in new.values()})
+        results = [self._ingest(conn, payload, now, batch, new) for payload in payloads]
+        batch.flush()
+        return results
+
+    def _insert_new(self, conn: Connection, payloads: list[WebhookPayload],
+                    known: Mapping[tuple[str, datetime], IncidentRecord],
+                    now: datetime) -> dict[tuple[str, datetime], IncidentRecord]:
+        """Every alert of the batch not stored yet (by fingerprint and startsAt), classified and
+        inserted with one statement, ids in arrival order. Each is then ingested at its first arrival."""
+        new: dict[tuple[str, datetime], tuple[Alert, Classification, str]] = {}
+        for payload in payloads:
+            for alert in payload.alerts:
+                key = (alert.fingerprint, alert.starts_at)
+                if key in known or key in new or self._is_heartbeat(alert):
+                    continue
+                new[key] = (alert, classify(alert, self._config.classification, self._config.thresholds),
+                            payload.group_key)
+        return {record.key: record for record in incidents.insert_many(conn, list(new.values()), now)}
+
+    def _is_heartbeat(self, alert: Alert) -> bool:
+        return self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname
 
     def _record_metrics(self, stats: IngestStats) -> None:
         self._metrics.alerts_received.inc(stats.alerts)
@@ -246,7 +269,8 @@ class Pipeline:
         for reason, count in stats.suppressed.items():
             self._metrics.alerts_suppressed.labels(reason).inc(count)
 
-    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _BatchReads) -> IngestStats:
+    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _Batch,
+                new: dict[tuple[str, datetime], IncidentRecord]) -> IngestStats:
         stats = IngestStats(alerts=len(payload.alerts))
         chains = batch.chains
         known = chains.known
@@ -255,23 +279,23 @@ class Pipeline:
         rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
 
         for alert in payload.alerts:
-            if self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname:
+            if self._is_heartbeat(alert):
                 # The dead man's switch: recorded, never notified (but it resolves a "broken" page).
+                batch.flush()
                 stats.notifications += self._heartbeat(conn, alert, now)
                 continue
             key = (alert.fingerprint, alert.starts_at)
             incident = known.get(key)
             if incident is None:
-                classification = classify(alert, self._config.classification, self._config.thresholds)
-                incident = incidents.insert(conn, alert, classification, group_key=payload.group_key, now=now)
+                incident = new.pop(key)  # inserted for this batch; this is its first arrival
                 chains.add(incident)
                 batch.inserted(incident)
-                if alert.status is AlertStatus.FIRING and classification.reason.startswith("event:"):
+                if alert.status is AlertStatus.FIRING and incident.reason.startswith("event:"):
                     _record_change(conn, alert, now)
                     batch.changes_recorded()
-                stats.classified[classification.severity] += 1
+                stats.classified[incident.severity] += 1
                 if alert.status is AlertStatus.FIRING:
-                    continued = self._continue_chain(conn, incident, chains, now)
+                    continued = self._continue_chain(conn, incident, batch, now)
                     if continued is not None:
                         stats.suppressed["continued"] += 1
                         rows += continued
@@ -310,32 +334,33 @@ class Pipeline:
             storm_id = storm_repo.storm_id_of(incident.suppressed_by)
             if storm_id is not None:
                 storms_touched.add(storm_id)
-            resolve_rows, hold = self._resolve(conn, incident, chains, rows, now)
+            resolve_rows, hold = self._resolve(conn, incident, batch, rows, now)
             if hold.held and resolve_rows:
                 held.append((resolve_rows, now + hold.delay, hold.reason))
             else:
                 rows += resolve_rows
         for storm_id in sorted(storms_touched):
             rows.extend(self._end_storm_if_quiet(conn, storm_id, batch, now))
-        outbox.enqueue(conn, rows, now)
+        batch.enqueue(rows)
         for held_rows, until, why in held:  # after any update of the same message queued above
-            outbox.enqueue(conn, held_rows, now, hold=(until, why))
-        stats.handed_off = outbox.enqueue_leased(conn, direct, now, owner=self._dispatcher.owner,
-                                                 until=now + self._dispatcher.lease)
+            batch.enqueue(held_rows, hold=(until, why))
+        batch.enqueue(direct, hand_to=stats)
         stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
         return stats
 
     def _flap_policy(self) -> FlapPolicy | None:
         return self._config.flapping.policy() if self._config.flapping is not None else None
 
-    def _continue_chain(self, conn: Connection, incident: IncidentRecord, chains: _Chains,
+    def _continue_chain(self, conn: Connection, incident: IncidentRecord, batch: _Batch,
                         now: datetime) -> list[dict[str, Any]] | None:
         """A re-fire that continues an earlier incident instead of paging: the rows it sends (flap
         updates of the earlier message), or None when it is an incident of its own."""
+        chains = batch.chains
         previous = chains.previous(incident)
         if previous is None:
             return None
         lead = chains.lead_of(conn, previous)
+        batch.flush()  # the held rows it may cancel can be this batch's
         was_held = previous.status == "resolved" and outbox.cancel_held(
             conn, lead.id, why=f"cancelled: re-fired (incident {incident.id})") > 0
         flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
@@ -346,12 +371,13 @@ class Pipeline:
         chains.add(dataclasses.replace(incident, lead_id=lead.id, suppressed_by=why))
         incident_notes.add(conn, [lead.id, incident.id], kind="continued", text=why, now=now)
         log.info("alert_continues_incident", incident_id=incident.id, lead_id=lead.id, why=why)
-        return self._flap_updates(conn, lead, flap, firing=True) if flap.flapping else []
+        return self._flap_updates(conn, batch, lead, flap, firing=True) if flap.flapping else []
 
-    def _resolve(self, conn: Connection, incident: IncidentRecord, chains: _Chains, queued: list[dict[str, Any]],
+    def _resolve(self, conn: Connection, incident: IncidentRecord, batch: _Batch, queued: list[dict[str, Any]],
                  now: datetime) -> tuple[list[dict[str, Any]], ResolveHold]:
         """The resolve rows of an episode (under its chain's identity) and how long they are held;
         while flapping, the message's flap update goes into ``queued``."""
+        chains = batch.chains
         lead = chains.lead_of(conn, incident)
         view = incident.under(lead)
         flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
@@ -360,13 +386,13 @@ class Pipeline:
         live, shadow = live_and_shadow(lead.destinations)
         record_shadow(conn, view, "resolve", shadow, now)
         if flap.flapping:
-            queued += self._flap_updates(conn, lead, flap, firing=False)
+            queued += self._flap_updates(conn, batch, lead, flap, firing=False)
         if hold.held and live:
             incident_notes.add(conn, [lead.id, incident.id], kind="held", now=now,
                                text=f"resolve held for {format_duration(hold.delay)}: {hold.reason}")
         return [_row(view, "resolve", dest) for dest in live], hold
 
-    def _flap_updates(self, conn: Connection, lead: IncidentRecord, flap: FlapState, *,
+    def _flap_updates(self, conn: Connection, batch: _Batch, lead: IncidentRecord, flap: FlapState, *,
                       firing: bool) -> list[dict[str, Any]]:
         """The lead's messages (Slack, console) updated in place with the flap count; no page."""
         assert flap.policy is not None
@@ -375,6 +401,7 @@ class Pipeline:
         note = (f"Flapping: {flap.transitions} firing↔resolved transitions in {format_duration(flap.policy.window)} "
                 f"({now_state}). PagerDuty is not re-triggered.")
         live, _ = live_and_shadow(lead.destinations)
+        batch.flush()  # an update still pending may be this batch's
         rows = []
         for dest in live:
             if dest.channel in UPDATABLE_CHANNELS:
@@ -439,7 +466,7 @@ class Pipeline:
         return True
 
     def _storm_for(self, conn: Connection, incident: IncidentRecord, payload: WebhookPayload,
-                   dests: list[Destination], *, batch: _BatchReads, now: datetime) -> storm_repo.Storm | None:
+                   dests: list[Destination], *, batch: _Batch, now: datetime) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
         policy = self._config.storm
         if policy is None or not incident.group_key:
@@ -456,9 +483,10 @@ class Pipeline:
             batch.storm_changed(storm)
         return storm
 
-    def _storm_rows(self, conn: Connection, storm: storm_repo.Storm, event: Event,
+    def _storm_rows(self, conn: Connection, batch: _Batch, storm: storm_repo.Storm, event: Event,
                           now: datetime) -> list[dict[str, Any]]:
         """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
+        batch.flush()  # its members' outcomes and pending summaries may be this batch's
         anchor = incidents.get(conn, storm.anchor_incident_id)
         assert anchor is not None
         firing = storm_repo.firing_members(conn, storm)
@@ -471,18 +499,19 @@ class Pipeline:
                 rows.append(row)
         return rows
 
-    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, batch: _BatchReads,
+    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, batch: _Batch,
                             now: datetime) -> list[dict[str, Any]]:
+        batch.flush()
         storm = storm_repo.get(conn, storm_id)
         if storm is None or storm_repo.firing_members(conn, storm) > 0:
             return []
         storm_repo.finish(conn, storm.id, now)
         batch.storm_ended(storm)
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
-        return self._storm_rows(conn, storm, "resolve", now)
+        return self._storm_rows(conn, batch, storm, "resolve", now)
 
     def _inhibiting_rule(self, conn: Connection, incident: IncidentRecord, labels: dict[str, str],
-                         batch: _BatchReads) -> InhibitRule | None:
+                         batch: _Batch) -> InhibitRule | None:
         """The rule under which a firing alert inhibits this one. Sources are only read when a rule
         targets this alert, and only those sharing its service/namespace when the rule requires it."""
         for rule in self._config.inhibit_rules:
@@ -492,13 +521,13 @@ class Pipeline:
             if "service" in rule.equal and incident.service:
                 sources = batch.firing_labels(incident.service, namespace)
             else:
-                sources = incidents.firing_labels(conn, namespace=namespace)
+                sources = batch.all_firing_labels(namespace)
             if inhibiting_rule([rule], labels, sources) is not None:
                 return rule
         return None
 
     def _decide(self, conn: Connection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
-                      batch: _BatchReads, stats: IngestStats,
+                      batch: _Batch, stats: IngestStats,
                       now: datetime) -> tuple[list[dict[str, Any]], bool]:
         """The notification rows for one alert, and whether they are its own (not a storm summary's)."""
         labels = {**incident.labels, "severity": incident.severity.value}
@@ -523,7 +552,7 @@ class Pipeline:
         if suppressed_by is not None:
             if suppressed_by != incident.suppressed_by:
                 stats.suppressed[reason] += 1
-                self._set_outcome(conn, batch, incident, destinations=[], suppressed_by=suppressed_by, now=now)
+                batch.set_outcome(incident, destinations=[], suppressed_by=suppressed_by)
                 log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
                          suppressed_by=suppressed_by)
             return [], True
@@ -534,29 +563,23 @@ class Pipeline:
             storm = self._storm_for(conn, incident, payload, dests, batch=batch, now=now)
         if storm is not None:
             stats.suppressed["storm"] += 1
-            self._set_outcome(conn, batch, incident, destinations=[], now=now,
+            batch.set_outcome(incident, destinations=[],
                               suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
                                             f"group (incident {storm.anchor_incident_id})")
-            return self._storm_rows(conn, storm, "trigger", now), False
+            return self._storm_rows(conn, batch, storm, "trigger", now), False
         stored = stored_destinations(dests, shadow)
         if incident.suppressed_by is None:
-            self._set_outcome(conn, batch, incident, destinations=stored, suppressed_by=None, now=now)
-        elif incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now):
-            batch.chains.add(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
+            batch.set_outcome(incident, destinations=stored, suppressed_by=None)
         else:
-            return [], True  # another replica lifted it from its copy of the same alert, and notified
+            batch.flush()  # the suppression it lifts may be this batch's
+            if not incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by, destinations=stored,
+                                              now=now):
+                return [], True  # another replica lifted it from its copy of the same alert, and notified
+            batch.chains.add(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
         changes = self._recent_changes(batch, incident) if event == "trigger" and dests else []
         return [_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests], True
 
-    @staticmethod
-    def _set_outcome(conn: Connection, batch: _BatchReads, incident: IncidentRecord, *,
-                     destinations: list[dict[str, Any]], suppressed_by: str | None, now: datetime) -> None:
-        """Record where an incident went (or why not), in the store and in the batch's view of it: a
-        later payload of the same transaction (its resolve, say) sees it."""
-        incidents.set_outcome(conn, incident.id, destinations=destinations, suppressed_by=suppressed_by, now=now)
-        batch.chains.add(dataclasses.replace(incident, destinations=destinations, suppressed_by=suppressed_by))
-
-    def _recent_changes(self, batch: _BatchReads, incident: IncidentRecord) -> list[CorrelatedChange]:
+    def _recent_changes(self, batch: _Batch, incident: IncidentRecord) -> list[CorrelatedChange]:
         """What changed on the service shortly before a warning or critical alert started."""
         if incident.severity is Severity.INFO or not incident.service:
             return []
@@ -583,12 +606,21 @@ def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
         "links": links, "timestamp": alert.starts_at})
 
 
-class _BatchReads:
-    """What the payloads of one ingest transaction read, each read at most once for the whole batch:
-    the known episodes of its alerts, the active silences, the recent changes of its services."""
+class _Batch:
+    """One ingest transaction's reads and writes, each done once for the whole batch where it can be.
+
+    Reads: the known episodes of its alerts, the active silences, the recent changes of its
+    services, storm counts, inhibition sources. Writes: its new incidents are inserted up front, in
+    one statement (``Pipeline._insert_new``); their outcomes and their outbox rows are buffered and
+    written together by ``flush`` — at the end, or before anything that reads or changes them.
+
+    Payloads still see each other as if each had its own transaction: the batch's view of an
+    incident changes as each payload is ingested, and an alert inserted up front counts (as an
+    inhibition source, say) only from its arrival on.
+    """
 
     def __init__(self, conn: Connection, payloads: list[WebhookPayload], now: datetime, lookback: timedelta,
-                 storm: StormConfig | None) -> None:
+                 storm: StormConfig | None, *, owner: str, lease_until: datetime) -> None:
         self._conn, self._now = conn, now
         alerts = [a for p in payloads for a in p.alerts]
         self.chains = _Chains(incidents.episodes(conn, [a.fingerprint for a in alerts]))
@@ -606,6 +638,41 @@ class _BatchReads:
         self._window = (min(starts) - lookback, max(starts))
         self._silences: list[Silence] | None = None
         self._changes: dict[str, list[change_events.ChangeEvent]] | None = None
+        self._unarrived: set[int] = set()
+        self._owner, self._lease_until = owner, lease_until
+        self._outcomes: list[tuple[int, list[dict[str, Any]], str | None]] = []
+        self._queued: list[tuple[outbox.NewRow, IngestStats | None]] = []
+
+    def not_arrived(self, incident_ids: set[int]) -> None:
+        """Incidents inserted up front for this batch, each to be ingested at its first arrival."""
+        self._unarrived = set(incident_ids)
+
+    def set_outcome(self, incident: IncidentRecord, *, destinations: list[dict[str, Any]],
+                    suppressed_by: str | None) -> None:
+        """Where an incident went (or why not): in the batch's view at once (a later payload of the
+        batch — its resolve, say — sees it), in the store at the next flush."""
+        self._outcomes.append((incident.id, destinations, suppressed_by))
+        self.chains.add(dataclasses.replace(incident, destinations=destinations, suppressed_by=suppressed_by))
+
+    def enqueue(self, rows: list[dict[str, Any]], *, hold: tuple[datetime, str] | None = None,
+                hand_to: IngestStats | None = None) -> None:
+        """Queue notification rows (in this order) at the next flush: held, or leased to the local
+        dispatcher and handed over through ``hand_to`` after commit."""
+        self._queued += [(outbox.NewRow(row, hold=hold, leased=hand_to is not None), hand_to) for row in rows]
+
+    def flush(self) -> None:
+        """Write the buffered outcomes and outbox rows."""
+        if self._outcomes:
+            incidents.set_outcomes(self._conn, self._outcomes, self._now)
+            self._outcomes = []
+        if self._queued:
+            queued, self._queued = self._queued, []
+            leased = outbox.enqueue_all(self._conn, [new for new, _ in queued], self._now, owner=self._owner,
+                                        until=self._lease_until)
+            receivers = [stats for new, stats in queued if new.leased]
+            for row, stats in zip(leased, receivers, strict=True):
+                assert stats is not None
+                stats.handed_off.append(row)
 
     def silences(self) -> list[Silence]:
         if self._silences is None:
@@ -627,7 +694,7 @@ class _BatchReads:
         if self._firing is None:
             self._firing = incidents.firing_of_services(self._conn, self._services)
         found = {i: labels for i, (svc, ns, labels) in self._firing.items()
-                 if svc == service and namespace in (None, ns)}
+                 if svc == service and namespace in (None, ns) and i not in self._unarrived}
         for record in self.chains.known.values():
             if record.service == service and namespace in (None, record.namespace):
                 if record.status == "firing":
@@ -636,8 +703,15 @@ class _BatchReads:
                     found.pop(record.id, None)
         return list(found.values())
 
+    def all_firing_labels(self, namespace: str | None) -> list[dict[str, str]]:
+        """Inhibition sources of any service (in one namespace, or all), read from the store."""
+        found = incidents.firing_labels(self._conn, namespace=namespace)
+        return [labels for i, labels in found.items() if i not in self._unarrived]
+
     def inserted(self, incident: IncidentRecord) -> None:
+        """A new incident's first arrival."""
         self._new.setdefault(incident.group_key, []).append(incident.id)
+        self._unarrived.discard(incident.id)
 
     def storm(self, group_key: str) -> storm_repo.Storm | None:
         return self._storms.get(group_key)

@@ -103,6 +103,18 @@ async def measure(command: list[str], path: str, args: argparse.Namespace, *, ru
     return result
 
 
+async def start_once(command: list[str], probe: str, env: dict[str, str]) -> None:
+    """Start a target until it answers, then stop it (it has set up its database)."""
+    port = free_port()
+    proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_listening(f"http://127.0.0.1:{port}{probe}", proc)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def alertbot_command(tmp: str, name: str, url: str) -> list[str]:
     config = Path(tmp) / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"storage": {"url": url}, "routes": {"receivers": ["console"]}}))
@@ -133,11 +145,14 @@ async def main() -> None:
                     alertbot_command(tmp, "pg", pg.new_database()), "/webhook/alertmanager", args, run="p", cwd=tmp)
             if args.alerta is not None and pg is not None:
                 database = pg.new_database().replace("postgresql://", "postgres://")
-                workers = str(os.cpu_count() or 2)
+                env = {"DATABASE_URL": database, "AUTH_REQUIRED": "False", "LOG_LEVEL": "WARNING"}
+                gunicorn = [str(args.alerta / "bin/gunicorn"), "-b", "127.0.0.1:{port}", "alerta:create_app()"]
+                # Workers starting together on an empty database deadlock creating alerta's schema:
+                # one worker creates it first.
+                await start_once([*gunicorn, "-w", "1"], "/management/healthcheck", env)
                 results["alerta-server 9, PostgreSQL"] = await measure(
-                    [str(args.alerta / "bin/gunicorn"), "-w", workers, "-b", "127.0.0.1:{port}",
-                     "alerta:create_app()"], "/webhooks/prometheus", args, run="a", probe="/management/healthcheck",
-                    env={"DATABASE_URL": database, "AUTH_REQUIRED": "False", "LOG_LEVEL": "WARNING"})
+                    [*gunicorn, "-w", str(os.cpu_count() or 2)], "/webhooks/prometheus", args, run="a",
+                    probe="/management/healthcheck", env=env)
     finally:
         if pg is not None:
             pg.cleanup()

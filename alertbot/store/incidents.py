@@ -78,7 +78,7 @@ def _record(row: sa.Row[Any]) -> IncidentRecord:
 # Hot-path statements are built once with bind parameters: SQLAlchemy then compiles each once
 # and reuses it, instead of rebuilding the construct per alert (most of ingest's cost otherwise).
 _BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
-_INSERT = incidents.insert().returning(incidents.c.id)
+_INSERT = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
 _REFRESH = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
     annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
 _RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid"), incidents.c.status == "firing").values(
@@ -100,9 +100,27 @@ def episodes(conn: Connection, fingerprints: Iterable[str]) -> dict[tuple[str, d
 
 
 def insert(conn: Connection, alert: Alert, classification: Classification, *, group_key: str,
-                 now: datetime) -> IncidentRecord:
-    resolved_at = now if alert.status.value == "resolved" else None
-    values: dict[str, Any] = {
+           now: datetime) -> IncidentRecord:
+    [record] = insert_many(conn, [(alert, classification, group_key)], now)
+    return record
+
+
+def insert_many(conn: Connection, new: Sequence[tuple[Alert, Classification, str]],
+                now: datetime) -> list[IncidentRecord]:
+    """Store new alerts (alert, its classification, its group key) with one statement; their ids
+    follow the order given. Returns the records as a read would, built from what was written."""
+    if not new:
+        return []
+    values = [_values(alert, classification, group_key, now) for alert, classification, group_key in new]
+    result = conn.execute(_INSERT, values[0] if len(values) == 1 else values)
+    return [IncidentRecord(id=new_id, **{**v, "severity": c.severity, "starts_at": _utc(v["starts_at"]),
+                                         "ends_at": _utc(v["ends_at"]), "created_at": _utc(now),
+                                         "updated_at": _utc(now), "resolved_at": _utc(v["resolved_at"])})
+            for new_id, v, (_, c, _) in zip(result.scalars(), values, new, strict=True)]
+
+
+def _values(alert: Alert, classification: Classification, group_key: str, now: datetime) -> dict[str, Any]:
+    return {
         "fingerprint": alert.fingerprint,
         "starts_at": alert.starts_at,
         "status": alert.status.value,
@@ -122,14 +140,8 @@ def insert(conn: Connection, alert: Alert, classification: Classification, *, gr
         "ends_at": alert.ends_at,
         "created_at": now,
         "updated_at": now,
-        "resolved_at": resolved_at,
+        "resolved_at": now if alert.status.value == "resolved" else None,
     }
-    new_id = conn.execute(_INSERT, values).scalar_one()
-    # The record as a read would return it, built from what was written (no JSON or time decoding).
-    return IncidentRecord(id=new_id, **{**values, "severity": classification.severity,
-                                        "starts_at": _utc(alert.starts_at), "ends_at": _utc(alert.ends_at),
-                                        "created_at": _utc(now), "updated_at": _utc(now),
-                                        "resolved_at": _utc(resolved_at)})
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -150,8 +162,15 @@ def resolve(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> 
 
 def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[dict[str, Any]],
                 suppressed_by: str | None, now: datetime) -> None:
-    conn.execute(_OUTCOME, {"iid": incident_id, "destinations": list(destinations), "suppressed_by": suppressed_by,
-                            "now": now})
+    set_outcomes(conn, [(incident_id, destinations, suppressed_by)], now)
+
+
+def set_outcomes(conn: Connection, outcomes: Sequence[tuple[int, Sequence[dict[str, Any]], str | None]],
+                 now: datetime) -> None:
+    """Where each incident went (destinations) or why not (suppressed_by), in one executemany."""
+    if outcomes:
+        params = [{"iid": i, "destinations": list(d), "suppressed_by": why, "now": now} for i, d, why in outcomes]
+        conn.execute(_OUTCOME, params[0] if len(params) == 1 else params)
 
 
 def lift_suppression(conn: Connection, incident_id: int, *, was: str, destinations: Sequence[dict[str, Any]],
@@ -203,17 +222,18 @@ def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetim
     return get(conn, incident_id) if result.rowcount else None
 
 
-_FIRING_LABELS = sa.select(incidents.c.labels, incidents.c.severity).where(incidents.c.status == "firing")
+_FIRING_LABELS = sa.select(incidents.c.id, incidents.c.labels, incidents.c.severity).where(
+    incidents.c.status == "firing")
 _FIRING_LABELS_IN = _FIRING_LABELS.where(incidents.c.namespace == sa.bindparam("namespace"))
 
 
-def firing_labels(conn: Connection, *, namespace: str | None = None) -> list[dict[str, str]]:
-    """The matching labels (labels + classified severity) of firing incidents, for inhibition;
+def firing_labels(conn: Connection, *, namespace: str | None = None) -> dict[int, dict[str, str]]:
+    """The matching labels (labels + classified severity) of firing incidents by id, for inhibition;
     narrowed to one namespace when the caller knows only those can matter. (Sources narrowed to one
     service are read once per ingest batch: ``firing_of_services``.)"""
     rows = conn.execute(_FIRING_LABELS_IN, {"namespace": namespace}) if namespace is not None else \
         conn.execute(_FIRING_LABELS)
-    return [{**row.labels, "severity": row.severity} for row in rows]
+    return {row.id: {**row.labels, "severity": row.severity} for row in rows}
 
 
 # Looked up by service (ix_incidents_service). Without statistics SQLite's planner prefers the

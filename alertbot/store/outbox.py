@@ -34,7 +34,6 @@ class OutboxRow:
     created_at: datetime
 
 
-_INSERT = outbox.insert()
 _INSERT_RETURNING_ID = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
@@ -42,14 +41,34 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
             hold: tuple[datetime, str] | None = None) -> None:
     """Queue rows, due now — or, with ``hold=(until, why)``, held back until then (a resolve waiting
     to see whether the alert re-fires; ``cancel_held`` drops it, ``release_held`` sends it now)."""
-    if not rows:
-        return
-    due, why = hold if hold is not None else (now, None)
-    conn.execute(
-        _INSERT,
-        [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": due,
-          "hold": why, "created_at": now} for row in rows],
-    )
+    enqueue_all(conn, [NewRow(row, hold=hold) for row in rows], now, owner="", until=now)
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A notification to queue: due now, held (``hold=(until, why)``), or ``leased`` to the local
+    dispatcher, which is handed it after commit and sends it without a claim round-trip (if that
+    process dies, the lease lapses and any dispatcher claims it as usual)."""
+
+    row: dict[str, Any]          # incident_id, event, channel, target, payload (the Notification)
+    hold: tuple[datetime, str] | None = None
+    leased: bool = False
+
+
+def enqueue_all(conn: Connection, new: Sequence[NewRow], now: datetime, *, owner: str,
+                until: datetime) -> list[OutboxRow]:
+    """Insert rows with one statement, their ids in the order given (the order they are delivered
+    in, per incident and per alert). Returns the leased ones, for handing to ``owner``."""
+    if not new:
+        return []
+    values = [{**n.row, "fingerprint": _fingerprint(n.row), "status": PENDING, "attempts": 0,
+               "next_attempt_at": n.hold[0] if n.hold else now, "hold": n.hold[1] if n.hold else None,
+               "created_at": now, "lease_owner": owner if n.leased else None,
+               "lease_until": until if n.leased else None} for n in new]
+    result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
+    return [OutboxRow(id=row_id, incident_id=v["incident_id"], event=v["event"], channel=v["channel"],
+                      target=v["target"], payload=v["payload"], attempts=0, created_at=now)
+            for row_id, v, n in zip(result.scalars(), values, new, strict=True) if n.leased]
 
 
 def _fingerprint(row: dict[str, Any]) -> str:
@@ -75,21 +94,6 @@ def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
         .values(next_attempt_at=now, hold=None)
     )
     return result.rowcount
-
-
-def enqueue_leased(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *, owner: str,
-                   until: datetime) -> list[OutboxRow]:
-    """Insert rows already leased to ``owner`` (the local dispatcher, which is handed them after commit
-    and sends them without a claim round-trip). If that process dies, the lease lapses and any
-    dispatcher claims them as usual."""
-    if not rows:
-        return []
-    values = [{**row, "fingerprint": _fingerprint(row), "status": PENDING, "attempts": 0, "next_attempt_at": now,
-               "created_at": now, "lease_owner": owner, "lease_until": until} for row in rows]
-    result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
-    return [OutboxRow(id=row_id, incident_id=v["incident_id"], event=v["event"], channel=v["channel"],
-                      target=v["target"], payload=v["payload"], attempts=0, created_at=now)
-            for row_id, v in zip(result.scalars(), values, strict=True)]
 
 
 def _behind_another() -> sa.ColumnElement[bool]:

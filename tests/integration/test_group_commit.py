@@ -82,3 +82,41 @@ async def test_an_alert_that_fires_and_resolves_within_one_batch_is_paged_and_re
     assert [line["event"] for line in h.console.lines()] == ["trigger", "resolve"]
     [incident] = await (await h.client.get("/api/v1/incidents")).json()
     assert incident["status"] == "resolved" and [d["channel"] for d in incident["destinations"]] == ["console"]
+
+
+async def test_a_critical_later_in_the_batch_does_not_inhibit_a_warning_that_arrived_before_it(
+        make_harness: MakeHarness) -> None:
+    """New alerts are inserted up front for the whole batch, but each counts only from its arrival:
+    as with a transaction per payload, the warning was notified before the critical existed."""
+    h = await make_harness()
+    stats = await accept_together(h, [one_alert_payload("p-warning", "3.4"), one_alert_payload("p-critical", "5.2")])
+    assert [s.suppressed.get("inhibited", 0) for s in stats] == [0, 0]
+    await wait_until(lambda: len(h.console.lines()) == 2, what="both notifications")
+
+
+async def test_copies_of_one_alert_in_one_batch_make_one_incident(make_harness: MakeHarness) -> None:
+    """The HA pair's two copies of a notification, committed together: one incident, one page."""
+    h = await make_harness()
+    firing = payload_json("am-higherrorrate-nutrition-service-firing.json")
+    stats = await accept_together(h, [json.dumps(firing).encode(), json.dumps(firing).encode()])
+    assert [(s.alerts, s.duplicates, s.notifications) for s in stats] == [(1, 0, 1), (1, 1, 0)]
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the page")
+    assert len(await (await h.client.get("/api/v1/incidents")).json()) == 1
+
+
+async def test_a_refire_in_the_batch_that_held_the_resolve_cancels_it(make_harness: MakeHarness) -> None:
+    """resolve_delay: the resolve held by one payload and the re-fire in the next share a transaction;
+    the re-fire still finds the held resolve (written before it looks) and continues the incident."""
+    h = await make_harness({"routes": {"receivers": ["console"], "resolve_delay": "5m"}})
+    firing = payload_json("am-higherrorrate-nutrition-service-firing.json")
+    assert (await h.post_payload(json.dumps(firing))).status == 200
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the page")
+    resolved = payload_json("am-higherrorrate-nutrition-service-resolved.json")
+    again = copy.deepcopy(firing)
+    again["alerts"][0]["startsAt"] = "2026-11-29T21:30:00Z"
+    stats = await accept_together(h, [json.dumps(resolved).encode(), json.dumps(again).encode()])
+    assert [s.suppressed.get("continued", 0) for s in stats] == [0, 1]
+    rows = (await (await h.client.get("/api/v1/incidents/1")).json())["notifications"]
+    assert [(r["event"], r["status"]) for r in rows] == [("trigger", "delivered"), ("resolve", "cancelled")]
+    await h.state.dispatcher.deliver_due("console")
+    assert [line["event"] for line in h.console.lines()] == ["trigger"]
