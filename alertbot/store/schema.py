@@ -172,6 +172,10 @@ storms = sa.Table(
     sa.Column("resolved_at", UTCDateTime),
 )
 sa.Index("ix_storms_group", storms.c.group_key, storms.c.resolved_at)
+# One open storm per group: replicas starting one at once conflict, and the loser's ingest is retried
+# (and joins the winner's storm) instead of sending a second summary.
+sa.Index("ux_storms_open", storms.c.group_key, unique=True, sqlite_where=storms.c.resolved_at.is_(None),
+         postgresql_where=storms.c.resolved_at.is_(None))
 
 
 runbook_runs = sa.Table(
@@ -328,6 +332,16 @@ def _v11(conn: Connection) -> None:
                          "WHERE incidents.id = outbox.incident_id) WHERE status = 'pending' AND fingerprint IS NULL")
 
 
+def _v12(conn: Connection) -> None:
+    # Replicas that already raced left two open storms for a group: the newer ones end here (their
+    # summaries resolve when their last member does), so the index can be built.
+    conn.exec_driver_sql("UPDATE storms SET resolved_at = started_at WHERE resolved_at IS NULL AND id > "
+                         "(SELECT MIN(id) FROM storms AS first WHERE first.group_key = storms.group_key "
+                         "AND first.resolved_at IS NULL)")
+    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ux_storms_open ON storms (group_key) "
+                         "WHERE resolved_at IS NULL")
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -342,6 +356,7 @@ MIGRATIONS: list[Migration] = [
     (9, "incident chains (flap damping, resolve hysteresis), held resolves, incident history", _v9),
     (10, "Kubernetes watch state, last-known-good weights, change targets", _v10),
     (11, "outbox rows ordered across an alert's episodes", _v11),
+    (12, "one open storm per group", _v12),
 ]
 
 

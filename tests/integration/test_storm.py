@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from alertbot.store import storms as storm_repo
+from alertbot.store.schema import migrate, schema_migrations, storms
 from tests.conftest import MakeHarness, Peers
 from tests.helpers import payload_json, wait_until
 
 GROUP = "am-highlatencyp95-grocery-3alerts-firing.json"
+NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 
 
 def group_payload(count: int, *, status: str = "firing") -> str:
@@ -81,3 +90,43 @@ async def test_storm_control_can_be_turned_off(make_harness: MakeHarness) -> Non
     h = await make_harness({"storm": None})
     await h.post_payload(group_payload(15))
     await wait_until(lambda: len(h.console.lines()) == 15, what="fifteen console lines")
+
+
+async def test_a_group_has_one_open_storm_at_a_time(make_harness: MakeHarness) -> None:
+    """Replicas starting a storm for one group at once: the store takes one; the other transaction
+    fails (and its ingest is retried, joining the first). A finished storm does not block the next."""
+    h = await make_harness()
+    await h.post_payload(group_payload(1))                      # an incident to anchor the storms on
+
+    def start(conn: Connection) -> int:
+        storm = storm_repo.start(conn, group_key="g", group_labels={}, anchor_incident_id=1, destinations=[],
+                                 now=NOW)
+        return storm.id
+
+    first = await h.state.store.write(start)
+    with pytest.raises(IntegrityError):
+        await h.state.store.write(start)
+    await h.state.store.write(storm_repo.finish, first, NOW)
+    assert await h.state.store.write(start) != first
+
+
+async def test_the_migration_ends_storms_that_replicas_opened_twice(make_harness: MakeHarness) -> None:
+    """Before one open storm per group was enforced, racing replicas could open two: the upgrade keeps
+    the first open and ends the later one, so that the rule can be enforced."""
+    h = await make_harness()
+    await h.post_payload(group_payload(1))
+
+    def before_v12(conn: Connection) -> None:
+        conn.exec_driver_sql("DROP INDEX ux_storms_open")
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 12))
+        for _ in range(2):
+            storm_repo.start(conn, group_key="g", group_labels={}, anchor_incident_id=1, destinations=[], now=NOW)
+
+    def open_storms(conn: Connection) -> list[int]:
+        return [row.id for row in conn.execute(sa.select(storms.c.id).where(storms.c.resolved_at.is_(None)))]
+
+    await h.state.store.write(before_v12)
+    assert len(await h.state.store.read(open_storms)) == 2
+    assert await h.state.store.write(migrate, NOW) == [12]
+    [kept] = await h.state.store.read(open_storms)
+    assert kept == min(await h.state.store.read(lambda conn: [r.id for r in conn.execute(sa.select(storms.c.id))]))
