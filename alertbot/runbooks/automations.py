@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -78,9 +78,7 @@ class AutomationRunner:
 
     async def start(self) -> None:
         """Release what a crash left running; carry out what it left queued."""
-        now = self._executor.now()
-        older = None if self._store.is_sqlite else now - timedelta(minutes=30)
-        interrupted = await self._store.write(runbook_runs.recover_interrupted, now=now, started_before=older)
+        interrupted = await self._store.write(runbook_runs.recover_interrupted, now=self._executor.now())
         if interrupted:
             log.warning("runbook_runs_interrupted", runs=interrupted)
         leftover = await self._store.read(runbook_runs.queued)

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.errors import RunbookError, RunbookUsageError
+from alertbot.errors import AlertbotError, RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
@@ -44,7 +44,9 @@ class RunResult:
 class Executor:
     def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
                  dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None,
-                 prometheus: Prometheus | None = None, settle: timedelta = timedelta(minutes=10)) -> None:
+                 prometheus: Prometheus | None = None, settle: timedelta = timedelta(minutes=10),
+                 heartbeat: timedelta = runbook_runs.RUN_HEARTBEAT) -> None:
+        self._heartbeat = heartbeat       # how often a running run records that its process is alive
         self._settle = settle             # how long weights must stay healthy to be last-known-good
         self._metrics = metrics
         self._prometheus = prometheus
@@ -152,6 +154,7 @@ class Executor:
         applied: list[dict[str, Any]] = []
         notes: list[str] = []
         status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
+        beating = self._beat_while_running(run_id)
         try:
             ctx = self._context()
             for plan in plans:
@@ -167,11 +170,25 @@ class Executor:
             message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
                 f" — `alertbot runbook undo {run_id}` restores them" if applied else "")
         finally:
+            beating.cancel()
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=applied, result=message,
                                     now=self._clock())
         self._count(name, status)
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
+
+    def _beat_while_running(self, run_id: int) -> asyncio.Task[None]:
+        """Record a heartbeat for the run until cancelled: while it beats, no other process takes the
+        run for interrupted (a wait or a slow rollout can keep a run going for minutes)."""
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self._heartbeat.total_seconds())
+                try:
+                    await self._store.write(runbook_runs.beat, run_id, self._clock())
+                except AlertbotError as exc:  # the store is down: the next beat may get through
+                    log.warning("runbook_heartbeat_failed", run_id=run_id, error=exc.message)
+
+        return asyncio.create_task(beat(), name=f"runbook-heartbeat-{run_id}")
 
     def _context(self) -> StepContext:
         return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good)
@@ -207,6 +224,7 @@ class Executor:
         run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
                                          undo_of=undo_of, now=self._clock())
         status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
+        beating = self._beat_while_running(run_id)
         try:
             for plan in plans:
                 await apply_step(plan, ctx, dry_run=False, reverse=True)
@@ -214,6 +232,7 @@ class Executor:
         except RunbookError as exc:
             status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
         finally:
+            beating.cancel()
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
                                     now=self._clock())
         return RunResult(run_id, status, plans, message)

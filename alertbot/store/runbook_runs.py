@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.store.schema import insert_ignore, record_json, runbook_locks, runbook_runs
+
+# A running run's process records a heartbeat this often; a run without one for RUN_STALE_AFTER is
+# taken for interrupted (its process died): it is failed and its locks released.
+RUN_HEARTBEAT = timedelta(seconds=10)
+RUN_STALE_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class RunRecord:
     approvals: list[str] | None
     started_at: datetime
     finished_at: datetime | None
+    heartbeat_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
@@ -38,7 +44,8 @@ def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: st
     """Audit a run; a run that ends here (planned, noop) passes its ``result`` too."""
     inserted = conn.execute(runbook_runs.insert().values(
         runbook=runbook, params=params, trigger=trigger, status=status, plan=plan, applied=[], result=result,
-        undo_of=undo_of, started_at=now, finished_at=now if status != "running" else None))
+        undo_of=undo_of, started_at=now, finished_at=now if status != "running" else None,
+        heartbeat_at=now if status == "running" else None))
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -70,8 +77,14 @@ def mark_running(conn: Connection, run_id: int, *, plan: list[dict[str, Any]], p
     """A queued run starts (False: it was not queued any more — another replica took it)."""
     result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
                                                       runbook_runs.c.status.in_(["queued", "approved"]))
-                          .values(status="running", plan=plan, params=params, started_at=now))
+                          .values(status="running", plan=plan, params=params, started_at=now, heartbeat_at=now))
     return result.rowcount > 0
+
+
+def beat(conn: Connection, run_id: int, now: datetime) -> None:
+    """The process carrying out a running run is alive (see ``RUN_STALE_AFTER``)."""
+    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "running")
+                 .values(heartbeat_at=now))
 
 
 def finish(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
@@ -106,12 +119,16 @@ def history(conn: Connection, limit: int = 100) -> list[RunRecord]:
 
 def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> str | None:
     """Take every target's lock for ``run_id``; returns a held target's description instead if one is
-    taken (then none is taken: the caller's transaction rolls back)."""
+    taken (then none is taken: the caller's transaction rolls back). A lock whose run's process stopped
+    beating is released first: a crashed replica does not keep the on-call from acting."""
     for target in targets:
-        if not insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now},
-                             on=["target"]):
-            held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
-            return f"{target} (run {held.run_id})" if held is not None else target
+        if insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now}, on=["target"]):
+            continue
+        held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
+        if held is not None and recover_interrupted(conn, now=now, run_ids=[held.run_id]) and insert_ignore(
+                conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now}, on=["target"]):
+            continue
+        return f"{target} (run {held.run_id})" if held is not None else target
     return None
 
 
@@ -119,14 +136,15 @@ def unlock(conn: Connection, run_id: int) -> None:
     conn.execute(runbook_locks.delete().where(runbook_locks.c.run_id == run_id))
 
 
-def recover_interrupted(conn: Connection, *, now: datetime, started_before: datetime | None) -> list[int]:
-    """Runs left ``running`` by a process that died: mark them failed and release their locks.
-
-    ``started_before``: only runs older than that (several replicas share the store); ``None``: all
-    (a SQLite store belongs to this one process)."""
-    query = sa.select(runbook_runs.c.id).where(runbook_runs.c.status == "running")
-    if started_before is not None:
-        query = query.where(runbook_runs.c.started_at < started_before)
+def recover_interrupted(conn: Connection, *, now: datetime, run_ids: list[int] | None = None) -> list[int]:
+    """Runs left ``running`` by a process that died (no heartbeat for ``RUN_STALE_AFTER``): mark them
+    failed and release their locks. ``run_ids``: only these (default: every such run)."""
+    alive_since = now - RUN_STALE_AFTER
+    query = sa.select(runbook_runs.c.id).where(
+        runbook_runs.c.status == "running",
+        sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since)
+    if run_ids is not None:
+        query = query.where(runbook_runs.c.id.in_(run_ids))
     ids = [row.id for row in conn.execute(query)]
     for run_id in ids:
         finish(conn, run_id, status="failed", applied=[], now=now,

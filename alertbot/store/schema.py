@@ -194,6 +194,7 @@ runbook_runs = sa.Table(
     sa.Column("approvals", sa.JSON),                               # who approved so far (two-person rule)
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
+    sa.Column("heartbeat_at", UTCDateTime),                        # a running run's process is alive
 )
 sa.Index("ix_runbook_runs_cooldown", runbook_runs.c.target_key, runbook_runs.c.started_at)
 sa.Index("ix_runbook_runs_status", runbook_runs.c.status)
@@ -342,6 +343,10 @@ def _v12(conn: Connection) -> None:
                          "WHERE resolved_at IS NULL")
 
 
+def _v13(conn: Connection) -> None:
+    _add_columns(conn, "runbook_runs", {"heartbeat_at": "VARCHAR(27)"})
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -357,6 +362,7 @@ MIGRATIONS: list[Migration] = [
     (10, "Kubernetes watch state, last-known-good weights, change targets", _v10),
     (11, "outbox rows ordered across an alert's episodes", _v11),
     (12, "one open storm per group", _v12),
+    (13, "runbook run heartbeats", _v13),
 ]
 
 

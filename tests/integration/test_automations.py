@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.store import runbook_runs
@@ -107,19 +108,48 @@ async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s:
 
 async def test_a_run_interrupted_by_a_crash_is_released_on_start(make_harness: MakeHarness, db_url: str,
                                                                   k8s: tuple[FakeKubernetes, Any]) -> None:
-    """A run left `running` (process killed mid-run) holds its lock; the next start fails it with a
-    reason and releases the lock, so the target can be acted on again. On a shared (PostgreSQL) store a
-    running run may belong to another live replica: only runs older than 30 minutes are released."""
+    """A run left `running` (process killed mid-run) holds its lock; once its heartbeat is older than
+    RUN_STALE_AFTER the next start fails it with a reason and releases the lock, so the target can be
+    acted on again. A run that still beats (another live replica's) is left alone."""
     fake, kube = k8s
     store = await Store.open(db_url)
-    started = datetime.now(UTC) - (timedelta(minutes=31) if not store.is_sqlite else timedelta(0))
-    run_id = await store.write(runbook_runs.queue, runbook="emergency-rollback", params={}, trigger="cli:x",
-                               automation="", target_key="", status="running", now=started)
-    await store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], run_id,
-                      datetime.now(UTC))
+    now = datetime.now(UTC)
+    dead = await store.write(runbook_runs.queue, runbook="emergency-rollback", params={}, trigger="cli:x",
+                             automation="", target_key="", status="running", now=now - timedelta(minutes=5))
+    await store.write(runbook_runs.beat, dead, now - runbook_runs.RUN_STALE_AFTER - timedelta(seconds=1))
+    await store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], dead, now)
+    alive = await store.write(runbook_runs.queue, runbook="emergency-rollback", params={}, trigger="cli:y",
+                              automation="", target_key="", status="running", now=now - timedelta(minutes=5))
+    await store.write(runbook_runs.beat, alive, now)
+    await store.write(runbook_runs.lock, ["virtualservice elsewhere/other"], alive, now)
     await store.close()
     h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
     await h.post_file(FIRING)
     await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="rollback after recovery")
-    interrupted = await h.state.store.read(runbook_runs.get, run_id)
+    interrupted = await h.state.store.read(runbook_runs.get, dead)
     assert interrupted is not None and interrupted.status == "failed" and "interrupted" in interrupted.result
+    running = await h.state.store.read(runbook_runs.get, alive)
+    assert running is not None and running.status == "running"
+
+
+async def test_a_lock_left_by_a_dead_process_is_taken_over_without_a_restart(
+        make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]) -> None:
+    """The replica running a rollback dies and nothing restarts: once the run stops beating, the
+    next run on the target (here the automation for a new alert) fails the dead run and goes ahead."""
+    fake, kube = k8s
+    h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
+    now = datetime.now(UTC)
+
+    def left_running(conn: Connection, beat_at: datetime) -> int:
+        run_id = runbook_runs.queue(conn, runbook="emergency-rollback", params={}, trigger="alert:0", automation="",
+                                    target_key="", status="running", now=beat_at)
+        runbook_runs.beat(conn, run_id, beat_at)
+        assert runbook_runs.lock(conn, ["virtualservice ai-nutritionist/nutrition-service-canary"], run_id,
+                                 beat_at) is None
+        return run_id
+
+    dead = await h.state.store.write(left_running, now - runbook_runs.RUN_STALE_AFTER - timedelta(seconds=1))
+    await h.post_file(FIRING)
+    await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="the rollback")
+    record = await h.state.store.read(runbook_runs.get, dead)
+    assert record is not None and record.status == "failed" and "interrupted" in record.result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.fakes.prometheus import FakePrometheus
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = load_runbooks(ROOT / "runbooks")
@@ -344,3 +346,26 @@ async def test_restore_last_good_needs_a_proven_record(env: Env) -> None:
                                         "stable 50 → 90, canary 50 → 10 (last good at "
                                         f"{(now - timedelta(minutes=1)).isoformat()})")
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_a_running_run_keeps_beating_so_no_one_takes_it_for_interrupted(tmp_path: Path) -> None:
+    """While a run is under way (here a wait step) its process records a heartbeat; recovery of
+    interrupted runs leaves it alone."""
+    store = await Store.open(f"sqlite:///{tmp_path}/rb.db")
+    executor = Executor(store, None, clock=lambda: datetime.now(UTC), heartbeat=timedelta(milliseconds=50))
+    runbook = Runbook.model_validate({"name": "pause", "steps": [{"type": "wait", "duration": "600ms"}]})
+    run = asyncio.create_task(executor.run(runbook, {}, execute=True, trigger="cli:alice"))
+    try:
+        async def beating() -> bool:
+            records = await store.read(runbook_runs.history)   # none until the run has planned and started
+            return any(r.heartbeat_at is not None and r.heartbeat_at > r.started_at for r in records)
+
+        await wait_until(beating, what="a heartbeat after the start")
+        later = datetime.now(UTC) + runbook_runs.RUN_STALE_AFTER / 2     # no beat missed yet by then
+        assert await store.write(runbook_runs.recover_interrupted, now=later) == []
+        result = await run
+        assert result.status == "succeeded"
+        [record] = await store.read(runbook_runs.history)
+        assert record.status == "succeeded" and record.finished_at is not None
+    finally:
+        await store.close()
