@@ -121,14 +121,19 @@ def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> st
     """Take every target's lock for ``run_id``; returns a held target's description instead if one is
     taken (then none is taken: the caller's transaction rolls back). A lock whose run's process stopped
     beating is released first: a crashed replica does not keep the on-call from acting."""
+    def take(target: str) -> bool:
+        return insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now},
+                             on=["target"])
+
     for target in targets:
-        if insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now}, on=["target"]):
+        if take(target):
             continue
         held = conn.execute(sa.select(runbook_locks.c.run_id).where(runbook_locks.c.target == target)).first()
-        if held is not None and recover_interrupted(conn, now=now, run_ids=[held.run_id]) and insert_ignore(
-                conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now}, on=["target"]):
-            continue
-        return f"{target} (run {held.run_id})" if held is not None else target
+        if held is None:
+            return target
+        if recover_interrupted(conn, now=now, run_ids=[held.run_id]) and take(target):
+            continue  # the holder's process had died: its run is failed, its locks released
+        return f"{target} (run {held.run_id})"
     return None
 
 
