@@ -238,15 +238,14 @@ class Pipeline:
     def _ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
         batch = _Batch(conn, payloads, now, self._config.correlation.lookback, self._config.storm,
                        owner=self._dispatcher.owner, lease_until=now + self._dispatcher.lease)
-        new = self._insert_new(conn, payloads, batch.chains.known, now)
-        batch.not_arrived({record.id for record in new.values()})
-        results = [self._ingest(conn, payload, now, batch, new) for payload in payloads]
+        batch.inserted_up_front(self._insert_new(conn, payloads, batch.chains.known, now))
+        results = [self._ingest(conn, payload, now, batch) for payload in payloads]
         batch.flush()
         return results
 
     def _insert_new(self, conn: Connection, payloads: list[WebhookPayload],
                     known: Mapping[tuple[str, datetime], IncidentRecord],
-                    now: datetime) -> dict[tuple[str, datetime], IncidentRecord]:
+                    now: datetime) -> list[IncidentRecord]:
         """Every alert of the batch not stored yet (by fingerprint and startsAt), classified and
         inserted with one statement, ids in arrival order. Each is then ingested at its first arrival."""
         new: dict[tuple[str, datetime], tuple[Alert, Classification, str]] = {}
@@ -257,7 +256,7 @@ class Pipeline:
                     continue
                 new[key] = (alert, classify(alert, self._config.classification, self._config.thresholds),
                             payload.group_key)
-        return {record.key: record for record in incidents.insert_many(conn, list(new.values()), now)}
+        return incidents.insert_many(conn, list(new.values()), now)
 
     def _is_heartbeat(self, alert: Alert) -> bool:
         return self._config.heartbeat is not None and alert.alertname == self._config.heartbeat.alertname
@@ -269,8 +268,7 @@ class Pipeline:
         for reason, count in stats.suppressed.items():
             self._metrics.alerts_suppressed.labels(reason).inc(count)
 
-    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _Batch,
-                new: dict[tuple[str, datetime], IncidentRecord]) -> IngestStats:
+    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _Batch) -> IngestStats:
         stats = IngestStats(alerts=len(payload.alerts))
         chains = batch.chains
         known = chains.known
@@ -287,9 +285,7 @@ class Pipeline:
             key = (alert.fingerprint, alert.starts_at)
             incident = known.get(key)
             if incident is None:
-                incident = new.pop(key)  # inserted for this batch; this is its first arrival
-                chains.add(incident)
-                batch.inserted(incident)
+                incident = batch.arrive(key)  # inserted up front for this batch; this is its first arrival
                 if alert.status is AlertStatus.FIRING and incident.reason.startswith("event:"):
                     _record_change(conn, alert, now)
                     batch.changes_recorded()
@@ -625,27 +621,38 @@ class _Batch:
         alerts = [a for p in payloads for a in p.alerts]
         self.chains = _Chains(incidents.episodes(conn, [a.fingerprint for a in alerts]))
         # Storm bookkeeping, read before this batch inserts anything: its own new alerts are
-        # counted as they are inserted (``inserted``).
+        # counted as they arrive (``arrive``).
         # Only groups with a firing alert can start or join a storm (a batch of resolves reads nothing).
         groups = sorted({p.group_key for p in payloads if p.group_key and any(
             a.status is AlertStatus.FIRING for a in p.alerts)}) if storm is not None else []
         self._storms = storm_repo.active_of(conn, groups)
         self._arrived = storm_repo.arrived_in(conn, groups, now - storm.window) if storm is not None else {}
-        self._new: dict[str, list[int]] = {}
+        self._arrived_here: dict[str, list[int]] = {}    # group → this batch's new incidents so far
         self._services = {a.service for a in alerts if a.service}
         self._firing: dict[int, tuple[str, str, dict[str, str]]] | None = None
         starts = [a.starts_at for a in alerts] or [now]
         self._window = (min(starts) - lookback, max(starts))
         self._silences: list[Silence] | None = None
         self._changes: dict[str, list[change_events.ChangeEvent]] | None = None
-        self._unarrived: set[int] = set()
+        self._unarrived: dict[tuple[str, datetime], IncidentRecord] = {}   # inserted up front, not yet ingested
         self._owner, self._lease_until = owner, lease_until
         self._outcomes: list[tuple[int, list[dict[str, Any]], str | None]] = []
         self._queued: list[tuple[outbox.NewRow, IngestStats | None]] = []
 
-    def not_arrived(self, incident_ids: set[int]) -> None:
-        """Incidents inserted up front for this batch, each to be ingested at its first arrival."""
-        self._unarrived = set(incident_ids)
+    def inserted_up_front(self, records: list[IncidentRecord]) -> None:
+        """The batch's new incidents, stored before its payloads are ingested: each counts from its
+        first arrival (``arrive``) on."""
+        self._unarrived = {record.key: record for record in records}
+
+    def arrive(self, key: tuple[str, datetime]) -> IncidentRecord:
+        """A new alert's first arrival in the batch: its incident joins the batch's view."""
+        incident = self._unarrived.pop(key)
+        self.chains.add(incident)
+        self._arrived_here.setdefault(incident.group_key, []).append(incident.id)
+        return incident
+
+    def _not_arrived(self) -> set[int]:
+        return {record.id for record in self._unarrived.values()}
 
     def set_outcome(self, incident: IncidentRecord, *, destinations: list[dict[str, Any]],
                     suppressed_by: str | None) -> None:
@@ -693,8 +700,9 @@ class _Batch:
         batch's services, brought up to date with what this batch inserted and resolved."""
         if self._firing is None:
             self._firing = incidents.firing_of_services(self._conn, self._services)
+        not_arrived = self._not_arrived()
         found = {i: labels for i, (svc, ns, labels) in self._firing.items()
-                 if svc == service and namespace in (None, ns) and i not in self._unarrived}
+                 if svc == service and namespace in (None, ns) and i not in not_arrived}
         for record in self.chains.known.values():
             if record.service == service and namespace in (None, record.namespace):
                 if record.status == "firing":
@@ -706,12 +714,8 @@ class _Batch:
     def all_firing_labels(self, namespace: str | None) -> list[dict[str, str]]:
         """Inhibition sources of any service (in one namespace, or all), read from the store."""
         found = incidents.firing_labels(self._conn, namespace=namespace)
-        return [labels for i, labels in found.items() if i not in self._unarrived]
-
-    def inserted(self, incident: IncidentRecord) -> None:
-        """A new incident's first arrival."""
-        self._new.setdefault(incident.group_key, []).append(incident.id)
-        self._unarrived.discard(incident.id)
+        not_arrived = self._not_arrived()
+        return [labels for i, labels in found.items() if i not in not_arrived]
 
     def storm(self, group_key: str) -> storm_repo.Storm | None:
         return self._storms.get(group_key)
@@ -725,7 +729,8 @@ class _Batch:
 
     def arrived(self, group_key: str, incident_id: int) -> int:
         """Alerts of the group that arrived within the storm window, up to and including this one."""
-        return self._arrived.get(group_key, 0) + sum(1 for i in self._new.get(group_key, ()) if i <= incident_id)
+        here = self._arrived_here.get(group_key, ())
+        return self._arrived.get(group_key, 0) + sum(1 for i in here if i <= incident_id)
 
     def changes_recorded(self) -> None:
         """A change was recorded in this transaction: read them again when next asked."""

@@ -3,8 +3,8 @@
 Delivery claims due rows under a lease (so a crashed sender's rows come back), keeps order per
 incident and channel (a resolve never overtakes its trigger) and across the episodes of one alert
 (they update one Slack message: a re-fire never overtakes the previous episode's resolve), and
-records each outcome. Replicas
-sharing a PostgreSQL store claim with ``FOR UPDATE SKIP LOCKED``: each row is sent by one of them.
+records each outcome. Replicas sharing a PostgreSQL store claim with ``FOR UPDATE SKIP LOCKED``:
+each row is sent by one of them.
 """
 
 from __future__ import annotations
