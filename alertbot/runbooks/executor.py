@@ -9,7 +9,8 @@ never overwrites a change made since.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,32 +155,32 @@ class Executor:
         applied: list[dict[str, Any]] = []
         notes: list[str] = []
         status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
-        beating = self._beat_while_running(run_id)
         try:
-            ctx = self._context()
-            for plan in plans:
-                note = await apply_step(plan, ctx, dry_run=False)
-                if note:
-                    notes.append(note)
-                    message = "applied, but " + "; ".join(notes) + " — " + message.removeprefix("applied: ")
-                if plan.undoable:
-                    applied.append(plan.to_json())
+            async with self._beating(run_id):
+                ctx = self._context()
+                for plan in plans:
+                    note = await apply_step(plan, ctx, dry_run=False)
+                    if note:
+                        notes.append(note)
+                        message = "applied, but " + "; ".join(notes) + " — " + message.removeprefix("applied: ")
+                    if plan.undoable:
+                        applied.append(plan.to_json())
         except RunbookError as exc:
             status = "failed"
             done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
             message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
                 f" — `alertbot runbook undo {run_id}` restores them" if applied else "")
         finally:
-            beating.cancel()
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=applied, result=message,
                                     now=self._clock())
         self._count(name, status)
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
 
-    def _beat_while_running(self, run_id: int) -> asyncio.Task[None]:
-        """Record a heartbeat for the run until cancelled: while it beats, no other process takes the
-        run for interrupted (a wait or a slow rollout can keep a run going for minutes)."""
+    @contextlib.asynccontextmanager
+    async def _beating(self, run_id: int) -> AsyncIterator[None]:
+        """Record a heartbeat for the run while in the block: while it beats, no other process takes
+        the run for interrupted (a wait or a slow rollout can keep a run going for minutes)."""
         async def beat() -> None:
             while True:
                 await asyncio.sleep(self._heartbeat.total_seconds())
@@ -188,7 +189,12 @@ class Executor:
                 except AlertbotError as exc:  # the store is down: the next beat may get through
                     log.warning("runbook_heartbeat_failed", run_id=run_id, error=exc.message)
 
-        return asyncio.create_task(beat(), name=f"runbook-heartbeat-{run_id}")
+        task = asyncio.create_task(beat(), name=f"runbook-heartbeat-{run_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait({task})  # its end (the caller's own cancellation still propagates)
 
     def _context(self) -> StepContext:
         return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good)
@@ -224,15 +230,14 @@ class Executor:
         run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
                                          undo_of=undo_of, now=self._clock())
         status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
-        beating = self._beat_while_running(run_id)
         try:
-            for plan in plans:
-                await apply_step(plan, ctx, dry_run=False, reverse=True)
-                restored.append(plan.to_json())
+            async with self._beating(run_id):
+                for plan in plans:
+                    await apply_step(plan, ctx, dry_run=False, reverse=True)
+                    restored.append(plan.to_json())
         except RunbookError as exc:
             status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
         finally:
-            beating.cancel()
             await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
                                     now=self._clock())
         return RunResult(run_id, status, plans, message)

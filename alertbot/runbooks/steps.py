@@ -192,6 +192,11 @@ class RolloutRestart:
 REVISION = "deployment.kubernetes.io/revision"
 
 
+def _revision(obj: dict[str, Any]) -> int:
+    """A Deployment's or ReplicaSet's revision number (0 when it has none)."""
+    return int((obj.get("metadata", {}).get("annotations") or {}).get(REVISION, "0") or 0)
+
+
 class RolloutUndo:
     """``k8s.rollout_undo``: what ``kubectl rollout undo`` does — find the ReplicaSet of the previous
     revision and put its pod template back on the Deployment (guarded by a test of the template read)."""
@@ -203,12 +208,12 @@ class RolloutUndo:
                                                        f"{NO_CLUSTER})"])
         deployment = await ctx.kube.get_deployment(step.namespace, step.deployment)
         meta, spec = deployment.get("metadata", {}), deployment.get("spec", {})
-        current = int((meta.get("annotations") or {}).get(REVISION, "0") or 0)
+        current = _revision(deployment)
         owned = [rs for rs in await ctx.kube.replica_sets(step.namespace, spec.get("selector", {}).get("matchLabels")
                                                           or {})
                  if any(ref.get("uid") == meta.get("uid") for ref in rs["metadata"].get("ownerReferences") or [])]
-        older = sorted((int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")), rs) for rs in owned
-                       if int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) < current)
+        older = sorted(((revision, rs) for rs in owned if (revision := _revision(rs)) < current),
+                       key=lambda pair: pair[0])
         if not older:
             raise RunbookError(f"{target}: no previous revision to go back to (revision {current})")
         revision, previous = older[-1]

@@ -58,6 +58,10 @@ def ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": text}
 
 
+def _not_an_incident_id(raw_id: str) -> dict[str, Any]:
+    return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
+
+
 @dataclass(frozen=True)
 class Command:
     user_id: str
@@ -173,7 +177,7 @@ class SlackCommands:
     async def _incident_action(self, verb: str, raw_id: str, user: str) -> dict[str, Any]:
         incident_id = parse_id(raw_id)
         if incident_id is None:
-            return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
+            return _not_an_incident_id(raw_id)
         action = incident_actions.acknowledge if verb == "ack" else incident_actions.resolve
         incident = await self._store.write(action, incident_id, by=f"slack:{user}", now=self._clock())
         if incident is None:
@@ -190,7 +194,7 @@ class SlackCommands:
     async def _timeline(self, raw_id: str) -> dict[str, Any]:
         incident_id = parse_id(raw_id)
         if incident_id is None:
-            return ephemeral(f":warning: `{raw_id}` is not an incident id (see `/alertbot status`)")
+            return _not_an_incident_id(raw_id)
         entries = await self._store.read(incident_timeline, incident_id, lookback=self._lookback, now=self._clock())
         if entries is None:
             return ephemeral(f":warning: no incident {incident_id}")
