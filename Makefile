@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/alertbot serve
 
 lint: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)

@@ -43,8 +43,12 @@ from alertbot.store.runbook_runs import RunRecord
 from alertbot.web.app import enabled_channel_names, kube_factory
 from alertbot.web.app import serve as run_server
 
-app = typer.Typer(help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
 silence_app = typer.Typer(help="Create, list and expire silences (in the configured store).", no_args_is_help=True)
 runbook_app = typer.Typer(help="List, run (dry-run first), undo and audit runbooks.", no_args_is_help=True)
@@ -109,8 +113,9 @@ def serve(
     configure_logging(log_level)
     redactor.set_values(secrets.values())
     try:
-        asyncio.run(run_server(cfg, secrets, host=host or cfg.server.host,
-                               port=cfg.server.port if port is None else port))
+        asyncio.run(
+            run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
+        )
     except AlertbotError as exc:
         fail(exc)
     except OSError as exc:
@@ -128,8 +133,12 @@ def check_config(file: Annotated[Path, typer.Argument(help="Config file to valid
         fail(exc)
     for index, automation in enumerate(cfg.automations):
         if automation.runbook not in runbooks:
-            fail(ConfigError(f"{file}: automations[{index}].runbook: no runbook {automation.runbook!r} in "
-                             f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"))
+            fail(
+                ConfigError(
+                    f"{file}: automations[{index}].runbook: no runbook {automation.runbook!r} in "
+                    f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"
+                )
+            )
     typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")
 
 
@@ -149,9 +158,19 @@ def classify(
     for alert in _read_payload(file):
         cls = classify_alert(alert, cfg.classification, cfg.thresholds)
         if as_json:
-            typer.echo(json.dumps({"fingerprint": alert.fingerprint, "alertname": alert.alertname,
-                                   "service": alert.service, "severity": cls.severity.value, "reason": cls.reason,
-                                   "sli": cls.sli, "value": cls.value}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "fingerprint": alert.fingerprint,
+                        "alertname": alert.alertname,
+                        "service": alert.service,
+                        "severity": cls.severity.value,
+                        "reason": cls.reason,
+                        "sli": cls.sli,
+                        "value": cls.value,
+                    }
+                )
+            )
         else:
             typer.echo(_classification_line(alert, cls))
 
@@ -195,15 +214,21 @@ def replay(
             record = _preview_incident(alert, cls, now)
             for dest in plan.destinations:
                 notification = Notification.build(record, event, dest)
-                note = "" if dest.channel in enabled or dest.channel == "console" else \
-                    " [not enabled here, the console would print it instead]"
+                note = (
+                    ""
+                    if dest.channel in enabled or dest.channel == "console"
+                    else " [not enabled here, the console would print it instead]"
+                )
                 if dest.channel == "pagerduty":
                     body = build_event(notification, "<ALERTBOT_PAGERDUTY_ROUTING_KEY>")
                     typer.echo(f"  would send PagerDuty{note}: {json.dumps(body, sort_keys=True)}")
                 elif dest.channel == "slack":
                     resolved = event == "resolve"
-                    message = {"channel": dest.target, "text": fallback_text(notification, resolved=resolved),
-                               "blocks": alert_blocks(notification, resolved=resolved)}
+                    message = {
+                        "channel": dest.target,
+                        "text": fallback_text(notification, resolved=resolved),
+                        "blocks": alert_blocks(notification, resolved=resolved),
+                    }
                     typer.echo(f"  would send Slack {dest.target}{note}: {json.dumps(message)}")
                 else:
                     typer.echo(f"  would print: {json.dumps(notification.model_dump(mode='json'), sort_keys=True)}")
@@ -218,17 +243,35 @@ def replay(
                         params = json.dumps(render_params(automation.params, alert.labels), sort_keys=True)
                     except ValueError as exc:
                         params = f"(cannot run: {exc})"
-                    typer.echo(f"  would start automation {automation.name}: runbook {automation.runbook} "
-                               f"({automation.mode}) params {params}")
+                    typer.echo(
+                        f"  would start automation {automation.name}: runbook {automation.runbook} "
+                        f"({automation.mode}) params {params}"
+                    )
 
 
 def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> IncidentRecord:
     return IncidentRecord(
-        id=0, fingerprint=alert.fingerprint, starts_at=alert.starts_at, status=alert.status.value,
-        alertname=alert.alertname, service=alert.service, namespace=alert.namespace, severity=cls.severity,
-        reason=cls.reason, sli=cls.sli, value=cls.value, labels=dict(alert.labels),
-        annotations=dict(alert.annotations), generator_url=alert.generator_url, group_key="", destinations=[],
-        suppressed_by=None, ends_at=alert.ends_at, created_at=now, updated_at=now, resolved_at=None,
+        id=0,
+        fingerprint=alert.fingerprint,
+        starts_at=alert.starts_at,
+        status=alert.status.value,
+        alertname=alert.alertname,
+        service=alert.service,
+        namespace=alert.namespace,
+        severity=cls.severity,
+        reason=cls.reason,
+        sli=cls.sli,
+        value=cls.value,
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        generator_url=alert.generator_url,
+        group_key="",
+        destinations=[],
+        suppressed_by=None,
+        ends_at=alert.ends_at,
+        created_at=now,
+        updated_at=now,
+        resolved_at=None,
     )
 
 
@@ -299,8 +342,15 @@ def silence_add(
     now = datetime.now(UTC)
 
     async def create(store: Store) -> Silence:
-        return await store.write(silence_repo.create, parsed, starts_at=now, ends_at=now + length,
-                                 created_by=created_by, comment=comment, now=now)
+        return await store.write(
+            silence_repo.create,
+            parsed,
+            starts_at=now,
+            ends_at=now + length,
+            created_by=created_by,
+            comment=comment,
+            now=now,
+        )
 
     silence = _run(_with_store(cfg, create))
     typer.echo(json.dumps(silence_repo.silence_json(silence)))
@@ -335,9 +385,14 @@ def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")
 
 
 def _executor(cfg: Config, store: Store) -> Executor:
-    return Executor(store, kube_factory(cfg), clock=lambda: datetime.now(UTC), dry_run_only=cfg.runbooks.dry_run,
-                    settle=cfg.kubernetes.settle,
-                    prometheus=Prometheus(cfg.prometheus.url) if cfg.prometheus.url else None)
+    return Executor(
+        store,
+        kube_factory(cfg),
+        clock=lambda: datetime.now(UTC),
+        dry_run_only=cfg.runbooks.dry_run,
+        settle=cfg.kubernetes.settle,
+        prometheus=Prometheus(cfg.prometheus.url) if cfg.prometheus.url else None,
+    )
 
 
 def _runbooks(cfg: Config) -> dict[str, Runbook]:
@@ -426,12 +481,20 @@ def runbook_history(
 
     for record in _run(_with_store(cfg, fetch)):
         if as_json:
-            typer.echo(json.dumps({k: record.to_json()[k] for k in (
-                "id", "runbook", "params", "trigger", "status", "started_at", "result", "undo_of")}))
+            typer.echo(
+                json.dumps(
+                    {
+                        k: record.to_json()[k]
+                        for k in ("id", "runbook", "params", "trigger", "status", "started_at", "result", "undo_of")
+                    }
+                )
+            )
         else:
             params = " ".join(f"{k}={v}" for k, v in record.params.items())
-            typer.echo(f"{record.id}  {record.started_at.isoformat()}  {record.status:9}  {record.runbook}  "
-                       f"{params}  ({record.trigger})")
+            typer.echo(
+                f"{record.id}  {record.started_at.isoformat()}  {record.status:9}  {record.runbook}  "
+                f"{params}  ({record.trigger})"
+            )
 
 
 def main() -> None:

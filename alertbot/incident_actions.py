@@ -26,8 +26,13 @@ def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str
     view = incident.under(lead) if lead is not None else incident
     live, shadow = live_and_shadow(view.destinations)
     rows: list[dict[str, Any]] = [
-        {"incident_id": view.id, "event": event, "channel": dest.channel, "target": dest.target,
-         "payload": Notification.build(view, event, dest, actor=actor).model_dump(mode="json")}
+        {
+            "incident_id": view.id,
+            "event": event,
+            "channel": dest.channel,
+            "target": dest.target,
+            "payload": Notification.build(view, event, dest, actor=actor).model_dump(mode="json"),
+        }
         for dest in live
     ]
     outbox.enqueue(conn, rows, now)
@@ -54,7 +59,12 @@ def resolve(conn: Connection, incident_id: int, *, by: str, now: datetime) -> In
         _notify(conn, incident, "resolve", by, now)
         return incident
     if outbox.release_held(conn, current.chain_id, now):
-        incident_notes.add(conn, [current.chain_id, current.id], kind="released", now=now,
-                           text=f"held resolve sent now: resolved by hand by {by}")
+        incident_notes.add(
+            conn,
+            [current.chain_id, current.id],
+            kind="released",
+            now=now,
+            text=f"held resolve sent now: resolved by hand by {by}",
+        )
         return current
     return None

@@ -95,21 +95,31 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.alerts_received = Counter("alertbot_alerts_received", "Alerts in accepted webhook payloads.", registry=r)
-        self.alerts_classified = Counter("alertbot_alerts_classified", "New alert episodes by classified severity.",
-                                         ["severity"], registry=r)
+        self.alerts_classified = Counter(
+            "alertbot_alerts_classified", "New alert episodes by classified severity.", ["severity"], registry=r
+        )
         for severity in ("critical", "warning", "info"):
             self.alerts_classified.labels(severity)
-        self.alerts_suppressed = Counter("alertbot_alerts_suppressed", "New alerts not notified, by reason.",
-                                         ["reason"], registry=r)
-        self.webhook_requests = Counter("alertbot_webhook_requests", "Webhook requests by HTTP status.",
-                                        ["code"], registry=r)
-        self.notifications = Counter("alertbot_notifications", "Notification attempts by channel and outcome.",
-                                     ["channel", "outcome"], registry=r)
+        self.alerts_suppressed = Counter(
+            "alertbot_alerts_suppressed", "New alerts not notified, by reason.", ["reason"], registry=r
+        )
+        self.webhook_requests = Counter(
+            "alertbot_webhook_requests", "Webhook requests by HTTP status.", ["code"], registry=r
+        )
+        self.notifications = Counter(
+            "alertbot_notifications",
+            "Notification attempts by channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.notification_latency = Histogram(
-            "alertbot_notification_latency_seconds", "From alert accepted to notification delivered.", ["channel"],
+            "alertbot_notification_latency_seconds",
+            "From alert accepted to notification delivered.",
+            ["channel"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
             registry=r,
         )
-        self.runbook_runs = Counter("alertbot_runbook_runs", "Runbook runs by runbook and outcome.",
-                                    ["runbook", "outcome"], registry=r)
+        self.runbook_runs = Counter(
+            "alertbot_runbook_runs", "Runbook runs by runbook and outcome.", ["runbook", "outcome"], registry=r
+        )
         self.outbox_pending = Gauge("alertbot_outbox_pending", "Notifications waiting in the outbox.", registry=r)

@@ -76,8 +76,8 @@ class RoutingPlan:
     classification: Classification
     labels: dict[str, str]
     route: RouteResult
-    destinations: list[Destination]   # sent to
-    shadow: list[Destination]         # only recorded (shadow mode)
+    destinations: list[Destination]  # sent to
+    shadow: list[Destination]  # only recorded (shadow mode)
 
 
 def plan_routing(config: Config, alert: Alert, enabled_channels: Iterable[str]) -> RoutingPlan:
@@ -88,16 +88,19 @@ def plan_routing(config: Config, alert: Alert, enabled_channels: Iterable[str]) 
     return RoutingPlan(classification, labels, result, live, shadow)
 
 
-def split_destinations(config: Config, result: RouteResult, severity: Severity,
-                       enabled_channels: Iterable[str]) -> tuple[list[Destination], list[Destination]]:
+def split_destinations(
+    config: Config, result: RouteResult, severity: Severity, enabled_channels: Iterable[str]
+) -> tuple[list[Destination], list[Destination]]:
     """Where an alert goes (live) and where it would go (shadow: recorded, not sent)."""
     enabled = list(enabled_channels)
     everything_shadow = config.mode == "shadow"
     live = () if everything_shadow else result.live_receivers
     shadow = result.receivers if everything_shadow else result.shadow_receivers
     channels = config.slack.channels
-    return (destinations(live, severity, channels, enabled),
-            destinations(shadow, severity, channels, enabled) if shadow else [])
+    return (
+        destinations(live, severity, channels, enabled),
+        destinations(shadow, severity, channels, enabled) if shadow else [],
+    )
 
 
 class Handoff(Protocol):
@@ -137,9 +140,18 @@ class _Pending:
 
 
 class Pipeline:
-    def __init__(self, config: Config, store: Store, *, enabled_channels: Iterable[str], metrics: Metrics,
-                 clock: Clock, dispatcher: Handoff, run_automations: Callable[[list[int]], None] | None = None,
-                 max_batch: int = 128) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        enabled_channels: Iterable[str],
+        metrics: Metrics,
+        clock: Clock,
+        dispatcher: Handoff,
+        run_automations: Callable[[list[int]], None] | None = None,
+        max_batch: int = 128,
+    ) -> None:
         self._config = config
         self._store = store
         self._enabled = frozenset(enabled_channels)
@@ -236,16 +248,27 @@ class Pipeline:
         return await self._store.write(self._ingest_all, payloads, self._clock())
 
     def _ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
-        batch = _Batch(conn, payloads, now, self._config.correlation.lookback, self._config.storm,
-                       owner=self._dispatcher.owner, lease_until=now + self._dispatcher.lease)
+        batch = _Batch(
+            conn,
+            payloads,
+            now,
+            self._config.correlation.lookback,
+            self._config.storm,
+            owner=self._dispatcher.owner,
+            lease_until=now + self._dispatcher.lease,
+        )
         batch.inserted_up_front(self._insert_new(conn, payloads, batch.chains.known, now))
         results = [self._ingest(conn, payload, now, batch) for payload in payloads]
         batch.flush()
         return results
 
-    def _insert_new(self, conn: Connection, payloads: list[WebhookPayload],
-                    known: Mapping[tuple[str, datetime], IncidentRecord],
-                    now: datetime) -> list[IncidentRecord]:
+    def _insert_new(
+        self,
+        conn: Connection,
+        payloads: list[WebhookPayload],
+        known: Mapping[tuple[str, datetime], IncidentRecord],
+        now: datetime,
+    ) -> list[IncidentRecord]:
         """Every alert of the batch not stored yet (by fingerprint and startsAt), classified and
         inserted with one statement, ids in arrival order. Each is then ingested at its first arrival."""
         new: dict[tuple[str, datetime], tuple[Alert, Classification, str]] = {}
@@ -254,8 +277,11 @@ class Pipeline:
                 key = (alert.fingerprint, alert.starts_at)
                 if key in known or key in new or self._is_heartbeat(alert):
                     continue
-                new[key] = (alert, classify(alert, self._config.classification, self._config.thresholds),
-                            payload.group_key)
+                new[key] = (
+                    alert,
+                    classify(alert, self._config.classification, self._config.thresholds),
+                    payload.group_key,
+                )
         return incidents.insert_many(conn, list(new.values()), now)
 
     def _is_heartbeat(self, alert: Alert) -> bool:
@@ -274,7 +300,7 @@ class Pipeline:
         known = chains.known
         decide: list[tuple[IncidentRecord, Event]] = []
         resolved: list[IncidentRecord] = []
-        rows: list[dict[str, Any]] = []      # sent after a claim, in order behind earlier rows
+        rows: list[dict[str, Any]] = []  # sent after a claim, in order behind earlier rows
 
         for alert in payload.alerts:
             if self._is_heartbeat(alert):
@@ -301,16 +327,24 @@ class Pipeline:
                 stats.duplicates += 1
                 if incident.status == "firing":
                     incidents.refresh(conn, incident.id, alert, now)
-                    if incident.suppressed_by and incident.lead_id is None and \
-                            storm_repo.storm_id_of(incident.suppressed_by) is None:
+                    if (
+                        incident.suppressed_by
+                        and incident.lead_id is None
+                        and storm_repo.storm_id_of(incident.suppressed_by) is None
+                    ):
                         decide.append((incident, "trigger"))  # a silence may have ended since
                 # else: a late copy of a firing alert that has resolved since; nothing to do.
             elif incident.status == "firing":
                 if not incidents.resolve(conn, incident.id, alert, now):
                     stats.duplicates += 1  # resolved meanwhile by another replica's copy: notify nothing
                     continue
-                updated = dataclasses.replace(incident, status="resolved", ends_at=alert.ends_at or now,
-                                              annotations=dict(alert.annotations), resolved_at=now)
+                updated = dataclasses.replace(
+                    incident,
+                    status="resolved",
+                    ends_at=alert.ends_at or now,
+                    annotations=dict(alert.annotations),
+                    resolved_at=now,
+                )
                 chains.add(updated)
                 resolved.append(updated)
             else:
@@ -347,8 +381,9 @@ class Pipeline:
     def _flap_policy(self) -> FlapPolicy | None:
         return self._config.flapping.policy() if self._config.flapping is not None else None
 
-    def _continue_chain(self, conn: Connection, incident: IncidentRecord, batch: _Batch,
-                        now: datetime) -> list[dict[str, Any]] | None:
+    def _continue_chain(
+        self, conn: Connection, incident: IncidentRecord, batch: _Batch, now: datetime
+    ) -> list[dict[str, Any]] | None:
         """A re-fire that continues an earlier incident instead of paging: the rows it sends (flap
         updates of the earlier message), or None when it is an incident of its own."""
         chains = batch.chains
@@ -357,8 +392,10 @@ class Pipeline:
             return None
         lead = chains.lead_of(conn, previous)
         batch.flush()  # the held rows it may cancel can be this batch's
-        was_held = previous.status == "resolved" and outbox.cancel_held(
-            conn, lead.id, why=f"cancelled: re-fired (incident {incident.id})") > 0
+        was_held = (
+            previous.status == "resolved"
+            and outbox.cancel_held(conn, lead.id, why=f"cancelled: re-fired (incident {incident.id})") > 0
+        )
         flap = flap_state(chains.episodes(incident.fingerprint), self._flap_policy(), now)
         why = continuation_reason(flap, resolve_was_held=was_held, lead_id=lead.id)
         if why is None:
@@ -369,8 +406,9 @@ class Pipeline:
         log.info("alert_continues_incident", incident_id=incident.id, lead_id=lead.id, why=why)
         return self._flap_updates(conn, batch, lead, flap, firing=True) if flap.flapping else []
 
-    def _resolve(self, conn: Connection, incident: IncidentRecord, batch: _Batch, queued: list[dict[str, Any]],
-                 now: datetime) -> tuple[list[dict[str, Any]], ResolveHold]:
+    def _resolve(
+        self, conn: Connection, incident: IncidentRecord, batch: _Batch, queued: list[dict[str, Any]], now: datetime
+    ) -> tuple[list[dict[str, Any]], ResolveHold]:
         """The resolve rows of an episode (under its chain's identity) and how long they are held;
         while flapping, the message's flap update goes into ``queued``."""
         chains = batch.chains
@@ -384,18 +422,29 @@ class Pipeline:
         if flap.flapping:
             queued += self._flap_updates(conn, batch, lead, flap, firing=False)
         if hold.held and live:
-            incident_notes.add(conn, [lead.id, incident.id], kind="held", now=now,
-                               text=f"resolve held for {format_duration(hold.delay)}: {hold.reason}")
+            incident_notes.add(
+                conn,
+                [lead.id, incident.id],
+                kind="held",
+                now=now,
+                text=f"resolve held for {format_duration(hold.delay)}: {hold.reason}",
+            )
         return [_row(view, "resolve", dest) for dest in live], hold
 
-    def _flap_updates(self, conn: Connection, batch: _Batch, lead: IncidentRecord, flap: FlapState, *,
-                      firing: bool) -> list[dict[str, Any]]:
+    def _flap_updates(
+        self, conn: Connection, batch: _Batch, lead: IncidentRecord, flap: FlapState, *, firing: bool
+    ) -> list[dict[str, Any]]:
         """The lead's messages (Slack, console) updated in place with the flap count; no page."""
         assert flap.policy is not None
-        now_state = "firing now" if firing else (
-            f"resolved now; the resolve waits until quiet for {format_duration(flap.policy.quiet)}")
-        note = (f"Flapping: {flap.transitions} firing↔resolved transitions in {format_duration(flap.policy.window)} "
-                f"({now_state}). PagerDuty is not re-triggered.")
+        now_state = (
+            "firing now"
+            if firing
+            else (f"resolved now; the resolve waits until quiet for {format_duration(flap.policy.quiet)}")
+        )
+        note = (
+            f"Flapping: {flap.transitions} firing↔resolved transitions in {format_duration(flap.policy.window)} "
+            f"({now_state}). PagerDuty is not re-triggered."
+        )
         live, _ = live_and_shadow(lead.destinations)
         batch.flush()  # an update still pending may be this batch's
         rows = []
@@ -406,8 +455,9 @@ class Pipeline:
                     rows.append(row)
         return rows
 
-    def _destinations(self, labels: Mapping[str, str], severity: Severity) -> tuple[list[Destination],
-                                                                                  list[Destination]]:
+    def _destinations(
+        self, labels: Mapping[str, str], severity: Severity
+    ) -> tuple[list[Destination], list[Destination]]:
         return split_destinations(self._config, route(self._config.routes, labels), severity, self._enabled)
 
     def _heartbeat(self, conn: Connection, alert: Alert, now: datetime) -> int:
@@ -419,8 +469,9 @@ class Pipeline:
         if broken is None:
             return 0
         log.info("heartbeat_restored", incident_id=broken)
-        resolved = incident_actions.resolve(conn, broken, by=f"{self._config.heartbeat.alertname} arrived again",
-                                            now=now)
+        resolved = incident_actions.resolve(
+            conn, broken, by=f"{self._config.heartbeat.alertname} arrived again", now=now
+        )
         return len(resolved.destinations) if resolved is not None else 0
 
     async def check_heartbeat(self) -> bool:
@@ -441,28 +492,47 @@ class Pipeline:
         if not heartbeats.claim_page(conn, policy.alertname):
             return False  # another replica is paging for it
         silent_for = format_duration(now - beat.last_seen)
-        alert = Alert.model_validate({
-            "status": "firing", "startsAt": now,
-            "labels": {"alertname": "AlertingPipelineBroken", "service": "alertmanager", "severity": "critical"},
-            "annotations": {
-                "summary": f"No {policy.alertname} from Alertmanager for {silent_for}: the alerting pipeline is broken",
-                "description": f"alertbot expects Alertmanager's always-firing {policy.alertname} alert at least every "
-                               f"{format_duration(policy.max_interval)}. Alerts may not be reaching anyone: check "
-                               "Alertmanager, Prometheus and the webhook to alertbot."}})
-        classification = Classification(Severity.CRITICAL, f"dead man's switch: no {policy.alertname} for "
-                                                           f"{silent_for} (max {format_duration(policy.max_interval)})")
+        alert = Alert.model_validate(
+            {
+                "status": "firing",
+                "startsAt": now,
+                "labels": {"alertname": "AlertingPipelineBroken", "service": "alertmanager", "severity": "critical"},
+                "annotations": {
+                    "summary": (
+                        f"No {policy.alertname} from Alertmanager for {silent_for}: the alerting pipeline is broken"
+                    ),
+                    "description": f"alertbot expects Alertmanager's always-firing {policy.alertname} alert at least "
+                    "every "
+                    f"{format_duration(policy.max_interval)}. Alerts may not be reaching anyone: check "
+                    "Alertmanager, Prometheus and the webhook to alertbot.",
+                },
+            }
+        )
+        classification = Classification(
+            Severity.CRITICAL,
+            f"dead man's switch: no {policy.alertname} for {silent_for} (max {format_duration(policy.max_interval)})",
+        )
         incident = incidents.insert(conn, alert, classification, group_key="alertbot/heartbeat", now=now)
         dests, shadow = self._destinations(matching_labels(alert, classification), Severity.CRITICAL)
-        incidents.set_outcome(conn, incident.id, destinations=stored_destinations(dests, shadow), suppressed_by=None,
-                              now=now)
+        incidents.set_outcome(
+            conn, incident.id, destinations=stored_destinations(dests, shadow), suppressed_by=None, now=now
+        )
         outbox.enqueue(conn, [_row(incident, "trigger", dest) for dest in dests], now)
         record_shadow(conn, incident, "trigger", shadow, now)
         heartbeats.paged(conn, policy.alertname, incident.id)
         log.error("heartbeat_missed", alertname=policy.alertname, silent_for=silent_for, incident_id=incident.id)
         return True
 
-    def _storm_for(self, conn: Connection, incident: IncidentRecord, payload: WebhookPayload,
-                   dests: list[Destination], *, batch: _Batch, now: datetime) -> storm_repo.Storm | None:
+    def _storm_for(
+        self,
+        conn: Connection,
+        incident: IncidentRecord,
+        payload: WebhookPayload,
+        dests: list[Destination],
+        *,
+        batch: _Batch,
+        now: datetime,
+    ) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
         policy = self._config.storm
         if policy is None or not incident.group_key:
@@ -473,21 +543,33 @@ class Pipeline:
             storm = storm_repo.join(conn, storm, dest_json)
         elif batch.arrived(incident.group_key, incident.id) > policy.threshold:
             log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
-            storm = storm_repo.start(conn, group_key=incident.group_key, group_labels=dict(payload.group_labels),
-                                     anchor_incident_id=incident.id, destinations=dest_json, now=now)
+            storm = storm_repo.start(
+                conn,
+                group_key=incident.group_key,
+                group_labels=dict(payload.group_labels),
+                anchor_incident_id=incident.id,
+                destinations=dest_json,
+                now=now,
+            )
         if storm is not None:
             batch.storm_changed(storm)
         return storm
 
-    def _storm_rows(self, conn: Connection, batch: _Batch, storm: storm_repo.Storm, event: Event,
-                          now: datetime) -> list[dict[str, Any]]:
+    def _storm_rows(
+        self, conn: Connection, batch: _Batch, storm: storm_repo.Storm, event: Event, now: datetime
+    ) -> list[dict[str, Any]]:
         """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
         batch.flush()  # its members' outcomes and pending summaries may be this batch's
         anchor = incidents.get(conn, storm.anchor_incident_id)
         assert anchor is not None
         firing = storm_repo.firing_members(conn, storm)
-        summary = StormSummary(group_key=storm.group_key, group_labels=storm.group_labels, count=storm.count,
-                               firing=firing, sample=storm_repo.sample(conn, storm))
+        summary = StormSummary(
+            group_key=storm.group_key,
+            group_labels=storm.group_labels,
+            count=storm.count,
+            firing=firing,
+            sample=storm_repo.sample(conn, storm),
+        )
         rows = []
         for dest in map(Destination.from_json, storm.destinations):
             row = _row(anchor, event, dest, storm=summary)
@@ -495,8 +577,9 @@ class Pipeline:
                 rows.append(row)
         return rows
 
-    def _end_storm_if_quiet(self, conn: Connection, storm_id: int, batch: _Batch,
-                            now: datetime) -> list[dict[str, Any]]:
+    def _end_storm_if_quiet(
+        self, conn: Connection, storm_id: int, batch: _Batch, now: datetime
+    ) -> list[dict[str, Any]]:
         batch.flush()
         storm = storm_repo.get(conn, storm_id)
         if storm is None or storm_repo.firing_members(conn, storm) > 0:
@@ -506,8 +589,9 @@ class Pipeline:
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
         return self._storm_rows(conn, batch, storm, "resolve", now)
 
-    def _inhibiting_rule(self, conn: Connection, incident: IncidentRecord, labels: dict[str, str],
-                         batch: _Batch) -> InhibitRule | None:
+    def _inhibiting_rule(
+        self, conn: Connection, incident: IncidentRecord, labels: dict[str, str], batch: _Batch
+    ) -> InhibitRule | None:
         """The rule under which a firing alert inhibits this one. Sources are only read when a rule
         targets this alert, and only those sharing its service/namespace when the rule requires it."""
         for rule in self._config.inhibit_rules:
@@ -522,17 +606,32 @@ class Pipeline:
                 return rule
         return None
 
-    def _decide(self, conn: Connection, incident: IncidentRecord, event: Event, payload: WebhookPayload, *,
-                      batch: _Batch, stats: IngestStats,
-                      now: datetime) -> tuple[list[dict[str, Any]], bool]:
+    def _decide(
+        self,
+        conn: Connection,
+        incident: IncidentRecord,
+        event: Event,
+        payload: WebhookPayload,
+        *,
+        batch: _Batch,
+        stats: IngestStats,
+        now: datetime,
+    ) -> tuple[list[dict[str, Any]], bool]:
         """The notification rows for one alert, and whether they are its own (not a storm summary's)."""
         labels = {**incident.labels, "severity": incident.severity.value}
         suppressed_by: str | None = None
         silence = find_silence(batch.silences(), labels, now)
         approvals: list[dict[str, Any]] = []
         if silence is None and event == "trigger" and self._config.automations:
-            for request in request_runs(conn, self._config.automations, labels, incident.labels,
-                                        incident_id=incident.id, now=now, shadow=self._config.mode == "shadow"):
+            for request in request_runs(
+                conn,
+                self._config.automations,
+                labels,
+                incident.labels,
+                incident_id=incident.id,
+                now=now,
+                shadow=self._config.mode == "shadow",
+            ):
                 if request.status == "queued":
                     stats.automation_runs.append(request.run_id)
                 elif request.status == "pending":
@@ -549,8 +648,12 @@ class Pipeline:
             if suppressed_by != incident.suppressed_by:
                 stats.suppressed[reason] += 1
                 batch.set_outcome(incident, destinations=[], suppressed_by=suppressed_by)
-                log.info("alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint,
-                         suppressed_by=suppressed_by)
+                log.info(
+                    "alert_suppressed",
+                    incident_id=incident.id,
+                    fingerprint=incident.fingerprint,
+                    suppressed_by=suppressed_by,
+                )
             return [], True
         dests, shadow = self._destinations(labels, incident.severity)
         record_shadow(conn, incident, event, shadow, now)
@@ -559,17 +662,21 @@ class Pipeline:
             storm = self._storm_for(conn, incident, payload, dests, batch=batch, now=now)
         if storm is not None:
             stats.suppressed["storm"] += 1
-            batch.set_outcome(incident, destinations=[],
-                              suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
-                                            f"group (incident {storm.anchor_incident_id})")
+            batch.set_outcome(
+                incident,
+                destinations=[],
+                suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
+                f"group (incident {storm.anchor_incident_id})",
+            )
             return self._storm_rows(conn, batch, storm, "trigger", now), False
         stored = stored_destinations(dests, shadow)
         if incident.suppressed_by is None:
             batch.set_outcome(incident, destinations=stored, suppressed_by=None)
         else:
             batch.flush()  # the suppression it lifts may be this batch's
-            if not incidents.lift_suppression(conn, incident.id, was=incident.suppressed_by, destinations=stored,
-                                              now=now):
+            if not incidents.lift_suppression(
+                conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now
+            ):
                 return [], True  # another replica lifted it from its copy of the same alert, and notified
             batch.chains.add(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
         changes = self._recent_changes(batch, incident) if event == "trigger" and dests else []
@@ -581,10 +688,17 @@ class Pipeline:
             return []
         lookback = self._config.correlation.lookback
         recorded = batch.changes(incident.service)
-        found = correlate(recorded, service=incident.service, namespace=incident.namespace,
-                          started=incident.starts_at, lookback=lookback)
-        return [CorrelatedChange(id=c.id, kind=c.kind, text=describe_change(c, incident.starts_at), target=c.target)
-                for c in found]
+        found = correlate(
+            recorded,
+            service=incident.service,
+            namespace=incident.namespace,
+            started=incident.starts_at,
+            lookback=lookback,
+        )
+        return [
+            CorrelatedChange(id=c.id, kind=c.kind, text=describe_change(c, incident.starts_at), target=c.target)
+            for c in found
+        ]
 
 
 def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
@@ -593,13 +707,22 @@ def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
     kind = "deployment" if name.endswith(("RolledOut", "Deployed")) else "config_change"
     sources = ((alert.generator_url, "source"), (alert.annotations.get("runbook_url", ""), "runbook"))
     links = [{"href": url, "text": text} for url, text in sources if url]
-    change_events.record(conn, source="alertmanager", now=now, values={
-        "event_id": f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}", "kind": kind,
-        "service": alert.service, "namespace": alert.namespace,
-        "version": alert.labels.get("version") or alert.annotations.get("version", ""),
-        "actor": alert.labels.get("actor") or "alertmanager",
-        "description": alert.annotations.get("summary") or alert.annotations.get("description") or name,
-        "links": links, "timestamp": alert.starts_at})
+    change_events.record(
+        conn,
+        source="alertmanager",
+        now=now,
+        values={
+            "event_id": f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}",
+            "kind": kind,
+            "service": alert.service,
+            "namespace": alert.namespace,
+            "version": alert.labels.get("version") or alert.annotations.get("version", ""),
+            "actor": alert.labels.get("actor") or "alertmanager",
+            "description": alert.annotations.get("summary") or alert.annotations.get("description") or name,
+            "links": links,
+            "timestamp": alert.starts_at,
+        },
+    )
 
 
 class _Batch:
@@ -615,26 +738,40 @@ class _Batch:
     inhibition source, say) only from its arrival on.
     """
 
-    def __init__(self, conn: Connection, payloads: list[WebhookPayload], now: datetime, lookback: timedelta,
-                 storm: StormConfig | None, *, owner: str, lease_until: datetime) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        payloads: list[WebhookPayload],
+        now: datetime,
+        lookback: timedelta,
+        storm: StormConfig | None,
+        *,
+        owner: str,
+        lease_until: datetime,
+    ) -> None:
         self._conn, self._now = conn, now
         alerts = [a for p in payloads for a in p.alerts]
         self.chains = _Chains(incidents.episodes(conn, [a.fingerprint for a in alerts]))
         # Storm bookkeeping, read before this batch inserts anything: its own new alerts are
         # counted as they arrive (``arrive``).
         # Only groups with a firing alert can start or join a storm (a batch of resolves reads nothing).
-        groups = sorted({p.group_key for p in payloads if p.group_key and any(
-            a.status is AlertStatus.FIRING for a in p.alerts)}) if storm is not None else []
+        groups = (
+            sorted(
+                {p.group_key for p in payloads if p.group_key and any(a.status is AlertStatus.FIRING for a in p.alerts)}
+            )
+            if storm is not None
+            else []
+        )
         self._storms = storm_repo.active_of(conn, groups)
         self._arrived = storm_repo.arrived_in(conn, groups, now - storm.window) if storm is not None else {}
-        self._arrived_here: dict[str, list[int]] = {}    # group → this batch's new incidents so far
+        self._arrived_here: dict[str, list[int]] = {}  # group → this batch's new incidents so far
         self._services = {a.service for a in alerts if a.service}
         self._firing: dict[int, tuple[str, str, dict[str, str]]] | None = None
         starts = [a.starts_at for a in alerts] or [now]
         self._window = (min(starts) - lookback, max(starts))
         self._silences: list[Silence] | None = None
         self._changes: dict[str, list[change_events.ChangeEvent]] | None = None
-        self._unarrived: dict[tuple[str, datetime], IncidentRecord] = {}   # inserted up front, not yet ingested
+        self._unarrived: dict[tuple[str, datetime], IncidentRecord] = {}  # inserted up front, not yet ingested
         self._owner, self._lease_until = owner, lease_until
         self._outcomes: list[tuple[int, list[dict[str, Any]], str | None]] = []
         self._queued: list[tuple[outbox.NewRow, IngestStats | None]] = []
@@ -654,15 +791,21 @@ class _Batch:
     def _not_arrived(self) -> set[int]:
         return {record.id for record in self._unarrived.values()}
 
-    def set_outcome(self, incident: IncidentRecord, *, destinations: list[dict[str, Any]],
-                    suppressed_by: str | None) -> None:
+    def set_outcome(
+        self, incident: IncidentRecord, *, destinations: list[dict[str, Any]], suppressed_by: str | None
+    ) -> None:
         """Where an incident went (or why not): in the batch's view at once (a later payload of the
         batch — its resolve, say — sees it), in the store at the next flush."""
         self._outcomes.append((incident.id, destinations, suppressed_by))
         self.chains.add(dataclasses.replace(incident, destinations=destinations, suppressed_by=suppressed_by))
 
-    def enqueue(self, rows: list[dict[str, Any]], *, hold: tuple[datetime, str] | None = None,
-                hand_to: IngestStats | None = None) -> None:
+    def enqueue(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        hold: tuple[datetime, str] | None = None,
+        hand_to: IngestStats | None = None,
+    ) -> None:
         """Queue notification rows (in this order) at the next flush: held, or leased to the local
         dispatcher and handed over through ``hand_to`` after commit."""
         self._queued += [(outbox.NewRow(row, hold=hold, leased=hand_to is not None), hand_to) for row in rows]
@@ -674,8 +817,9 @@ class _Batch:
             self._outcomes = []
         if self._queued:
             queued, self._queued = self._queued, []
-            leased = outbox.enqueue_all(self._conn, [new for new, _ in queued], self._now, owner=self._owner,
-                                        until=self._lease_until)
+            leased = outbox.enqueue_all(
+                self._conn, [new for new, _ in queued], self._now, owner=self._owner, until=self._lease_until
+            )
             receivers = [stats for new, stats in queued if new.leased]
             for row, stats in zip(leased, receivers, strict=True):
                 assert stats is not None
@@ -701,8 +845,11 @@ class _Batch:
         if self._firing is None:
             self._firing = incidents.firing_of_services(self._conn, self._services)
         not_arrived = self._not_arrived()
-        found = {i: labels for i, (svc, ns, labels) in self._firing.items()
-                 if svc == service and namespace in (None, ns) and i not in not_arrived}
+        found = {
+            i: labels
+            for i, (svc, ns, labels) in self._firing.items()
+            if svc == service and namespace in (None, ns) and i not in not_arrived
+        }
         for record in self.chains.known.values():
             if record.service == service and namespace in (None, record.namespace):
                 if record.status == "firing":
@@ -766,20 +913,30 @@ class _Chains:
         return lead
 
     def episodes(self, fingerprint: str) -> list[Episode]:
-        return [Episode(r.starts_at, (r.ends_at or r.resolved_at) if r.status == "resolved" else None)
-                for r in self._by_fingerprint.get(fingerprint, {}).values()]
+        return [
+            Episode(r.starts_at, (r.ends_at or r.resolved_at) if r.status == "resolved" else None)
+            for r in self._by_fingerprint.get(fingerprint, {}).values()
+        ]
 
 
-def _row(incident: IncidentRecord, event: Event, dest: Destination, *, storm: StormSummary | None = None,
-         approvals: list[dict[str, Any]] | None = None, note: str = "",
-         changes: list[CorrelatedChange] | None = None) -> dict[str, Any]:
+def _row(
+    incident: IncidentRecord,
+    event: Event,
+    dest: Destination,
+    *,
+    storm: StormSummary | None = None,
+    approvals: list[dict[str, Any]] | None = None,
+    note: str = "",
+    changes: list[CorrelatedChange] | None = None,
+) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "event": event,
         "channel": dest.channel,
         "target": dest.target,
-        "payload": Notification.build(incident, event, dest, storm=storm, approvals=approvals, note=note,
-                                      changes=changes).model_dump(mode="json"),
+        "payload": Notification.build(
+            incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes
+        ).model_dump(mode="json"),
     }
 
 

@@ -93,8 +93,10 @@ def run(path: Path, config: Config) -> list[Outcome]:
             which = f"{alert.alertname} {alert.fingerprint}"
             want = test.expect
             if want.severity is not None and plan.classification.severity is not want.severity:
-                failures.append(f"{which}: severity {plan.classification.severity.value}, expected "
-                                f"{want.severity.value} ({plan.classification.reason})")
+                failures.append(
+                    f"{which}: severity {plan.classification.severity.value}, expected "
+                    f"{want.severity.value} ({plan.classification.reason})"
+                )
             if want.receivers is not None and list(plan.route.receivers) != want.receivers:
                 failures.append(f"{which}: receivers {list(plan.route.receivers)}, expected {want.receivers}")
             if want.runbooks is not None:

@@ -60,7 +60,7 @@ _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 class StorageConfig(_Section):
     url: str = "sqlite:///var/alertbot.db"
-    url_file: Path | None = None      # a file holding the URL (a password in it stays out of the config)
+    url_file: Path | None = None  # a file holding the URL (a password in it stays out of the config)
     busy_timeout: Duration = timedelta(seconds=5)
 
     @field_validator("url")
@@ -149,15 +149,15 @@ class KubeWatchConfig(_Section):
     """Record Deployment rollouts and VirtualService weight changes in these namespaces as changes."""
 
     namespaces: list[str] = Field(min_length=1)
-    resync: Duration = timedelta(minutes=10)          # list again this often, whatever the watch said
-    settle: Duration = timedelta(minutes=10)          # weights healthy this long are last-known-good
+    resync: Duration = timedelta(minutes=10)  # list again this often, whatever the watch said
+    settle: Duration = timedelta(minutes=10)  # weights healthy this long are last-known-good
     initial_backoff: Duration = timedelta(milliseconds=500)
     max_backoff: Duration = timedelta(seconds=30)
 
 
 class KubernetesConfig(_Section):
     kubeconfig: Path | None = None
-    watch: KubeWatchConfig | None = None              # None: no watch (POST /api/v1/events still works)
+    watch: KubeWatchConfig | None = None  # None: no watch (POST /api/v1/events still works)
 
     @property
     def settle(self) -> timedelta:
@@ -184,12 +184,12 @@ class AutomationConfig(_Section):
     match: dict[str, str] = Field(default_factory=dict)
     runbook: str = Field(min_length=1)
     params: dict[str, str] = Field(default_factory=dict)
-    mode: Literal["auto", "approve", "shadow"] = "approve"   # shadow: record that it would run, run nothing
+    mode: Literal["auto", "approve", "shadow"] = "approve"  # shadow: record that it would run, run nothing
     cooldown: Duration = timedelta(minutes=10)
 
 
 class Config(_Section):
-    mode: Literal["live", "shadow"] = "live"   # shadow: decide and record everything, send and change nothing
+    mode: Literal["live", "shadow"] = "live"  # shadow: decide and record everything, send and change nothing
     server: ServerConfig = ServerConfig()
     webhook: WebhookConfig = WebhookConfig()
     api: ApiConfig = ApiConfig()
@@ -285,8 +285,11 @@ def load_secrets(config: Config) -> Secrets:
         if from_env is not None and not from_env.get_secret_value():
             from_env = None
         values[name] = _read_secret_file(path, key) if path is not None else from_env
-    named = {_key_name(var.removeprefix(NAMED_PD_KEY_PREFIX)): SecretStr(value)
-             for var, value in os.environ.items() if var.startswith(NAMED_PD_KEY_PREFIX) and value}
+    named = {
+        _key_name(var.removeprefix(NAMED_PD_KEY_PREFIX)): SecretStr(value)
+        for var, value in os.environ.items()
+        if var.startswith(NAMED_PD_KEY_PREFIX) and value
+    }
     for name, path in config.pagerduty.routing_key_files.items():
         named[_key_name(name)] = _read_secret_file(path, f"pagerduty.routing_key_files.{name}")
     return Secrets(**values, pagerduty_routing_keys=named)

@@ -21,15 +21,18 @@ def stored_destinations(live: list[Destination], shadow: list[Destination]) -> l
     return [d.to_json() for d in live] + [{**d.to_json(), "shadow": True} for d in shadow]
 
 
-def record_shadow(conn: Connection, incident: IncidentRecord, event: Event, shadow: list[Destination],
-                  now: datetime) -> None:
+def record_shadow(
+    conn: Connection, incident: IncidentRecord, event: Event, shadow: list[Destination], now: datetime
+) -> None:
     """Shadow mode: what would have been sent, recorded instead of sent."""
-    verb = {"trigger": "notify", "resolve": "resolve on", "acknowledge": "acknowledge on",
-            "update": "update on"}[event]
+    verb = {"trigger": "notify", "resolve": "resolve on", "acknowledge": "acknowledge on", "update": "update on"}[event]
     for dest in shadow:
         where = f"{dest.channel}:{dest.target}" if dest.target else dest.channel
-        decisions.record(conn, incident_id=incident.id, kind="notify", now=now,
-                         summary=f"would {verb} {where} ({incident.alertname} {incident.service})".strip(),
-                         detail={"event": event, **dest.to_json(), "severity": incident.severity.value})
-
-
+        decisions.record(
+            conn,
+            incident_id=incident.id,
+            kind="notify",
+            now=now,
+            summary=f"would {verb} {where} ({incident.alertname} {incident.service})".strip(),
+            detail={"event": event, **dest.to_json(), "severity": incident.severity.value},
+        )

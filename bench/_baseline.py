@@ -16,10 +16,17 @@ async def main(port: int, events_url: str) -> None:
     async def webhook(request: web.Request) -> web.Response:
         payload = json.loads(await request.read())
         for alert in payload["alerts"]:
-            event = {"routing_key": "R0UT1NGKEYbench000000000000000001", "event_action": "trigger",
-                     "dedup_key": alert["fingerprint"],
-                     "payload": {"summary": alert["labels"]["alertname"], "source": "bench", "severity": "critical",
-                                 "custom_details": {"fingerprint": alert["fingerprint"]}}}
+            event = {
+                "routing_key": "R0UT1NGKEYbench000000000000000001",
+                "event_action": "trigger",
+                "dedup_key": alert["fingerprint"],
+                "payload": {
+                    "summary": alert["labels"]["alertname"],
+                    "source": "bench",
+                    "severity": "critical",
+                    "custom_details": {"fingerprint": alert["fingerprint"]},
+                },
+            }
             async with session.post(events_url, json=event) as resp:
                 await resp.read()
         return web.json_response({"status": "accepted", "alerts": len(payload["alerts"])})

@@ -78,22 +78,38 @@ async def drive(url: str, *, clients: int, seconds: float, run: str) -> dict[str
         await asyncio.gather(*(sender() for _ in range(clients)))
         elapsed = time.perf_counter() - began
     latencies.sort()
-    return {"accepted": len(latencies), "failed": failures, "alerts_per_s": len(latencies) / elapsed,
-            "p50_ms": statistics.median(latencies) if latencies else float("nan"),
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")}
+    return {
+        "accepted": len(latencies),
+        "failed": failures,
+        "alerts_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
+    }
 
 
-async def measure(command: list[str], path: str, args: argparse.Namespace, *, run: str, probe: str = "/probe",
-                  cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+async def measure(
+    command: list[str],
+    path: str,
+    args: argparse.Namespace,
+    *,
+    run: str,
+    probe: str = "/probe",
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=cwd,
-                                env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             await wait_listening(f"http://127.0.0.1:{port}{probe}", proc)
             await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=1.0, run=run + "w")  # warm-up
-            result = await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=args.seconds,
-                                 run=run)
+            result = await drive(f"http://127.0.0.1:{port}{path}", clients=args.clients, seconds=args.seconds, run=run)
         finally:
             proc.terminate()
             proc.wait()
@@ -106,8 +122,12 @@ async def measure(command: list[str], path: str, args: argparse.Namespace, *, ru
 async def start_once(command: list[str], probe: str, env: dict[str, str]) -> None:
     """Start a target until it answers, then stop it (it has set up its database)."""
     port = free_port()
-    proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         await wait_listening(f"http://127.0.0.1:{port}{probe}", proc)
     finally:
@@ -118,8 +138,18 @@ async def start_once(command: list[str], probe: str, env: dict[str, str]) -> Non
 def alertbot_command(tmp: str, name: str, url: str) -> list[str]:
     config = Path(tmp) / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"storage": {"url": url}, "routes": {"receivers": ["console"]}}))
-    return [sys.executable, "-m", "alertbot", "serve", "--port", "{port}", "--config", str(config),
-            "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "alertbot",
+        "serve",
+        "--port",
+        "{port}",
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    ]
 
 
 async def main() -> None:
@@ -135,14 +165,19 @@ async def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             results["bare aiohttp (parse JSON only)"] = await measure(
-                [sys.executable, str(ROOT / "bench/_bare_ingest.py"), "{port}"], "/webhook/alertmanager", args,
-                run="b")
+                [sys.executable, str(ROOT / "bench/_bare_ingest.py"), "{port}"], "/webhook/alertmanager", args, run="b"
+            )
             results["alertbot, SQLite"] = await measure(
-                alertbot_command(tmp, "sqlite", f"sqlite:///{tmp}/alertbot.db"), "/webhook/alertmanager", args,
-                run="s", cwd=tmp)
+                alertbot_command(tmp, "sqlite", f"sqlite:///{tmp}/alertbot.db"),
+                "/webhook/alertmanager",
+                args,
+                run="s",
+                cwd=tmp,
+            )
             if pg is not None:
                 results["alertbot, PostgreSQL"] = await measure(
-                    alertbot_command(tmp, "pg", pg.new_database()), "/webhook/alertmanager", args, run="p", cwd=tmp)
+                    alertbot_command(tmp, "pg", pg.new_database()), "/webhook/alertmanager", args, run="p", cwd=tmp
+                )
             if args.alerta is not None and pg is not None:
                 database = pg.new_database().replace("postgresql://", "postgres://")
                 env = {"DATABASE_URL": database, "AUTH_REQUIRED": "False", "LOG_LEVEL": "WARNING"}
@@ -151,8 +186,13 @@ async def main() -> None:
                 # one worker creates it first.
                 await start_once([*gunicorn, "-w", "1"], "/management/healthcheck", env)
                 results["alerta-server 9, PostgreSQL"] = await measure(
-                    [*gunicorn, "-w", str(os.cpu_count() or 2)], "/webhooks/prometheus", args, run="a",
-                    probe="/management/healthcheck", env=env)
+                    [*gunicorn, "-w", str(os.cpu_count() or 2)],
+                    "/webhooks/prometheus",
+                    args,
+                    run="a",
+                    probe="/management/healthcheck",
+                    env=env,
+                )
     finally:
         if pg is not None:
             pg.cleanup()
@@ -160,8 +200,10 @@ async def main() -> None:
     print(f"webhook ingest, {args.clients} concurrent senders, {args.seconds:g} s each, one new alert per webhook\n")
     print(f"{'target':32} {'accepted':>9} {'alerts/s':>9} {'p50 ms':>8} {'p99 ms':>8}  failures")
     for name, r in results.items():
-        print(f"{name:32} {r['accepted']:9d} {r['alerts_per_s']:9.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}  "
-              f"{r['failed'] or '-'}")
+        print(
+            f"{name:32} {r['accepted']:9d} {r['alerts_per_s']:9.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}  "
+            f"{r['failed'] or '-'}"
+        )
     bare = results["bare aiohttp (parse JSON only)"]["alerts_per_s"]
     print()
     for name, r in results.items():

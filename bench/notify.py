@@ -105,18 +105,29 @@ async def drive(url: str, pd: FakePagerDuty, rate: float, seconds: float, run: s
         elapsed = max(pd.received.get(f, start) for f in sent) - start
     latencies = sorted((pd.received[f] - sent[f]) * 1000 for f in sent if f in pd.received)
     return {
-        "sent": total, "delivered": len(latencies), "ok": statuses.count(200),
-        "p50_ms": statistics.median(latencies), "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "sent": total,
+        "delivered": len(latencies),
+        "ok": statuses.count(200),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "alerts_per_s": len(latencies) / elapsed,
     }
 
 
-async def measure(command: list[str], pd: FakePagerDuty, args: argparse.Namespace, *, run: str,
-                  cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+async def measure(
+    command: list[str],
+    pd: FakePagerDuty,
+    args: argparse.Namespace,
+    *,
+    run: str,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Start a target on a free port (``{port}`` in its command), drive it, stop it."""
     port = free_port()
-    proc = subprocess.Popen([part.replace("{port}", str(port)) for part in command], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command], cwd=cwd, env=env, stdout=subprocess.DEVNULL
+    )
     try:
         await wait_listening(f"http://127.0.0.1:{port}/probe", proc)
         return await drive(f"http://127.0.0.1:{port}/webhook/alertmanager", pd, args.rate, args.seconds, run)
@@ -144,24 +155,45 @@ async def main() -> None:
         results["bare aiohttp handler"] = await measure(baseline, pd, args, run="b")
 
         config = Path(tmp) / "alertbot.yaml"
-        config.write_text(yaml.safe_dump({"storage": {"url": f"sqlite:///{tmp}/alertbot.db"},
-                                          "pagerduty": {"events_url": events_url},
-                                          "routes": {"receivers": ["pagerduty"]}}))
-        alertbot = [sys.executable, "-m", "alertbot", "serve", "--port", "{port}", "--config", str(config),
-                    "--log-level", "warning"]
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "storage": {"url": f"sqlite:///{tmp}/alertbot.db"},
+                    "pagerduty": {"events_url": events_url},
+                    "routes": {"receivers": ["pagerduty"]},
+                }
+            )
+        )
+        alertbot = [
+            sys.executable,
+            "-m",
+            "alertbot",
+            "serve",
+            "--port",
+            "{port}",
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ]
         results["alertbot (SQLite, outbox)"] = await measure(
-            alertbot, pd, args, run="a", cwd=tmp, env={**os.environ, "ALERTBOT_PAGERDUTY_ROUTING_KEY": KEY})
+            alertbot, pd, args, run="a", cwd=tmp, env={**os.environ, "ALERTBOT_PAGERDUTY_ROUTING_KEY": KEY}
+        )
     await runner.cleanup()
 
     print(f"webhook → PagerDuty, {args.rate:g} alerts/s for {args.seconds:g} s, one alert per webhook\n")
     print(f"{'target':28} {'sent':>6} {'200s':>6} {'paged':>6} {'p50 ms':>8} {'p99 ms':>8} {'alerts/s':>9}")
     for name, r in results.items():
-        print(f"{name:28} {r['sent']:6d} {r['ok']:6d} {r['delivered']:6d} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
-              f"{r['alerts_per_s']:9.1f}")
+        print(
+            f"{name:28} {r['sent']:6d} {r['ok']:6d} {r['delivered']:6d} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+            f"{r['alerts_per_s']:9.1f}"
+        )
     base, ours = results["bare aiohttp handler"], results["alertbot (SQLite, outbox)"]
-    print(f"\nalertbot adds {ours['p50_ms'] - base['p50_ms']:+.1f} ms at p50 and "
-          f"{ours['p99_ms'] - base['p99_ms']:+.1f} ms at p99 (target: < 20 ms at p99); "
-          f"throughput ratio {ours['alerts_per_s'] / base['alerts_per_s']:.2f}")
+    print(
+        f"\nalertbot adds {ours['p50_ms'] - base['p50_ms']:+.1f} ms at p50 and "
+        f"{ours['p99_ms'] - base['p99_ms']:+.1f} ms at p99 (target: < 20 ms at p99); "
+        f"throughput ratio {ours['alerts_per_s'] / base['alerts_per_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

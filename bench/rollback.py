@@ -58,8 +58,9 @@ async def baseline(config: Path, fake: FakeKubernetes, runs: int) -> list[float]
         fake.add_virtualservice(canary(1000 + i))
         start = time.perf_counter()
         vs = await kube.get_virtualservice("ai-nutritionist", f"canary-{1000 + i}")
-        await kube.patch_virtualservice("ai-nutritionist", f"canary-{1000 + i}",
-                                        istio.json_patch(istio.plan_rollback(vs, "stable")), dry_run=False)
+        await kube.patch_virtualservice(
+            "ai-nutritionist", f"canary-{1000 + i}", istio.json_patch(istio.plan_rollback(vs, "stable")), dry_run=False
+        )
         out.append((time.perf_counter() - start) * 1000)
     return out
 
@@ -97,19 +98,46 @@ async def main() -> None:
         direct = await baseline(kube_path, fake, args.runs)
 
         config = Path(tmp) / "alertbot.yaml"
-        config.write_text(yaml.safe_dump({
-            "storage": {"url": f"sqlite:///{tmp}/alertbot.db"},
-            "kubernetes": {"kubeconfig": str(kube_path)},
-            "runbooks": {"dir": str(ROOT / "runbooks")},
-            "automations": [{"name": "rollback-canary", "match": {"severity": "critical", "canary": "true"},
-                             "runbook": "emergency-rollback", "mode": "auto", "cooldown": "0s",
-                             "params": {"namespace": "{{ labels.namespace }}",
-                                        "virtualservice": "{{ labels.virtualservice }}"}}],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "storage": {"url": f"sqlite:///{tmp}/alertbot.db"},
+                    "kubernetes": {"kubeconfig": str(kube_path)},
+                    "runbooks": {"dir": str(ROOT / "runbooks")},
+                    "automations": [
+                        {
+                            "name": "rollback-canary",
+                            "match": {"severity": "critical", "canary": "true"},
+                            "runbook": "emergency-rollback",
+                            "mode": "auto",
+                            "cooldown": "0s",
+                            "params": {
+                                "namespace": "{{ labels.namespace }}",
+                                "virtualservice": "{{ labels.virtualservice }}",
+                            },
+                        }
+                    ],
+                }
+            )
+        )
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "alertbot", "serve", "--port", str(port), "--config",
-                                 str(config), "--log-level", "warning"], cwd=tmp, env=dict(os.environ),
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "alertbot",
+                "serve",
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+                "--log-level",
+                "warning",
+            ],
+            cwd=tmp,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+        )
         try:
             await wait_listening(f"http://127.0.0.1:{port}/probe", proc)
             ours = await through_alertbot(f"http://127.0.0.1:{port}/webhook/alertmanager", fake, args.runs)
@@ -119,12 +147,18 @@ async def main() -> None:
     server.close()
     print(f"alert → VirtualService patch, {args.runs} runs (auto mode, fake Kubernetes API on 127.0.0.1)\n")
     print(f"{'path':44} {'p50 ms':>8} {'p99 ms':>8}")
-    print(f"{'direct GET + guarded PATCH (baseline)':44} {percentile(direct, .5):8.1f} {percentile(direct, .99):8.1f}")
-    print(f"{'alertbot: webhook → classify → runbook → PATCH':44} {percentile(ours, .5):8.1f} "
-          f"{percentile(ours, .99):8.1f}")
+    print(
+        f"{'direct GET + guarded PATCH (baseline)':44} {percentile(direct, 0.5):8.1f} {percentile(direct, 0.99):8.1f}"
+    )
+    print(
+        f"{'alertbot: webhook → classify → runbook → PATCH':44} {percentile(ours, 0.5):8.1f} "
+        f"{percentile(ours, 0.99):8.1f}"
+    )
     print(f"slowest alertbot runs (ms): {[round(v) for v in sorted(ours)[-5:]]}; first run {ours[0]:.0f} ms")
-    print(f"\np99 {percentile(ours, .99):.1f} ms (target < 250 ms); alertbot adds "
-          f"{percentile(ours, .5) - percentile(direct, .5):+.1f} ms at p50 over the bare API calls")
+    print(
+        f"\np99 {percentile(ours, 0.99):.1f} ms (target < 250 ms); alertbot adds "
+        f"{percentile(ours, 0.5) - percentile(direct, 0.5):+.1f} ms at p50 over the bare API calls"
+    )
 
 
 if __name__ == "__main__":

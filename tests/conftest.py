@@ -33,8 +33,9 @@ class Harness:
     def state(self) -> AppState:
         return self.client.app[STATE]  # type: ignore[index]
 
-    async def post_payload(self, body: bytes | str, *, token: str | None = None,
-                           content_type: str = "application/json") -> Any:
+    async def post_payload(
+        self, body: bytes | str, *, token: str | None = None, content_type: str = "application/json"
+    ) -> Any:
         headers = {"Content-Type": content_type}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -52,8 +53,13 @@ def secrets(**values: str) -> Secrets:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERNAL_ERRORS = {"outbox_loop_error", "unhandled_error", "ingest_failed", "notifier_crashed",
-                   "automation_run_crashed"}
+INTERNAL_ERRORS = {
+    "outbox_loop_error",
+    "unhandled_error",
+    "ingest_failed",
+    "notifier_crashed",
+    "automation_run_crashed",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -92,18 +98,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
     """Start the real app (real SQLite store, real dispatcher) on a test server."""
 
-    async def make(config: dict[str, Any] | None = None, *, secret_values: dict[str, str] | None = None,
-                   notifiers: dict[str, Notifier] | None = None, console: ConsoleSink | None = None,
-                   kube: Any = None, clock: Any = None, named_pagerduty_keys: dict[str, str] | None = None
-                   ) -> Harness:
+    async def make(
+        config: dict[str, Any] | None = None,
+        *,
+        secret_values: dict[str, str] | None = None,
+        notifiers: dict[str, Notifier] | None = None,
+        console: ConsoleSink | None = None,
+        kube: Any = None,
+        clock: Any = None,
+        named_pagerduty_keys: dict[str, str] | None = None,
+    ) -> Harness:
         data = {"storage": {"url": db_url}, "runbooks": {"dir": str(ROOT / "runbooks")}, **(config or {})}
         cfg = parse_config(data)
         sink = console or ConsoleSink()
         extra = {"clock": clock} if clock is not None else {}
         resolved = secrets(**(secret_values or {}))
         if named_pagerduty_keys:
-            resolved = resolved.model_copy(update={"pagerduty_routing_keys": {
-                k: SecretStr(v) for k, v in named_pagerduty_keys.items()}})
+            resolved = resolved.model_copy(
+                update={"pagerduty_routing_keys": {k: SecretStr(v) for k, v in named_pagerduty_keys.items()}}
+            )
         app = create_app(cfg, resolved, console_stream=sink, notifiers=notifiers, kube=kube, **extra)
         client = await aiohttp_client(app)
         return Harness(client, sink, cfg)
@@ -134,7 +147,6 @@ async def peers(aiohttp_server: Any) -> Peers:
     config = {
         "pagerduty": {"events_url": str(pd_server.make_url("/v2/enqueue"))},
         "slack": {"api_url": str(slack_server.make_url("/api/"))},
-        "outbox": {"initial_backoff": "20ms", "max_backoff": "200ms", "poll_interval": "50ms",
-                   "send_timeout": "2s"},
+        "outbox": {"initial_backoff": "20ms", "max_backoff": "200ms", "poll_interval": "50ms", "send_timeout": "2s"},
     }
     return Peers(pagerduty, slack, config, {"pagerduty_routing_key": PD_KEY, "slack_bot_token": SLACK_TOKEN})

@@ -27,8 +27,9 @@ def all_payload_names() -> list[str]:
     return sorted(p.name for p in PAYLOADS.glob("*.json") if p.name != "am-manifest.json")
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *, within: float = 5.0,
-                     what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], *, within: float = 5.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until it is true; fail after ``within`` seconds (never a bare sleep)."""
     deadline = time.monotonic() + within
     while True:

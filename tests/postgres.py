@@ -61,12 +61,34 @@ class PostgresServer:
     def start(self) -> None:
         """Create the cluster (the first time) and start it."""
         if not self.data.exists():
-            self._run(str(self._bin / "initdb"), "-D", str(self.data), "-U", "alertbot", "--auth=trust", "-E", "UTF8",
-                      "--no-sync")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                  "-w", "-t", "60", "start")
+            self._run(
+                str(self._bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "alertbot",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            str(self._bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -77,8 +99,7 @@ class PostgresServer:
     def new_database(self) -> str:
         """A fresh, empty database; returns its URL."""
         name = f"t{next(self._counter)}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=alertbot dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=alertbot dbname=postgres", autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
         return self.url(name)
 

@@ -32,23 +32,37 @@ class ResponseUrl:
 
 def headers(body: bytes, *, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
     stamp = str(ts if ts is not None else int(time.time()))
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(secret, stamp, body),
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": sign(secret, stamp, body),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
-async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: str = "",
-                  ts: int | None = None) -> Any:
-    body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user, "user_name": user.lower(),
-                                   "response_url": response_url, "trigger_id": uuid.uuid4().hex}).encode()
+async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: str = "", ts: int | None = None) -> Any:
+    body = urllib.parse.urlencode(
+        {
+            "command": "/alertbot",
+            "text": text,
+            "user_id": user,
+            "user_name": user.lower(),
+            "response_url": response_url,
+            "trigger_id": uuid.uuid4().hex,
+        }
+    ).encode()
     resp = await h.client.post("/slack/commands", data=body, headers=headers(body, ts=ts))
     assert resp.status == 200, await resp.text()
     return await resp.json()
 
 
 async def click(h: Harness, action: str, run_id: int, *, user: str, response_url: str, ts: int | None = None) -> Any:
-    payload = {"type": "block_actions", "user": {"id": user}, "response_url": response_url,
-               "trigger_id": uuid.uuid4().hex,
-               "actions": [{"action_id": action, "value": str(run_id)}]}
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "response_url": response_url,
+        "trigger_id": uuid.uuid4().hex,
+        "actions": [{"action_id": action, "value": str(run_id)}],
+    }
     body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
     assert resp.status == 200, await resp.text()

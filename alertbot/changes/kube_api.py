@@ -41,8 +41,9 @@ class KubeApi:
         cfg = self._config
         if not cfg.verify_ssl:
             return False
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else \
-            ssl.create_default_context()
+        context = (
+            ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+        )
         if cfg.cert_file:
             context.load_cert_chain(cfg.cert_file, cfg.key_file)
         return context
@@ -70,24 +71,33 @@ class KubeApi:
 
     async def list(self, path: str) -> tuple[list[dict[str, Any]], str]:
         session = await self._open()
-        async with session.get(self._url(path), headers=self._headers(),
-                               timeout=aiohttp.ClientTimeout(total=60)) as resp:
+        async with session.get(
+            self._url(path), headers=self._headers(), timeout=aiohttp.ClientTimeout(total=60)
+        ) as resp:
             body = await resp.text()
             if resp.status != 200:
                 raise _error(path, resp.status, body)
         data = json.loads(body)
         return list(data.get("items") or []), str(data.get("metadata", {}).get("resourceVersion", ""))
 
-    async def watch(self, path: str, resource_version: str, *,
-                    server_timeout: float) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch(
+        self, path: str, resource_version: str, *, server_timeout: float
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Events after ``resource_version`` until the server ends the stream (``server_timeout``
         seconds, or sooner); a stream silent for longer than that is treated as dropped."""
         session = await self._open()
-        params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(max(int(server_timeout), 1))}
-        async with session.get(self._url(path), params=params, headers=self._headers(),
-                               timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
-                                                             sock_read=server_timeout + 30)) as resp:
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(int(server_timeout), 1)),
+        }
+        async with session.get(
+            self._url(path),
+            params=params,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=server_timeout + 30),
+        ) as resp:
             if resp.status != 200:
                 raise _error(path, resp.status, await resp.text())
             async for line in resp.content:
@@ -108,6 +118,7 @@ def _error(path: str, status: int, body: str) -> KubeApiError:
     if status == 410:
         return Gone(f"{path}: {message or 'resource version expired'}")
     if status == 403:
-        return KubeApiError(f"{path}: forbidden — the service account needs RBAC permission to list and watch "
-                            f"it ({message})", status)
+        return KubeApiError(
+            f"{path}: forbidden — the service account needs RBAC permission to list and watch it ({message})", status
+        )
     return KubeApiError(f"{path}: Kubernetes API answered {status}: {message}", status)

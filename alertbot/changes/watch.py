@@ -55,10 +55,18 @@ def collection_path(resource: str, namespace: str, istio_version: str = "v1") ->
 class ListWatch:
     """Keeps one collection in view: list, watch, resume, relist. Runs until cancelled."""
 
-    def __init__(self, api: KubeApi, resource: str, namespace: str, *,
-                 on_list: Callable[[str, str, list[dict[str, Any]]], Awaitable[None]],
-                 on_event: Callable[[str, str, dict[str, Any]], Awaitable[None]],
-                 resync: timedelta, initial_backoff: timedelta, max_backoff: timedelta) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        resource: str,
+        namespace: str,
+        *,
+        on_list: Callable[[str, str, list[dict[str, Any]]], Awaitable[None]],
+        on_event: Callable[[str, str, dict[str, Any]], Awaitable[None]],
+        resync: timedelta,
+        initial_backoff: timedelta,
+        max_backoff: timedelta,
+    ) -> None:
         self._api, self.resource, self.namespace = api, resource, namespace
         self._on_list, self._on_event = on_list, on_event
         self._resync = resync.total_seconds()
@@ -86,8 +94,9 @@ class ListWatch:
                 if version is None or loop.time() >= relist_at:
                     version = await self._list()
                     relist_at = loop.time() + self._resync
-                async for kind, obj in self._api.watch(self._path, version,
-                                                       server_timeout=max(relist_at - loop.time(), 1.0)):
+                async for kind, obj in self._api.watch(
+                    self._path, version, server_timeout=max(relist_at - loop.time(), 1.0)
+                ):
                     version = str(obj.get("metadata", {}).get("resourceVersion") or version)
                     if kind in ("ADDED", "MODIFIED"):
                         await self._on_event(self.resource, self.namespace, obj)
@@ -99,9 +108,13 @@ class ListWatch:
                 failures += 1
                 low, high = self._backoff
                 delay = min(low * 2 ** (failures - 1), high) * random.uniform(0.8, 1.2)  # jitter
-                log.warning("watch_interrupted", resource=self.resource, namespace=self.namespace,
-                            error=getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
-                            retry_in=round(delay, 2))
+                log.warning(
+                    "watch_interrupted",
+                    resource=self.resource,
+                    namespace=self.namespace,
+                    error=getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+                    retry_in=round(delay, 2),
+                )
                 await asyncio.sleep(delay)
 
 
@@ -117,8 +130,9 @@ class ChangeRecorder:
     async def changed(self, resource: str, namespace: str, obj: dict[str, Any]) -> None:
         await self._store.write(self._listed, resource, namespace, [obj], self._clock())
 
-    def _listed(self, conn: Connection, resource: str, namespace: str, items: list[dict[str, Any]],
-                now: datetime) -> int:
+    def _listed(
+        self, conn: Connection, resource: str, namespace: str, items: list[dict[str, Any]], now: datetime
+    ) -> int:
         """Record what changed since each object was last seen; returns how many changes were new."""
         before = kube_objects.seen(conn, resource, namespace)
         judge = _virtualservice if resource == "virtualservices" else _deployment
@@ -130,15 +144,40 @@ class ChangeRecorder:
                 continue
             seen = before.get(name)
             state, change, service = judge(namespace, name, obj, seen)
-            before_good = seen is not None and resource == "virtualservices" and kube_objects.proven(
-                conn, service=service, namespace=namespace, since=seen.since, now=now, settle=self._settle)
-            kube_objects.save(conn, resource, namespace, name, service=service, resource_version=version, state=state,
-                              before=seen, before_good=before_good, now=now)
+            before_good = (
+                seen is not None
+                and resource == "virtualservices"
+                and kube_objects.proven(
+                    conn, service=service, namespace=namespace, since=seen.since, now=now, settle=self._settle
+                )
+            )
+            kube_objects.save(
+                conn,
+                resource,
+                namespace,
+                name,
+                service=service,
+                resource_version=version,
+                state=state,
+                before=seen,
+                before_good=before_good,
+                now=now,
+            )
             if change is None or last_manager(obj) == FIELD_MANAGER:
                 continue  # nothing to record, or alertbot's own runbook change (recorded by the run itself)
-            event, created = change_events.record(conn, source="kubernetes", now=now, values={
-                **change, "event_id": f"k8s:{resource}:{namespace}/{name}@{version}", "namespace": namespace,
-                "actor": last_manager(obj) or "kubernetes", "links": [], "timestamp": now})
+            event, created = change_events.record(
+                conn,
+                source="kubernetes",
+                now=now,
+                values={
+                    **change,
+                    "event_id": f"k8s:{resource}:{namespace}/{name}@{version}",
+                    "namespace": namespace,
+                    "actor": last_manager(obj) or "kubernetes",
+                    "links": [],
+                    "timestamp": now,
+                },
+            )
             if created:
                 recorded += 1
                 log.info("change_recorded", kind=event.kind, service=event.service, description=event.description)
@@ -152,8 +191,17 @@ def _virtualservice(namespace: str, name: str, obj: dict[str, Any], before: kube
     state = traffic_split(obj)
     service = vs_service(obj)
     what = describe_shift(name, before.state, state) if before is not None else None
-    change = {"kind": "traffic_shift", "service": service, "version": "", "description": what,
-              "target": f"virtualservice/{name}"} if what else None
+    change = (
+        {
+            "kind": "traffic_shift",
+            "service": service,
+            "version": "",
+            "description": what,
+            "target": f"virtualservice/{name}",
+        }
+        if what
+        else None
+    )
     return state, change, service
 
 
@@ -165,19 +213,47 @@ def _deployment(namespace: str, name: str, obj: dict[str, Any], before: kube_obj
     if rollout is None:
         return state, None, service
     description, tag = rollout
-    return state, {"kind": "deployment", "service": service, "version": labels.get("app.kubernetes.io/version") or tag,
-                   "description": description, "target": f"deployment/{name}"}, service
+    return (
+        state,
+        {
+            "kind": "deployment",
+            "service": service,
+            "version": labels.get("app.kubernetes.io/version") or tag,
+            "description": description,
+            "target": f"deployment/{name}",
+        },
+        service,
+    )
 
 
 class KubeWatch:
     """Every ListWatch of the configured namespaces, as tasks of the app."""
 
-    def __init__(self, api: KubeApi, recorder: ChangeRecorder, namespaces: list[str], *, resync: timedelta,
-                 initial_backoff: timedelta, max_backoff: timedelta) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        recorder: ChangeRecorder,
+        namespaces: list[str],
+        *,
+        resync: timedelta,
+        initial_backoff: timedelta,
+        max_backoff: timedelta,
+    ) -> None:
         self._api = api
-        self.watches = [ListWatch(api, resource, namespace, on_list=recorder.listed, on_event=recorder.changed,
-                                  resync=resync, initial_backoff=initial_backoff, max_backoff=max_backoff)
-                        for namespace in namespaces for resource in RESOURCES]
+        self.watches = [
+            ListWatch(
+                api,
+                resource,
+                namespace,
+                on_list=recorder.listed,
+                on_event=recorder.changed,
+                resync=resync,
+                initial_backoff=initial_backoff,
+                max_backoff=max_backoff,
+            )
+            for namespace in namespaces
+            for resource in RESOURCES
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -190,4 +266,3 @@ class KubeWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._api.close()
-

@@ -39,16 +39,19 @@ class Change:
 C = TypeVar("C", bound="Change")
 
 
-def correlate(changes: Iterable[C], *, service: str, namespace: str, started: datetime,
-              lookback: timedelta) -> list[C]:
+def correlate(changes: Iterable[C], *, service: str, namespace: str, started: datetime, lookback: timedelta) -> list[C]:
     """The changes to ``service`` within ``lookback`` before ``started`` (inclusive at both ends),
     newest first. A change naming no namespace matches any; an alert naming none matches any."""
     if not service:
         return []
     since = started - lookback
-    found = [c for c in changes
-             if c.service == service and since <= c.timestamp <= started
-             and (not c.namespace or not namespace or c.namespace == namespace)]
+    found = [
+        c
+        for c in changes
+        if c.service == service
+        and since <= c.timestamp <= started
+        and (not c.namespace or not namespace or c.namespace == namespace)
+    ]
     return sorted(found, key=lambda c: (c.timestamp, c.id), reverse=True)
 
 
@@ -61,6 +64,7 @@ def describe(change: Change, started: datetime) -> str:
 
 
 # -- what a watched object's change amounts to -------------------------------------------------
+
 
 def traffic_split(vs: Mapping[str, Any]) -> list[list[list[Any]]]:
     """A VirtualService's weights: per HTTP route, [destination (subset or host), weight] pairs."""
@@ -107,8 +111,10 @@ def describe_rollout(name: str, before: Mapping[str, str], after: Mapping[str, s
     changed = [(c, before.get(c, ""), image) for c, image in sorted(after.items()) if before.get(c) != image]
     if not changed:
         return None
-    parts = [f"{old or '(none)'} → {new}" if len(changed) == 1 else f"{c}: {old or '(none)'} → {new}"
-             for c, old, new in changed]
+    parts = [
+        f"{old or '(none)'} → {new}" if len(changed) == 1 else f"{c}: {old or '(none)'} → {new}"
+        for c, old, new in changed
+    ]
     return f"rollout {name}: " + ", ".join(parts), image_tag(changed[0][2])
 
 

@@ -141,8 +141,9 @@ def classify(alert: Alert, policy: ClassificationPolicy, thresholds: Thresholds)
 
     if alert.alertname in policy.down_alertnames or sli == "availability":
         subject = alert.service or alert.alertname
-        return Classification(Severity.CRITICAL, f"service down: {subject}" + _label_note(alert, Severity.CRITICAL),
-                              "availability")
+        return Classification(
+            Severity.CRITICAL, f"service down: {subject}" + _label_note(alert, Severity.CRITICAL), "availability"
+        )
 
     if alert.labels.get("type") == "event" or any(
         alert.alertname.endswith(suffix) for suffix in policy.event_alertname_suffixes
@@ -156,7 +157,9 @@ def classify(alert: Alert, policy: ClassificationPolicy, thresholds: Thresholds)
         if mapped is not None:
             alias = "" if label.strip().lower() == mapped.value else f" (alias of {mapped.value})"
             return Classification(mapped, f"{missing_value}label severity={label}{alias}", sli)
-        return Classification(Severity.WARNING, f"{missing_value}unknown severity label {label!r}; default warning",
-                              sli)
-    return Classification(Severity.WARNING, f"{missing_value}no threshold, event rule or severity label matched; "
-                          "default warning", sli)
+        return Classification(
+            Severity.WARNING, f"{missing_value}unknown severity label {label!r}; default warning", sli
+        )
+    return Classification(
+        Severity.WARNING, f"{missing_value}no threshold, event rule or severity label matched; default warning", sli
+    )

@@ -28,9 +28,9 @@ class Episode:
 
 @dataclass(frozen=True)
 class FlapPolicy:
-    transitions: int          # this many firing↔resolved transitions within window: flapping
+    transitions: int  # this many firing↔resolved transitions within window: flapping
     window: timedelta
-    quiet: timedelta          # while flapping, a resolve waits this long for a re-fire
+    quiet: timedelta  # while flapping, a resolve waits this long for a re-fire
 
 
 def transitions(episodes: Iterable[Episode], *, now: datetime, window: timedelta) -> int:
@@ -87,8 +87,9 @@ def resolve_hold(flap: FlapState, resolve_delay: timedelta | None) -> ResolveHol
     if flap.flapping:
         assert flap.policy is not None
         if flap.policy.quiet >= hold.delay:
-            hold = ResolveHold(flap.policy.quiet, f"{flap.describe()}: waiting until quiet for "
-                                                  f"{format_duration(flap.policy.quiet)}")
+            hold = ResolveHold(
+                flap.policy.quiet, f"{flap.describe()}: waiting until quiet for {format_duration(flap.policy.quiet)}"
+            )
     return hold
 
 

@@ -29,14 +29,18 @@ class InhibitRule(BaseModel):
 def default_inhibit_rules() -> list[InhibitRule]:
     return [
         InhibitRule.model_validate(
-            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
-             "equal": ["namespace", "service"]}
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["namespace", "service"],
+            }
         )
     ]
 
 
-def inhibiting_rule(rules: Iterable[InhibitRule], target: Mapping[str, str],
-                    sources: Iterable[Mapping[str, str]]) -> InhibitRule | None:
+def inhibiting_rule(
+    rules: Iterable[InhibitRule], target: Mapping[str, str], sources: Iterable[Mapping[str, str]]
+) -> InhibitRule | None:
     """The first rule under which one of the firing ``sources`` inhibits ``target``, if any."""
     candidates = [r for r in rules if all_match(r.target_matchers, target)]
     if not candidates:

@@ -20,7 +20,7 @@ class MatchOp(StrEnum):
     NRE = "!~"
 
 
-_MATCHER_RE = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.DOTALL)
+_MATCHER_RE = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Matcher:
         """Parse one matcher; the value may be double-quoted (JSON escapes) or bare."""
         match = _MATCHER_RE.match(text)
         if not match:
-            raise ValueError(f"invalid matcher {text!r}: expected name=\"value\" (operators = != =~ !~)")
+            raise ValueError(f'invalid matcher {text!r}: expected name="value" (operators = != =~ !~)')
         name, op, raw = match.groups()
         if raw.startswith('"'):
             try:

@@ -147,5 +147,8 @@ def format_duration(value: timedelta) -> str:
 
 # A duration field in config and runbook models. In JSON it is its number of seconds (which
 # parse_duration reads back), not ISO 8601.
-Duration = Annotated[timedelta, BeforeValidator(parse_duration),
-                     PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json")]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda v: v.total_seconds(), return_type=float, when_used="json"),
+]

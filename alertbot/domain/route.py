@@ -54,8 +54,8 @@ class RouteNode(BaseModel):
     matchers: list[MatcherField] = Field(default_factory=list)
     receivers: list[Receiver] = Field(default_factory=list)
     continue_: bool = Field(False, alias="continue")
-    mode: Literal["live", "shadow"] | None = None     # None: as the parent (the root: live)
-    resolve_delay: Duration | None = None             # hold resolves this long; None: as the parent
+    mode: Literal["live", "shadow"] | None = None  # None: as the parent (the root: live)
+    resolve_delay: Duration | None = None  # hold resolves this long; None: as the parent
     routes: list[RouteNode] = Field(default_factory=list)
 
     def label(self, path: str) -> str:
@@ -131,7 +131,8 @@ def _walk(node: RouteNode, labels: Mapping[str, str], here: RouteMatch) -> list[
             path=(*here.path, child.label(f"routes[{index}]")),
             receivers=tuple(child.receivers) or here.receivers,
             shadow=here.shadow if child.mode is None else child.mode == "shadow",
-            resolve_delay=here.resolve_delay if child.resolve_delay is None else child.resolve_delay)
+            resolve_delay=here.resolve_delay if child.resolve_delay is None else child.resolve_delay,
+        )
         found.extend(_walk(child, labels, inherited))
         if not child.continue_:
             break

@@ -39,8 +39,9 @@ class Destination:
         return cls(data["channel"], data.get("target", ""), tuple(data.get("stands_in_for", ())))
 
 
-def destinations(receivers: Iterable[str], severity: Severity, channels: SlackChannels,
-                 enabled: Iterable[str]) -> list[Destination]:
+def destinations(
+    receivers: Iterable[str], severity: Severity, channels: SlackChannels, enabled: Iterable[str]
+) -> list[Destination]:
     enabled_set = set(enabled)
     concrete: dict[tuple[str, str], None] = {}
     standing_in: dict[str, None] = {}
@@ -87,8 +88,8 @@ class CorrelatedChange(BaseModel):
 
     id: int
     kind: str
-    text: str                         # started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)
-    target: str = ""                  # virtualservice/NAME | deployment/NAME: a rollback can be offered
+    text: str  # started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)
+    target: str = ""  # virtualservice/NAME | deployment/NAME: a rollback can be offered
 
 
 class Notification(BaseModel):
@@ -117,16 +118,24 @@ class Notification(BaseModel):
     runbook_url: str
     group_key: str
     storm: StormSummary | None = None
-    actor: str | None = None          # who acknowledged or resolved it by hand
+    actor: str | None = None  # who acknowledged or resolved it by hand
     approvals: list[dict[str, Any]] = []  # runbook runs awaiting approval for it: {run_id, runbook}
-    note: str = ""                    # what alertbot is doing about it, e.g. flap damping
+    note: str = ""  # what alertbot is doing about it, e.g. flap damping
     changes: list[CorrelatedChange] = []  # recent changes to its service, newest first
 
     @classmethod
-    def build(cls, incident: IncidentRecord, event: Event, destination: Destination, *,
-              storm: StormSummary | None = None, actor: str | None = None,
-              approvals: list[dict[str, Any]] | None = None, note: str = "",
-              changes: list[CorrelatedChange] | None = None) -> Notification:
+    def build(
+        cls,
+        incident: IncidentRecord,
+        event: Event,
+        destination: Destination,
+        *,
+        storm: StormSummary | None = None,
+        actor: str | None = None,
+        approvals: list[dict[str, Any]] | None = None,
+        note: str = "",
+        changes: list[CorrelatedChange] | None = None,
+    ) -> Notification:
         annotations = incident.annotations
         return cls(
             incident_id=incident.id,

@@ -31,10 +31,20 @@ Clock = Callable[[], datetime]
 
 
 class OutboxDispatcher:
-    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *, metrics: Metrics, clock: Clock,
-                 retry: RetryPolicy, send_timeout: timedelta, poll_interval: timedelta,
-                 batch_size: int = 64, concurrency: int = 16,
-                 scrub: Callable[[str], str] = lambda text: text) -> None:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        *,
+        metrics: Metrics,
+        clock: Clock,
+        retry: RetryPolicy,
+        send_timeout: timedelta,
+        poll_interval: timedelta,
+        batch_size: int = 64,
+        concurrency: int = 16,
+        scrub: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
         self._metrics = metrics
@@ -152,12 +162,13 @@ class OutboxDispatcher:
         """
         handed = self._handed[channel]
         if handed:
-            rows, handed[:] = handed[: self._batch], handed[self._batch:]
+            rows, handed[:] = handed[: self._batch], handed[self._batch :]
             rows = await self._keep_lease(rows)
         elif self._claimable[channel]:
             self._claimable[channel] = False
-            rows = await self._store.write(outbox.claim_due, channel, self._clock(), lease=self._lease,
-                                           owner=self.owner, limit=self._batch)
+            rows = await self._store.write(
+                outbox.claim_due, channel, self._clock(), lease=self._lease, owner=self.owner, limit=self._batch
+            )
             self._claimable[channel] = self._claimable[channel] or len(rows) == self._batch
         else:
             rows = []
@@ -201,8 +212,11 @@ class OutboxDispatcher:
         now = self._clock()
         if all(now - row.created_at < self._lease / 2 for row in rows):
             return rows
-        kept = set(await self._store.write(outbox.renew_leases, [r.id for r in rows], owner=self.owner,
-                                           until=now + self._lease))
+        kept = set(
+            await self._store.write(
+                outbox.renew_leases, [r.id for r in rows], owner=self.owner, until=now + self._lease
+            )
+        )
         return [row for row in rows if row.id in kept]
 
     def _pause_left(self, channel: str) -> float:
@@ -237,16 +251,22 @@ class OutboxDispatcher:
             if error.retry_after:
                 # The peer asked the whole channel to slow down, not just this row.
                 self._paused_until[channel] = now + timedelta(seconds=error.retry_after)
-            return _Outcome(row, "retry", now + self._retry.delay(row.attempts + 1, error.retry_after), message,
-                            error.retry_after)
+            return _Outcome(
+                row, "retry", now + self._retry.delay(row.attempts + 1, error.retry_after), message, error.retry_after
+            )
         if error.retryable:
             message = f"gave up after {row.attempts + 1} attempts: {message}"
         return _Outcome(row, "failed", now, message)
 
     def _report(self, channel: str, o: _Outcome) -> None:
         self._metrics.notifications.labels(channel, o.outcome).inc()
-        fields = {"outbox_id": o.row.id, "incident_id": o.row.incident_id, "channel": channel,
-                  "notification": o.row.event, "attempts": o.row.attempts + 1}
+        fields = {
+            "outbox_id": o.row.id,
+            "incident_id": o.row.incident_id,
+            "channel": channel,
+            "notification": o.row.event,
+            "attempts": o.row.attempts + 1,
+        }
         if o.outcome == "delivered":
             self._metrics.notification_latency.labels(channel).observe((o.at - o.row.created_at).total_seconds())
             log.info("notification_delivered", **fields)
@@ -259,7 +279,7 @@ class OutboxDispatcher:
 @dataclass(frozen=True)
 class _Outcome:
     row: outbox.OutboxRow
-    outcome: str              # delivered | retry | failed
-    at: datetime              # when delivered, or when to retry
+    outcome: str  # delivered | retry | failed
+    at: datetime  # when delivered, or when to retry
     error: str = ""
     retry_after: float | None = None

@@ -43,8 +43,10 @@ def group_title(labels: dict[str, str], group_key: str) -> str:
 
 def _summary(n: Notification) -> str:
     if n.storm is not None:
-        return _clip(f"[STORM] {n.storm.count} alerts in group {group_title(n.storm.group_labels, n.storm.group_key)}"
-                     f" ({n.storm.firing} firing): " + "; ".join(n.storm.sample))
+        return _clip(
+            f"[STORM] {n.storm.count} alerts in group {group_title(n.storm.group_labels, n.storm.group_key)}"
+            f" ({n.storm.firing} firing): " + "; ".join(n.storm.sample)
+        )
     subject = f"[{n.severity.value.upper()}] {n.alertname or n.fingerprint}"
     if n.service:
         subject += f" {n.service}"
@@ -65,7 +67,9 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
     event["client"] = "alertbot"
     event["payload"] = {
         "summary": _summary(n),
-        "source": n.labels.get("instance") or "/".join(p for p in (n.namespace, n.service) if p) or n.alertname
+        "source": n.labels.get("instance")
+        or "/".join(p for p in (n.namespace, n.service) if p)
+        or n.alertname
         or "alertbot",
         "severity": PD_SEVERITY[n.severity.value],
         "timestamp": n.starts_at.isoformat(),
@@ -85,8 +89,11 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
     if n.changes:
         event["payload"]["custom_details"]["recent_changes"] = [c.text for c in n.changes]
     event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
-    links = [{"href": url, "text": text} for url, text in ((n.generator_url, "Source (Prometheus)"),
-                                                           (n.runbook_url, "Runbook")) if url]
+    links = [
+        {"href": url, "text": text}
+        for url, text in ((n.generator_url, "Source (Prometheus)"), (n.runbook_url, "Runbook"))
+        if url
+    ]
     if links:
         event["links"] = links
     return event
@@ -95,8 +102,13 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
 class PagerDutyNotifier:
     channel = "pagerduty"
 
-    def __init__(self, session: aiohttp.ClientSession, events_url: str, routing_key: SecretStr | None,
-                 named_keys: dict[str, SecretStr] | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        events_url: str,
+        routing_key: SecretStr | None,
+        named_keys: dict[str, SecretStr] | None = None,
+    ) -> None:
         self._session = session
         self._url = events_url
         self._routing_key = routing_key
@@ -107,8 +119,10 @@ class PagerDutyNotifier:
         key = self._named.get(re.sub(r"[^a-z0-9]", "_", target.lower())) if target else self._routing_key
         if key is None:
             wanted = f"ALERTBOT_PAGERDUTY_ROUTING_KEY_{target.upper()}" if target else "ALERTBOT_PAGERDUTY_ROUTING_KEY"
-            raise NotifyError(f"no PagerDuty routing key for pagerduty{':' + target if target else ''} (set {wanted})",
-                              retryable=False)
+            raise NotifyError(
+                f"no PagerDuty routing key for pagerduty{':' + target if target else ''} (set {wanted})",
+                retryable=False,
+            )
         return key
 
     async def send(self, notification: Notification) -> None:
@@ -124,8 +138,11 @@ class PagerDutyNotifier:
             raise NotifyError(f"PagerDuty unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
         if 200 <= status < 300:
             return
-        raise NotifyError(f"PagerDuty answered HTTP {status}: {_error_text(body)}",
-                          retryable=retryable_http_status(status), retry_after=retry_after)
+        raise NotifyError(
+            f"PagerDuty answered HTTP {status}: {_error_text(body)}",
+            retryable=retryable_http_status(status),
+            retry_after=retry_after,
+        )
 
 
 def _retry_after(value: str | None) -> float | None:

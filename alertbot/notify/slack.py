@@ -25,8 +25,15 @@ from alertbot.notify.slack_blocks import alert_blocks, fallback_text, who
 from alertbot.store import slack_messages
 from alertbot.store.engine import Store
 
-TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                    "request_timeout", "team_added_to_org"}
+TRANSIENT_ERRORS = {
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+}
 REFIRE_WINDOW = timedelta(hours=24)
 
 
@@ -57,8 +64,9 @@ class SlackNotifier:
         own = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         earlier = None
         if own is None and n.storm is None:
-            earlier = await self._store.read(slack_messages.latest_for_fingerprint, n.fingerprint, n.target,
-                                             self._clock() - REFIRE_WINDOW)
+            earlier = await self._store.read(
+                slack_messages.latest_for_fingerprint, n.fingerprint, n.target, self._clock() - REFIRE_WINDOW
+            )
         if own is not None:
             # Already posted (a storm summary with a new count, or a retry after a partial failure).
             await self._client.chat_update(channel=own.channel_id, ts=own.ts, text=text, blocks=blocks)
@@ -66,23 +74,38 @@ class SlackNotifier:
         if earlier is not None and earlier.incident_id != n.incident_id:
             # The same alert fires again: bring its message back to firing and say so in its thread.
             await self._client.chat_update(channel=earlier.channel_id, ts=earlier.ts, text=text, blocks=blocks)
-            await self._client.chat_postMessage(channel=earlier.channel_id, thread_ts=earlier.ts,
-                                                text=f"Firing again (incident {n.incident_id}): {n.reason}")
+            await self._client.chat_postMessage(
+                channel=earlier.channel_id,
+                thread_ts=earlier.ts,
+                text=f"Firing again (incident {n.incident_id}): {n.reason}",
+            )
             channel_id, ts = earlier.channel_id, earlier.ts
         else:
             resp = await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
             channel_id, ts = str(resp["channel"]), str(resp["ts"])
-        await self._store.write(slack_messages.save, incident_id=n.incident_id, fingerprint=n.fingerprint,
-                                target=n.target, channel_id=channel_id, ts=ts, now=self._clock())
+        await self._store.write(
+            slack_messages.save,
+            incident_id=n.incident_id,
+            fingerprint=n.fingerprint,
+            target=n.target,
+            channel_id=channel_id,
+            ts=ts,
+            now=self._clock(),
+        )
 
     async def _acknowledge(self, n: Notification) -> None:
         ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         if ref is None:
             return  # nothing was posted for it here: nothing to mark
-        await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=fallback_text(n, resolved=False),
-                                       blocks=alert_blocks(n, resolved=False))
-        await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts,
-                                            text=f"Acknowledged by {who(n.actor)}.")
+        await self._client.chat_update(
+            channel=ref.channel_id,
+            ts=ref.ts,
+            text=fallback_text(n, resolved=False),
+            blocks=alert_blocks(n, resolved=False),
+        )
+        await self._client.chat_postMessage(
+            channel=ref.channel_id, thread_ts=ref.ts, text=f"Acknowledged by {who(n.actor)}."
+        )
 
     async def _resolve(self, n: Notification) -> None:
         text = fallback_text(n, resolved=True)

@@ -54,17 +54,35 @@ def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     state = "storm over" if resolved else f"{n.storm.firing} firing"
     lines = "\n".join(f"• {_clip(item, 200)}" for item in n.storm.sample)
     return [
-        {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                    "text": _clip(f"{emoji} Alert storm: {n.storm.count} alerts ({state})", 150)}},
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "emoji": True,
+                "text": _clip(f"{emoji} Alert storm: {n.storm.count} alerts ({state})", 150),
+            },
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Group* {_group(n)}\n*Latest*\n{lines}")}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Alerts of this group are summarised here "
-                                          "instead of one message each; see the API for every incident."}]},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "Alerts of this group are summarised here "
+                    "instead of one message each; see the API for every incident.",
+                }
+            ],
+        },
     ]
 
 
 def _button(text: str, action: str, value: int, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": _clip(text, 75)},
-                              "action_id": action, "value": str(value)}
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _clip(text, 75)},
+        "action_id": action,
+        "value": str(value),
+    }
     if style:
         button["style"] = style
     return button
@@ -98,12 +116,18 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
         fields.append({"type": "mrkdwn", "text": f"*Resolved*\n{_ts(n.ends_at)} (after {lasted})"})
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{n.summary}*\n{n.description}".strip())},
-         "fields": fields},
-        {"type": "context", "elements": [
-            {"type": "mrkdwn", "text": _clip(f"Why {n.severity.value}: {n.reason}", 2000)},
-            {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
-        ]},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _clip(f"*{n.summary}*\n{n.description}".strip())},
+            "fields": fields,
+        },
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": _clip(f"Why {n.severity.value}: {n.reason}", 2000)},
+                {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
+            ],
+        },
     ]
     if n.changes:
         lines = "\n".join(f"• {c.text}" for c in n.changes[:3])
@@ -112,29 +136,51 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     if n.note:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f":repeat: {n.note}", 2000)}]})
     if n.event == "acknowledge" and not resolved:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f":eyes: acknowledged by {who(n.actor)}"}]})
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f":eyes: acknowledged by {who(n.actor)}"}]}
+        )
     if resolved and n.actor:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"resolved by hand by {who(n.actor)}"}]})
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"resolved by hand by {who(n.actor)}"}]}
+        )
     if not resolved:
         buttons: list[dict[str, Any]] = []
         if n.event != "acknowledge":
             buttons.append(_button("Ack", "incident_ack", n.incident_id))
-        buttons += [_button("Resolve", "incident_resolve", n.incident_id),
-                    _button("Silence 1h", "incident_silence_1h", n.incident_id)]
-        buttons += [_button(f"Run {a['runbook']}", "runbook_approve", a["run_id"], style="primary")
-                    for a in n.approvals]
+        buttons += [
+            _button("Resolve", "incident_resolve", n.incident_id),
+            _button("Silence 1h", "incident_silence_1h", n.incident_id),
+        ]
+        buttons += [
+            _button(f"Run {a['runbook']}", "runbook_approve", a["run_id"], style="primary") for a in n.approvals
+        ]
         undo = undo_button(n)
         if undo is not None:
             buttons.append(undo)
         blocks.append({"type": "actions", "block_id": f"incident-{n.incident_id}", "elements": buttons})
-    links = [(text, url) for text, url in (("Runbook", n.runbook_url), ("Source", n.generator_url),
-                                           ("Dashboard", n.annotations.get("dashboard_url", "")))
-             if url.startswith(("http://", "https://"))]
+    links = [
+        (text, url)
+        for text, url in (
+            ("Runbook", n.runbook_url),
+            ("Source", n.generator_url),
+            ("Dashboard", n.annotations.get("dashboard_url", "")),
+        )
+        if url.startswith(("http://", "https://"))
+    ]
     if links:
-        blocks.append({"type": "actions", "block_id": "links", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url, "action_id": f"link_{i}"}
-            for i, (text, url) in enumerate(links)
-        ]})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "links",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": text},
+                        "url": url,
+                        "action_id": f"link_{i}",
+                    }
+                    for i, (text, url) in enumerate(links)
+                ],
+            }
+        )
     return blocks

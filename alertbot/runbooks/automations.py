@@ -32,12 +32,19 @@ log = structlog.get_logger("alertbot.automations")
 class RunRequest:
     run_id: int
     runbook: str
-    status: str          # queued (run now) | pending (awaits approval)
+    status: str  # queued (run now) | pending (awaits approval)
 
 
-def request_runs(conn: Connection, automations: list[AutomationConfig], labels: Mapping[str, str],
-                 alert_labels: Mapping[str, str], *, incident_id: int, now: datetime,
-                 shadow: bool = False) -> list[RunRequest]:
+def request_runs(
+    conn: Connection,
+    automations: list[AutomationConfig],
+    labels: Mapping[str, str],
+    alert_labels: Mapping[str, str],
+    *,
+    incident_id: int,
+    now: datetime,
+    shadow: bool = False,
+) -> list[RunRequest]:
     """Store the runs the matching automations ask for: queued ones run now, pending ones await approval."""
     requests = []
     for automation in automations:
@@ -47,24 +54,44 @@ def request_runs(conn: Connection, automations: list[AutomationConfig], labels: 
         try:
             params = render_params(automation.params, alert_labels)
         except ValueError as exc:
-            runbook_runs.queue(conn, runbook=automation.runbook, params={}, trigger=trigger,
-                               automation=automation.name, target_key="", status="failed", now=now,
-                               result=f"cannot run: {exc}")
+            runbook_runs.queue(
+                conn,
+                runbook=automation.runbook,
+                params={},
+                trigger=trigger,
+                automation=automation.name,
+                target_key="",
+                status="failed",
+                now=now,
+                result=f"cannot run: {exc}",
+            )
             continue
         if shadow or automation.mode == "shadow":
-            decisions.record(conn, incident_id=incident_id, kind="runbook", now=now,
-                             summary=f"would start {automation.runbook} ({automation.name}) with {params}",
-                             detail={"automation": automation.name, "runbook": automation.runbook, "params": params})
+            decisions.record(
+                conn,
+                incident_id=incident_id,
+                kind="runbook",
+                now=now,
+                summary=f"would start {automation.runbook} ({automation.name}) with {params}",
+                detail={"automation": automation.name, "runbook": automation.runbook, "params": params},
+            )
             continue
         target_key = f"{automation.name}:{json.dumps(params, sort_keys=True)}"
         earlier = runbook_runs.last_for_target(conn, target_key, now - automation.cooldown)
         if earlier is not None:
-            log.info("automation_cooldown", automation=automation.name, incident_id=incident_id,
-                     earlier_run=earlier.id)
+            log.info("automation_cooldown", automation=automation.name, incident_id=incident_id, earlier_run=earlier.id)
             continue
         status = "queued" if automation.mode == "auto" else "pending"
-        run_id = runbook_runs.queue(conn, runbook=automation.runbook, params=params, trigger=trigger,
-                                    automation=automation.name, target_key=target_key, status=status, now=now)
+        run_id = runbook_runs.queue(
+            conn,
+            runbook=automation.runbook,
+            params=params,
+            trigger=trigger,
+            automation=automation.name,
+            target_key=target_key,
+            status=status,
+            now=now,
+        )
         requests.append(RunRequest(run_id, automation.runbook, status))
     return requests
 
@@ -99,13 +126,21 @@ class AutomationRunner:
                 return
             runbook = self._runbooks.get(record.runbook)
             if runbook is None:
-                await self._store.write(runbook_runs.finish, run_id, status="failed", applied=[],
-                                        result=f"no runbook {record.runbook!r} is loaded", now=self._executor.now())
+                await self._store.write(
+                    runbook_runs.finish,
+                    run_id,
+                    status="failed",
+                    applied=[],
+                    result=f"no runbook {record.runbook!r} is loaded",
+                    now=self._executor.now(),
+                )
                 return
-            result = await self._executor.run(runbook, record.params, execute=True, trigger=record.trigger,
-                                              run_id=run_id)
-            log.info("automation_run", run_id=run_id, runbook=record.runbook, status=result.status,
-                     message=result.message)
+            result = await self._executor.run(
+                runbook, record.params, execute=True, trigger=record.trigger, run_id=run_id
+            )
+            log.info(
+                "automation_run", run_id=run_id, runbook=record.runbook, status=result.status, message=result.message
+            )
         except Exception:
             log.exception("automation_run_crashed", run_id=run_id)
 

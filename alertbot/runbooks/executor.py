@@ -33,7 +33,7 @@ log = structlog.get_logger("alertbot.runbooks")
 @dataclass
 class RunResult:
     run_id: int
-    status: str                       # planned | succeeded | noop | failed | rejected
+    status: str  # planned | succeeded | noop | failed | rejected
     plans: list[StepPlan]
     message: str
 
@@ -43,12 +43,21 @@ class RunResult:
 
 
 class Executor:
-    def __init__(self, store: Store, kube: Callable[[], Kubernetes] | None, *, clock: Callable[[], datetime],
-                 dry_run_only: bool = False, max_wait: float = 600.0, metrics: Metrics | None = None,
-                 prometheus: Prometheus | None = None, settle: timedelta = timedelta(minutes=10),
-                 heartbeat: timedelta = runbook_runs.RUN_HEARTBEAT) -> None:
-        self._heartbeat = heartbeat       # how often a running run records that its process is alive
-        self._settle = settle             # how long weights must stay healthy to be last-known-good
+    def __init__(
+        self,
+        store: Store,
+        kube: Callable[[], Kubernetes] | None,
+        *,
+        clock: Callable[[], datetime],
+        dry_run_only: bool = False,
+        max_wait: float = 600.0,
+        metrics: Metrics | None = None,
+        prometheus: Prometheus | None = None,
+        settle: timedelta = timedelta(minutes=10),
+        heartbeat: timedelta = runbook_runs.RUN_HEARTBEAT,
+    ) -> None:
+        self._heartbeat = heartbeat  # how often a running run records that its process is alive
+        self._settle = settle  # how long weights must stay healthy to be last-known-good
         self._metrics = metrics
         self._prometheus = prometheus
         self._store = store
@@ -79,43 +88,91 @@ class Executor:
         ctx = self._context()
         return [await plan_step(i, step, ctx) for i, step in enumerate(runbook.bound_steps(params))]
 
-    async def run(self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str,
-                  run_id: int | None = None) -> RunResult:
+    async def run(
+        self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str, run_id: int | None = None
+    ) -> RunResult:
         """Plan, audit, and (``execute``) apply. ``run_id``: an automation's queued run to carry out.
         Invalid params raise RunbookUsageError before anything is read."""
         try:
             params = runbook.resolve_params(given)
         except ValueError as exc:
             if run_id is not None:
-                return await self._end(run_id, runbook.name, given, trigger=trigger, status="failed", plans=[],
-                                       message=f"invalid params: {exc}")
+                return await self._end(
+                    run_id,
+                    runbook.name,
+                    given,
+                    trigger=trigger,
+                    status="failed",
+                    plans=[],
+                    message=f"invalid params: {exc}",
+                )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
         try:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
             log.warning("runbook_plan_failed", runbook=runbook.name, trigger=trigger, error=exc.message)
-            return await self._end(run_id, runbook.name, params, trigger=trigger, status="failed", plans=[],
-                                   message=f"planning failed: {exc.message}")
+            return await self._end(
+                run_id,
+                runbook.name,
+                params,
+                trigger=trigger,
+                status="failed",
+                plans=[],
+                message=f"planning failed: {exc.message}",
+            )
         note = ""
         if execute and self._dry_run_only:
             execute, note = False, " (runbooks.dry_run is on: planned only)"
         if not execute:
             await self._server_dry_run(plans)
-            return await self._end(run_id, runbook.name, params, trigger=trigger, status="planned", plans=plans,
-                                   message="dry run: nothing was changed" + note)
+            return await self._end(
+                run_id,
+                runbook.name,
+                params,
+                trigger=trigger,
+                status="planned",
+                plans=plans,
+                message="dry run: nothing was changed" + note,
+            )
         return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
 
-    async def _end(self, run_id: int | None, name: str, params: dict[str, str], *, trigger: str, status: str,
-                   plans: list[StepPlan], message: str, undo_of: int | None = None) -> RunResult:
+    async def _end(
+        self,
+        run_id: int | None,
+        name: str,
+        params: dict[str, str],
+        *,
+        trigger: str,
+        status: str,
+        plans: list[StepPlan],
+        message: str,
+        undo_of: int | None = None,
+    ) -> RunResult:
         """Audit a run that ends without applying anything (planned, noop, failed to plan, rejected)."""
         plan = [p.to_json() for p in plans]
         if run_id is None:
-            run_id = await self._store.write(runbook_runs.start, runbook=name, params=params, trigger=trigger,
-                                             status=status, plan=plan, undo_of=undo_of, now=self._clock(),
-                                             result=message)
+            run_id = await self._store.write(
+                runbook_runs.start,
+                runbook=name,
+                params=params,
+                trigger=trigger,
+                status=status,
+                plan=plan,
+                undo_of=undo_of,
+                now=self._clock(),
+                result=message,
+            )
         else:
-            await self._store.write(runbook_runs.finish, run_id, status=status, applied=[], result=message,
-                                    now=self._clock(), plan=plan, params=params)
+            await self._store.write(
+                runbook_runs.finish,
+                run_id,
+                status=status,
+                applied=[],
+                result=message,
+                now=self._clock(),
+                plan=plan,
+                params=params,
+            )
         self._count(name, status)
         return RunResult(run_id, status, plans, message)
 
@@ -131,26 +188,60 @@ class Executor:
         for plan in plans:
             await apply_step(plan, ctx, dry_run=True)
 
-    async def _apply(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
-                     undo_of: int | None, run_id: int | None = None) -> RunResult:
+    async def _apply(
+        self,
+        name: str,
+        params: dict[str, str],
+        plans: list[StepPlan],
+        *,
+        trigger: str,
+        undo_of: int | None,
+        run_id: int | None = None,
+    ) -> RunResult:
         kube = self._cluster()
         if kube is None and any(p.target for p in plans):
-            message = ("no Kubernetes cluster configured (kubernetes.kubeconfig, $KUBECONFIG or in-cluster): "
-                       "runbooks can only plan")
+            message = (
+                "no Kubernetes cluster configured (kubernetes.kubeconfig, $KUBECONFIG or in-cluster): "
+                "runbooks can only plan"
+            )
             if run_id is not None:
-                return await self._end(run_id, name, params, trigger=trigger, status="failed", plans=plans,
-                                       message=message)
+                return await self._end(
+                    run_id, name, params, trigger=trigger, status="failed", plans=plans, message=message
+                )
             raise RunbookUsageError(message)
         if all(p.noop for p in plans if p.target) and any(p.target for p in plans):
-            return await self._end(run_id, name, params, trigger=trigger, status="noop", plans=plans, undo_of=undo_of,
-                                   message="nothing to change: " + "; ".join(
-                                       line for p in plans if p.target for line in p.lines))
+            return await self._end(
+                run_id,
+                name,
+                params,
+                trigger=trigger,
+                status="noop",
+                plans=plans,
+                undo_of=undo_of,
+                message="nothing to change: " + "; ".join(line for p in plans if p.target for line in p.lines),
+            )
         try:
-            run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
-                                             undo_of=undo_of, now=self._clock(), run_id=run_id)
+            run_id = await self._store.write(
+                _start_locked,
+                name=name,
+                params=params,
+                trigger=trigger,
+                plans=plans,
+                undo_of=undo_of,
+                now=self._clock(),
+                run_id=run_id,
+            )
         except RunbookError as exc:
-            return await self._end(run_id, name, params, trigger=trigger, status="rejected", plans=plans,
-                                   message=exc.message, undo_of=undo_of)
+            return await self._end(
+                run_id,
+                name,
+                params,
+                trigger=trigger,
+                status="rejected",
+                plans=plans,
+                message=exc.message,
+                undo_of=undo_of,
+            )
 
         applied: list[dict[str, Any]] = []
         notes: list[str] = []
@@ -169,10 +260,12 @@ class Executor:
             status = "failed"
             done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
             message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
-                f" — `alertbot runbook undo {run_id}` restores them" if applied else "")
+                f" — `alertbot runbook undo {run_id}` restores them" if applied else ""
+            )
         finally:
-            await self._store.write(_finish_and_unlock, run_id, status=status, applied=applied, result=message,
-                                    now=self._clock())
+            await self._store.write(
+                _finish_and_unlock, run_id, status=status, applied=applied, result=message, now=self._clock()
+            )
         self._count(name, status)
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
@@ -181,6 +274,7 @@ class Executor:
     async def _beating(self, run_id: int) -> AsyncIterator[None]:
         """Record a heartbeat for the run while in the block: while it beats, no other process takes
         the run for interrupted (a wait or a slow rollout can keep a run going for minutes)."""
+
         async def beat() -> None:
             while True:
                 await asyncio.sleep(self._heartbeat.total_seconds())
@@ -224,11 +318,13 @@ class Executor:
             raise RunbookUsageError("no Kubernetes cluster configured: runbooks can only plan")
         return await self._apply_reverse(record.runbook, record.params, plans, trigger=trigger, undo_of=run_id)
 
-    async def _apply_reverse(self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str,
-                             undo_of: int) -> RunResult:
+    async def _apply_reverse(
+        self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str, undo_of: int
+    ) -> RunResult:
         ctx = self._context()
-        run_id = await self._store.write(_start_locked, name=name, params=params, trigger=trigger, plans=plans,
-                                         undo_of=undo_of, now=self._clock())
+        run_id = await self._store.write(
+            _start_locked, name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of, now=self._clock()
+        )
         status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
         try:
             async with self._beating(run_id):
@@ -238,18 +334,29 @@ class Executor:
         except RunbookError as exc:
             status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
         finally:
-            await self._store.write(_finish_and_unlock, run_id, status=status, applied=[], result=message,
-                                    now=self._clock())
+            await self._store.write(
+                _finish_and_unlock, run_id, status=status, applied=[], result=message, now=self._clock()
+            )
         return RunResult(run_id, status, plans, message)
 
 
-def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigger: str, plans: list[StepPlan],
-                  undo_of: int | None, now: datetime, run_id: int | None = None) -> int:
+def _start_locked(
+    conn: Connection,
+    *,
+    name: str,
+    params: dict[str, str],
+    trigger: str,
+    plans: list[StepPlan],
+    undo_of: int | None,
+    now: datetime,
+    run_id: int | None = None,
+) -> int:
     """Audit the run as running and take its targets' locks, in one transaction (all or nothing)."""
     plan = [p.to_json() for p in plans]
     if run_id is None:
-        run_id = runbook_runs.start(conn, runbook=name, params=params, trigger=trigger, status="running", plan=plan,
-                                    undo_of=undo_of, now=now)
+        run_id = runbook_runs.start(
+            conn, runbook=name, params=params, trigger=trigger, status="running", plan=plan, undo_of=undo_of, now=now
+        )
     elif not runbook_runs.mark_running(conn, run_id, plan=plan, params=params, now=now):
         raise RunbookError(f"run {run_id} is no longer queued (another replica took it, or it was cancelled)")
     held = runbook_runs.lock(conn, sorted({p.target for p in plans if p.target}), run_id, now)
@@ -258,8 +365,9 @@ def _start_locked(conn: Connection, *, name: str, params: dict[str, str], trigge
     return run_id
 
 
-def _finish_and_unlock(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
-                       now: datetime) -> None:
+def _finish_and_unlock(
+    conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str, now: datetime
+) -> None:
     runbook_runs.finish(conn, run_id, status=status, applied=applied, result=result, now=now)
     runbook_runs.unlock(conn, run_id)
     if applied:
@@ -271,15 +379,32 @@ def _record_change(conn: Connection, run_id: int, applied: list[dict[str, Any]],
     run = runbook_runs.get(conn, run_id)
     assert run is not None
     types = {plan["type"] for plan in applied}
-    kind = "traffic_shift" if any(t.startswith("istio.") for t in types) else (
-        "deployment" if types & {"k8s.rollout_restart", "k8s.rollout_undo"} else "config_change")
+    kind = (
+        "traffic_shift"
+        if any(t.startswith("istio.") for t in types)
+        else ("deployment" if types & {"k8s.rollout_restart", "k8s.rollout_undo"} else "config_change")
+    )
     params = run.params
     lines = [line for plan in applied for line in plan["lines"]]
     services = [plan["detail"]["service"] for plan in applied if plan["detail"].get("service")]
     verb = f"undo of run {run.undo_of}" if run.undo_of else f"runbook {run.runbook}"
-    change_events.record(conn, source="runbook", now=now, values={
-        "event_id": f"runbook:{run_id}", "kind": kind,
-        "service": params.get("service") or (services[0] if services else "") or params.get("deployment")
-                   or params.get("virtualservice") or run.runbook,
-        "namespace": params.get("namespace", ""), "version": "", "actor": run.trigger,
-        "description": f"{verb} (run {run_id}): " + "; ".join(lines), "links": [], "timestamp": now})
+    change_events.record(
+        conn,
+        source="runbook",
+        now=now,
+        values={
+            "event_id": f"runbook:{run_id}",
+            "kind": kind,
+            "service": params.get("service")
+            or (services[0] if services else "")
+            or params.get("deployment")
+            or params.get("virtualservice")
+            or run.runbook,
+            "namespace": params.get("namespace", ""),
+            "version": "",
+            "actor": run.trigger,
+            "description": f"{verb} (run {run_id}): " + "; ".join(lines),
+            "links": [],
+            "timestamp": now,
+        },
+    )

@@ -19,8 +19,8 @@ from alertbot.errors import RunbookError
 class RouteChange:
     index: int
     name: str
-    before: list[dict[str, Any]]      # the route's destinations as read
-    after: list[dict[str, Any]]       # the same, with new weights
+    before: list[dict[str, Any]]  # the route's destinations as read
+    after: list[dict[str, Any]]  # the same, with new weights
 
     def describe(self) -> str:
         label = f"http[{self.index}]" + (f" ({self.name})" if self.name else "")
@@ -60,8 +60,10 @@ def plan_rollback(vs: Mapping[str, Any], stable_subset: str) -> list[RouteChange
         if [_weight(d) for d in dests] != [_weight(d) for d in after]:
             changes.append(RouteChange(index, str(http.get("name", "")), dests, after))
     if missing:
-        raise RunbookError(f"subset {stable_subset!r} is not a destination of {', '.join(missing)}: "
-                           "refusing to guess where stable traffic should go")
+        raise RunbookError(
+            f"subset {stable_subset!r} is not a destination of {', '.join(missing)}: "
+            "refusing to guess where stable traffic should go"
+        )
     return changes
 
 
@@ -95,16 +97,20 @@ def plan_restore(vs: Mapping[str, Any], recorded: list[list[list[Any]]]) -> list
     the VirtualService changed shape since, and guessing would be worse than doing nothing."""
     routes = _http_routes(vs)
     if len(routes) != len(recorded):
-        raise RunbookError(f"the VirtualService has {len(routes)} HTTP routes, the last good record {len(recorded)}: "
-                           "it changed shape since; set the weights by hand (istio.set_weights)")
+        raise RunbookError(
+            f"the VirtualService has {len(routes)} HTTP routes, the last good record {len(recorded)}: "
+            "it changed shape since; set the weights by hand (istio.set_weights)"
+        )
     changes = []
     for index, (http, pairs) in enumerate(zip(routes, recorded, strict=True)):
         dests = http.get("route") or []
         good = {str(dest): int(weight) for dest, weight in pairs}
         names = [_subset(d) for d in dests]
         if sorted(names) != sorted(good):
-            raise RunbookError(f"http[{index}] routes to {', '.join(names)} now, to {', '.join(sorted(good))} when "
-                               "last good: it changed shape since; set the weights by hand (istio.set_weights)")
+            raise RunbookError(
+                f"http[{index}] routes to {', '.join(names)} now, to {', '.join(sorted(good))} when "
+                "last good: it changed shape since; set the weights by hand (istio.set_weights)"
+            )
         after = [{**d, "weight": good[name]} for d, name in zip(dests, names, strict=True)]
         if [_weight(d) for d in dests] != [_weight(d) for d in after]:
             changes.append(RouteChange(index, str(http.get("name", "")), dests, after))
@@ -127,8 +133,8 @@ def json_patch(changes: list[RouteChange], *, reverse: bool = False) -> list[dic
 class Controller:
     """A progressive-delivery controller that owns a VirtualService's weights."""
 
-    kind: str          # flagger | argo-rollouts
-    name: str          # the Canary / Rollout
+    kind: str  # flagger | argo-rollouts
+    name: str  # the Canary / Rollout
 
 
 ARGO_MANAGED_BY = "argo-rollouts.argoproj.io/managed-by-rollouts"

@@ -66,8 +66,10 @@ class Kubernetes:
         for version in versions:
 
             def get(version: str = version) -> dict[str, Any]:
-                return cast(dict[str, Any], self._custom.get_namespaced_custom_object(
-                    ISTIO_GROUP, version, namespace, "virtualservices", name))
+                return cast(
+                    dict[str, Any],
+                    self._custom.get_namespaced_custom_object(ISTIO_GROUP, version, namespace, "virtualservices", name),
+                )
 
             try:
                 vs = await self._call(what, "get", "virtualservices.networking.istio.io", get)
@@ -81,40 +83,70 @@ class Kubernetes:
         assert first_error is not None
         raise first_error
 
-    async def patch_virtualservice(self, namespace: str, name: str, patch: list[dict[str, Any]], *,
-                                   dry_run: bool) -> dict[str, Any]:
+    async def patch_virtualservice(
+        self, namespace: str, name: str, patch: list[dict[str, Any]], *, dry_run: bool
+    ) -> dict[str, Any]:
         version = self._vs_version or ISTIO_VERSIONS[0]
 
         def apply() -> dict[str, Any]:
-            return cast(dict[str, Any], self._custom.patch_namespaced_custom_object(
-                ISTIO_GROUP, version, namespace, "virtualservices", name, patch,
-                **_write_options(dry_run), _content_type=JSON_PATCH))
+            return cast(
+                dict[str, Any],
+                self._custom.patch_namespaced_custom_object(
+                    ISTIO_GROUP,
+                    version,
+                    namespace,
+                    "virtualservices",
+                    name,
+                    patch,
+                    **_write_options(dry_run),
+                    _content_type=JSON_PATCH,
+                ),
+            )
 
-        return await self._call(f"virtualservice {namespace}/{name}", "patch", "virtualservices.networking.istio.io",
-                                apply)
+        return await self._call(
+            f"virtualservice {namespace}/{name}", "patch", "virtualservices.networking.istio.io", apply
+        )
 
     async def get_replicas(self, namespace: str, deployment: str) -> int:
-        scale = await self._call(f"deployment {namespace}/{deployment}", "get", "deployments/scale",
-                                 lambda: self._apps.read_namespaced_deployment_scale(deployment, namespace))
+        scale = await self._call(
+            f"deployment {namespace}/{deployment}",
+            "get",
+            "deployments/scale",
+            lambda: self._apps.read_namespaced_deployment_scale(deployment, namespace),
+        )
         return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
     async def abort_rollout(self, namespace: str, name: str, *, dry_run: bool) -> None:
         """What ``kubectl argo rollouts abort`` does: set ``status.abort`` on the Rollout (Argo then
         sends all traffic back to the stable ReplicaSet)."""
+
         def apply() -> object:
             return self._custom.patch_namespaced_custom_object_status(
-                "argoproj.io", "v1alpha1", namespace, "rollouts", name, {"status": {"abort": True}},
-                **_write_options(dry_run), _content_type=MERGE_PATCH)
+                "argoproj.io",
+                "v1alpha1",
+                namespace,
+                "rollouts",
+                name,
+                {"status": {"abort": True}},
+                **_write_options(dry_run),
+                _content_type=MERGE_PATCH,
+            )
 
         await self._call(f"rollout {namespace}/{name}", "patch", "rollouts/status.argoproj.io", apply)
 
     async def rollout_restart(self, namespace: str, deployment: str, *, at: datetime, dry_run: bool) -> None:
         """What ``kubectl rollout restart`` does: stamp the pod template so the Deployment rolls."""
-        patch = {"spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": at.isoformat()}}}}}
-        await self._call(f"deployment {namespace}/{deployment}", "patch", "deployments", lambda: (
-            self._apps.patch_namespaced_deployment(deployment, namespace, patch, **_write_options(dry_run),
-                                                   _content_type=MERGE_PATCH)))
+        patch = {
+            "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at.isoformat()}}}}
+        }
+        await self._call(
+            f"deployment {namespace}/{deployment}",
+            "patch",
+            "deployments",
+            lambda: self._apps.patch_namespaced_deployment(
+                deployment, namespace, patch, **_write_options(dry_run), _content_type=MERGE_PATCH
+            ),
+        )
 
     async def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
         def get() -> dict[str, Any]:
@@ -127,27 +159,37 @@ class Kubernetes:
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
         def list_them() -> list[dict[str, Any]]:
-            resp: Any = self._apps.list_namespaced_replica_set(namespace, label_selector=selector,
-                                                               _preload_content=False)
+            resp: Any = self._apps.list_namespaced_replica_set(
+                namespace, label_selector=selector, _preload_content=False
+            )
             return list(json.loads(resp.data).get("items") or [])
 
         return await self._call(f"replicasets in {namespace} ({selector})", "list", "replicasets", list_them)
 
-    async def patch_deployment(self, namespace: str, name: str, patch: list[dict[str, Any]], *,
-                               dry_run: bool) -> None:
+    async def patch_deployment(self, namespace: str, name: str, patch: list[dict[str, Any]], *, dry_run: bool) -> None:
         """A guarded JSON patch of a Deployment (its ``test`` ops make a concurrent change fail it)."""
-        await self._call(f"deployment {namespace}/{name}", "patch", "deployments", lambda: (
-            self._apps.patch_namespaced_deployment(name, namespace, patch, **_write_options(dry_run),
-                                                   _content_type=JSON_PATCH)))
+        await self._call(
+            f"deployment {namespace}/{name}",
+            "patch",
+            "deployments",
+            lambda: self._apps.patch_namespaced_deployment(
+                name, namespace, patch, **_write_options(dry_run), _content_type=JSON_PATCH
+            ),
+        )
 
-    async def set_replicas(self, namespace: str, deployment: str, *, expect: int, replicas: int,
-                           dry_run: bool) -> None:
-        patch = [{"op": "test", "path": "/spec/replicas", "value": expect},
-                 {"op": "replace", "path": "/spec/replicas", "value": replicas}]
-        await self._call(f"deployment {namespace}/{deployment}", "patch", "deployments/scale", lambda: (
-            self._apps.patch_namespaced_deployment_scale(deployment, namespace, patch,
-                                                         **_write_options(dry_run),
-                                                         _content_type=JSON_PATCH)))
+    async def set_replicas(self, namespace: str, deployment: str, *, expect: int, replicas: int, dry_run: bool) -> None:
+        patch = [
+            {"op": "test", "path": "/spec/replicas", "value": expect},
+            {"op": "replace", "path": "/spec/replicas", "value": replicas},
+        ]
+        await self._call(
+            f"deployment {namespace}/{deployment}",
+            "patch",
+            "deployments/scale",
+            lambda: self._apps.patch_namespaced_deployment_scale(
+                deployment, namespace, patch, **_write_options(dry_run), _content_type=JSON_PATCH
+            ),
+        )
 
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -166,11 +208,15 @@ def _api_error(what: str, verb: str, resource: str, exc: ApiException) -> Runboo
         message = str(exc.body or "")[:200]
     status = exc.status or 0
     if status == 403:
-        return RunbookError(f"{what}: forbidden — the service account needs RBAC permission to {verb} {resource} "
-                            f"in that namespace ({message or exc.reason})")
+        return RunbookError(
+            f"{what}: forbidden — the service account needs RBAC permission to {verb} {resource} "
+            f"in that namespace ({message or exc.reason})"
+        )
     if status == 404:
         return RunbookError(f"{what}: not found ({message or exc.reason})")
     if status in (409, 422) and verb == "patch":
-        return RunbookError(f"{what}: changed since it was read (someone or a controller edited it); nothing "
-                            f"was changed — plan again ({message or exc.reason})")
+        return RunbookError(
+            f"{what}: changed since it was read (someone or a controller edited it); nothing "
+            f"was changed — plan again ({message or exc.reason})"
+        )
     return RunbookError(f"{what}: Kubernetes API answered {status} {exc.reason}: {message}")

@@ -105,8 +105,18 @@ class Notify(_Strict):
     message: str
 
 
-Step = Annotated[IstioRollback | IstioSetWeights | IstioRestoreLastGood | K8sScale | K8sRolloutRestart
-                 | K8sRolloutUndo | PrometheusCheck | Wait | Notify, Field(discriminator="type")]
+Step = Annotated[
+    IstioRollback
+    | IstioSetWeights
+    | IstioRestoreLastGood
+    | K8sScale
+    | K8sRolloutRestart
+    | K8sRolloutUndo
+    | PrometheusCheck
+    | Wait
+    | Notify,
+    Field(discriminator="type"),
+]
 
 
 class Runbook(_Strict):
@@ -133,8 +143,9 @@ class Runbook(_Strict):
         declared = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(declared))
         if unknown:
-            raise ValueError(f"unknown param {', '.join(unknown)} (runbook {self.name} takes "
-                             f"{', '.join(declared) or 'none'})")
+            raise ValueError(
+                f"unknown param {', '.join(unknown)} (runbook {self.name} takes {', '.join(declared) or 'none'})"
+            )
         out: dict[str, str] = {}
         for name, param in declared.items():
             value = given.get(name, param.default)
@@ -159,10 +170,12 @@ class Runbook(_Strict):
 
 def _fill(value: object, params: dict[str, str]) -> object:
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             if match.group(1) not in params:
                 raise ValueError(f"param {match.group(1)} has no value")
             return params[match.group(1)]
+
         return _PARAM_REF.sub(sub, value)
     if isinstance(value, dict):
         return {k: _fill(v, params) for k, v in value.items()}

@@ -17,8 +17,10 @@ class Prometheus:
     async def value(self, query: str) -> float | None:
         """The query's value (the first series' sample); None when it returns no data."""
         try:
-            async with aiohttp.ClientSession(timeout=self._timeout) as session, \
-                    session.get(self._url, params={"query": query}) as resp:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout) as session,
+                session.get(self._url, params={"query": query}) as resp,
+            ):
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RunbookError(f"Prometheus query failed: {type(exc).__name__}: {exc}") from None

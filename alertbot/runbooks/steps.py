@@ -41,20 +41,34 @@ class StepPlan:
 
     index: int
     type: str
-    target: str                       # what it changes, e.g. "virtualservice ns/name" ("" for none)
-    lines: list[str]                  # human-readable: before → after
+    target: str  # what it changes, e.g. "virtualservice ns/name" ("" for none)
+    lines: list[str]  # human-readable: before → after
     detail: dict[str, Any] = field(default_factory=dict)
-    noop: bool = False                # the target is already as wanted
-    undoable: bool = False            # applying it changes state that undo can restore
+    noop: bool = False  # the target is already as wanted
+    undoable: bool = False  # applying it changes state that undo can restore
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "type": self.type, "target": self.target, "lines": self.lines,
-                "detail": self.detail, "noop": self.noop, "undoable": self.undoable}
+        return {
+            "index": self.index,
+            "type": self.type,
+            "target": self.target,
+            "lines": self.lines,
+            "detail": self.detail,
+            "noop": self.noop,
+            "undoable": self.undoable,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StepPlan:
-        return cls(data["index"], data["type"], data["target"], list(data["lines"]), dict(data["detail"]),
-                   bool(data["noop"]), bool(data["undoable"]))
+        return cls(
+            data["index"],
+            data["type"],
+            data["target"],
+            list(data["lines"]),
+            dict(data["detail"]),
+            bool(data["noop"]),
+            bool(data["undoable"]),
+        )
 
     def namespace_and_name(self) -> tuple[str, str]:
         namespace, name = self.target.split(" ", 1)[1].split("/", 1)
@@ -92,19 +106,26 @@ class IstioTraffic:
     """``istio.rollback``, ``istio.set_weights`` and ``istio.restore_last_good``: guarded weight
     changes on a VirtualService."""
 
-    async def plan(self, index: int, step: IstioRollback | IstioSetWeights | IstioRestoreLastGood,
-                   ctx: StepContext) -> StepPlan:
+    async def plan(
+        self, index: int, step: IstioRollback | IstioSetWeights | IstioRestoreLastGood, ctx: StepContext
+    ) -> StepPlan:
         target = f"virtualservice {step.namespace}/{step.virtualservice}"
         record = None
         if isinstance(step, IstioRestoreLastGood):
             record = await ctx.last_good(step.namespace, step.virtualservice)
             if record is None:
-                raise RunbookError(f"{target}: no last-known-good weights recorded (they are recorded by the "
-                                   "Kubernetes watch, kubernetes.watch, while no critical alert fires for its service)")
+                raise RunbookError(
+                    f"{target}: no last-known-good weights recorded (they are recorded by the "
+                    "Kubernetes watch, kubernetes.watch, while no critical alert fires for its service)"
+                )
         if ctx.kube is None:
-            intent = (f"all traffic of every split route to subset {step.stable_subset}"
-                      if isinstance(step, IstioRollback) else
-                      f"weights {step.weights}" if isinstance(step, IstioSetWeights) else "the last good weights")
+            intent = (
+                f"all traffic of every split route to subset {step.stable_subset}"
+                if isinstance(step, IstioRollback)
+                else f"weights {step.weights}"
+                if isinstance(step, IstioSetWeights)
+                else "the last good weights"
+            )
             return StepPlan(index, step.type, target, [f"{target}: {intent} (current state unknown: {NO_CLUSTER})"])
         vs = await ctx.kube.get_virtualservice(step.namespace, step.virtualservice)
         controller = istio.owning_controller(vs)
@@ -113,16 +134,25 @@ class IstioTraffic:
                 f"{target} is managed by Flagger (Canary {controller.name!r}): Flagger reconciles its weights and "
                 "would undo a direct patch. Let Flagger roll back (its analysis fails on the same metrics), or "
                 f"stop the canary with Flagger itself (e.g. `kubectl -n {step.namespace} annotate canary "
-                f"{controller.name} ...` per your Flagger setup) — alertbot changed nothing")
+                f"{controller.name} ...` per your Flagger setup) — alertbot changed nothing"
+            )
         if controller is not None and isinstance(step, IstioRollback):
             rollout = f"rollout {step.namespace}/{controller.name}"
-            return StepPlan(index, "istio.rollback", rollout,
-                            [f"{target} is managed by Argo Rollouts: abort {rollout} (Argo sends all traffic back "
-                             "to stable) — the same as `kubectl argo rollouts abort`"],
-                            {"abort_rollout": controller.name})
+            return StepPlan(
+                index,
+                "istio.rollback",
+                rollout,
+                [
+                    f"{target} is managed by Argo Rollouts: abort {rollout} (Argo sends all traffic back "
+                    "to stable) — the same as `kubectl argo rollouts abort`"
+                ],
+                {"abort_rollout": controller.name},
+            )
         if controller is not None:
-            raise RunbookError(f"{target} is managed by Argo Rollouts ({controller.name!r}): change its weights "
-                               "through the Rollout, not the VirtualService — alertbot changed nothing")
+            raise RunbookError(
+                f"{target} is managed by Argo Rollouts ({controller.name!r}): change its weights "
+                "through the Rollout, not the VirtualService — alertbot changed nothing"
+            )
         if isinstance(step, IstioRollback):
             changes = istio.plan_rollback(vs, step.stable_subset)
             nothing = f"{target}: already all traffic on {step.stable_subset} — nothing to do"
@@ -133,8 +163,10 @@ class IstioTraffic:
         else:
             changes = istio.plan_set_weights(vs, {k: int(v) for k, v in step.weights.items()})
             nothing = f"{target}: weights already as requested — nothing to do"
-        detail = {"changes": [{"index": c.index, "name": c.name, "before": c.before, "after": c.after}
-                              for c in changes], "service": vs_service(vs)}
+        detail = {
+            "changes": [{"index": c.index, "name": c.name, "before": c.before, "after": c.after} for c in changes],
+            "service": vs_service(vs),
+        }
         lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
         if record is not None and changes:
             lines = [f"{line} (last good at {record.at.isoformat()})" for line in lines]
@@ -146,12 +178,14 @@ class IstioTraffic:
                 namespace, _ = plan.namespace_and_name()
                 await _require(ctx.kube).abort_rollout(namespace, plan.detail["abort_rollout"], dry_run=dry_run)
             return None
-        changes = [istio.RouteChange(c["index"], c["name"], c["before"], c["after"])
-                   for c in plan.detail.get("changes", [])]
+        changes = [
+            istio.RouteChange(c["index"], c["name"], c["before"], c["after"]) for c in plan.detail.get("changes", [])
+        ]
         if changes:
             namespace, name = plan.namespace_and_name()
-            await _require(ctx.kube).patch_virtualservice(namespace, name, istio.json_patch(changes, reverse=reverse),
-                                                          dry_run=dry_run)
+            await _require(ctx.kube).patch_virtualservice(
+                namespace, name, istio.json_patch(changes, reverse=reverse), dry_run=dry_run
+            )
         return None
 
 
@@ -160,12 +194,14 @@ class Scale:
         target = f"deployment {step.namespace}/{step.deployment}"
         want = int(step.replicas)
         if ctx.kube is None:
-            return StepPlan(index, step.type, target, [f"{target}: scale to {want} replicas (current unknown: "
-                                                       f"{NO_CLUSTER})"])
+            return StepPlan(
+                index, step.type, target, [f"{target}: scale to {want} replicas (current unknown: {NO_CLUSTER})"]
+            )
         have = await ctx.kube.get_replicas(step.namespace, step.deployment)
         line = f"{target}: replicas {have} → {want}" if have != want else f"{target}: already {want} replicas"
-        return StepPlan(index, step.type, target, [line], {"before": have, "after": want}, noop=have == want,
-                        undoable=have != want)
+        return StepPlan(
+            index, step.type, target, [line], {"before": have, "after": want}, noop=have == want, undoable=have != want
+        )
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
         if "before" not in plan.detail or plan.detail["before"] == plan.detail["after"]:
@@ -204,16 +240,20 @@ class RolloutUndo:
     async def plan(self, index: int, step: K8sRolloutUndo, ctx: StepContext) -> StepPlan:
         target = f"deployment {step.namespace}/{step.deployment}"
         if ctx.kube is None:
-            return StepPlan(index, step.type, target, [f"{target}: back to the previous revision (current unknown: "
-                                                       f"{NO_CLUSTER})"])
+            return StepPlan(
+                index, step.type, target, [f"{target}: back to the previous revision (current unknown: {NO_CLUSTER})"]
+            )
         deployment = await ctx.kube.get_deployment(step.namespace, step.deployment)
         meta, spec = deployment.get("metadata", {}), deployment.get("spec", {})
         current = _revision(deployment)
-        owned = [rs for rs in await ctx.kube.replica_sets(step.namespace, spec.get("selector", {}).get("matchLabels")
-                                                          or {})
-                 if any(ref.get("uid") == meta.get("uid") for ref in rs["metadata"].get("ownerReferences") or [])]
-        older = sorted(((revision, rs) for rs in owned if (revision := _revision(rs)) < current),
-                       key=lambda pair: pair[0])
+        owned = [
+            rs
+            for rs in await ctx.kube.replica_sets(step.namespace, spec.get("selector", {}).get("matchLabels") or {})
+            if any(ref.get("uid") == meta.get("uid") for ref in rs["metadata"].get("ownerReferences") or [])
+        ]
+        older = sorted(
+            ((revision, rs) for rs in owned if (revision := _revision(rs)) < current), key=lambda pair: pair[0]
+        )
         if not older:
             raise RunbookError(f"{target}: no previous revision to go back to (revision {current})")
         revision, previous = older[-1]
@@ -221,25 +261,40 @@ class RolloutUndo:
         after = copy.deepcopy(previous["spec"]["template"])
         (after.get("metadata", {}).get("labels") or {}).pop("pod-template-hash", None)
         images = " → ".join(", ".join(pod_images({"spec": {"template": t}}).values()) for t in (before, after))
-        return StepPlan(index, step.type, target, [f"{target}: revision {current} → {revision}'s pod template "
-                                                   f"({images})"],
-                        {"before": before, "after": after, "service": (meta.get("labels") or {}).get("app", "")},
-                        noop=before == after, undoable=before != after)
+        return StepPlan(
+            index,
+            step.type,
+            target,
+            [f"{target}: revision {current} → {revision}'s pod template ({images})"],
+            {"before": before, "after": after, "service": (meta.get("labels") or {}).get("app", "")},
+            noop=before == after,
+            undoable=before != after,
+        )
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
         if "before" not in plan.detail or plan.noop:
             return None
         expect, want = ("after", "before") if reverse else ("before", "after")
         namespace, name = plan.namespace_and_name()
-        await _require(ctx.kube).patch_deployment(namespace, name, [
-            {"op": "test", "path": "/spec/template", "value": plan.detail[expect]},
-            {"op": "replace", "path": "/spec/template", "value": plan.detail[want]}], dry_run=dry_run)
+        await _require(ctx.kube).patch_deployment(
+            namespace,
+            name,
+            [
+                {"op": "test", "path": "/spec/template", "value": plan.detail[expect]},
+                {"op": "replace", "path": "/spec/template", "value": plan.detail[want]},
+            ],
+            dry_run=dry_run,
+        )
         return None
 
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
 }
 
 
@@ -247,7 +302,7 @@ def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
     text = text.strip()
     for symbol in ("<=", ">=", "==", "!=", "<", ">"):
         if text.startswith(symbol):
-            return _OPS[symbol], float(text[len(symbol):])
+            return _OPS[symbol], float(text[len(symbol) :])
     raise RunbookError(f"invalid expectation {text!r}")
 
 
@@ -277,8 +332,10 @@ class Check:
                 break
             await asyncio.sleep(step.interval.total_seconds())
         seen = "no data" if value is None else f"{value:g}"
-        miss = (f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after "
-                f"{step.timeout.total_seconds():g}s")
+        miss = (
+            f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after "
+            f"{step.timeout.total_seconds():g}s"
+        )
         if step.on_fail == "fail":
             raise RunbookError(miss)
         return miss

@@ -48,8 +48,10 @@ USAGE = """*`/alertbot` commands*
 • `rollback --to last-good NAMESPACE/VIRTUALSERVICE` — plan restoring its last-known-good weights
 • `timeline ID` — incident ID's alerts, notifications, changes, runbook runs and acks, in order"""
 # A correlated change's "undo" button plans this runbook with the change's target.
-UNDO_RUNBOOKS = {"virtualservice": ("restore-last-good", "virtualservice"),
-                 "deployment": ("rollout-undo", "deployment")}
+UNDO_RUNBOOKS = {
+    "virtualservice": ("restore-last-good", "virtualservice"),
+    "deployment": ("rollout-undo", "deployment"),
+}
 TIMELINE_LINES = 40
 SEVERITY_ORDER = ("critical", "warning", "info")
 
@@ -71,10 +73,19 @@ class Command:
 
 
 class SlackCommands:
-    def __init__(self, *, store: Store, executor: Executor, runbooks: Mapping[str, Runbook], config: SlackConfig,
-                 clock: Callable[[], datetime], session: aiohttp.ClientSession,
-                 on_enqueued: Callable[[], None] = lambda: None, client: AsyncWebClient | None = None,
-                 lookback: timedelta = timedelta(minutes=30)) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        executor: Executor,
+        runbooks: Mapping[str, Runbook],
+        config: SlackConfig,
+        clock: Callable[[], datetime],
+        session: aiohttp.ClientSession,
+        on_enqueued: Callable[[], None] = lambda: None,
+        client: AsyncWebClient | None = None,
+        lookback: timedelta = timedelta(minutes=30),
+    ) -> None:
         self._lookback = lookback
         self._on_enqueued = on_enqueued
         self._client = client
@@ -141,12 +152,14 @@ class SlackCommands:
                 return self._plan_for_approval(cmd, args[1], args[2:])
             if verb == "rollback" and len(args) == 1 and args[0].count("/") == 1:
                 namespace, vs = args[0].split("/")
-                return self._plan_for_approval(cmd, "emergency-rollback",
-                                               [f"namespace={namespace}", f"virtualservice={vs}"])
+                return self._plan_for_approval(
+                    cmd, "emergency-rollback", [f"namespace={namespace}", f"virtualservice={vs}"]
+                )
             if verb == "rollback" and args[:2] == ["--to", "last-good"] and len(args) == 3 and args[2].count("/") == 1:
                 namespace, vs = args[2].split("/")
-                return self._plan_for_approval(cmd, "restore-last-good",
-                                               [f"namespace={namespace}", f"virtualservice={vs}"])
+                return self._plan_for_approval(
+                    cmd, "restore-last-good", [f"namespace={namespace}", f"virtualservice={vs}"]
+                )
             if verb == "timeline" and len(args) == 1:
                 return await self._timeline(args[0])
         except AlertbotError as exc:
@@ -188,8 +201,10 @@ class SlackCommands:
             return ephemeral(f"incident {incident_id} is {state}: nothing to {verb}")
         self._on_enqueued()
         done = "acknowledged" if verb == "ack" else "resolved"
-        return {"response_type": "in_channel",
-                "text": f"<@{user}> {done} incident {incident_id} ({incident.alertname} {incident.service})"}
+        return {
+            "response_type": "in_channel",
+            "text": f"<@{user}> {done} incident {incident_id} ({incident.alertname} {incident.service})",
+        }
 
     async def _timeline(self, raw_id: str) -> dict[str, Any]:
         incident_id = parse_id(raw_id)
@@ -200,8 +215,9 @@ class SlackCommands:
             return ephemeral(f":warning: no incident {incident_id}")
         lines = [f"`{e.at.strftime('%m-%d %H:%M:%S')}` *{e.kind}* {e.text}" for e in entries[-TIMELINE_LINES:]]
         cut = len(entries) - TIMELINE_LINES
-        head = f"*Timeline of incident {incident_id}*" + (f" (latest {TIMELINE_LINES}; {cut} earlier in the API)"
-                                                          if cut > 0 else "")
+        head = f"*Timeline of incident {incident_id}*" + (
+            f" (latest {TIMELINE_LINES}; {cut} earlier in the API)" if cut > 0 else ""
+        )
         return ephemeral("\n".join([head, *lines]))
 
     async def _silence(self, cmd: Command, args: list[str]) -> dict[str, Any]:
@@ -215,18 +231,29 @@ class SlackCommands:
         if length.total_seconds() <= 0:
             return ephemeral(":warning: the duration must be positive")
         now = self._clock()
-        silence = await self._store.write(silence_repo.create, matchers, starts_at=now, ends_at=now + length,
-                                          created_by=f"slack:{cmd.user_id}", comment=f"by {cmd.user_name}", now=now)
+        silence = await self._store.write(
+            silence_repo.create,
+            matchers,
+            starts_at=now,
+            ends_at=now + length,
+            created_by=f"slack:{cmd.user_id}",
+            comment=f"by {cmd.user_name}",
+            now=now,
+        )
         shown = ", ".join(f"`{m}`" for m in silence.matchers)
-        return {"response_type": "in_channel", "text": f":mute: <@{cmd.user_id}> silenced {shown} for "
-                                                       f"{format_duration(length)} (silence {silence.id})"}
+        return {
+            "response_type": "in_channel",
+            "text": f":mute: <@{cmd.user_id}> silenced {shown} for {format_duration(length)} (silence {silence.id})",
+        }
 
     def _runbook_list(self) -> dict[str, Any]:
         if not self._runbooks:
             return ephemeral("no runbooks are loaded")
-        lines = [f"• `{rb.name}` [{rb.risk}] {rb.description} — params: "
-                 + (", ".join(p.name + ("*" if p.required else f"={p.default or ''}") for p in rb.params) or "none")
-                 for rb in self._runbooks.values()]
+        lines = [
+            f"• `{rb.name}` [{rb.risk}] {rb.description} — params: "
+            + (", ".join(p.name + ("*" if p.required else f"={p.default or ''}") for p in rb.params) or "none")
+            for rb in self._runbooks.values()
+        ]
         return ephemeral("*Runbooks* (* = required)\n" + "\n".join(lines))
 
     def _plan_for_approval(self, cmd: Command, name: str, args: list[str]) -> dict[str, Any]:
@@ -252,26 +279,63 @@ class SlackCommands:
         except AlertbotError as exc:
             await self._respond(cmd.response_url, ephemeral(f":x: could not plan `{runbook.name}`: {exc.message}"))
             return
-        run_id = await self._store.write(runbook_runs.queue, runbook=runbook.name, params=params,
-                                         trigger=f"slack:{cmd.user_id}", automation="", target_key="",
-                                         status="pending", now=self._clock(), plan=[p.to_json() for p in plans])
+        run_id = await self._store.write(
+            runbook_runs.queue,
+            runbook=runbook.name,
+            params=params,
+            trigger=f"slack:{cmd.user_id}",
+            automation="",
+            target_key="",
+            status="pending",
+            now=self._clock(),
+            plan=[p.to_json() for p in plans],
+        )
         lines = [line for p in plans for line in p.lines]
         text = f"<@{cmd.user_id}> asks to run `{runbook.name}` (run {run_id}, risk {runbook.risk}):"
-        await self._respond(cmd.response_url, {
-            "response_type": "in_channel", "text": text,
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {line}" for line in lines)}},
-                {"type": "actions", "block_id": f"run-{run_id}", "elements": [
-                    {"type": "button", "style": "primary", "action_id": "runbook_approve", "value": str(run_id),
-                     "text": {"type": "plain_text", "text": "Approve"}},
-                    {"type": "button", "style": "danger", "action_id": "runbook_cancel", "value": str(run_id),
-                     "text": {"type": "plain_text", "text": "Cancel"}},
-                ]},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                    f"Approvable by {', '.join(f'<@{u}>' for u in self._config.runbook_approvers) or 'nobody yet'}"
-                    f" for {format_duration(APPROVAL_TTL)}.")}]},
-            ]})
+        await self._respond(
+            cmd.response_url,
+            {
+                "response_type": "in_channel",
+                "text": text,
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {line}" for line in lines)}},
+                    {
+                        "type": "actions",
+                        "block_id": f"run-{run_id}",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "style": "primary",
+                                "action_id": "runbook_approve",
+                                "value": str(run_id),
+                                "text": {"type": "plain_text", "text": "Approve"},
+                            },
+                            {
+                                "type": "button",
+                                "style": "danger",
+                                "action_id": "runbook_cancel",
+                                "value": str(run_id),
+                                "text": {"type": "plain_text", "text": "Cancel"},
+                            },
+                        ],
+                    },
+                    {
+                        "type": "context",
+                        "elements": [
+                            {
+                                "type": "mrkdwn",
+                                "text": (
+                                    "Approvable by "
+                                    f"{', '.join(f'<@{u}>' for u in self._config.runbook_approvers) or 'nobody yet'}"
+                                    f" for {format_duration(APPROVAL_TTL)}."
+                                ),
+                            }
+                        ],
+                    },
+                ],
+            },
+        )
 
     # --- interactions ---------------------------------------------------------------------
 
@@ -310,25 +374,38 @@ class SlackCommands:
             return ephemeral(f":warning: change {change_id} has nothing alertbot can undo")
         kind, name = change.target.split("/", 1)
         runbook, param = UNDO_RUNBOOKS[kind]
-        return self._plan_for_approval(Command(user, "", "", url), runbook,
-                                       [f"namespace={change.namespace}", f"{param}={name}"])
+        return self._plan_for_approval(
+            Command(user, "", "", url), runbook, [f"namespace={change.namespace}", f"{param}={name}"]
+        )
 
     async def _silence_incident(self, incident_id: int, user: str) -> dict[str, Any]:
         """Silence 1h: this alert (its alertname, service and namespace) for an hour."""
         incident = await self._store.read(incidents.get, incident_id)
         if incident is None:
             return ephemeral(f":warning: no incident {incident_id}")
-        matchers = [Matcher.create(name, MatchOp.EQ, incident.labels[name])
-                    for name in ("alertname", "service", "namespace") if incident.labels.get(name)]
+        matchers = [
+            Matcher.create(name, MatchOp.EQ, incident.labels[name])
+            for name in ("alertname", "service", "namespace")
+            if incident.labels.get(name)
+        ]
         if not matchers:
             return ephemeral(":warning: this alert has no alertname, service or namespace label to silence on")
         now = self._clock()
-        silence = await self._store.write(silence_repo.create, matchers, starts_at=now,
-                                          ends_at=now + timedelta(hours=1), created_by=f"slack:{user}",
-                                          comment=f"Silence 1h on incident {incident_id}", now=now)
+        silence = await self._store.write(
+            silence_repo.create,
+            matchers,
+            starts_at=now,
+            ends_at=now + timedelta(hours=1),
+            created_by=f"slack:{user}",
+            comment=f"Silence 1h on incident {incident_id}",
+            now=now,
+        )
         shown = ", ".join(f"`{m}`" for m in silence.matchers)
-        return {"response_type": "in_channel", "replace_original": False,
-                "text": f":mute: <@{user}> silenced {shown} for 1h (silence {silence.id})"}
+        return {
+            "response_type": "in_channel",
+            "replace_original": False,
+            "text": f":mute: <@{user}> silenced {shown} for 1h (silence {silence.id})",
+        }
 
     async def _may_approve(self, user: str) -> bool:
         """Listed by user ID (U…/W…), or a member of a listed user group (S…, asked of Slack, cached 60 s)."""
@@ -362,30 +439,47 @@ class SlackCommands:
         if record is None:
             return ephemeral(f":warning: no run {run_id}")
         if not await self._may_approve(user):
-            return {**ephemeral(f":no_entry: <@{user}> may not approve runbook runs (slack.runbook_approvers)"),
-                    "replace_original": False}
+            return {
+                **ephemeral(f":no_entry: <@{user}> may not approve runbook runs (slack.runbook_approvers)"),
+                "replace_original": False,
+            }
         if record.trigger == f"slack:{user}" and not self._config.allow_self_approval:
-            return {**ephemeral(":no_entry: you asked for this run; someone else must approve it "
-                                "(slack.allow_self_approval is off)"), "replace_original": False}
+            return {
+                **ephemeral(
+                    ":no_entry: you asked for this run; someone else must approve it (slack.allow_self_approval is off)"
+                ),
+                "replace_original": False,
+            }
         runbook = self._runbooks.get(record.runbook)
         if runbook is None:
             return ephemeral(f":x: runbook {record.runbook} is no longer loaded")
         needed = 2 if runbook.risk == "high" else 1  # the two-person rule
         if f"slack:{user}" in (record.approvals or []):
-            return {**ephemeral(f"you already approved run {run_id}; it needs {needed} different approvers"),
-                    "replace_original": False}
+            return {
+                **ephemeral(f"you already approved run {run_id}; it needs {needed} different approvers"),
+                "replace_original": False,
+            }
         now = self._clock()
-        counted = await self._store.write(runbook_runs.add_approval, run_id, by=f"slack:{user}", needed=needed,
-                                          now=now, requested_after=now - APPROVAL_TTL)
+        counted = await self._store.write(
+            runbook_runs.add_approval,
+            run_id,
+            by=f"slack:{user}",
+            needed=needed,
+            now=now,
+            requested_after=now - APPROVAL_TTL,
+        )
         if counted is None:
             current = await self._store.read(runbook_runs.get, run_id)
             state = current.status if current else "gone"
             return {**ephemeral(f"run {run_id} is {state}: nothing to approve"), "replace_original": False}
         status, approvers = counted
         if status == "pending":
-            return {"response_type": "in_channel", "replace_original": False,
-                    "text": f":one: <@{user}> approved run {run_id} `{record.runbook}` (risk high): one more "
-                            "approver needed"}
+            return {
+                "response_type": "in_channel",
+                "replace_original": False,
+                "text": f":one: <@{user}> approved run {run_id} `{record.runbook}` (risk high): one more "
+                "approver needed",
+            }
         approved = await self._store.read(runbook_runs.get, run_id)
         assert approved is not None
         self._later(f"slack-run-{run_id}", self._execute(approved, runbook, user, url))
@@ -393,12 +487,19 @@ class SlackCommands:
         return {"replace_original": True, "text": f":hourglass: run {run_id} approved by {by}: running…"}
 
     async def _execute(self, record: runbook_runs.RunRecord, runbook: Runbook, user: str, url: str) -> None:
-        result: RunResult = await self._executor.run(runbook, record.params, execute=True, trigger=record.trigger,
-                                                     run_id=record.id)
+        result: RunResult = await self._executor.run(
+            runbook, record.params, execute=True, trigger=record.trigger, run_id=record.id
+        )
         icon = ":white_check_mark:" if result.ok else ":x:"
-        await self._respond(url, {"replace_original": True, "response_type": "in_channel",
-                                  "text": f"{icon} run {record.id} `{record.runbook}` approved by <@{user}>: "
-                                          f"{result.status} — {result.message}"})
+        await self._respond(
+            url,
+            {
+                "replace_original": True,
+                "response_type": "in_channel",
+                "text": f"{icon} run {record.id} `{record.runbook}` approved by <@{user}>: "
+                f"{result.status} — {result.message}",
+            },
+        )
 
     async def _cancel(self, user: str, run_id: int, url: str) -> dict[str, Any] | None:
         record = await self._store.read(runbook_runs.get, run_id)
@@ -407,12 +508,15 @@ class SlackCommands:
         if record.trigger != f"slack:{user}" and not await self._may_approve(user):
             return {**ephemeral(":no_entry: only the requester or an approver may cancel"), "replace_original": False}
         now = self._clock()
-        cancelled = await self._store.write(runbook_runs.cancel_pending, run_id, by=f"slack:{user}",
-                                            now=now, requested_after=now - APPROVAL_TTL)
+        cancelled = await self._store.write(
+            runbook_runs.cancel_pending, run_id, by=f"slack:{user}", now=now, requested_after=now - APPROVAL_TTL
+        )
         if cancelled is None:
             return {**ephemeral(f"run {run_id} is no longer pending"), "replace_original": False}
-        return {"replace_original": True, "text": f":no_entry_sign: run {run_id} `{record.runbook}` cancelled by "
-                                                  f"<@{user}>"}
+        return {
+            "replace_original": True,
+            "text": f":no_entry_sign: run {run_id} `{record.runbook}` cancelled by <@{user}>",
+        }
 
 
 def parse_interaction(form_payload: str) -> dict[str, Any]:

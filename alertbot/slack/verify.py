@@ -58,4 +58,3 @@ class SlackVerifier:
             if sent >= cutoff:
                 break
             del self._seen[oldest_sig]
-

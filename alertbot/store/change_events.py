@@ -22,7 +22,7 @@ class ChangeEvent(Change):
     links: list[dict[str, str]]
     source: str
     created_at: datetime
-    target: str = ""                  # what to roll back: virtualservice/NAME or deployment/NAME, if known
+    target: str = ""  # what to roll back: virtualservice/NAME or deployment/NAME, if known
 
     def to_json(self) -> dict[str, Any]:
         return record_json(self)
@@ -36,8 +36,9 @@ def record(conn: Connection, *, values: dict[str, Any], source: str, now: dateti
         created = insert_ignore(conn, change_events, {**values, "source": source, "created_at": now}, on=["event_id"])
         row = conn.execute(sa.select(change_events).where(change_events.c.event_id == event_id)).one()
         return ChangeEvent(**row._asdict()), created
-    result = conn.execute(change_events.insert().values(**values, source=source, created_at=now)
-                          .returning(*change_events.c))
+    result = conn.execute(
+        change_events.insert().values(**values, source=source, created_at=now).returning(*change_events.c)
+    )
     return ChangeEvent(**result.one()._asdict()), True
 
 
@@ -47,11 +48,15 @@ def get(conn: Connection, change_id: int) -> ChangeEvent | None:
 
 
 # Prebuilt: read for every batch of alerts (see incidents.py on why hot statements are prebuilt).
-_AROUND = (sa.select(change_events)
-           .where(change_events.c.service.in_(sa.bindparam("services", expanding=True)),
-                  change_events.c.timestamp >= sa.bindparam("since", type_=UTCDateTime),
-                  change_events.c.timestamp <= sa.bindparam("until", type_=UTCDateTime))
-           .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()))
+_AROUND = (
+    sa.select(change_events)
+    .where(
+        change_events.c.service.in_(sa.bindparam("services", expanding=True)),
+        change_events.c.timestamp >= sa.bindparam("since", type_=UTCDateTime),
+        change_events.c.timestamp <= sa.bindparam("until", type_=UTCDateTime),
+    )
+    .order_by(change_events.c.timestamp.desc(), change_events.c.id.desc())
+)
 
 
 def around(conn: Connection, *, services: Iterable[str], since: datetime, until: datetime) -> list[ChangeEvent]:
@@ -64,8 +69,9 @@ def around(conn: Connection, *, services: Iterable[str], since: datetime, until:
     return [ChangeEvent(**row._asdict()) for row in rows]
 
 
-def recent(conn: Connection, *, service: str | None, namespace: str | None, since: datetime | None,
-           limit: int) -> list[ChangeEvent]:
+def recent(
+    conn: Connection, *, service: str | None, namespace: str | None, since: datetime | None, limit: int
+) -> list[ChangeEvent]:
     query = sa.select(change_events).order_by(change_events.c.timestamp.desc(), change_events.c.id.desc()).limit(limit)
     if service:
         query = query.where(change_events.c.service == service)

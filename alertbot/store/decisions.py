@@ -25,10 +25,12 @@ class Decision:
         return record_json(self)
 
 
-def record(conn: Connection, *, incident_id: int, kind: str, summary: str, detail: dict[str, Any],
-           now: datetime) -> None:
-    conn.execute(decisions.insert().values(incident_id=incident_id, kind=kind, summary=summary, detail=detail,
-                                           created_at=now))
+def record(
+    conn: Connection, *, incident_id: int, kind: str, summary: str, detail: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(
+        decisions.insert().values(incident_id=incident_id, kind=kind, summary=summary, detail=detail, created_at=now)
+    )
 
 
 def recent(conn: Connection, limit: int = 200) -> list[Decision]:

@@ -44,8 +44,12 @@ def start_grace(conn: Connection, name: str, now: datetime) -> Heartbeat:
 def claim_page(conn: Connection, name: str) -> bool:
     """Take the right to page for a missed Watchdog; False when it is taken (another replica paged,
     or is paging: its transaction holds the row until it commits)."""
-    result = conn.execute(heartbeats.update().where(heartbeats.c.name == name, heartbeats.c.incident_id.is_(None))
-                          .values(incident_id=0).returning(heartbeats.c.name))
+    result = conn.execute(
+        heartbeats.update()
+        .where(heartbeats.c.name == name, heartbeats.c.incident_id.is_(None))
+        .values(incident_id=0)
+        .returning(heartbeats.c.name)
+    )
     return result.first() is not None
 
 

@@ -34,6 +34,9 @@ def add(conn: Connection, incident_ids: Sequence[int], *, kind: str, text: str, 
 
 
 def for_incidents(conn: Connection, incident_ids: Sequence[int]) -> list[Note]:
-    rows = conn.execute(sa.select(incident_notes).where(incident_notes.c.incident_id.in_(list(incident_ids)))
-                        .order_by(incident_notes.c.id))
+    rows = conn.execute(
+        sa.select(incident_notes)
+        .where(incident_notes.c.incident_id.in_(list(incident_ids)))
+        .order_by(incident_notes.c.id)
+    )
     return [Note(**row._asdict()) for row in rows]

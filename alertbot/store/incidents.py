@@ -45,16 +45,23 @@ class IncidentRecord:
     acked_by: str | None = None
     acked_at: datetime | None = None
     resolved_by: str | None = None
-    lead_id: int | None = None       # the incident this re-fire continues (flapping, held resolve)
+    lead_id: int | None = None  # the incident this re-fire continues (flapping, held resolve)
 
     def under(self, lead: IncidentRecord) -> IncidentRecord:
         """This episode's state under its chain's identity: the lead's id, fingerprint, startsAt and
         destinations (its PagerDuty dedup key and Slack message), this episode's status and times."""
         if lead.id == self.id:
             return self
-        return dataclasses.replace(lead, status=self.status, annotations=self.annotations, ends_at=self.ends_at,
-                                   resolved_at=self.resolved_at, acked_by=self.acked_by, acked_at=self.acked_at,
-                                   resolved_by=self.resolved_by)
+        return dataclasses.replace(
+            lead,
+            status=self.status,
+            annotations=self.annotations,
+            ends_at=self.ends_at,
+            resolved_at=self.resolved_at,
+            acked_by=self.acked_by,
+            acked_at=self.acked_at,
+            resolved_by=self.resolved_by,
+        )
 
     @property
     def chain_id(self) -> int:
@@ -79,15 +86,31 @@ def _record(row: sa.Row[Any]) -> IncidentRecord:
 # and reuses it, instead of rebuilding the construct per alert (most of ingest's cost otherwise).
 _BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
 _INSERT = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
-_REFRESH = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
-    annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
-_RESOLVE = incidents.update().where(incidents.c.id == sa.bindparam("iid"), incidents.c.status == "firing").values(
-    status="resolved", ends_at=sa.bindparam("ends_at", type_=UTCDateTime),
-    resolved_at=sa.bindparam("now", type_=UTCDateTime), updated_at=sa.bindparam("now", type_=UTCDateTime),
-).returning(incidents.c.id)
-_OUTCOME = incidents.update().where(incidents.c.id == sa.bindparam("iid")).values(
-    destinations=sa.bindparam("destinations", type_=sa.JSON), suppressed_by=sa.bindparam("suppressed_by"),
-    updated_at=sa.bindparam("now", type_=UTCDateTime))
+_REFRESH = (
+    incidents.update()
+    .where(incidents.c.id == sa.bindparam("iid"))
+    .values(annotations=sa.bindparam("annotations", type_=sa.JSON), updated_at=sa.bindparam("now", type_=UTCDateTime))
+)
+_RESOLVE = (
+    incidents.update()
+    .where(incidents.c.id == sa.bindparam("iid"), incidents.c.status == "firing")
+    .values(
+        status="resolved",
+        ends_at=sa.bindparam("ends_at", type_=UTCDateTime),
+        resolved_at=sa.bindparam("now", type_=UTCDateTime),
+        updated_at=sa.bindparam("now", type_=UTCDateTime),
+    )
+    .returning(incidents.c.id)
+)
+_OUTCOME = (
+    incidents.update()
+    .where(incidents.c.id == sa.bindparam("iid"))
+    .values(
+        destinations=sa.bindparam("destinations", type_=sa.JSON),
+        suppressed_by=sa.bindparam("suppressed_by"),
+        updated_at=sa.bindparam("now", type_=UTCDateTime),
+    )
+)
 _GET = sa.select(incidents).where(incidents.c.id == sa.bindparam("iid"))
 
 
@@ -99,24 +122,37 @@ def episodes(conn: Connection, fingerprints: Iterable[str]) -> dict[tuple[str, d
     return {(r := _record(row)).key: r for row in conn.execute(_BY_FINGERPRINTS, {"fps": wanted})}
 
 
-def insert(conn: Connection, alert: Alert, classification: Classification, *, group_key: str,
-           now: datetime) -> IncidentRecord:
+def insert(
+    conn: Connection, alert: Alert, classification: Classification, *, group_key: str, now: datetime
+) -> IncidentRecord:
     [record] = insert_many(conn, [(alert, classification, group_key)], now)
     return record
 
 
-def insert_many(conn: Connection, new: Sequence[tuple[Alert, Classification, str]],
-                now: datetime) -> list[IncidentRecord]:
+def insert_many(
+    conn: Connection, new: Sequence[tuple[Alert, Classification, str]], now: datetime
+) -> list[IncidentRecord]:
     """Store new alerts (alert, its classification, its group key) with one statement; their ids
     follow the order given. Returns the records as a read would, built from what was written."""
     if not new:
         return []
     values = [_values(alert, classification, group_key, now) for alert, classification, group_key in new]
     result = conn.execute(_INSERT, values[0] if len(values) == 1 else values)
-    return [IncidentRecord(id=new_id, **{**v, "severity": c.severity, "starts_at": _utc(v["starts_at"]),
-                                         "ends_at": _utc(v["ends_at"]), "created_at": _utc(now),
-                                         "updated_at": _utc(now), "resolved_at": _utc(v["resolved_at"])})
-            for new_id, v, (_, c, _) in zip(result.scalars(), values, new, strict=True)]
+    return [
+        IncidentRecord(
+            id=new_id,
+            **{
+                **v,
+                "severity": c.severity,
+                "starts_at": _utc(v["starts_at"]),
+                "ends_at": _utc(v["ends_at"]),
+                "created_at": _utc(now),
+                "updated_at": _utc(now),
+                "resolved_at": _utc(v["resolved_at"]),
+            },
+        )
+        for new_id, v, (_, c, _) in zip(result.scalars(), values, new, strict=True)
+    ]
 
 
 def _values(alert: Alert, classification: Classification, group_key: str, now: datetime) -> dict[str, Any]:
@@ -160,33 +196,47 @@ def resolve(conn: Connection, incident_id: int, alert: Alert, now: datetime) -> 
     return conn.execute(_RESOLVE, {"iid": incident_id, "ends_at": alert.ends_at or now, "now": now}).first() is not None
 
 
-def set_outcome(conn: Connection, incident_id: int, *, destinations: Sequence[dict[str, Any]],
-                suppressed_by: str | None, now: datetime) -> None:
+def set_outcome(
+    conn: Connection,
+    incident_id: int,
+    *,
+    destinations: Sequence[dict[str, Any]],
+    suppressed_by: str | None,
+    now: datetime,
+) -> None:
     set_outcomes(conn, [(incident_id, destinations, suppressed_by)], now)
 
 
-def set_outcomes(conn: Connection, outcomes: Sequence[tuple[int, Sequence[dict[str, Any]], str | None]],
-                 now: datetime) -> None:
+def set_outcomes(
+    conn: Connection, outcomes: Sequence[tuple[int, Sequence[dict[str, Any]], str | None]], now: datetime
+) -> None:
     """Where each incident went (destinations) or why not (suppressed_by), in one executemany."""
     if outcomes:
         params = [{"iid": i, "destinations": list(d), "suppressed_by": why, "now": now} for i, d, why in outcomes]
         conn.execute(_OUTCOME, params[0] if len(params) == 1 else params)
 
 
-def lift_suppression(conn: Connection, incident_id: int, *, was: str, destinations: Sequence[dict[str, Any]],
-                     now: datetime) -> bool:
+def lift_suppression(
+    conn: Connection, incident_id: int, *, was: str, destinations: Sequence[dict[str, Any]], now: datetime
+) -> bool:
     """The silence that muted a firing incident is over: it is notified now. False when its
     suppression had already changed (another replica lifted it first)."""
-    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.suppressed_by == was)
-                          .values(destinations=list(destinations), suppressed_by=None, updated_at=now)
-                          .returning(incidents.c.id))
+    result = conn.execute(
+        incidents.update()
+        .where(incidents.c.id == incident_id, incidents.c.suppressed_by == was)
+        .values(destinations=list(destinations), suppressed_by=None, updated_at=now)
+        .returning(incidents.c.id)
+    )
     return result.first() is not None
 
 
 def continue_chain(conn: Connection, incident_id: int, *, lead_id: int, why: str, now: datetime) -> None:
     """This new episode continues the chain of ``lead_id``: it notifies nothing of its own."""
-    conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                 .values(lead_id=lead_id, destinations=[], suppressed_by=why, updated_at=now))
+    conn.execute(
+        incidents.update()
+        .where(incidents.c.id == incident_id)
+        .values(lead_id=lead_id, destinations=[], suppressed_by=why, updated_at=now)
+    )
 
 
 def chain(conn: Connection, incident_id: int) -> list[IncidentRecord]:
@@ -195,8 +245,9 @@ def chain(conn: Connection, incident_id: int) -> list[IncidentRecord]:
     if record is None:
         return []
     lead = record.chain_id
-    rows = conn.execute(sa.select(incidents).where(sa.or_(incidents.c.id == lead, incidents.c.lead_id == lead))
-                        .order_by(incidents.c.id))
+    rows = conn.execute(
+        sa.select(incidents).where(sa.or_(incidents.c.id == lead, incidents.c.lead_id == lead)).order_by(incidents.c.id)
+    )
     return [_record(row) for row in rows]
 
 
@@ -209,21 +260,27 @@ def current_of_chain(conn: Connection, incident_id: int) -> IncidentRecord | Non
 
 def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
     """Mark a firing incident acknowledged; None if it is not firing or was acknowledged already."""
-    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.status == "firing",
-                                                   incidents.c.acked_by.is_(None))
-                          .values(acked_by=by, acked_at=now, updated_at=now))
+    result = conn.execute(
+        incidents.update()
+        .where(incidents.c.id == incident_id, incidents.c.status == "firing", incidents.c.acked_by.is_(None))
+        .values(acked_by=by, acked_at=now, updated_at=now)
+    )
     return get(conn, incident_id) if result.rowcount else None
 
 
 def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
     """Resolve a firing incident on someone's word; None if it is not firing."""
-    result = conn.execute(incidents.update().where(incidents.c.id == incident_id, incidents.c.status == "firing")
-                          .values(status="resolved", ends_at=now, resolved_at=now, resolved_by=by, updated_at=now))
+    result = conn.execute(
+        incidents.update()
+        .where(incidents.c.id == incident_id, incidents.c.status == "firing")
+        .values(status="resolved", ends_at=now, resolved_at=now, resolved_by=by, updated_at=now)
+    )
     return get(conn, incident_id) if result.rowcount else None
 
 
 _FIRING_LABELS = sa.select(incidents.c.id, incidents.c.labels, incidents.c.severity).where(
-    incidents.c.status == "firing")
+    incidents.c.status == "firing"
+)
 _FIRING_LABELS_IN = _FIRING_LABELS.where(incidents.c.namespace == sa.bindparam("namespace"))
 
 
@@ -231,18 +288,20 @@ def firing_labels(conn: Connection, *, namespace: str | None = None) -> dict[int
     """The matching labels (labels + classified severity) of firing incidents by id, for inhibition;
     narrowed to one namespace when the caller knows only those can matter. (Sources narrowed to one
     service are read once per ingest batch: ``firing_of_services``.)"""
-    rows = conn.execute(_FIRING_LABELS_IN, {"namespace": namespace}) if namespace is not None else \
-        conn.execute(_FIRING_LABELS)
+    rows = (
+        conn.execute(_FIRING_LABELS_IN, {"namespace": namespace})
+        if namespace is not None
+        else conn.execute(_FIRING_LABELS)
+    )
     return {row.id: {**row.labels, "severity": row.severity} for row in rows}
 
 
 # Looked up by service (ix_incidents_service). Without statistics SQLite's planner prefers the
 # status index for ``status = 'firing'`` and reads every firing incident, a cost that grows with an
 # alert storm; ``status || ''`` is the same test, with no index to lure it away.
-_FIRING_OF_SERVICES = (sa.select(incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels,
-                                 incidents.c.severity)
-                       .where(incidents.c.service.in_(sa.bindparam("services", expanding=True)),
-                              incidents.c.status.concat("") == "firing"))
+_FIRING_OF_SERVICES = sa.select(
+    incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels, incidents.c.severity
+).where(incidents.c.service.in_(sa.bindparam("services", expanding=True)), incidents.c.status.concat("") == "firing")
 
 
 def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, tuple[str, str, dict[str, str]]]:
@@ -256,9 +315,16 @@ def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, t
 
 def critical_since(conn: Connection, *, service: str, namespace: str, since: datetime) -> bool:
     """Has a critical alert for the service fired since ``since``, or is one firing still?"""
-    query = sa.select(incidents.c.id).where(
-        incidents.c.service == service, incidents.c.namespace == namespace, incidents.c.severity == "critical",
-        sa.or_(incidents.c.status == "firing", incidents.c.starts_at >= since)).limit(1)
+    query = (
+        sa.select(incidents.c.id)
+        .where(
+            incidents.c.service == service,
+            incidents.c.namespace == namespace,
+            incidents.c.severity == "critical",
+            sa.or_(incidents.c.status == "firing", incidents.c.starts_at >= since),
+        )
+        .limit(1)
+    )
     return conn.execute(query).first() is not None
 
 

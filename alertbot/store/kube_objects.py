@@ -30,26 +30,41 @@ class Seen:
 class LastGood:
     namespace: str
     name: str
-    weights: list[list[list[Any]]]    # per HTTP route: [destination, weight] pairs
-    at: datetime                      # the last moment they were known good
+    weights: list[list[list[Any]]]  # per HTTP route: [destination, weight] pairs
+    at: datetime  # the last moment they were known good
 
 
 def seen(conn: Connection, resource: str, namespace: str) -> dict[str, Seen]:
-    rows = conn.execute(sa.select(kube_objects.c.name, kube_objects.c.resource_version, kube_objects.c.state,
-                                  kube_objects.c.state_since)
-                        .where(kube_objects.c.resource == resource, kube_objects.c.namespace == namespace))
+    rows = conn.execute(
+        sa.select(
+            kube_objects.c.name, kube_objects.c.resource_version, kube_objects.c.state, kube_objects.c.state_since
+        ).where(kube_objects.c.resource == resource, kube_objects.c.namespace == namespace)
+    )
     return {row.name: Seen(row.resource_version, row.state, row.state_since) for row in rows}
 
 
-def proven(conn: Connection, *, service: str, namespace: str, since: datetime, now: datetime,
-           settle: timedelta) -> bool:
+def proven(
+    conn: Connection, *, service: str, namespace: str, since: datetime, now: datetime, settle: timedelta
+) -> bool:
     """Has a state in place since ``since`` proven itself: ``settle`` long, no critical alert meanwhile?"""
-    return now - since >= settle and not incidents.critical_since(conn, service=service, namespace=namespace,
-                                                                   since=since)
+    return now - since >= settle and not incidents.critical_since(
+        conn, service=service, namespace=namespace, since=since
+    )
 
 
-def save(conn: Connection, resource: str, namespace: str, name: str, *, service: str, resource_version: str,
-         state: Any, before: Seen | None, before_good: bool, now: datetime) -> None:
+def save(
+    conn: Connection,
+    resource: str,
+    namespace: str,
+    name: str,
+    *,
+    service: str,
+    resource_version: str,
+    state: Any,
+    before: Seen | None,
+    before_good: bool,
+    now: datetime,
+) -> None:
     """Record what was seen. When the state changed and the one it replaces had proven itself
     (``before_good``), that one becomes the last-known-good state."""
     key = (kube_objects.c.resource == resource, kube_objects.c.namespace == namespace, kube_objects.c.name == name)
@@ -58,18 +73,25 @@ def save(conn: Connection, resource: str, namespace: str, name: str, *, service:
         values.update(state=state, state_since=now)
     if before is not None and before.state != state and before_good:
         values.update(good_state=before.state, good_at=now)
-    if before is None and insert_ignore(conn, kube_objects, {"resource": resource, "namespace": namespace,
-                                                             "name": name, **values},
-                                        on=["resource", "namespace", "name"]):
+    if before is None and insert_ignore(
+        conn,
+        kube_objects,
+        {"resource": resource, "namespace": namespace, "name": name, **values},
+        on=["resource", "namespace", "name"],
+    ):
         return
     conn.execute(kube_objects.update().where(*key).values(**values))
 
 
 def last_good(conn: Connection, namespace: str, name: str, *, now: datetime, settle: timedelta) -> LastGood | None:
     """The weights in place now if they have proven themselves, else the last ones that had."""
-    row = conn.execute(sa.select(kube_objects).where(kube_objects.c.resource == "virtualservices",
-                                                     kube_objects.c.namespace == namespace,
-                                                     kube_objects.c.name == name)).first()
+    row = conn.execute(
+        sa.select(kube_objects).where(
+            kube_objects.c.resource == "virtualservices",
+            kube_objects.c.namespace == namespace,
+            kube_objects.c.name == name,
+        )
+    ).first()
     if row is None:
         return None
     if proven(conn, service=row.service, namespace=namespace, since=row.state_since, now=now, settle=settle):

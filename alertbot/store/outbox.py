@@ -37,8 +37,9 @@ class OutboxRow:
 _INSERT_RETURNING_ID = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
-def enqueue(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *,
-            hold: tuple[datetime, str] | None = None) -> None:
+def enqueue(
+    conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *, hold: tuple[datetime, str] | None = None
+) -> None:
     """Queue rows, due now — or, with ``hold=(until, why)``, held back until then (a resolve waiting
     to see whether the alert re-fires; ``cancel_held`` drops it, ``release_held`` sends it now)."""
     enqueue_all(conn, [NewRow(row, hold=hold) for row in rows], now, owner="", until=now)
@@ -50,25 +51,47 @@ class NewRow:
     dispatcher, which is handed it after commit and sends it without a claim round-trip (if that
     process dies, the lease lapses and any dispatcher claims it as usual)."""
 
-    row: dict[str, Any]          # incident_id, event, channel, target, payload (the Notification)
+    row: dict[str, Any]  # incident_id, event, channel, target, payload (the Notification)
     hold: tuple[datetime, str] | None = None
     leased: bool = False
 
 
-def enqueue_all(conn: Connection, new: Sequence[NewRow], now: datetime, *, owner: str,
-                until: datetime) -> list[OutboxRow]:
+def enqueue_all(
+    conn: Connection, new: Sequence[NewRow], now: datetime, *, owner: str, until: datetime
+) -> list[OutboxRow]:
     """Insert rows with one statement, their ids in the order given (the order they are delivered
     in, per incident and per alert). Returns the leased ones, for handing to ``owner``."""
     if not new:
         return []
-    values = [{**n.row, "fingerprint": _fingerprint(n.row), "status": PENDING, "attempts": 0,
-               "next_attempt_at": n.hold[0] if n.hold else now, "hold": n.hold[1] if n.hold else None,
-               "created_at": now, "lease_owner": owner if n.leased else None,
-               "lease_until": until if n.leased else None} for n in new]
+    values = [
+        {
+            **n.row,
+            "fingerprint": _fingerprint(n.row),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": n.hold[0] if n.hold else now,
+            "hold": n.hold[1] if n.hold else None,
+            "created_at": now,
+            "lease_owner": owner if n.leased else None,
+            "lease_until": until if n.leased else None,
+        }
+        for n in new
+    ]
     result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
-    return [OutboxRow(id=row_id, incident_id=v["incident_id"], event=v["event"], channel=v["channel"],
-                      target=v["target"], payload=v["payload"], attempts=0, created_at=now)
-            for row_id, v, n in zip(result.scalars(), values, new, strict=True) if n.leased]
+    return [
+        OutboxRow(
+            id=row_id,
+            incident_id=v["incident_id"],
+            event=v["event"],
+            channel=v["channel"],
+            target=v["target"],
+            payload=v["payload"],
+            attempts=0,
+            created_at=now,
+        )
+        for row_id, v, n in zip(result.scalars(), values, new, strict=True)
+        if n.leased
+    ]
 
 
 def _fingerprint(row: dict[str, Any]) -> str:
@@ -79,8 +102,13 @@ def _fingerprint(row: dict[str, Any]) -> str:
 def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
     """Cancel the held (not yet claimed) rows of an incident; returns how many there were."""
     result = conn.execute(
-        outbox.update().where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING,
-                              outbox.c.hold.is_not(None), outbox.c.lease_until.is_(None))
+        outbox.update()
+        .where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.status == PENDING,
+            outbox.c.hold.is_not(None),
+            outbox.c.lease_until.is_(None),
+        )
         .values(status=CANCELLED, last_error=why)
     )
     return result.rowcount
@@ -89,8 +117,8 @@ def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
 def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
     """Send an incident's held rows now (someone resolved it by hand)."""
     result = conn.execute(
-        outbox.update().where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING,
-                              outbox.c.hold.is_not(None))
+        outbox.update()
+        .where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING, outbox.c.hold.is_not(None))
         .values(next_attempt_at=now, hold=None)
     )
     return result.rowcount
@@ -103,25 +131,48 @@ def _behind_another() -> sa.ColumnElement[bool]:
     same_incident, same_alert = outbox.alias("same_incident"), outbox.alias("same_alert")
     return sa.or_(
         sa.select(same_incident.c.id)
-        .where(same_incident.c.incident_id == outbox.c.incident_id, same_incident.c.channel == outbox.c.channel,
-               same_incident.c.status == PENDING, same_incident.c.id < outbox.c.id)
+        .where(
+            same_incident.c.incident_id == outbox.c.incident_id,
+            same_incident.c.channel == outbox.c.channel,
+            same_incident.c.status == PENDING,
+            same_incident.c.id < outbox.c.id,
+        )
         .exists(),
         sa.select(same_alert.c.id)
-        .where(same_alert.c.fingerprint == outbox.c.fingerprint, same_alert.c.channel == outbox.c.channel,
-               same_alert.c.status == PENDING, same_alert.c.hold.is_(None), same_alert.c.id < outbox.c.id)
+        .where(
+            same_alert.c.fingerprint == outbox.c.fingerprint,
+            same_alert.c.channel == outbox.c.channel,
+            same_alert.c.status == PENDING,
+            same_alert.c.hold.is_(None),
+            same_alert.c.id < outbox.c.id,
+        )
         .exists(),
     )
 
 
-def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str,
-                    limit: int) -> list[OutboxRow]:
+def claim_due(
+    conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str, limit: int
+) -> list[OutboxRow]:
     """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident
     (and per alert)."""
     query = (
-        sa.select(outbox.c.id, outbox.c.incident_id, outbox.c.event, outbox.c.channel, outbox.c.target,
-                  outbox.c.payload, outbox.c.attempts, outbox.c.created_at)
-        .where(outbox.c.status == PENDING, outbox.c.channel == channel, outbox.c.next_attempt_at <= now,
-               sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now), ~_behind_another())
+        sa.select(
+            outbox.c.id,
+            outbox.c.incident_id,
+            outbox.c.event,
+            outbox.c.channel,
+            outbox.c.target,
+            outbox.c.payload,
+            outbox.c.attempts,
+            outbox.c.created_at,
+        )
+        .where(
+            outbox.c.status == PENDING,
+            outbox.c.channel == channel,
+            outbox.c.next_attempt_at <= now,
+            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+            ~_behind_another(),
+        )
         .order_by(outbox.c.id)
         .limit(limit)
     )
@@ -132,7 +183,8 @@ def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta
     rows = [OutboxRow(**row._asdict()) for row in conn.execute(query)]
     if rows:
         conn.execute(
-            outbox.update().where(outbox.c.id.in_([r.id for r in rows]))
+            outbox.update()
+            .where(outbox.c.id.in_([r.id for r in rows]))
             .values(lease_until=now + lease, lease_owner=owner)
         )
     return rows
@@ -141,16 +193,25 @@ def claim_due(conn: Connection, channel: str, now: datetime, *, lease: timedelta
 def renew_leases(conn: Connection, row_ids: Sequence[int], *, owner: str, until: datetime) -> list[int]:
     """Extend ``owner``'s leases on these rows; returns the ids it still held (and so may send)."""
     result = conn.execute(
-        outbox.update().where(outbox.c.id.in_(list(row_ids)), outbox.c.lease_owner == owner,
-                              outbox.c.status == PENDING)
-        .values(lease_until=until).returning(outbox.c.id)
+        outbox.update()
+        .where(outbox.c.id.in_(list(row_ids)), outbox.c.lease_owner == owner, outbox.c.status == PENDING)
+        .values(lease_until=until)
+        .returning(outbox.c.id)
     )
     return [row.id for row in result]
 
 
-_DELIVERED = outbox.update().where(outbox.c.id == sa.bindparam("row_id")).values(
-    status=DELIVERED, delivered_at=sa.bindparam("at", type_=UTCDateTime), lease_until=None, lease_owner=None,
-    attempts=outbox.c.attempts + 1)
+_DELIVERED = (
+    outbox.update()
+    .where(outbox.c.id == sa.bindparam("row_id"))
+    .values(
+        status=DELIVERED,
+        delivered_at=sa.bindparam("at", type_=UTCDateTime),
+        lease_until=None,
+        lease_owner=None,
+        attempts=outbox.c.attempts + 1,
+    )
+)
 
 
 def mark_delivered_many(conn: Connection, delivered: Sequence[tuple[int, datetime]]) -> None:
@@ -161,25 +222,28 @@ def mark_delivered_many(conn: Connection, delivered: Sequence[tuple[int, datetim
 
 def mark_retry(conn: Connection, row_id: int, *, at: datetime, error: str) -> None:
     conn.execute(
-        outbox.update().where(outbox.c.id == row_id)
-        .values(next_attempt_at=at, lease_until=None, lease_owner=None, last_error=error,
-                attempts=outbox.c.attempts + 1)
+        outbox.update()
+        .where(outbox.c.id == row_id)
+        .values(
+            next_attempt_at=at, lease_until=None, lease_owner=None, last_error=error, attempts=outbox.c.attempts + 1
+        )
     )
 
 
 def defer(conn: Connection, row_ids: Sequence[int], *, until: datetime) -> None:
     """Put claimed rows back, due at ``until``, without counting an attempt (the channel is paused)."""
     conn.execute(
-        outbox.update().where(outbox.c.id.in_(list(row_ids)))
+        outbox.update()
+        .where(outbox.c.id.in_(list(row_ids)))
         .values(next_attempt_at=until, lease_until=None, lease_owner=None)
     )
 
 
 def mark_failed(conn: Connection, row_id: int, *, error: str) -> None:
     conn.execute(
-        outbox.update().where(outbox.c.id == row_id)
-        .values(status=FAILED, lease_until=None, lease_owner=None, last_error=error,
-                attempts=outbox.c.attempts + 1)
+        outbox.update()
+        .where(outbox.c.id == row_id)
+        .values(status=FAILED, lease_until=None, lease_owner=None, last_error=error, attempts=outbox.c.attempts + 1)
     )
 
 
@@ -197,7 +261,8 @@ def retry_now(conn: Connection, now: datetime) -> int:
     """Make every pending row due now: a restart (often after a fix) retries at once. Held resolves
     keep waiting: their wait is a decision, not a backoff."""
     result = conn.execute(
-        outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now, outbox.c.hold.is_(None))
+        outbox.update()
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now, outbox.c.hold.is_(None))
         .values(next_attempt_at=now)
     )
     return result.rowcount
@@ -208,25 +273,39 @@ def next_due(conn: Connection, channel: str) -> datetime | None:
     waiting behind an earlier one do not count: they become claimable only after it, and counting
     them would have the sender wake, find nothing claimable, and look again at once."""
     due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
-    value: datetime | None = (conn.execute(
-        sa.select(sa.func.min(due)).where(outbox.c.status == PENDING, outbox.c.channel == channel,
-                                          ~_behind_another())
-    )).scalar()
+    value: datetime | None = (
+        conn.execute(
+            sa.select(sa.func.min(due)).where(
+                outbox.c.status == PENDING, outbox.c.channel == channel, ~_behind_another()
+            )
+        )
+    ).scalar()
     return value
 
 
 def pending_count(conn: Connection) -> int:
-    return int((conn.execute(
-        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
-    )).scalar_one())
+    return int(
+        (conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING))).scalar_one()
+    )
 
 
 def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        sa.select(outbox.c.id, outbox.c.event, outbox.c.channel, outbox.c.target, outbox.c.status,
-                  outbox.c.attempts, outbox.c.last_error, outbox.c.hold, outbox.c.next_attempt_at,
-                  outbox.c.created_at, outbox.c.delivered_at)
-        .where(outbox.c.incident_id == incident_id).order_by(outbox.c.id)
+        sa.select(
+            outbox.c.id,
+            outbox.c.event,
+            outbox.c.channel,
+            outbox.c.target,
+            outbox.c.status,
+            outbox.c.attempts,
+            outbox.c.last_error,
+            outbox.c.hold,
+            outbox.c.next_attempt_at,
+            outbox.c.created_at,
+            outbox.c.delivered_at,
+        )
+        .where(outbox.c.incident_id == incident_id)
+        .order_by(outbox.c.id)
     )
     out = []
     for row in rows:
@@ -243,9 +322,15 @@ def coalesce_pending(conn: Connection, row: dict[str, Any]) -> bool:
     """Replace the payload of a not-yet-claimed pending row for the same incident, channel, target and
     event (a storm summary that has not gone out yet gets the newer count). False when there is none."""
     result = conn.execute(
-        outbox.update().where(outbox.c.incident_id == row["incident_id"], outbox.c.channel == row["channel"],
-                              outbox.c.target == row["target"], outbox.c.event == row["event"],
-                              outbox.c.status == PENDING, outbox.c.lease_until.is_(None))
+        outbox.update()
+        .where(
+            outbox.c.incident_id == row["incident_id"],
+            outbox.c.channel == row["channel"],
+            outbox.c.target == row["target"],
+            outbox.c.event == row["event"],
+            outbox.c.status == PENDING,
+            outbox.c.lease_until.is_(None),
+        )
         .values(payload=row["payload"])
     )
     return result.rowcount > 0

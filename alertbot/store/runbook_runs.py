@@ -39,31 +39,76 @@ class RunRecord:
         return record_json(self)
 
 
-def start(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, status: str,
-          plan: list[dict[str, Any]], undo_of: int | None, now: datetime, result: str = "") -> int:
+def start(
+    conn: Connection,
+    *,
+    runbook: str,
+    params: dict[str, str],
+    trigger: str,
+    status: str,
+    plan: list[dict[str, Any]],
+    undo_of: int | None,
+    now: datetime,
+    result: str = "",
+) -> int:
     """Audit a run; a run that ends here (planned, noop) passes its ``result`` too."""
-    inserted = conn.execute(runbook_runs.insert().values(
-        runbook=runbook, params=params, trigger=trigger, status=status, plan=plan, applied=[], result=result,
-        undo_of=undo_of, started_at=now, finished_at=now if status != "running" else None,
-        heartbeat_at=now if status == "running" else None))
+    inserted = conn.execute(
+        runbook_runs.insert().values(
+            runbook=runbook,
+            params=params,
+            trigger=trigger,
+            status=status,
+            plan=plan,
+            applied=[],
+            result=result,
+            undo_of=undo_of,
+            started_at=now,
+            finished_at=now if status != "running" else None,
+            heartbeat_at=now if status == "running" else None,
+        )
+    )
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
 
-def queue(conn: Connection, *, runbook: str, params: dict[str, str], trigger: str, automation: str,
-          target_key: str, status: str, now: datetime, result: str = "",
-          plan: list[dict[str, Any]] | None = None) -> int:
+def queue(
+    conn: Connection,
+    *,
+    runbook: str,
+    params: dict[str, str],
+    trigger: str,
+    automation: str,
+    target_key: str,
+    status: str,
+    now: datetime,
+    result: str = "",
+    plan: list[dict[str, Any]] | None = None,
+) -> int:
     """An automation's durable request to run (``queued``: run it now; ``pending``: awaits approval)."""
-    inserted = conn.execute(runbook_runs.insert().values(
-        runbook=runbook, params=params, trigger=trigger, status=status, plan=plan or [], applied=[], result=result,
-        automation=automation, target_key=target_key, started_at=now))
+    inserted = conn.execute(
+        runbook_runs.insert().values(
+            runbook=runbook,
+            params=params,
+            trigger=trigger,
+            status=status,
+            plan=plan or [],
+            applied=[],
+            result=result,
+            automation=automation,
+            target_key=target_key,
+            started_at=now,
+        )
+    )
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
 
 def last_for_target(conn: Connection, target_key: str, since: datetime) -> RunRecord | None:
     """The newest automation run for this target since ``since`` (the cooldown window)."""
-    row = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.target_key == target_key,
-                                                     runbook_runs.c.started_at >= since)
-                       .order_by(runbook_runs.c.id.desc()).limit(1)).first()
+    row = conn.execute(
+        sa.select(runbook_runs)
+        .where(runbook_runs.c.target_key == target_key, runbook_runs.c.started_at >= since)
+        .order_by(runbook_runs.c.id.desc())
+        .limit(1)
+    ).first()
     return RunRecord(**row._asdict()) if row else None
 
 
@@ -72,23 +117,38 @@ def queued(conn: Connection) -> list[RunRecord]:
     return [RunRecord(**row._asdict()) for row in rows]
 
 
-def mark_running(conn: Connection, run_id: int, *, plan: list[dict[str, Any]], params: dict[str, str],
-                 now: datetime) -> bool:
+def mark_running(
+    conn: Connection, run_id: int, *, plan: list[dict[str, Any]], params: dict[str, str], now: datetime
+) -> bool:
     """A queued run starts (False: it was not queued any more — another replica took it)."""
-    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id,
-                                                      runbook_runs.c.status.in_(["queued", "approved"]))
-                          .values(status="running", plan=plan, params=params, started_at=now, heartbeat_at=now))
+    result = conn.execute(
+        runbook_runs.update()
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(["queued", "approved"]))
+        .values(status="running", plan=plan, params=params, started_at=now, heartbeat_at=now)
+    )
     return result.rowcount > 0
 
 
 def beat(conn: Connection, run_id: int, now: datetime) -> None:
     """The process carrying out a running run is alive (see ``RUN_STALE_AFTER``)."""
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "running")
-                 .values(heartbeat_at=now))
+    conn.execute(
+        runbook_runs.update()
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "running")
+        .values(heartbeat_at=now)
+    )
 
 
-def finish(conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str,
-           now: datetime, plan: list[dict[str, Any]] | None = None, params: dict[str, str] | None = None) -> None:
+def finish(
+    conn: Connection,
+    run_id: int,
+    *,
+    status: str,
+    applied: list[dict[str, Any]],
+    result: str,
+    now: datetime,
+    plan: list[dict[str, Any]] | None = None,
+    params: dict[str, str] | None = None,
+) -> None:
     values: dict[str, Any] = {"status": status, "applied": applied, "result": result, "finished_at": now}
     if plan is not None:
         values["plan"] = plan
@@ -106,10 +166,16 @@ def for_incidents(conn: Connection, incident_ids: list[int]) -> list[RunRecord]:
     """Runs an alert asked for (their trigger is ``alert:ID`` or ``alert:ID automation:NAME``)."""
     if not incident_ids:
         return []
-    wanted = sa.or_(*[sa.or_(runbook_runs.c.trigger == f"alert:{i}", runbook_runs.c.trigger.startswith(f"alert:{i} "))
-                      for i in incident_ids])
-    return [RunRecord(**row._asdict()) for row in conn.execute(sa.select(runbook_runs).where(wanted)
-                                                                .order_by(runbook_runs.c.id))]
+    wanted = sa.or_(
+        *[
+            sa.or_(runbook_runs.c.trigger == f"alert:{i}", runbook_runs.c.trigger.startswith(f"alert:{i} "))
+            for i in incident_ids
+        ]
+    )
+    return [
+        RunRecord(**row._asdict())
+        for row in conn.execute(sa.select(runbook_runs).where(wanted).order_by(runbook_runs.c.id))
+    ]
 
 
 def history(conn: Connection, limit: int = 100) -> list[RunRecord]:
@@ -121,9 +187,11 @@ def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> st
     """Take every target's lock for ``run_id``; returns a held target's description instead if one is
     taken (then none is taken: the caller's transaction rolls back). A lock whose run's process stopped
     beating is released first: a crashed replica does not keep the on-call from acting."""
+
     def take(target: str) -> bool:
-        return insert_ignore(conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now},
-                             on=["target"])
+        return insert_ignore(
+            conn, runbook_locks, {"target": target, "run_id": run_id, "acquired_at": now}, on=["target"]
+        )
 
     for target in targets:
         if take(target):
@@ -147,41 +215,58 @@ def recover_interrupted(conn: Connection, *, now: datetime, run_ids: list[int] |
     alive_since = now - RUN_STALE_AFTER
     query = sa.select(runbook_runs.c.id).where(
         runbook_runs.c.status == "running",
-        sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since)
+        sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since,
+    )
     if run_ids is not None:
         query = query.where(runbook_runs.c.id.in_(run_ids))
     ids = [row.id for row in conn.execute(query)]
     for run_id in ids:
-        finish(conn, run_id, status="failed", applied=[], now=now,
-               result="interrupted: alertbot stopped during this run; check the target (and `alertbot runbook "
-                      "history`) before running it again")
+        finish(
+            conn,
+            run_id,
+            status="failed",
+            applied=[],
+            now=now,
+            result="interrupted: alertbot stopped during this run; check the target (and `alertbot runbook "
+            "history`) before running it again",
+        )
         unlock(conn, run_id)
     return ids
 
 
 def _expire_if_stale(conn: Connection, run_id: int, *, now: datetime, requested_after: datetime) -> None:
     """A pending run requested before ``requested_after`` can no longer be approved: mark it expired."""
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending",
-                                             runbook_runs.c.started_at < requested_after)
-                 .values(status="expired", result="approval expired", finished_at=now))
+    conn.execute(
+        runbook_runs.update()
+        .where(
+            runbook_runs.c.id == run_id, runbook_runs.c.status == "pending", runbook_runs.c.started_at < requested_after
+        )
+        .values(status="expired", result="approval expired", finished_at=now)
+    )
 
 
-def cancel_pending(conn: Connection, run_id: int, *, by: str, now: datetime,
-                   requested_after: datetime) -> RunRecord | None:
+def cancel_pending(
+    conn: Connection, run_id: int, *, by: str, now: datetime, requested_after: datetime
+) -> RunRecord | None:
     """Cancel a pending run — once: a second click finds it no longer pending and gets None."""
     _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
-    result = conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
-                          .values(status="cancelled", result=f"cancelled by {by}", finished_at=now))
+    result = conn.execute(
+        runbook_runs.update()
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+        .values(status="cancelled", result=f"cancelled by {by}", finished_at=now)
+    )
     return get(conn, run_id) if result.rowcount else None
 
 
-def add_approval(conn: Connection, run_id: int, *, by: str, needed: int, now: datetime,
-                 requested_after: datetime) -> tuple[str, list[str]] | None:
+def add_approval(
+    conn: Connection, run_id: int, *, by: str, needed: int, now: datetime, requested_after: datetime
+) -> tuple[str, list[str]] | None:
     """Count one approval of a pending run; it becomes ``approved`` at ``needed`` distinct approvers.
     Returns (status, approvers), or None when the run is not pending (done, cancelled, expired)."""
     _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
-    row = conn.execute(sa.select(runbook_runs.c.approvals).where(runbook_runs.c.id == run_id,
-                                                                 runbook_runs.c.status == "pending")).first()
+    row = conn.execute(
+        sa.select(runbook_runs.c.approvals).where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+    ).first()
     if row is None:
         return None
     approvers = list(row.approvals or [])
@@ -189,8 +274,14 @@ def add_approval(conn: Connection, run_id: int, *, by: str, needed: int, now: da
         return "pending", approvers
     approvers.append(by)
     status = "approved" if len(approvers) >= needed else "pending"
-    result = f"approved by {', '.join(approvers)}" if status == "approved" else \
-        f"approval {len(approvers)} of {needed} by {by}"
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
-                 .values(approvals=approvers, status=status, result=result))
+    result = (
+        f"approved by {', '.join(approvers)}"
+        if status == "approved"
+        else f"approval {len(approvers)} of {needed} by {by}"
+    )
+    conn.execute(
+        runbook_runs.update()
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+        .values(approvals=approvers, status=status, result=result)
+    )
     return status, approvers

@@ -56,8 +56,12 @@ def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any], *, 
     failed plain INSERT would abort the whole PostgreSQL transaction."""
     dialect_insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: with a RETURNING clause of its own (the primary key) psycopg reports -1.
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=on) \
+    statement = (
+        dialect_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=on)
         .returning(sa.literal_column("1"))
+    )
     return conn.execute(statement).first() is not None
 
 
@@ -73,18 +77,20 @@ def record_json(record: Any) -> dict[str, Any]:
 metadata = sa.MetaData()
 
 schema_migrations = sa.Table(
-    "schema_migrations", metadata,
+    "schema_migrations",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("applied_at", UTCDateTime, nullable=False),
 )
 
 incidents = sa.Table(
-    "incidents", metadata,
+    "incidents",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("starts_at", UTCDateTime, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),            # firing | resolved
+    sa.Column("status", sa.String(16), nullable=False),  # firing | resolved
     sa.Column("alertname", sa.Text, nullable=False),
     sa.Column("service", sa.Text, nullable=False),
     sa.Column("namespace", sa.Text, nullable=False),
@@ -96,45 +102,47 @@ incidents = sa.Table(
     sa.Column("annotations", sa.JSON, nullable=False),
     sa.Column("generator_url", sa.Text, nullable=False),
     sa.Column("group_key", sa.Text, nullable=False),
-    sa.Column("destinations", sa.JSON, nullable=False),            # where the trigger went
-    sa.Column("suppressed_by", sa.Text),                           # silence / inhibition, if any
+    sa.Column("destinations", sa.JSON, nullable=False),  # where the trigger went
+    sa.Column("suppressed_by", sa.Text),  # silence / inhibition, if any
     sa.Column("ends_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
-    sa.Column("acked_by", sa.Text),                                # who acknowledged it (slack:U…, api)
+    sa.Column("acked_by", sa.Text),  # who acknowledged it (slack:U…, api)
     sa.Column("acked_at", UTCDateTime),
-    sa.Column("resolved_by", sa.Text),                             # set when resolved by hand, not by Alertmanager
-    sa.Column("lead_id", sa.Integer),                              # the earlier incident this re-fire continues
+    sa.Column("resolved_by", sa.Text),  # set when resolved by hand, not by Alertmanager
+    sa.Column("lead_id", sa.Integer),  # the earlier incident this re-fire continues
     sa.UniqueConstraint("fingerprint", "starts_at", name="uq_incidents_alert"),
 )
 sa.Index("ix_incidents_status", incidents.c.status, incidents.c.severity)
 
 outbox = sa.Table(
-    "outbox", metadata,
+    "outbox",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),             # trigger | resolve
-    sa.Column("channel", sa.String(32), nullable=False),           # console | pagerduty | slack
-    sa.Column("target", sa.Text, nullable=False),                  # e.g. the Slack channel
-    sa.Column("payload", sa.JSON, nullable=False),                 # the Notification, as decided
-    sa.Column("status", sa.String(16), nullable=False),            # pending | delivered | failed | cancelled
+    sa.Column("event", sa.String(16), nullable=False),  # trigger | resolve
+    sa.Column("channel", sa.String(32), nullable=False),  # console | pagerduty | slack
+    sa.Column("target", sa.Text, nullable=False),  # e.g. the Slack channel
+    sa.Column("payload", sa.JSON, nullable=False),  # the Notification, as decided
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed | cancelled
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("lease_until", UTCDateTime),
-    sa.Column("lease_owner", sa.String(64)),                       # the dispatcher instance holding it
+    sa.Column("lease_owner", sa.String(64)),  # the dispatcher instance holding it
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
-    sa.Column("hold", sa.Text),                                    # why a resolve waits (until next_attempt_at)
-    sa.Column("fingerprint", sa.Text),                             # the alert's: its episodes share a Slack message
+    sa.Column("hold", sa.Text),  # why a resolve waits (until next_attempt_at)
+    sa.Column("fingerprint", sa.Text),  # the alert's: its episodes share a Slack message
 )
 sa.Index("ix_outbox_due", outbox.c.status, outbox.c.channel, outbox.c.next_attempt_at)
 sa.Index("ix_outbox_incident", outbox.c.incident_id, outbox.c.channel, outbox.c.status)
 sa.Index("ix_outbox_fingerprint", outbox.c.fingerprint, outbox.c.channel, outbox.c.status)
 
 silences = sa.Table(
-    "silences", metadata,
+    "silences",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("matchers", sa.JSON, nullable=False),
     sa.Column("starts_at", UTCDateTime, nullable=False),
@@ -147,13 +155,14 @@ sa.Index("ix_silences_ends", silences.c.ends_at)
 
 
 slack_messages = sa.Table(
-    "slack_messages", metadata,
+    "slack_messages",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("target", sa.Text, nullable=False),                  # the channel as configured (#alerts)
-    sa.Column("channel_id", sa.Text, nullable=False),              # the channel ID Slack answered (C123)
-    sa.Column("ts", sa.Text, nullable=False),                      # the message to update in place
+    sa.Column("target", sa.Text, nullable=False),  # the channel as configured (#alerts)
+    sa.Column("channel_id", sa.Text, nullable=False),  # the channel ID Slack answered (C123)
+    sa.Column("ts", sa.Text, nullable=False),  # the message to update in place
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("incident_id", "target", name="uq_slack_messages_incident"),
 )
@@ -161,57 +170,66 @@ sa.Index("ix_slack_messages_fingerprint", slack_messages.c.fingerprint, slack_me
 
 
 storms = sa.Table(
-    "storms", metadata,
+    "storms",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("group_key", sa.Text, nullable=False),
     sa.Column("group_labels", sa.JSON, nullable=False),
     sa.Column("anchor_incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("count", sa.Integer, nullable=False),                # alerts summarised so far
-    sa.Column("destinations", sa.JSON, nullable=False),            # where the summary goes
+    sa.Column("count", sa.Integer, nullable=False),  # alerts summarised so far
+    sa.Column("destinations", sa.JSON, nullable=False),  # where the summary goes
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("resolved_at", UTCDateTime),
 )
 sa.Index("ix_storms_group", storms.c.group_key, storms.c.resolved_at)
 # One open storm per group: replicas starting one at once conflict, and the loser's ingest is retried
 # (and joins the winner's storm) instead of sending a second summary.
-sa.Index("ux_storms_open", storms.c.group_key, unique=True, sqlite_where=storms.c.resolved_at.is_(None),
-         postgresql_where=storms.c.resolved_at.is_(None))
+sa.Index(
+    "ux_storms_open",
+    storms.c.group_key,
+    unique=True,
+    sqlite_where=storms.c.resolved_at.is_(None),
+    postgresql_where=storms.c.resolved_at.is_(None),
+)
 
 
 runbook_runs = sa.Table(
-    "runbook_runs", metadata,
+    "runbook_runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("runbook", sa.Text, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("trigger", sa.Text, nullable=False),                 # cli:<user> | slack:<user> | alert:<id> | undo:<run>
-    sa.Column("status", sa.String(16), nullable=False),            # planned|running|succeeded|noop|failed|rejected
-    sa.Column("plan", sa.JSON, nullable=False),                    # per step: what it would change (before → after)
-    sa.Column("applied", sa.JSON, nullable=False),                 # per applied step: the state it changed, for undo
+    sa.Column("trigger", sa.Text, nullable=False),  # cli:<user> | slack:<user> | alert:<id> | undo:<run>
+    sa.Column("status", sa.String(16), nullable=False),  # planned|running|succeeded|noop|failed|rejected
+    sa.Column("plan", sa.JSON, nullable=False),  # per step: what it would change (before → after)
+    sa.Column("applied", sa.JSON, nullable=False),  # per applied step: the state it changed, for undo
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("undo_of", sa.Integer),
-    sa.Column("automation", sa.Text),                              # the automation that asked for it, if any
-    sa.Column("target_key", sa.Text),                              # automation + params: what the cooldown keys on
-    sa.Column("approvals", sa.JSON),                               # who approved so far (two-person rule)
+    sa.Column("automation", sa.Text),  # the automation that asked for it, if any
+    sa.Column("target_key", sa.Text),  # automation + params: what the cooldown keys on
+    sa.Column("approvals", sa.JSON),  # who approved so far (two-person rule)
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
-    sa.Column("heartbeat_at", UTCDateTime),                        # a running run's process is alive
+    sa.Column("heartbeat_at", UTCDateTime),  # a running run's process is alive
 )
 sa.Index("ix_runbook_runs_cooldown", runbook_runs.c.target_key, runbook_runs.c.started_at)
 sa.Index("ix_runbook_runs_status", runbook_runs.c.status)
 
 runbook_locks = sa.Table(
-    "runbook_locks", metadata,
-    sa.Column("target", sa.Text, primary_key=True),                # e.g. virtualservice ns/name
+    "runbook_locks",
+    metadata,
+    sa.Column("target", sa.Text, primary_key=True),  # e.g. virtualservice ns/name
     sa.Column("run_id", sa.Integer, nullable=False),
     sa.Column("acquired_at", UTCDateTime, nullable=False),
 )
 
 
 change_events = sa.Table(
-    "change_events", metadata,
+    "change_events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.Text, unique=True),                   # the sender's id, for idempotency
-    sa.Column("kind", sa.String(32), nullable=False),              # deployment|config_change|feature_flag|traffic_shift
+    sa.Column("event_id", sa.Text, unique=True),  # the sender's id, for idempotency
+    sa.Column("kind", sa.String(32), nullable=False),  # deployment|config_change|feature_flag|traffic_shift
     sa.Column("service", sa.Text, nullable=False),
     sa.Column("namespace", sa.Text, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
@@ -219,7 +237,7 @@ change_events = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("links", sa.JSON, nullable=False),
     sa.Column("timestamp", UTCDateTime, nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),            # api | alertmanager | kubernetes | runbook
+    sa.Column("source", sa.String(16), nullable=False),  # api | alertmanager | kubernetes | runbook
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("target", sa.Text, nullable=False, server_default=""),  # virtualservice/NAME | deployment/NAME | ""
 )
@@ -227,44 +245,48 @@ sa.Index("ix_change_events_service", change_events.c.service, change_events.c.na
 
 
 heartbeats = sa.Table(
-    "heartbeats", metadata,
-    sa.Column("name", sa.Text, primary_key=True),                  # the Watchdog alertname
+    "heartbeats",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # the Watchdog alertname
     sa.Column("last_seen", UTCDateTime, nullable=False),
-    sa.Column("incident_id", sa.Integer),                          # the open "pipeline broken" page, if any
+    sa.Column("incident_id", sa.Integer),  # the open "pipeline broken" page, if any
 )
 
 
 decisions = sa.Table(
-    "decisions", metadata,                                         # what shadow mode would have done
+    "decisions",
+    metadata,  # what shadow mode would have done
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),              # notify | runbook
-    sa.Column("summary", sa.Text, nullable=False),                 # "would page pagerduty", "would run ..."
+    sa.Column("kind", sa.String(16), nullable=False),  # notify | runbook
+    sa.Column("summary", sa.Text, nullable=False),  # "would page pagerduty", "would run ..."
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 
 kube_objects = sa.Table(
-    "kube_objects", metadata,                                      # what the Kubernetes watch last saw
-    sa.Column("resource", sa.String(32), primary_key=True),        # deployments | virtualservices
+    "kube_objects",
+    metadata,  # what the Kubernetes watch last saw
+    sa.Column("resource", sa.String(32), primary_key=True),  # deployments | virtualservices
     sa.Column("namespace", sa.String(253), primary_key=True),
     sa.Column("name", sa.String(253), primary_key=True),
-    sa.Column("service", sa.Text, nullable=False),                 # whose alerts say whether it is healthy
+    sa.Column("service", sa.Text, nullable=False),  # whose alerts say whether it is healthy
     sa.Column("resource_version", sa.Text, nullable=False),
-    sa.Column("state", sa.JSON, nullable=False),                   # images / weights: what a change is judged on
-    sa.Column("state_since", UTCDateTime, nullable=False),         # when this state was first seen
+    sa.Column("state", sa.JSON, nullable=False),  # images / weights: what a change is judged on
+    sa.Column("state_since", UTCDateTime, nullable=False),  # when this state was first seen
     sa.Column("seen_at", UTCDateTime, nullable=False),
-    sa.Column("good_state", sa.JSON),                              # the last state that stayed healthy (weights)
+    sa.Column("good_state", sa.JSON),  # the last state that stayed healthy (weights)
     sa.Column("good_at", UTCDateTime),
 )
 
 
 incident_notes = sa.Table(
-    "incident_notes", metadata,                                    # an incident's history, in words
+    "incident_notes",
+    metadata,  # an incident's history, in words
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),              # suppressed | held | continued | ...
+    sa.Column("kind", sa.String(32), nullable=False),  # suppressed | held | continued | ...
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
@@ -329,18 +351,23 @@ def _v10(conn: Connection) -> None:
 def _v11(conn: Connection) -> None:
     _add_columns(conn, "outbox", {"fingerprint": "TEXT"})
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_fingerprint ON outbox (fingerprint, channel, status)")
-    conn.exec_driver_sql("UPDATE outbox SET fingerprint = (SELECT fingerprint FROM incidents "
-                         "WHERE incidents.id = outbox.incident_id) WHERE status = 'pending' AND fingerprint IS NULL")
+    conn.exec_driver_sql(
+        "UPDATE outbox SET fingerprint = (SELECT fingerprint FROM incidents "
+        "WHERE incidents.id = outbox.incident_id) WHERE status = 'pending' AND fingerprint IS NULL"
+    )
 
 
 def _v12(conn: Connection) -> None:
     # Replicas that already raced left two open storms for a group: the newer ones end here (their
     # summaries resolve when their last member does), so the index can be built.
-    conn.exec_driver_sql("UPDATE storms SET resolved_at = started_at WHERE resolved_at IS NULL AND id > "
-                         "(SELECT MIN(id) FROM storms AS first WHERE first.group_key = storms.group_key "
-                         "AND first.resolved_at IS NULL)")
-    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ux_storms_open ON storms (group_key) "
-                         "WHERE resolved_at IS NULL")
+    conn.exec_driver_sql(
+        "UPDATE storms SET resolved_at = started_at WHERE resolved_at IS NULL AND id > "
+        "(SELECT MIN(id) FROM storms AS first WHERE first.group_key = storms.group_key "
+        "AND first.resolved_at IS NULL)"
+    )
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_storms_open ON storms (group_key) WHERE resolved_at IS NULL"
+    )
 
 
 def _v13(conn: Connection) -> None:
@@ -386,6 +413,8 @@ def migrate(conn: Connection, now: datetime) -> list[int]:
         applied.append(version)
     newest = max(done, default=0)
     if newest > MIGRATIONS[-1][0]:
-        raise RuntimeError(f"the database schema is version {newest}, newer than this alertbot knows "
-                           f"({MIGRATIONS[-1][0]}): upgrade alertbot or restore a matching backup")
+        raise RuntimeError(
+            f"the database schema is version {newest}, newer than this alertbot knows "
+            f"({MIGRATIONS[-1][0]}): upgrade alertbot or restore a matching backup"
+        )
     return applied

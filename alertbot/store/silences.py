@@ -25,17 +25,39 @@ def _silence(row: sa.Row[Any]) -> Silence:
     )
 
 
-def create(conn: Connection, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
-                 created_by: str, comment: str, now: datetime) -> Silence:
+def create(
+    conn: Connection,
+    matchers: Sequence[Matcher],
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    created_by: str,
+    comment: str,
+    now: datetime,
+) -> Silence:
     result = conn.execute(
-        silences.insert().values(matchers=[str(m) for m in matchers], starts_at=starts_at, ends_at=ends_at,
-                                 created_by=created_by, comment=comment, created_at=now).returning(*silences.c)
+        silences.insert()
+        .values(
+            matchers=[str(m) for m in matchers],
+            starts_at=starts_at,
+            ends_at=ends_at,
+            created_by=created_by,
+            comment=comment,
+            created_at=now,
+        )
+        .returning(*silences.c)
     )
     return _silence(result.one())
 
 
-_ACTIVE = sa.select(silences).where(silences.c.starts_at <= sa.bindparam("now", type_=UTCDateTime),
-                                    silences.c.ends_at > sa.bindparam("now", type_=UTCDateTime)).order_by(silences.c.id)
+_ACTIVE = (
+    sa.select(silences)
+    .where(
+        silences.c.starts_at <= sa.bindparam("now", type_=UTCDateTime),
+        silences.c.ends_at > sa.bindparam("now", type_=UTCDateTime),
+    )
+    .order_by(silences.c.id)
+)
 
 
 def active(conn: Connection, now: datetime) -> list[Silence]:

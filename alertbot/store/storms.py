@@ -45,18 +45,33 @@ def get(conn: Connection, storm_id: int) -> Storm | None:
     return _storm(row) if row else None
 
 
-def start(conn: Connection, *, group_key: str, group_labels: dict[str, str], anchor_incident_id: int,
-                destinations: Sequence[dict[str, Any]], now: datetime) -> Storm:
-    result = conn.execute(storms.insert().values(
-        group_key=group_key, group_labels=group_labels, anchor_incident_id=anchor_incident_id, count=1,
-        destinations=list(destinations), started_at=now).returning(*storms.c))
+def start(
+    conn: Connection,
+    *,
+    group_key: str,
+    group_labels: dict[str, str],
+    anchor_incident_id: int,
+    destinations: Sequence[dict[str, Any]],
+    now: datetime,
+) -> Storm:
+    result = conn.execute(
+        storms.insert()
+        .values(
+            group_key=group_key,
+            group_labels=group_labels,
+            anchor_incident_id=anchor_incident_id,
+            count=1,
+            destinations=list(destinations),
+            started_at=now,
+        )
+        .returning(*storms.c)
+    )
     return _storm(result.one())
 
 
 def join(conn: Connection, storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
     merged = list(storm.destinations) + [d for d in destinations if d not in storm.destinations]
-    conn.execute(storms.update().where(storms.c.id == storm.id)
-                       .values(count=storms.c.count + 1, destinations=merged))
+    conn.execute(storms.update().where(storms.c.id == storm.id).values(count=storms.c.count + 1, destinations=merged))
     return Storm(storm.id, storm.group_key, storm.group_labels, storm.anchor_incident_id, storm.count + 1, merged)
 
 
@@ -65,19 +80,35 @@ def finish(conn: Connection, storm_id: int, now: datetime) -> None:
 
 
 def firing_members(conn: Connection, storm: Storm) -> int:
-    return int((conn.execute(
-        sa.select(sa.func.count()).select_from(incidents)
-        .where(incidents.c.group_key == storm.group_key, incidents.c.status == "firing",
-               incidents.c.suppressed_by.like(f"{storm.marker}%"))
-    )).scalar_one())
+    return int(
+        (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(incidents)
+                .where(
+                    incidents.c.group_key == storm.group_key,
+                    incidents.c.status == "firing",
+                    incidents.c.suppressed_by.like(f"{storm.marker}%"),
+                )
+            )
+        ).scalar_one()
+    )
 
 
-_ACTIVE_OF = sa.select(storms).where(storms.c.group_key.in_(sa.bindparam("groups", expanding=True)),
-                                     storms.c.resolved_at.is_(None)).order_by(storms.c.id)
-_ARRIVED_IN = (sa.select(incidents.c.group_key, sa.func.count()).select_from(incidents)
-               .where(incidents.c.group_key.in_(sa.bindparam("groups", expanding=True)),
-                      incidents.c.created_at >= sa.bindparam("since", type_=UTCDateTime))
-               .group_by(incidents.c.group_key))
+_ACTIVE_OF = (
+    sa.select(storms)
+    .where(storms.c.group_key.in_(sa.bindparam("groups", expanding=True)), storms.c.resolved_at.is_(None))
+    .order_by(storms.c.id)
+)
+_ARRIVED_IN = (
+    sa.select(incidents.c.group_key, sa.func.count())
+    .select_from(incidents)
+    .where(
+        incidents.c.group_key.in_(sa.bindparam("groups", expanding=True)),
+        incidents.c.created_at >= sa.bindparam("since", type_=UTCDateTime),
+    )
+    .group_by(incidents.c.group_key)
+)
 
 
 def active_of(conn: Connection, group_keys: Sequence[str]) -> dict[str, Storm]:
@@ -99,6 +130,7 @@ def sample(conn: Connection, storm: Storm, limit: int = 5) -> list[str]:
     rows = conn.execute(
         sa.select(incidents.c.alertname, incidents.c.service, incidents.c.annotations)
         .where(incidents.c.group_key == storm.group_key, incidents.c.suppressed_by.like(f"{storm.marker}%"))
-        .order_by(incidents.c.id.desc()).limit(limit)
+        .order_by(incidents.c.id.desc())
+        .limit(limit)
     )
     return [str(row.annotations.get("summary") or f"{row.alertname} {row.service}".strip()) for row in rows]

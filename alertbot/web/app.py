@@ -71,13 +71,21 @@ def enabled_channel_names(secrets: Secrets) -> list[str]:
     return names
 
 
-def build_notifiers(config: Config, secrets: Secrets, *, session: aiohttp.ClientSession, store: Store, clock: Clock,
-                    console_stream: TextIO | None) -> dict[str, Notifier]:
+def build_notifiers(
+    config: Config,
+    secrets: Secrets,
+    *,
+    session: aiohttp.ClientSession,
+    store: Store,
+    clock: Clock,
+    console_stream: TextIO | None,
+) -> dict[str, Notifier]:
     """The notifier registry: console always; PagerDuty and Slack when their secret is present."""
     notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream)}
     if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
-        notifiers["pagerduty"] = PagerDutyNotifier(session, config.pagerduty.events_url, secrets.pagerduty_routing_key,
-                                                   secrets.pagerduty_routing_keys)
+        notifiers["pagerduty"] = PagerDutyNotifier(
+            session, config.pagerduty.events_url, secrets.pagerduty_routing_key, secrets.pagerduty_routing_keys
+        )
     if secrets.slack_bot_token is not None:
         client = make_slack_client(session, secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
         notifiers["slack"] = SlackNotifier(client, store, clock)
@@ -91,39 +99,71 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = await Store.open(url, busy_timeout=config.storage.busy_timeout)
     log.info("store_opened", url=redact_url(url))
     # One client session for every outbound call; each send is bounded by outbox.send_timeout.
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
-                                    headers={"User-Agent": f"alertbot/{__version__}"})
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
+        headers={"User-Agent": f"alertbot/{__version__}"},
+    )
     if not state.notifiers:
-        state.notifiers = build_notifiers(config, state.secrets, session=session, store=store, clock=state.clock,
-                                          console_stream=state.console_stream)
+        state.notifiers = build_notifiers(
+            config, state.secrets, session=session, store=store, clock=state.clock, console_stream=state.console_stream
+        )
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
-        store, state.notifiers, metrics=state.metrics, clock=state.clock,
+        store,
+        state.notifiers,
+        metrics=state.metrics,
+        clock=state.clock,
         retry=RetryPolicy(config.outbox.initial_backoff, config.outbox.max_backoff, config.outbox.give_up_after),
-        send_timeout=config.outbox.send_timeout, poll_interval=config.outbox.poll_interval,
+        send_timeout=config.outbox.send_timeout,
+        poll_interval=config.outbox.poll_interval,
         scrub=state.secrets.scrub,
     )
     kube = state.kube or kube_factory(config)
-    executor = Executor(store, kube, clock=state.clock,
-                        settle=config.kubernetes.settle,
-                        dry_run_only=config.runbooks.dry_run, metrics=state.metrics,
-                        prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None)
+    executor = Executor(
+        store,
+        kube,
+        clock=state.clock,
+        settle=config.kubernetes.settle,
+        dry_run_only=config.runbooks.dry_run,
+        metrics=state.metrics,
+        prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None,
+    )
     runbooks = load_runbooks(config.runbooks.dir)
     state.automations = AutomationRunner(store, executor, runbooks)
-    slack_client = (make_slack_client(session, state.secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
-                    if state.secrets.slack_bot_token is not None else None)
-    state.slack = SlackCommands(store=store, executor=executor, runbooks=runbooks, config=config.slack,
-                                clock=state.clock, session=session, on_enqueued=state.dispatcher.wake,
-                                client=slack_client, lookback=config.correlation.lookback)
-    pipeline = Pipeline(config, store, enabled_channels=enabled_channels(state.notifiers),
-                        metrics=state.metrics, clock=state.clock, dispatcher=state.dispatcher,
-                        run_automations=state.automations.submit)
+    slack_client = (
+        make_slack_client(session, state.secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
+        if state.secrets.slack_bot_token is not None
+        else None
+    )
+    state.slack = SlackCommands(
+        store=store,
+        executor=executor,
+        runbooks=runbooks,
+        config=config.slack,
+        clock=state.clock,
+        session=session,
+        on_enqueued=state.dispatcher.wake,
+        client=slack_client,
+        lookback=config.correlation.lookback,
+    )
+    pipeline = Pipeline(
+        config,
+        store,
+        enabled_channels=enabled_channels(state.notifiers),
+        metrics=state.metrics,
+        clock=state.clock,
+        dispatcher=state.dispatcher,
+        run_automations=state.automations.submit,
+    )
     pipeline.start()
     await state.dispatcher.start()
     await executor.warm_up()
     await state.automations.start()
-    watchdog = (asyncio.create_task(_watch_heartbeat(pipeline, config.heartbeat.max_interval), name="heartbeat")
-                if config.heartbeat is not None else None)
+    watchdog = (
+        asyncio.create_task(_watch_heartbeat(pipeline, config.heartbeat.max_interval), name="heartbeat")
+        if config.heartbeat is not None
+        else None
+    )
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
@@ -138,10 +178,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         state._pipeline = None
-        await pipeline.stop()                # commit what was accepted
+        await pipeline.stop()  # commit what was accepted
         await state.slack.stop()
-        await state.automations.stop()       # let runbook runs in progress finish (bounded)
-        await state.dispatcher.stop()        # stop sending; the rest waits durably in the outbox
+        await state.automations.stop()  # let runbook runs in progress finish (bounded)
+        await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
         state._store = None
         await session.close()
         await store.close()
@@ -156,9 +196,14 @@ def _kube_watch(config: Config, kube: Callable[[], Kubernetes] | None, store: St
         log.warning("watch_disabled", reason="kubernetes.watch is set but no Kubernetes configuration was found")
         return None
     log.info("watching", namespaces=policy.namespaces)
-    return KubeWatch(KubeApi(kube().configuration), ChangeRecorder(store, clock, settle=policy.settle),
-                     policy.namespaces,
-                     resync=policy.resync, initial_backoff=policy.initial_backoff, max_backoff=policy.max_backoff)
+    return KubeWatch(
+        KubeApi(kube().configuration),
+        ChangeRecorder(store, clock, settle=policy.settle),
+        policy.namespaces,
+        resync=policy.resync,
+        initial_backoff=policy.initial_backoff,
+        max_backoff=policy.max_backoff,
+    )
 
 
 def kube_factory(config: Config) -> Callable[[], Kubernetes] | None:
@@ -169,14 +214,27 @@ def kube_factory(config: Config) -> Callable[[], Kubernetes] | None:
     return lambda: Kubernetes(api_client(path))
 
 
-def create_app(config: Config, secrets: Secrets, *, clock: Clock = utcnow, console_stream: TextIO | None = None,
-               notifiers: dict[str, Notifier] | None = None,
-               kube: Callable[[], Kubernetes] | None = None) -> web.Application:
+def create_app(
+    config: Config,
+    secrets: Secrets,
+    *,
+    clock: Clock = utcnow,
+    console_stream: TextIO | None = None,
+    notifiers: dict[str, Notifier] | None = None,
+    kube: Callable[[], Kubernetes] | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
-    app[STATE] = AppState(config=config, secrets=secrets, metrics=Metrics(), clock=clock,
-                          notifiers=dict(notifiers or {}), console_stream=console_stream, kube=kube,
-                          slack_verifier=SlackVerifier(secrets.slack_signing_secret),
-                          body_slots=asyncio.Semaphore(config.webhook.max_concurrent_bodies))
+    app[STATE] = AppState(
+        config=config,
+        secrets=secrets,
+        metrics=Metrics(),
+        clock=clock,
+        notifiers=dict(notifiers or {}),
+        console_stream=console_stream,
+        kube=kube,
+        slack_verifier=SlackVerifier(secrets.slack_signing_secret),
+        body_slots=asyncio.Semaphore(config.webhook.max_concurrent_bodies),
+    )
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
     return app
@@ -188,8 +246,13 @@ async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> No
     # read_bufsize: how much of a request body aiohttp buffers per connection ahead of the handler
     # (its default, 256 KiB, is buffered twice over). Requests waiting for a body slot
     # (webhook.max_concurrent_bodies) hold at most this: 1,000 of them cost ~128 MiB, not 512.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, read_bufsize=READ_BUFFER_BYTES,
-                           shutdown_timeout=config.server.shutdown_timeout.total_seconds())
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        read_bufsize=READ_BUFFER_BYTES,
+        shutdown_timeout=config.server.shutdown_timeout.total_seconds(),
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -27,8 +27,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except StoreUnavailable as exc:
         log.warning("store_unavailable", path=request.path, error=exc.message)
-        return error_response(exc.http_status, exc.code, exc.message,
-                              headers={"Retry-After": str(exc.retry_after_seconds)})
+        return error_response(
+            exc.http_status, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after_seconds)}
+        )
     except AlertbotError as exc:
         return error_response(exc.http_status, exc.code, exc.message)
     except web.HTTPException as exc:

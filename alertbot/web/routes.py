@@ -106,8 +106,9 @@ async def readyz(request: web.Request) -> web.Response:
         await state.store.ping()
     except (AlertbotError, TimeoutError) as exc:
         message = exc.message if isinstance(exc, AlertbotError) else "store did not answer in time"
-        return web.json_response({"status": "unavailable", "error": {"code": "store_unavailable",
-                                                                      "message": message}}, status=503)
+        return web.json_response(
+            {"status": "unavailable", "error": {"code": "store_unavailable", "message": message}}, status=503
+        )
     return web.json_response({"status": "ready"})
 
 
@@ -152,8 +153,9 @@ async def get_incident(request: web.Request) -> web.Response:
         raise NotFound(f"no incident {incident_id}")
     notifications = await state.store.read(outbox.for_incident, record.chain_id)
     history = await state.store.read(incident_notes.for_incidents, [incident_id])
-    return web.json_response({**record.to_json(), "notifications": notifications,
-                              "history": [note.to_json() for note in history]})
+    return web.json_response(
+        {**record.to_json(), "notifications": notifications, "history": [note.to_json() for note in history]}
+    )
 
 
 async def get_timeline(request: web.Request) -> web.Response:
@@ -161,8 +163,9 @@ async def get_timeline(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     incident_id = _int_param(request, "incident_id")
-    entries = await state.store.read(incident_timeline, incident_id, lookback=state.config.correlation.lookback,
-                                     now=state.clock())
+    entries = await state.store.read(
+        incident_timeline, incident_id, lookback=state.config.correlation.lookback, now=state.clock()
+    )
     if entries is None:
         raise NotFound(f"no incident {incident_id}")
     return web.json_response([e.to_json() for e in entries])
@@ -208,8 +211,15 @@ async def create_silence(request: web.Request) -> web.Response:
     if ends_at <= now:
         raise PayloadError("the silence would end before it starts")
     matchers: list[Matcher] = list(spec.matchers)
-    silence = await state.store.write(silence_repo.create, matchers, starts_at=now, ends_at=ends_at,
-                                      created_by=spec.created_by, comment=spec.comment, now=now)
+    silence = await state.store.write(
+        silence_repo.create,
+        matchers,
+        starts_at=now,
+        ends_at=ends_at,
+        created_by=spec.created_by,
+        comment=spec.comment,
+        now=now,
+    )
     return web.json_response(silence_repo.silence_json(silence), status=201)
 
 
@@ -283,8 +293,13 @@ async def list_events(request: web.Request) -> web.Response:
             since = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
         except ValueError:
             raise PayloadError(f"since: not an ISO 8601 time: {since_raw!r}") from None
-    found = await state.store.read(change_events.recent, service=request.query.get("service"),
-                                   namespace=request.query.get("namespace"), since=since, limit=500)
+    found = await state.store.read(
+        change_events.recent,
+        service=request.query.get("service"),
+        namespace=request.query.get("namespace"),
+        since=since,
+        limit=500,
+    )
     return web.json_response([e.to_json() for e in found])
 
 
@@ -302,8 +317,12 @@ SLACK_BODY_LIMIT = 64 * 1024
 async def _verified_slack_form(request: web.Request, state: AppState) -> dict[str, str]:
     """Verify the signature on the raw body, then (only then) parse the form."""
     body = await read_body(request, SLACK_BODY_LIMIT)
-    state.slack_verifier.verify(timestamp=request.headers.get("X-Slack-Request-Timestamp"),
-                                signature=request.headers.get("X-Slack-Signature"), body=body, now=state.clock())
+    state.slack_verifier.verify(
+        timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+        signature=request.headers.get("X-Slack-Signature"),
+        body=body,
+        now=state.clock(),
+    )
     try:
         form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
@@ -316,8 +335,12 @@ async def slack_commands(request: web.Request) -> web.Response:
     form = await _verified_slack_form(request, state)
     if state.slack is None:
         raise StoreUnavailable("alertbot is starting")
-    command = Command(user_id=form.get("user_id", ""), user_name=form.get("user_name", ""),
-                      text=form.get("text", ""), response_url=form.get("response_url", ""))
+    command = Command(
+        user_id=form.get("user_id", ""),
+        user_name=form.get("user_name", ""),
+        text=form.get("text", ""),
+        response_url=form.get("response_url", ""),
+    )
     return web.json_response(await state.slack.command(command))
 
 

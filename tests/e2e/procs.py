@@ -54,8 +54,9 @@ def poll(predicate: Callable[[], Any], *, within: float, what: str, every: float
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             raw = resp.read()
@@ -71,10 +72,11 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 class AlertbotProcess:
     """``alertbot serve`` in its own working directory; stdout (console notifier) and stderr to files."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None, *,
-                 port: int = 0) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None, *, port: int = 0
+    ) -> None:
         self.workdir = workdir
-        self.fixed_port = port            # 0: any free port, new at each start
+        self.fixed_port = port  # 0: any free port, new at each start
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "alertbot.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -92,9 +94,21 @@ class AlertbotProcess:
         out = open(self.workdir / f"stdout.{self.runs}", "wb")  # noqa: SIM115 - owned by the child
         err = open(self.workdir / f"stderr.{self.runs}", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alertbot", "serve", "--port", str(self.fixed_port), "--config",
-             str(self.config_path)],
-            cwd=self.workdir, stdout=out, stderr=err, env=self.env)
+            [
+                sys.executable,
+                "-m",
+                "alertbot",
+                "serve",
+                "--port",
+                str(self.fixed_port),
+                "--config",
+                str(self.config_path),
+            ],
+            cwd=self.workdir,
+            stdout=out,
+            stderr=err,
+            env=self.env,
+        )
         out.close()
         err.close()
         self.port = poll(self._listening_port, within=30, what="alertbot to listen")
@@ -143,17 +157,29 @@ class AlertmanagerProcess:
         if token:
             webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
         config = {
-            "route": {"receiver": "alertbot", "group_by": ["alertname", "service"], "group_wait": "1s",
-                      "group_interval": "1s", "repeat_interval": "1h"},
+            "route": {
+                "receiver": "alertbot",
+                "group_by": ["alertname", "service"],
+                "group_wait": "1s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
             "receivers": [{"name": "alertbot", "webhook_configs": [webhook]}],
         }
         (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [alertmanager_binary(), f"--config.file={workdir / 'alertmanager.yml'}",
-             f"--storage.path={workdir / 'data'}", "--cluster.listen-address=",
-             f"--web.listen-address=127.0.0.1:{self.port}", f"--web.external-url=http://127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(workdir / "alertmanager.log", "wb"))  # noqa: SIM115
+            [
+                alertmanager_binary(),
+                f"--config.file={workdir / 'alertmanager.yml'}",
+                f"--storage.path={workdir / 'data'}",
+                "--cluster.listen-address=",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.external-url=http://127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "alertmanager.log", "wb"),  # noqa: SIM115
+        )
         poll(self._ready, within=30, what="Alertmanager /-/ready")
 
     def _ready(self) -> bool:
@@ -176,10 +202,18 @@ class AlertmanagerProcess:
             self.proc.kill()
 
 
-def am_alert(labels: dict[str, str], annotations: dict[str, str] | None = None, *, starts_at: datetime,
-             ends_at: datetime | None = None) -> dict[str, Any]:
-    alert: dict[str, Any] = {"labels": labels, "annotations": annotations or {},
-                             "startsAt": starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+def am_alert(
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    *,
+    starts_at: datetime,
+    ends_at: datetime | None = None,
+) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations or {},
+        "startsAt": starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
     if ends_at is not None:
         alert["endsAt"] = ends_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return alert

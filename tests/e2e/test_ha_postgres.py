@@ -43,46 +43,64 @@ def peers() -> Iterator[tuple[FakePagerDuty, FakeSlack, ThreadedServer, Threaded
 
 
 def error_rate_alert(service: str, starts: datetime, ends: datetime | None = None) -> dict[str, Any]:
-    return am_alert({"alertname": "HighErrorRate", "service": service, "namespace": NS, "severity": "critical"},
-                    {"summary": f"High 5xx error rate on {service}", "value": "0.072"}, starts_at=starts,
-                    ends_at=ends)
+    return am_alert(
+        {"alertname": "HighErrorRate", "service": service, "namespace": NS, "severity": "critical"},
+        {"summary": f"High 5xx error rate on {service}", "value": "0.072"},
+        starts_at=starts,
+        ends_at=ends,
+    )
 
 
 def test_two_replicas_behind_an_ha_pair_page_once(
-        tmp_path: Path, postgres_server: PostgresServer,
-        peers: tuple[FakePagerDuty, FakeSlack, ThreadedServer, ThreadedServer]) -> None:
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    peers: tuple[FakePagerDuty, FakeSlack, ThreadedServer, ThreadedServer],
+) -> None:
     """12 critical alerts, each delivered twice (AM1 → replica A, AM2 → replica B): 12 PagerDuty incidents
     triggered once each, 12 Slack messages; their resolves, once each, the messages updated in place."""
     alertmanager_binary()
     pagerduty, slack, pd_server, slack_server = peers
-    config = {"storage": {"url": postgres_server.new_database()},
-              "pagerduty": {"events_url": pd_server.url("/v2/enqueue")},
-              "slack": {"api_url": slack_server.url("/api/")},
-              "outbox": {"initial_backoff": "100ms", "poll_interval": "200ms"}, "storm": None}
+    config = {
+        "storage": {"url": postgres_server.new_database()},
+        "pagerduty": {"events_url": pd_server.url("/v2/enqueue")},
+        "slack": {"api_url": slack_server.url("/api/")},
+        "outbox": {"initial_backoff": "100ms", "poll_interval": "200ms"},
+        "storm": None,
+    }
     env = {"ALERTBOT_PAGERDUTY_ROUTING_KEY": PD_KEY, "ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN}
     replicas = [AlertbotProcess(tmp_path / name, config, env=env) for name in ("a", "b")]
     managers: list[AlertmanagerProcess] = []
     try:
         for replica in replicas:
             replica.start()
-        managers += [AlertmanagerProcess(tmp_path / f"am-{i}", f"{r.url}/webhook/alertmanager")
-                     for i, r in enumerate(replicas)]
+        managers += [
+            AlertmanagerProcess(tmp_path / f"am-{i}", f"{r.url}/webhook/alertmanager") for i, r in enumerate(replicas)
+        ]
         starts = datetime.now(UTC) - timedelta(seconds=5)
         services = [f"svc-{i:02d}" for i in range(12)]
         for am in managers:
             am.post([error_rate_alert(s, starts) for s in services])
-        poll(lambda: len(pagerduty.incidents()) == 12 and len(slack.roots()) == 12, within=60,
-             what="12 pages and 12 Slack messages")
-        poll(lambda: all(_metric(r, "alertbot_alerts_received_total") >= 12 for r in replicas), within=30,
-             what="each Alertmanager to deliver every alert to its replica")
+        poll(
+            lambda: len(pagerduty.incidents()) == 12 and len(slack.roots()) == 12,
+            within=60,
+            what="12 pages and 12 Slack messages",
+        )
+        poll(
+            lambda: all(_metric(r, "alertbot_alerts_received_total") >= 12 for r in replicas),
+            within=30,
+            what="each Alertmanager to deliver every alert to its replica",
+        )
         assert sorted(pagerduty.incidents().values()) == [1] * 12, pagerduty.incidents()
         assert len({m.text for m in slack.roots()}) == 12
 
         ends = datetime.now(UTC) - timedelta(seconds=1)
         for am in managers:
             am.post([error_rate_alert(s, starts, ends) for s in services])
-        poll(lambda: len(pagerduty.resolves()) >= 12 and all(m.text.startswith("[RESOLVED]") for m in slack.roots()),
-             within=60, what="12 resolves")
+        poll(
+            lambda: len(pagerduty.resolves()) >= 12 and all(m.text.startswith("[RESOLVED]") for m in slack.roots()),
+            within=60,
+            what="12 resolves",
+        )
         assert sorted(e["dedup_key"] for e in pagerduty.resolves()) == sorted(pagerduty.incidents())
         assert len(slack.roots()) == 12 and pagerduty.rejected == []
     finally:
@@ -110,22 +128,55 @@ def test_runbook_locks_hold_across_replicas(tmp_path: Path, postgres_server: Pos
         (tmp_path / "kubeconfig").write_text(kubeconfig(server.url("")))
         runbooks = tmp_path / "runbooks"
         runbooks.mkdir()
-        (runbooks / "slow-rollback.yaml").write_text(yaml.safe_dump({
-            "name": "slow-rollback", "params": [{"name": "namespace"}, {"name": "virtualservice"}],
-            "steps": [{"type": "wait", "duration": "8s"},
-                      {"type": "istio.rollback", "namespace": "{{ params.namespace }}",
-                       "virtualservice": "{{ params.virtualservice }}"}]}))
-        (tmp_path / "alertbot.yaml").write_text(yaml.safe_dump({
-            "storage": {"url": postgres_server.new_database()}, "runbooks": {"dir": str(runbooks)}}))
-        env = {"KUBECONFIG": str(tmp_path / "kubeconfig"), "ALERTBOT_CONFIG": str(tmp_path / "alertbot.yaml"),
-               "USER": "alice", "PATH": "/usr/bin:/bin"}
-        command = [sys.executable, "-m", "alertbot", "runbook", "run", "slow-rollback", "-p", f"namespace={NS}",
-                   "-p", "virtualservice=nutrition-service-canary", "--execute"]
+        (runbooks / "slow-rollback.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "name": "slow-rollback",
+                    "params": [{"name": "namespace"}, {"name": "virtualservice"}],
+                    "steps": [
+                        {"type": "wait", "duration": "8s"},
+                        {
+                            "type": "istio.rollback",
+                            "namespace": "{{ params.namespace }}",
+                            "virtualservice": "{{ params.virtualservice }}",
+                        },
+                    ],
+                }
+            )
+        )
+        (tmp_path / "alertbot.yaml").write_text(
+            yaml.safe_dump({"storage": {"url": postgres_server.new_database()}, "runbooks": {"dir": str(runbooks)}})
+        )
+        env = {
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "ALERTBOT_CONFIG": str(tmp_path / "alertbot.yaml"),
+            "USER": "alice",
+            "PATH": "/usr/bin:/bin",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "alertbot",
+            "runbook",
+            "run",
+            "slow-rollback",
+            "-p",
+            f"namespace={NS}",
+            "-p",
+            "virtualservice=nutrition-service-canary",
+            "--execute",
+        ]
         first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         def first_running() -> bool:
-            history = subprocess.run([sys.executable, "-m", "alertbot", "runbook", "history", "--json"], env=env,
-                                     capture_output=True, text=True, timeout=30, check=False).stdout
+            history = subprocess.run(
+                [sys.executable, "-m", "alertbot", "runbook", "history", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout
             return any(json.loads(line)["status"] == "running" for line in history.splitlines())
 
         poll(first_running, within=30, what="the first run to hold its lock (waiting before its patch)")
@@ -133,8 +184,11 @@ def test_runbook_locks_hold_across_replicas(tmp_path: Path, postgres_server: Pos
         out, err = first.communicate(timeout=60)
         assert first.returncode == 0, err
         assert "succeeded" in out
-        assert second.returncode == 1 and "rejected" in second.stdout and "another run holds virtualservice " \
-            f"{NS}/nutrition-service-canary" in second.stdout
+        assert (
+            second.returncode == 1
+            and "rejected" in second.stdout
+            and f"another run holds virtualservice {NS}/nutrition-service-canary" in second.stdout
+        )
         assert len([p for p in fake.patches if not p["dry_run"]]) == 1
     finally:
         server.close()

@@ -22,7 +22,7 @@ MIB = 1 << 20
 POSTS = 1000
 # Without the bound, 1,000 bodies of 1 MiB read at once cost over 1 GiB (each is also joined into one
 # bytes object); with it, about max_concurrent_bodies of them plus unread socket buffers.
-PEAK_GROWTH_LIMIT = 320 * MIB   # measured: ~210 MiB
+PEAK_GROWTH_LIMIT = 320 * MIB  # measured: ~210 MiB
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def flood(url: str, body: bytes) -> Counter[str]:
                     await resp.read()
                     outcomes[str(resp.status)] += 1
             except (aiohttp.ClientError, ConnectionError) as exc:
-                outcomes[type(exc).__name__] += 1   # refused mid-upload: the server closed after its 413
+                outcomes[type(exc).__name__] += 1  # refused mid-upload: the server closed after its 413
 
         await asyncio.gather(*(one() for _ in range(POSTS)))
     return outcomes

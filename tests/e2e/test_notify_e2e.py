@@ -29,7 +29,8 @@ def fakes() -> Iterator[tuple[FakePagerDuty, FakeSlack, ThreadedServer, Threaded
 
 
 def test_alertmanager_pages_pagerduty_and_slack_and_resolves(
-        tmp_path: Path, fakes: tuple[FakePagerDuty, FakeSlack, ThreadedServer, ThreadedServer]) -> None:
+    tmp_path: Path, fakes: tuple[FakePagerDuty, FakeSlack, ThreadedServer, ThreadedServer]
+) -> None:
     """A critical canary alert through a real Alertmanager: PagerDuty trigger (after one 500), Slack message;
     its resolve: PagerDuty resolve with the same dedup key, the Slack message updated in place."""
     alertmanager_binary()
@@ -41,15 +42,28 @@ def test_alertmanager_pages_pagerduty_and_slack_and_resolves(
         "slack": {"api_url": slack_server.url("/api/")},
         "outbox": {"initial_backoff": "100ms", "poll_interval": "200ms"},
     }
-    alertbot = AlertbotProcess(tmp_path / "ab", config, env={"ALERTBOT_PAGERDUTY_ROUTING_KEY": PD_KEY,
-                                                             "ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN}).start()
+    alertbot = AlertbotProcess(
+        tmp_path / "ab", config, env={"ALERTBOT_PAGERDUTY_ROUTING_KEY": PD_KEY, "ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN}
+    ).start()
     am = AlertmanagerProcess(tmp_path / "am", f"{alertbot.url}/webhook/alertmanager")
     try:
         start = datetime.now(UTC) - timedelta(seconds=5)
-        alert = am_alert({"alertname": "HighErrorRate", "service": "nutrition-service", "namespace": "ai-nutritionist",
-                          "severity": "critical", "canary": "true", "virtualservice": "nutrition-service-canary"},
-                         {"summary": "High 5xx error rate on nutrition-service", "value": "0.072",
-                          "runbook_url": "https://runbooks.example.com/alertbot/high-error-rate"}, starts_at=start)
+        alert = am_alert(
+            {
+                "alertname": "HighErrorRate",
+                "service": "nutrition-service",
+                "namespace": "ai-nutritionist",
+                "severity": "critical",
+                "canary": "true",
+                "virtualservice": "nutrition-service-canary",
+            },
+            {
+                "summary": "High 5xx error rate on nutrition-service",
+                "value": "0.072",
+                "runbook_url": "https://runbooks.example.com/alertbot/high-error-rate",
+            },
+            starts_at=start,
+        )
         am.post([alert])
         poll(lambda: pagerduty.triggers() and slack.roots(), within=30, what="trigger on both channels")
         (trigger,) = pagerduty.triggers()

@@ -25,17 +25,23 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeKubernetes, dict[str, str]]]:
     fake.add_virtualservice(seed_canary())
     server = ThreadedServer(fake.app)
     (tmp_path / "kubeconfig").write_text(kubeconfig(server.url("")))
-    (tmp_path / "alertbot.yaml").write_text(f"storage: {{url: 'sqlite:///{tmp_path}/a.db'}}\n"
-                                            f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\n")
-    env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), "ALERTBOT_CONFIG": str(tmp_path / "alertbot.yaml"),
-           "USER": "alice"}
+    (tmp_path / "alertbot.yaml").write_text(
+        f"storage: {{url: 'sqlite:///{tmp_path}/a.db'}}\nrunbooks: {{dir: '{ROOT / 'runbooks'}'}}\n"
+    )
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(tmp_path / "kubeconfig"),
+        "ALERTBOT_CONFIG": str(tmp_path / "alertbot.yaml"),
+        "USER": "alice",
+    }
     yield fake, env
     server.close()
 
 
 def alertbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 def test_plan_execute_history_undo(cluster: tuple[FakeKubernetes, dict[str, str]]) -> None:

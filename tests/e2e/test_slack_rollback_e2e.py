@@ -37,37 +37,67 @@ def test_approve_rollback_from_the_alert_message(tmp_path: Path) -> None:
         "kubernetes": {"kubeconfig": str(tmp_path / "kubeconfig")},
         "runbooks": {"dir": str(ROOT / "runbooks")},
         "outbox": {"poll_interval": "200ms"},
-        "automations": [{"name": "rollback-canary", "match": {"severity": "critical", "canary": "true"},
-                         "runbook": "emergency-rollback", "mode": "approve",
-                         "params": {"namespace": "{{ labels.namespace }}",
-                                    "virtualservice": "{{ labels.virtualservice }}"}}],
+        "automations": [
+            {
+                "name": "rollback-canary",
+                "match": {"severity": "critical", "canary": "true"},
+                "runbook": "emergency-rollback",
+                "mode": "approve",
+                "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
+            }
+        ],
     }
-    alertbot = AlertbotProcess(tmp_path / "ab", config, env={"ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN,
-                                                             "ALERTBOT_SLACK_SIGNING_SECRET": SECRET}).start()
+    alertbot = AlertbotProcess(
+        tmp_path / "ab", config, env={"ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN, "ALERTBOT_SLACK_SIGNING_SECRET": SECRET}
+    ).start()
     am = AlertmanagerProcess(tmp_path / "am", f"{alertbot.url}/webhook/alertmanager")
     try:
-        am.post([am_alert({"alertname": "HighErrorRate", "service": "nutrition-service",
-                           "namespace": "ai-nutritionist", "canary": "true",
-                           "virtualservice": "nutrition-service-canary"},
-                          {"summary": "High 5xx error rate on nutrition-service", "value": "0.072"},
-                          starts_at=datetime.now(UTC) - timedelta(seconds=5))])
+        am.post(
+            [
+                am_alert(
+                    {
+                        "alertname": "HighErrorRate",
+                        "service": "nutrition-service",
+                        "namespace": "ai-nutritionist",
+                        "canary": "true",
+                        "virtualservice": "nutrition-service-canary",
+                    },
+                    {"summary": "High 5xx error rate on nutrition-service", "value": "0.072"},
+                    starts_at=datetime.now(UTC) - timedelta(seconds=5),
+                )
+            ]
+        )
         message = poll(lambda: slack.roots()[0] if slack.roots() else None, within=30, what="the Slack message")
         buttons = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
         run = next(b for b in buttons if b["text"]["text"] == "Run emergency-rollback")
         assert k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 90), ("canary", 10)]]
 
-        payload = {"type": "block_actions", "user": {"id": "UONCALL"}, "trigger_id": uuid.uuid4().hex,
-                   "actions": [{"action_id": run["action_id"], "value": run["value"]}]}
+        payload = {
+            "type": "block_actions",
+            "user": {"id": "UONCALL"},
+            "trigger_id": uuid.uuid4().hex,
+            "actions": [{"action_id": run["action_id"], "value": run["value"]}],
+        }
         body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
         stamp = str(int(time.time()))
-        request = urllib.request.Request(f"{alertbot.url}/slack/interactions", data=body, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sign(SECRET, stamp, body)})
+        request = urllib.request.Request(
+            f"{alertbot.url}/slack/interactions",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": sign(SECRET, stamp, body),
+            },
+        )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 200
             assert "approved by <@UONCALL>" in json.loads(resp.read())["text"]
-        poll(lambda: k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 100), ("canary", 0)]],
-             within=30, what="the rollback applied")
+        poll(
+            lambda: k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 100), ("canary", 0)]],
+            within=30,
+            what="the rollback applied",
+        )
     finally:
         am.close()
         alertbot.close()

@@ -46,5 +46,4 @@ class FaultQueue:
         if fault.status is None:
             return None
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        return web.json_response(fault.body or {"error": f"fault {fault.status}"}, status=fault.status,
-                                 headers=headers)
+        return web.json_response(fault.body or {"error": f"fault {fault.status}"}, status=fault.status, headers=headers)

@@ -76,8 +76,18 @@ def apply_json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": message, "reason": reason, "code": code}, status=code)
+    return web.json_response(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        },
+        status=code,
+    )
 
 
 class FakeKubernetes:
@@ -85,23 +95,24 @@ class FakeKubernetes:
         self.served = served_versions
         self.virtualservices: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicas: dict[tuple[str, str], int] = {}
-        self.restarts: dict[tuple[str, str], str] = {}     # deployment → restartedAt annotation
+        self.restarts: dict[tuple[str, str], str] = {}  # deployment → restartedAt annotation
         self.rollouts: dict[tuple[str, str], dict[str, Any]] = {}  # Argo Rollouts: their status
-        self.forbidden: set[tuple[str, str]] = set()       # (verb, resource) refused with 403
-        self.patches: list[dict[str, Any]] = []            # every PATCH received, dry-run or not
-        self.after_get: Callable[[], None] | None = None   # a concurrent editor, run once after a GET
+        self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) refused with 403
+        self.patches: list[dict[str, Any]] = []  # every PATCH received, dry-run or not
+        self.after_get: Callable[[], None] | None = None  # a concurrent editor, run once after a GET
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicasets: dict[tuple[str, str], dict[str, Any]] = {}  # the controller's, one per revision
-        self.requests: list[str] = []                      # "list <path>" / "watch <path> from <rv>"
+        self.requests: list[str] = []  # "list <path>" / "watch <path> from <rv>"
         self._rv = 100
         self._history: list[tuple[int, str, str, str, dict[str, Any]]] = []  # rv, resource, ns, type, object
-        self._compacted_through = 0                        # events up to here are gone: older watches get 410
+        self._compacted_through = 0  # events up to here are gone: older watches get 410
         self._changed: asyncio.Condition | None = None
-        self._cut = 0                                      # bumped to end every open watch stream
+        self._cut = 0  # bumped to end every open watch stream
         self.app = web.Application(middlewares=[self._auth])
         self.app.on_shutdown.append(self._end_watches)
-        self.app.router.add_get("/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices",
-                                self._collection("virtualservices"))
+        self.app.router.add_get(
+            "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices", self._collection("virtualservices")
+        )
         self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/deployments", self._collection("deployments"))
         base = "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices/{name}"
         self.app.router.add_get(base, self._get_vs)
@@ -109,8 +120,9 @@ class FakeKubernetes:
         self.app.router.add_patch("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._patch_deployment)
         self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/deployments/{name}", self._get_deployment)
         self.app.router.add_get("/apis/apps/v1/namespaces/{ns}/replicasets", self._list_replicasets)
-        self.app.router.add_patch("/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status",
-                                  self._patch_rollout_status)
+        self.app.router.add_patch(
+            "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status", self._patch_rollout_status
+        )
         scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
         self.app.router.add_get(scale, self._get_scale)
         self.app.router.add_patch(scale, self._patch_scale)
@@ -157,25 +169,41 @@ class FakeKubernetes:
             for dest in http["route"]:
                 if dest["destination"].get("subset") in weights:
                     dest["weight"] = weights[dest["destination"]["subset"]]
-        vs["metadata"]["managedFields"] = [{"manager": "deploy-bot", "operation": "Update",
-                                            "time": "2026-11-29T19:50:00Z"}]
+        vs["metadata"]["managedFields"] = [
+            {"manager": "deploy-bot", "operation": "Update", "time": "2026-11-29T19:50:00Z"}
+        ]
         self._store("virtualservices", vs)
 
     def add_deployment(self, namespace: str, name: str, image: str, replicas: int = 3) -> None:
         self.replicas[(namespace, name)] = replicas
-        self._roll({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "generation": 0, "labels": {"app": name},
-                         "annotations": {}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": image}]}}}})
+        self._roll(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "generation": 0,
+                    "labels": {"app": name},
+                    "annotations": {},
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": name, "image": image}]},
+                    },
+                },
+            }
+        )
 
     def set_image(self, namespace: str, name: str, image: str, *, manager: str = "kubectl-set") -> None:
         """``kubectl set image``: a new pod template, so a new revision (and ReplicaSet) rolls out."""
         deployment = copy.deepcopy(self.deployments[(namespace, name)])
-        deployment["metadata"]["managedFields"] = [{"manager": manager, "operation": "Update",
-                                                    "time": "2026-11-29T19:50:00Z"}]
+        deployment["metadata"]["managedFields"] = [
+            {"manager": manager, "operation": "Update", "time": "2026-11-29T19:50:00Z"}
+        ]
         deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
         self._roll(deployment)
 
@@ -185,23 +213,43 @@ class FakeKubernetes:
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         meta["generation"] += 1
-        revision = 1 + max((int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
-                            for (ns, _), rs in self.replicasets.items()
-                            if ns == namespace and rs["metadata"]["labels"]["app"] == name), default=0)
+        revision = 1 + max(
+            (
+                int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+                for (ns, _), rs in self.replicasets.items()
+                if ns == namespace and rs["metadata"]["labels"]["app"] == name
+            ),
+            default=0,
+        )
         meta["annotations"]["deployment.kubernetes.io/revision"] = str(revision)
         self._store("deployments", deployment)
         template = copy.deepcopy(deployment["spec"]["template"])
         template_hash = f"{zlib.crc32(json.dumps(template, sort_keys=True).encode()):010d}"
         template["metadata"]["labels"]["pod-template-hash"] = template_hash
         self.replicasets[(namespace, f"{name}-{template_hash}")] = {
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": f"{name}-{template_hash}", "namespace": namespace,
-                         "labels": dict(template["metadata"]["labels"]),
-                         "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                                              "uid": meta["uid"], "controller": True}]},
-            "spec": {"replicas": 0, "selector": {"matchLabels": dict(template["metadata"]["labels"])},
-                     "template": template}}
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{name}-{template_hash}",
+                "namespace": namespace,
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": name,
+                        "uid": meta["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": dict(template["metadata"]["labels"])},
+                "template": template,
+            },
+        }
 
     def image(self, namespace: str, name: str) -> str:
         return str(self.deployments[(namespace, name)]["spec"]["template"]["spec"]["containers"][0]["image"])
@@ -218,10 +266,19 @@ class FakeKubernetes:
         if refused:
             return refused
         wanted = dict(part.split("=", 1) for part in request.query.get("labelSelector", "").split(",") if part)
-        items = [rs for (ns, _), rs in sorted(self.replicasets.items()) if ns == request.match_info["ns"]
-                 and all(rs["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
-        return web.json_response({"kind": "ReplicaSetList", "apiVersion": "apps/v1",
-                                  "metadata": {"resourceVersion": str(self._rv)}, "items": items})
+        items = [
+            rs
+            for (ns, _), rs in sorted(self.replicasets.items())
+            if ns == request.match_info["ns"] and all(rs["metadata"]["labels"].get(k) == v for k, v in wanted.items())
+        ]
+        return web.json_response(
+            {
+                "kind": "ReplicaSetList",
+                "apiVersion": "apps/v1",
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": items,
+            }
+        )
 
     def compact(self) -> None:
         """etcd compaction: history so far is gone; a watch from before now gets 410 Gone."""
@@ -248,8 +305,9 @@ class FakeKubernetes:
             self.requests.append(f"list {request.path}")
             table = self.virtualservices if resource == "virtualservices" else self.deployments
             items = [obj for (ns, _), obj in sorted(table.items()) if ns == request.match_info["ns"]]
-            return web.json_response({"kind": "List", "apiVersion": "v1",
-                                      "metadata": {"resourceVersion": str(self._rv)}, "items": items})
+            return web.json_response(
+                {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)}, "items": items}
+            )
 
         return handle
 
@@ -260,10 +318,17 @@ class FakeKubernetes:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         if since < self._compacted_through:
-            gone = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                                "message": f"too old resource version: {since} "
-                                                           f"({self._compacted_through})",
-                                                "reason": "Expired", "code": 410}}
+            gone = {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": f"too old resource version: {since} ({self._compacted_through})",
+                    "reason": "Expired",
+                    "code": 410,
+                },
+            }
             await response.write(json.dumps(gone).encode() + b"\n")
             return response
         if self._changed is None:
@@ -286,23 +351,37 @@ class FakeKubernetes:
                 return response
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait_for(
-                        lambda seen=cursor: self._rv > seen or self._cut != cut), timeout=left)
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda seen=cursor: self._rv > seen or self._cut != cut), timeout=left
+                    )
 
     def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
         vs = self.virtualservices[(namespace, name)]
-        return [[(d["destination"].get("subset", ""), d.get("weight", 0)) for d in http["route"]]
-                for http in vs["spec"]["http"]]
+        return [
+            [(d["destination"].get("subset", ""), d.get("weight", 0)) for d in http["route"]]
+            for http in vs["spec"]["http"]
+        ]
 
-    def _check(self, verb: str, resource: str, request: web.Request, *, table: dict[Any, Any] | None = None,
-               kind: str = "deployments.apps") -> web.Response | None:
+    def _check(
+        self,
+        verb: str,
+        resource: str,
+        request: web.Request,
+        *,
+        table: dict[Any, Any] | None = None,
+        kind: str = "deployments.apps",
+    ) -> web.Response | None:
         """The API server's refusals, in its order: 403 without RBAC permission, then (given the
         ``table`` the object lives in) 404 when it does not exist."""
         if (verb, resource) in self.forbidden:
             ns = request.match_info["ns"]
-            return status(403, "Forbidden", f'{resource} "{request.match_info["name"]}" is forbidden: User '
-                          f'"system:serviceaccount:monitoring:alertbot" cannot {verb} resource "{resource}" in API '
-                          f'group "" in the namespace "{ns}"')
+            return status(
+                403,
+                "Forbidden",
+                f'{resource} "{request.match_info["name"]}" is forbidden: User '
+                f'"system:serviceaccount:monitoring:alertbot" cannot {verb} resource "{resource}" in API '
+                f'group "" in the namespace "{ns}"',
+            )
         name = request.match_info.get("name", "")
         if table is not None and (request.match_info["ns"], name) not in table:
             return status(404, "NotFound", f'{kind} "{name}" not found')
@@ -312,8 +391,9 @@ class FakeKubernetes:
         version, key = request.match_info["version"], (request.match_info["ns"], request.match_info["name"])
         if version not in self.served:
             return status(404, "NotFound", "the server could not find the requested resource")
-        refused = self._check("get", "virtualservices", request, table=self.virtualservices,
-                              kind="virtualservices.networking.istio.io")
+        refused = self._check(
+            "get", "virtualservices", request, table=self.virtualservices, kind="virtualservices.networking.istio.io"
+        )
         if refused:
             return refused
         body = {**self.virtualservices[key], "apiVersion": f"networking.istio.io/{version}"}
@@ -363,11 +443,18 @@ class FakeKubernetes:
         stamp = patch["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
         if request.query.get("dryRun") != "All":
             self.restarts[key] = stamp
-        return web.json_response({"apiVersion": "apps/v1", "kind": "Deployment",
-                                  "metadata": {"name": key[1], "namespace": key[0]},
-                                  "spec": {"replicas": self.replicas[key], "selector": {"matchLabels": {"app": key[1]}},
-                                           "template": {"metadata": {"annotations": {
-                                               "kubectl.kubernetes.io/restartedAt": stamp}}}}})
+        return web.json_response(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": key[1], "namespace": key[0]},
+                "spec": {
+                    "replicas": self.replicas[key],
+                    "selector": {"matchLabels": {"app": key[1]}},
+                    "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}},
+                },
+            }
+        )
 
     async def _json_patch_deployment(self, request: web.Request, key: tuple[str, str]) -> web.Response:
         ops = await request.json()
@@ -392,13 +479,23 @@ class FakeKubernetes:
         self.patches.append({"path": request.path, "ops": patch, "dry_run": request.query.get("dryRun") == "All"})
         if request.query.get("dryRun") != "All":
             self.rollouts[key].update(patch.get("status", {}))
-        return web.json_response({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                                  "metadata": {"name": key[1], "namespace": key[0]}, "status": self.rollouts[key]})
+        return web.json_response(
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Rollout",
+                "metadata": {"name": key[1], "namespace": key[0]},
+                "status": self.rollouts[key],
+            }
+        )
 
     def _scale(self, key: tuple[str, str]) -> dict[str, Any]:
-        return {"apiVersion": "autoscaling/v1", "kind": "Scale",
-                "metadata": {"name": key[1], "namespace": key[0]},
-                "spec": {"replicas": self.replicas[key]}, "status": {"replicas": self.replicas[key]}}
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": key[1], "namespace": key[0]},
+            "spec": {"replicas": self.replicas[key]},
+            "status": {"replicas": self.replicas[key]},
+        }
 
     async def _get_scale(self, request: web.Request) -> web.Response:
         key = (request.match_info["ns"], request.match_info["name"])
@@ -430,20 +527,34 @@ def _managed_by(obj: dict[str, Any], request: web.Request) -> None:
 
 
 def kubeconfig(server_url: str) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
-        "users": [{"name": "alertbot", "user": {"token": TOKEN}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "alertbot"}}],
-    })
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+            "users": [{"name": "alertbot", "user": {"token": TOKEN}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "alertbot"}}],
+        }
+    )
 
 
 def seed_canary() -> dict[str, Any]:
     """The seed's canary: nutrition-service, 90 % stable / 10 % canary."""
     return {
-        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
         "metadata": {"name": "nutrition-service-canary", "namespace": "ai-nutritionist"},
-        "spec": {"hosts": ["nutrition-service"], "http": [{"name": "primary", "route": [
-            {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 90},
-            {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 10}]}]},
+        "spec": {
+            "hosts": ["nutrition-service"],
+            "http": [
+                {
+                    "name": "primary",
+                    "route": [
+                        {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 90},
+                        {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 10},
+                    ],
+                }
+            ],
+        },
     }

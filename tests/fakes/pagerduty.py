@@ -27,7 +27,7 @@ class FakePagerDuty:
         self.events: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.faults = FaultQueue()
-        self.latency = 0.0   # seconds every request takes (a slow PagerDuty)
+        self.latency = 0.0  # seconds every request takes (a slow PagerDuty)
         self.app = web.Application()
         self.app.router.add_post("/v2/enqueue", self._enqueue)
 
@@ -54,13 +54,15 @@ class FakePagerDuty:
         if len(event.get("dedup_key", "")) > 255:
             return self._invalid("dedup_key longer than 255")
         self.events.append(event)
-        return web.json_response({"status": "success", "message": "Event processed",
-                                  "dedup_key": event.get("dedup_key", "")}, status=202)
+        return web.json_response(
+            {"status": "success", "message": "Event processed", "dedup_key": event.get("dedup_key", "")}, status=202
+        )
 
     def _invalid(self, why: str) -> web.Response:
         self.rejected.append(why)
-        return web.json_response({"status": "invalid event", "message": "Event object is invalid", "errors": [why]},
-                                 status=400)
+        return web.json_response(
+            {"status": "invalid event", "message": "Event object is invalid", "errors": [why]}, status=400
+        )
 
     def triggers(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_action"] == "trigger"]

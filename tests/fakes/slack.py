@@ -66,8 +66,13 @@ class FakeSlack:
             unknown = set(params) - _known_params(method)
             missing = _required_params(method) - set(params)
             if unknown or missing:
-                return web.json_response({"ok": False, "error": "invalid_arg_name",
-                                          "detail": {"unknown": sorted(unknown), "missing": sorted(missing)}})
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error": "invalid_arg_name",
+                        "detail": {"unknown": sorted(unknown), "missing": sorted(missing)},
+                    }
+                )
             self.calls.append((method, params))
             if method == "chat.postMessage":
                 return self._post(params)
@@ -92,8 +97,14 @@ class FakeSlack:
         if thread is not None and thread not in self.messages:
             return web.json_response({"ok": False, "error": "thread_not_found"})
         self.messages[ts] = Message(channel, ts, params.get("text", ""), _blocks(params), thread)
-        return web.json_response({"ok": True, "channel": channel, "ts": ts,
-                                  "message": {"type": "message", "text": params.get("text", ""), "ts": ts}})
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "message": {"type": "message", "text": params.get("text", ""), "ts": ts},
+            }
+        )
 
     def _update(self, params: dict[str, Any]) -> web.Response:
         message = self.messages.get(params["ts"])
@@ -107,8 +118,16 @@ class FakeSlack:
     async def _auth_test(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        return web.json_response({"ok": True, "url": "https://example.slack.com/", "team": "t", "user": "alertbot",
-                                  "team_id": "T1", "user_id": "U1"})
+        return web.json_response(
+            {
+                "ok": True,
+                "url": "https://example.slack.com/",
+                "team": "t",
+                "user": "alertbot",
+                "team_id": "T1",
+                "user_id": "U1",
+            }
+        )
 
     async def _usergroup_members(self, request: web.Request) -> web.Response:
         """Not in the stored spec subset; shaped like Slack's usergroups.users.list."""

@@ -19,9 +19,15 @@ FIRING = "am-higherrorrate-nutrition-service-firing.json"
 async def test_silenced_alert_is_stored_not_notified_and_notified_once_silence_ends(make_harness: MakeHarness) -> None:
     """A matching silence mutes the page (the incident says by what); expired, the next delivery pages."""
     h = await make_harness()
-    resp = await h.client.post("/api/v1/silences", json={
-        "matchers": ['service="nutrition-service"', 'severity="critical"'], "duration": "2h",
-        "created_by": "alice", "comment": "planned failover"})
+    resp = await h.client.post(
+        "/api/v1/silences",
+        json={
+            "matchers": ['service="nutrition-service"', 'severity="critical"'],
+            "duration": "2h",
+            "created_by": "alice",
+            "comment": "planned failover",
+        },
+    )
     assert resp.status == 201
     silence = await resp.json()
     assert silence["matchers"] == ['service="nutrition-service"', 'severity="critical"']
@@ -133,13 +139,15 @@ async def test_metrics_expose_the_contract_series(make_harness: MakeHarness) -> 
 
     await wait_until(recorded, what="both deliveries recorded")
     text = await (await h.client.get("/metrics")).text()
-    for series in ("alertbot_alerts_received_total 2.0",
-                   'alertbot_alerts_classified_total{severity="critical"} 1.0',
-                   'alertbot_alerts_classified_total{severity="warning"} 1.0',
-                   'alertbot_notifications_total{channel="console",outcome="delivered"} 2.0',
-                   'alertbot_notification_latency_seconds_count{channel="console"} 2.0',
-                   "alertbot_outbox_pending 0.0",
-                   "# TYPE alertbot_runbook_runs_total counter"):
+    for series in (
+        "alertbot_alerts_received_total 2.0",
+        'alertbot_alerts_classified_total{severity="critical"} 1.0',
+        'alertbot_alerts_classified_total{severity="warning"} 1.0',
+        'alertbot_notifications_total{channel="console",outcome="delivered"} 2.0',
+        'alertbot_notification_latency_seconds_count{channel="console"} 2.0',
+        "alertbot_outbox_pending 0.0",
+        "# TYPE alertbot_runbook_runs_total counter",
+    ):
         assert series in text, series
 
 
@@ -151,11 +159,16 @@ async def test_unknown_route_and_method_are_json(make_harness: MakeHarness) -> N
     assert resp.status == 405 and "error" in await resp.json()
 
 
-async def test_no_secret_leaks_into_logs_errors_or_metrics(make_harness: MakeHarness, peers: Peers,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+async def test_no_secret_leaks_into_logs_errors_or_metrics(
+    make_harness: MakeHarness, peers: Peers, capsys: pytest.CaptureFixture[str]
+) -> None:
     """With every secret set, wrong tokens sent and a channel failing, no secret value appears in any output."""
-    values = {**peers.secret_values, "webhook_token": "wh-7f3a9c-secret", "api_token": "api-2b8e1d-secret",
-              "slack_signing_secret": "sig-9d8c7b-secret"}
+    values = {
+        **peers.secret_values,
+        "webhook_token": "wh-7f3a9c-secret",
+        "api_token": "api-2b8e1d-secret",
+        "slack_signing_secret": "sig-9d8c7b-secret",
+    }
     configure_logging("debug", json_logs=True)
     redactor.set_values(values.values())
     peers.pagerduty.faults.push(Fault(status=400, body={"message": f"bad key {values['pagerduty_routing_key']}"}))
@@ -167,14 +180,27 @@ async def test_no_secret_leaks_into_logs_errors_or_metrics(make_harness: MakeHar
     resp = await h.post_file(FIRING, token=values["webhook_token"])
     assert resp.status == 200
     outputs.append(await (await h.client.get("/metrics")).text())
-    outputs.append(await (await h.client.get("/api/v1/incidents",
-                                             headers={"Authorization": f"Bearer {values['api_token']}"})).text())
-    await wait_until(lambda: len(peers.slack.roots()) == 1 and peers.pagerduty.rejected == [] and
-                     len(h.state.metrics.notifications.collect()[0].samples) >= 2, what="both channels tried")
-    outputs.append(await (await h.client.get("/api/v1/incidents/1",
-                                             headers={"Authorization": f"Bearer {values['api_token']}"})).text())
-    structlog.get_logger("test").info("leak check", token=values["slack_bot_token"],
-                                      message=f"key is {values['pagerduty_routing_key']}")
+    outputs.append(
+        await (
+            await h.client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {values['api_token']}"})
+        ).text()
+    )
+    await wait_until(
+        lambda: (
+            len(peers.slack.roots()) == 1
+            and peers.pagerduty.rejected == []
+            and len(h.state.metrics.notifications.collect()[0].samples) >= 2
+        ),
+        what="both channels tried",
+    )
+    outputs.append(
+        await (
+            await h.client.get("/api/v1/incidents/1", headers={"Authorization": f"Bearer {values['api_token']}"})
+        ).text()
+    )
+    structlog.get_logger("test").info(
+        "leak check", token=values["slack_bot_token"], message=f"key is {values['pagerduty_routing_key']}"
+    )
     captured = capsys.readouterr()
     everything = "\n".join([*outputs, captured.out, captured.err, h.console.getvalue()])
     assert "bad key [REDACTED]" in everything  # the peer echoed the key; it was scrubbed

@@ -15,15 +15,21 @@ from tests.helpers import payload_bytes, wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
-STARTS = datetime(2026, 11, 29, 19, 54, 53, 462000, tzinfo=UTC)   # the captured alert's startsAt
+STARTS = datetime(2026, 11, 29, 19, 54, 53, 462000, tzinfo=UTC)  # the captured alert's startsAt
 NS = "ai-nutritionist"
 KEY = (NS, "nutrition-service-canary")
 
 
 def event(minutes_before: float, **fields: Any) -> dict[str, Any]:
-    body = {"kind": "deployment", "service": "nutrition-service", "namespace": NS, "version": "1.4.3",
-            "actor": "deploy-bot", "description": "nutrition-service 1.4.3 rolled out",
-            "timestamp": (STARTS - timedelta(minutes=minutes_before)).isoformat()}
+    body = {
+        "kind": "deployment",
+        "service": "nutrition-service",
+        "namespace": NS,
+        "version": "1.4.3",
+        "actor": "deploy-bot",
+        "description": "nutrition-service 1.4.3 rolled out",
+        "timestamp": (STARTS - timedelta(minutes=minutes_before)).isoformat(),
+    }
     return {**body, **fields}
 
 
@@ -32,10 +38,20 @@ async def test_a_page_says_what_changed_shortly_before(make_harness: MakeHarness
     first, in the PagerDuty summary and details and in the Slack message with an undo button; older
     changes and other services' or namespaces' are left out."""
     h = await make_harness(peers.config, secret_values=peers.secret_values)
-    shift = event(3, kind="traffic_shift", description="nutrition-service 1.4.3 → 10 % canary",
-                  target="virtualservice/nutrition-service-canary")
-    for body in (event(10, actor="argocd"), shift, event(45, version="1.4.1"), event(2, service="grocery"),
-                 event(1, namespace="staging"), event(-1, version="1.4.4")):
+    shift = event(
+        3,
+        kind="traffic_shift",
+        description="nutrition-service 1.4.3 → 10 % canary",
+        target="virtualservice/nutrition-service-canary",
+    )
+    for body in (
+        event(10, actor="argocd"),
+        shift,
+        event(45, version="1.4.1"),
+        event(2, service="grocery"),
+        event(1, namespace="staging"),
+        event(-1, version="1.4.4"),
+    ):
         assert (await h.client.post("/api/v1/events", json=body)).status == 201
     await h.post_payload(payload_bytes(FIRING))
     await wait_until(lambda: bool(peers.pagerduty.triggers() and peers.slack.roots()), what="the page")
@@ -44,13 +60,21 @@ async def test_a_page_says_what_changed_shortly_before(make_harness: MakeHarness
     assert payload["summary"].endswith(" — started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)")
     assert payload["custom_details"]["recent_changes"] == [
         "started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)",
-        "started 10 min after nutrition-service 1.4.3 rolled out (by argocd)"]
+        "started 10 min after nutrition-service 1.4.3 rolled out (by argocd)",
+    ]
     blocks = peers.slack.roots()[0].blocks
     [what] = [b["text"]["text"] for b in blocks if b["type"] == "section" and "What changed" in b["text"]["text"]]
-    assert what == ("*What changed*\n• started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)\n"
-                    "• started 10 min after nutrition-service 1.4.3 rolled out (by argocd)")
-    [undo] = [b for block in blocks if block["type"] == "actions" for b in block["elements"]
-              if b.get("action_id") == "change_undo"]
+    assert what == (
+        "*What changed*\n• started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)\n"
+        "• started 10 min after nutrition-service 1.4.3 rolled out (by argocd)"
+    )
+    [undo] = [
+        b
+        for block in blocks
+        if block["type"] == "actions"
+        for b in block["elements"]
+        if b.get("action_id") == "change_undo"
+    ]
     events = await (await h.client.get("/api/v1/events?service=nutrition-service")).json()
     shift_id = next(e["id"] for e in events if e["kind"] == "traffic_shift")
     assert (undo["text"]["text"], undo["value"]) == ("Restore last good traffic", str(shift_id))
@@ -65,8 +89,9 @@ async def test_warnings_and_critical_pages_only(make_harness: MakeHarness, peers
     assert "What changed" not in json.dumps(peers.slack.roots()[0].blocks)
 
 
-async def start_cluster(make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers,
-                        clock: dict[str, datetime]) -> tuple[Harness, FakeKubernetes, ResponseUrl, str]:
+async def start_cluster(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers, clock: dict[str, datetime]
+) -> tuple[Harness, FakeKubernetes, ResponseUrl, str]:
     k8s = FakeKubernetes()
     k8s.add_virtualservice(seed_canary())
     k8s.add_deployment(NS, "nutrition-service", "registry.example.com/nutrition-service:1.4.2")
@@ -75,16 +100,24 @@ async def start_cluster(make_harness: MakeHarness, aiohttp_server: Any, tmp_path
     path.write_text(kubeconfig(str(server.make_url(""))))
     responses = ResponseUrl()
     url = str((await aiohttp_server(responses.app)).make_url("/respond"))
-    config = {**peers.config, "slack": {**peers.config["slack"], "runbook_approvers": ["UAPPROVER"]},
-              "kubernetes": {"watch": {"namespaces": [NS], "settle": "5m", "initial_backoff": "20ms"}}}
-    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET},
-                           kube=lambda: Kubernetes(api_client(path)), clock=lambda: clock["now"])
+    config = {
+        **peers.config,
+        "slack": {**peers.config["slack"], "runbook_approvers": ["UAPPROVER"]},
+        "kubernetes": {"watch": {"namespaces": [NS], "settle": "5m", "initial_backoff": "20ms"}},
+    }
+    h = await make_harness(
+        config,
+        secret_values={**peers.secret_values, "slack_signing_secret": SECRET},
+        kube=lambda: Kubernetes(api_client(path)),
+        clock=lambda: clock["now"],
+    )
     await wait_until(lambda: sum(r.startswith("watch ") for r in k8s.requests) == 2, what="the watch")
     return h, k8s, responses, url
 
 
-async def test_a_bad_traffic_shift_is_undone_from_the_page(make_harness: MakeHarness, aiohttp_server: Any,
-                                                           tmp_path: Path, peers: Peers) -> None:
+async def test_a_bad_traffic_shift_is_undone_from_the_page(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers
+) -> None:
     """The watch sees 90/10 (healthy for 20 minutes) become 50/50; the error-rate page 5 minutes later
     names that shift and offers "Restore last good traffic"; the click plans 50/50 → 90/10, an approver
     approves, the VirtualService is back to 90/10; the rollback shows as a change, and the timeline has
@@ -99,13 +132,20 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(make_harness: MakeHar
     await wait_until(lambda: bool(peers.slack.roots()), what="the page")
     summary = peers.slack.roots()[0].blocks
     text = json.dumps(summary, ensure_ascii=False)
-    assert ("started 5 min after traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 % "
-            "(by deploy-bot)") in text
-    undo = next(b for block in summary if block["type"] == "actions" for b in block["elements"]
-                if b.get("action_id") == "change_undo")
+    assert (
+        "started 5 min after traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 % (by deploy-bot)"
+    ) in text
+    undo = next(
+        b
+        for block in summary
+        if block["type"] == "actions"
+        for b in block["elements"]
+        if b.get("action_id") == "change_undo"
+    )
 
-    answer = await click(h, "change_undo", int(undo["value"]), user="UALICE", response_url=url,
-                         ts=int(clock["now"].timestamp()))
+    answer = await click(
+        h, "change_undo", int(undo["value"]), user="UALICE", response_url=url, ts=int(clock["now"].timestamp())
+    )
     assert answer["text"].startswith("Planning `restore-last-good`")
     await h.state.slack.idle()  # type: ignore[union-attr]
     plan = json.dumps(responses.posts[-1], ensure_ascii=False)
@@ -118,8 +158,10 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(make_harness: MakeHar
     changes = await (await h.client.get("/api/v1/events")).json()
     assert [c["source"] for c in changes] == ["runbook", "kubernetes"]  # the watch skips alertbot's own write
     assert changes[0]["kind"] == "traffic_shift"
-    assert changes[0]["description"].startswith(f"runbook restore-last-good (run {run_id}): virtualservice "
-                                                f"{NS}/nutrition-service-canary http[0] (primary): stable 50 → 90")
+    assert changes[0]["description"].startswith(
+        f"runbook restore-last-good (run {run_id}): virtualservice "
+        f"{NS}/nutrition-service-canary http[0] (primary): stable 50 → 90"
+    )
     assert changes[0]["actor"] == "slack:UALICE"
 
     timeline = await (await h.client.get("/api/v1/incidents/1/timeline")).json()
@@ -135,21 +177,30 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(make_harness: MakeHar
     assert "*change* traffic shift: traffic nutrition-service-canary" in shown["text"]
 
 
-async def test_rollback_to_last_good_from_slack(make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path,
-                                                peers: Peers) -> None:
+async def test_rollback_to_last_good_from_slack(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers
+) -> None:
     """`/alertbot rollback --to last-good ns/vs` plans the restore; without a proven record it says why."""
     clock = {"now": STARTS - timedelta(minutes=25)}
     h, k8s, responses, url = await start_cluster(make_harness, aiohttp_server, tmp_path, peers, clock)
     k8s.set_weights(*KEY, {"stable": 50, "canary": 50})  # 90/10 was seen only just now: not proven
     await wait_until(lambda: _events(h, 1), what="the traffic shift")
-    await command(h, "rollback --to last-good ai-nutritionist/nutrition-service-canary", response_url=url,
-                  ts=int(clock["now"].timestamp()))
+    await command(
+        h,
+        "rollback --to last-good ai-nutritionist/nutrition-service-canary",
+        response_url=url,
+        ts=int(clock["now"].timestamp()),
+    )
     await h.state.slack.idle()  # type: ignore[union-attr]
     assert "no last-known-good weights recorded" in responses.posts[-1]["text"]
 
-    clock["now"] += timedelta(minutes=6)   # 50/50 has now stayed healthy for the settle time
-    await command(h, "rollback --to last-good ai-nutritionist/nutrition-service-canary", response_url=url,
-                  ts=int(clock["now"].timestamp()))
+    clock["now"] += timedelta(minutes=6)  # 50/50 has now stayed healthy for the settle time
+    await command(
+        h,
+        "rollback --to last-good ai-nutritionist/nutrition-service-canary",
+        response_url=url,
+        ts=int(clock["now"].timestamp()),
+    )
     await h.state.slack.idle()  # type: ignore[union-attr]
     assert "already at the last good weights" in json.dumps(responses.posts[-1], ensure_ascii=False)
 

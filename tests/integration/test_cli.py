@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "alertbot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
 
 
 def test_classify_prints_one_line_per_alert() -> None:
@@ -35,8 +42,9 @@ def test_classify_json_uses_config_thresholds(tmp_path: Path) -> None:
     """--json gives JSON lines; --config thresholds apply (7.2 % is only a warning at a 10 % bar)."""
     config = tmp_path / "c.yaml"
     config.write_text("thresholds: {error_rate: {warning: 0.05, critical: 0.10}}\n")
-    result = run("classify", "--json", "--config", str(config),
-                 str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
+    result = run(
+        "classify", "--json", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json")
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert (row["severity"], row["sli"], row["value"]) == ("warning", "error_rate", 0.072)
@@ -63,8 +71,9 @@ def test_check_config_ok_and_bad(tmp_path: Path) -> None:
     ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
     assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok (6 runbooks)")
     config = tmp_path / "c.yaml"
-    config.write_text(f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\n"
-                      "automations: [{name: a, runbook: emergency-rollbak}]\n")
+    config.write_text(
+        f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\nautomations: [{{name: a, runbook: emergency-rollbak}}]\n"
+    )
     typo = run("check-config", str(config))
     assert typo.returncode == 2 and "automations[0].runbook: no runbook 'emergency-rollbak'" in typo.stderr
     (tmp_path / "rb").mkdir()
@@ -104,7 +113,8 @@ def test_replay_explains_without_sending(tmp_path: Path) -> None:
         "  - name: rollback-canary\n"
         "    match: {severity: critical, canary: 'true'}\n"
         "    runbook: emergency-rollback\n"
-        "    params: {namespace: '{{ labels.namespace }}', virtualservice: '{{ labels.virtualservice }}'}\n")
+        "    params: {namespace: '{{ labels.namespace }}', virtualservice: '{{ labels.virtualservice }}'}\n"
+    )
     result = run("replay", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -112,14 +122,16 @@ def test_replay_explains_without_sending(tmp_path: Path) -> None:
     assert "route: root → routes[0] (critical)" in out
     lines = {line.split(":", 1)[0].strip(): line for line in out.splitlines() if "would " in line}
     pd_line = next(v for k, v in lines.items() if k.startswith("would send PagerDuty"))
-    event = json.loads(pd_line[pd_line.index(": {") + 2:])
+    event = json.loads(pd_line[pd_line.index(": {") + 2 :])
     assert event["event_action"] == "trigger" and event["payload"]["class"] == "HighErrorRate"
     assert event["routing_key"] == "<ALERTBOT_PAGERDUTY_ROUTING_KEY>"
     slack_line = next(v for k, v in lines.items() if k.startswith("would send Slack #alerts-critical"))
-    message = json.loads(slack_line[slack_line.index(": {") + 2:])
+    message = json.loads(slack_line[slack_line.index(": {") + 2 :])
     assert message["blocks"][0]["type"] == "header" and message["text"].startswith("[CRITICAL]")
-    assert ("would start automation rollback-canary: runbook emergency-rollback (approve) params "
-            '{"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}') in out
+    assert (
+        "would start automation rollback-canary: runbook emergency-rollback (approve) params "
+        '{"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}'
+    ) in out
 
 
 def test_replay_shows_shadow_routes_as_recorded_not_sent(tmp_path: Path) -> None:
@@ -131,7 +143,8 @@ def test_replay_shows_shadow_routes_as_recorded_not_sent(tmp_path: Path) -> None
         "  routes:\n"
         "    - {name: new-pager, matchers: ['severity=\"critical\"'], receivers: [pagerduty], mode: shadow,"
         " continue: true}\n"
-        "    - {name: critical, matchers: ['severity=\"critical\"'], receivers: [slack]}\n")
+        "    - {name: critical, matchers: ['severity=\"critical\"'], receivers: [slack]}\n"
+    )
     result = run("replay", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
     assert result.returncode == 0, result.stderr
     assert "would record, not send (shadow mode): trigger to pagerduty" in result.stdout
@@ -164,8 +177,9 @@ def test_console_script_is_installed() -> None:
 
 def test_policy_tests_pass_for_the_shipped_config() -> None:
     """`alertbot test` on config/policy-tests/seed.yaml passes with its config (the project's own policy)."""
-    result = run("test", str(ROOT / "config/policy-tests/seed.yaml"), "--config",
-                 str(ROOT / "config/policy-tests/alertbot.yaml"))
+    result = run(
+        "test", str(ROOT / "config/policy-tests/seed.yaml"), "--config", str(ROOT / "config/policy-tests/alertbot.yaml")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("6 passed, 0 failed")
 
@@ -176,8 +190,10 @@ def test_policy_test_mismatch_exits_1_and_says_why(tmp_path: Path) -> None:
     config.write_text("thresholds: {error_rate: {warning: 0.05, critical: 0.10}}\n")
     tests = tmp_path / "t.yaml"
     payload = PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"
-    tests.write_text(f"tests:\n  - name: canary pages\n    payload: {payload}\n"
-                     "    expect: {severity: critical, receivers: [pagerduty, slack]}\n")
+    tests.write_text(
+        f"tests:\n  - name: canary pages\n    payload: {payload}\n"
+        "    expect: {severity: critical, receivers: [pagerduty, slack]}\n"
+    )
     result = run("test", str(tests), "--config", str(config))
     assert result.returncode == 1
     assert "FAIL canary pages" in result.stdout

@@ -8,9 +8,16 @@ import pytest
 
 from tests.conftest import MakeHarness
 
-EVENT = {"kind": "deployment", "service": "nutrition-service", "namespace": "ai-nutritionist", "version": "1.4.3",
-         "actor": "deploy-bot", "description": "nutrition-service 1.4.3 → 10 % canary",
-         "timestamp": "2026-11-29T19:50:00Z", "links": [{"href": "https://ci.example.com/run/42", "text": "CI"}]}
+EVENT = {
+    "kind": "deployment",
+    "service": "nutrition-service",
+    "namespace": "ai-nutritionist",
+    "version": "1.4.3",
+    "actor": "deploy-bot",
+    "description": "nutrition-service 1.4.3 → 10 % canary",
+    "timestamp": "2026-11-29T19:50:00Z",
+    "links": [{"href": "https://ci.example.com/run/42", "text": "CI"}],
+}
 
 
 async def test_event_is_stored_and_listed(make_harness: MakeHarness) -> None:
@@ -18,21 +25,28 @@ async def test_event_is_stored_and_listed(make_harness: MakeHarness) -> None:
     resp = await h.client.post("/api/v1/events", json=EVENT)
     assert resp.status == 201
     stored = await resp.json()
-    assert (stored["kind"], stored["version"], stored["source"], stored["duplicate"]) == ("deployment", "1.4.3",
-                                                                                           "api", False)
+    assert (stored["kind"], stored["version"], stored["source"], stored["duplicate"]) == (
+        "deployment",
+        "1.4.3",
+        "api",
+        False,
+    )
     listed = await (await h.client.get("/api/v1/events?service=nutrition-service")).json()
     assert [e["description"] for e in listed] == [EVENT["description"]]
     assert await (await h.client.get("/api/v1/events?service=grocery")).json() == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"service": None}, "service: Field required"),
-    ({"actor": ""}, "actor: String should have at least 1 character"),
-    ({"kind": "reboot"}, "kind: Input should be 'deployment', 'config_change', 'feature_flag' or 'traffic_shift'"),
-    ({"version": ""}, "version: required for a deployment"),
-    ({"timestamp": "2026-11-29T19:50:00"}, "timestamp: must carry a timezone"),
-    ({"colour": "blue"}, "colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"service": None}, "service: Field required"),
+        ({"actor": ""}, "actor: String should have at least 1 character"),
+        ({"kind": "reboot"}, "kind: Input should be 'deployment', 'config_change', 'feature_flag' or 'traffic_shift'"),
+        ({"version": ""}, "version: required for a deployment"),
+        ({"timestamp": "2026-11-29T19:50:00"}, "timestamp: must carry a timezone"),
+        ({"colour": "blue"}, "colour: unknown key"),
+    ],
+)
 async def test_incomplete_events_are_400(make_harness: MakeHarness, change: dict[str, Any], message: str) -> None:
     h = await make_harness()
     body = {k: v for k, v in {**EVENT, **change}.items() if v is not None}
@@ -63,6 +77,7 @@ async def test_deployment_alert_is_recorded_as_an_event(make_harness: MakeHarnes
     for _ in range(2):
         await h.post_file("am-deploymentrolledout-nutrition-service-firing.json")
     events = await (await h.client.get("/api/v1/events")).json()
-    assert [(e["kind"], e["service"], e["source"]) for e in events] == [("deployment", "nutrition-service",
-                                                                          "alertmanager")]
+    assert [(e["kind"], e["service"], e["source"]) for e in events] == [
+        ("deployment", "nutrition-service", "alertmanager")
+    ]
     assert events[0]["description"] == "nutrition-service deployment rolled out"

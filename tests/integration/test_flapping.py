@@ -48,8 +48,7 @@ class Flapper:
         assert (await self.h.post_payload(episode(self.started, at))).status == 200
 
 
-async def setup(make_harness: MakeHarness, peers: Peers, **config: Any) -> tuple[Harness, Flapper,
-                                                                                   dict[str, datetime]]:
+async def setup(make_harness: MakeHarness, peers: Peers, **config: Any) -> tuple[Harness, Flapper, dict[str, datetime]]:
     clock = {"now": T0}
     h = await make_harness({**peers.config, **config}, secret_values=peers.secret_values, clock=lambda: clock["now"])
     return h, Flapper(h, clock), clock
@@ -68,32 +67,35 @@ async def all_sent(h: Harness) -> bool:
     return all(r["status"] != "pending" or r["held_until"] for r in rows)
 
 
-async def test_a_flapping_alert_pages_no_more_and_one_message_counts_the_flips(make_harness: MakeHarness,
-                                                                              peers: Peers) -> None:
+async def test_a_flapping_alert_pages_no_more_and_one_message_counts_the_flips(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
     """Default policy (6 transitions in 30m, quiet 10m): the first episodes page as usual; the resolve
     that makes the 6th transition is held, the next firing re-triggers nothing, the one Slack message
     shows the count, and the resolve goes out once the alert has been quiet for 10m."""
     h, alert, clock = await setup(make_harness, peers)
-    for minute in (0, 2):                                  # transitions 1-4: ordinary pages and resolves
+    for minute in (0, 2):  # transitions 1-4: ordinary pages and resolves
         await alert.fire(T0 + timedelta(minutes=minute))
         await alert.resolve(T0 + timedelta(minutes=minute + 1))
     await wait_until(lambda: len(peers.pagerduty.resolves()) == 2, what="the first two episodes resolved")
-    await alert.fire(T0 + timedelta(minutes=4))            # 5
+    await alert.fire(T0 + timedelta(minutes=4))  # 5
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 3, what="third page")
-    await alert.resolve(T0 + timedelta(minutes=5))         # 6: flapping, resolve held
-    await alert.fire(T0 + timedelta(minutes=6))            # 7: continues incident 3
+    await alert.resolve(T0 + timedelta(minutes=5))  # 6: flapping, resolve held
+    await alert.fire(T0 + timedelta(minutes=6))  # 7: continues incident 3
     await wait_until(lambda: all_sent(h), what="updates sent")
 
     assert len(peers.pagerduty.triggers()) == 3 and len(peers.pagerduty.resolves()) == 2
-    [message] = peers.slack.roots()                        # one thread all along
+    [message] = peers.slack.roots()  # one thread all along
     assert message.text.startswith("[FLAPPING CRITICAL] HighErrorRate")
     context = json.dumps(message.blocks, ensure_ascii=False)
     assert "Flapping: 7 firing↔resolved transitions in 30m (firing now). PagerDuty is not re-triggered." in context
 
     fourth = await incident(h, 4)
     assert fourth["lead_id"] == 3 and fourth["status"] == "firing"
-    assert fourth["suppressed_by"] == ("suppressed: flapping 7×/30m, continues incident 3; "  # noqa: RUF001
-                                       "PagerDuty not re-triggered")
+    assert fourth["suppressed_by"] == (
+        "suppressed: flapping 7×/30m, continues incident 3; "  # noqa: RUF001
+        "PagerDuty not re-triggered"
+    )
     assert [n["kind"] for n in fourth["history"]] == ["continued"]
     third = await incident(h, 3)
     assert [n["kind"] for n in third["history"]] == ["held", "continued"]
@@ -101,27 +103,38 @@ async def test_a_flapping_alert_pages_no_more_and_one_message_counts_the_flips(m
     cancelled = [r for r in third["notifications"] if r["status"] == "cancelled"]
     assert {r["channel"] for r in cancelled} == {"pagerduty", "slack"}
 
-    await alert.resolve(T0 + timedelta(minutes=7))         # 8: held again
+    await alert.resolve(T0 + timedelta(minutes=7))  # 8: held again
     await wait_until(lambda: all_sent(h), what="updates sent")
     assert len(peers.pagerduty.resolves()) == 2
-    clock["now"] = T0 + timedelta(minutes=16)              # 9 minutes quiet: still held
+    clock["now"] = T0 + timedelta(minutes=16)  # 9 minutes quiet: still held
     h.state.dispatcher.wake()
     await wait_until(lambda: all_sent(h), what="nothing due")
     assert len(peers.pagerduty.resolves()) == 2
-    clock["now"] = T0 + timedelta(minutes=17, seconds=1)   # quiet for 10m: the resolve goes out
+    clock["now"] = T0 + timedelta(minutes=17, seconds=1)  # quiet for 10m: the resolve goes out
     h.state.dispatcher.wake()
-    await wait_until(lambda: len(peers.pagerduty.resolves()) == 3 and message.text.startswith("[RESOLVED]"),
-                     what="the held resolve")
+    await wait_until(
+        lambda: len(peers.pagerduty.resolves()) == 3 and message.text.startswith("[RESOLVED]"), what="the held resolve"
+    )
     third_trigger = peers.pagerduty.triggers()[2]
     assert peers.pagerduty.resolves()[2]["dedup_key"] == third_trigger["dedup_key"]
 
 
-async def test_resolve_delay_turns_a_quick_refire_into_the_same_incident(make_harness: MakeHarness,
-                                                                           peers: Peers) -> None:
+async def test_resolve_delay_turns_a_quick_refire_into_the_same_incident(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
     """A route with resolve_delay 5m: a resolve waits 5m; a re-fire within it continues the incident (one
     page, no resolve sent); a resolve that stays quiet for 5m goes out with the first page's dedup key."""
-    routes = {"receivers": ["slack"], "routes": [{"name": "critical", "matchers": ['severity="critical"'],
-                                                  "receivers": ["pagerduty", "slack"], "resolve_delay": "5m"}]}
+    routes = {
+        "receivers": ["slack"],
+        "routes": [
+            {
+                "name": "critical",
+                "matchers": ['severity="critical"'],
+                "receivers": ["pagerduty", "slack"],
+                "resolve_delay": "5m",
+            }
+        ],
+    }
     h, alert, clock = await setup(make_harness, peers, routes=routes, flapping=None)
     await alert.fire(T0)
     await alert.resolve(T0 + timedelta(minutes=1))
@@ -129,7 +142,9 @@ async def test_resolve_delay_turns_a_quick_refire_into_the_same_incident(make_ha
     first = await incident(h, 1)
     held = [r for r in first["notifications"] if r["event"] == "resolve"]
     assert {(r["channel"], r["status"], r["hold"]) for r in held} == {
-        ("pagerduty", "pending", "resolve_delay 5m"), ("slack", "pending", "resolve_delay 5m")}
+        ("pagerduty", "pending", "resolve_delay 5m"),
+        ("slack", "pending", "resolve_delay 5m"),
+    }
     assert held[0]["held_until"] == "2026-11-29T20:06:00+00:00"
 
     await alert.fire(T0 + timedelta(minutes=3))
@@ -147,7 +162,7 @@ async def test_resolve_delay_turns_a_quick_refire_into_the_same_incident(make_ha
     assert peers.pagerduty.resolves()[0]["dedup_key"] == peers.pagerduty.triggers()[0]["dedup_key"]
     await wait_until(lambda: peers.slack.roots()[0].text.startswith("[RESOLVED]"), what="Slack resolved")
 
-    await alert.fire(T0 + timedelta(minutes=12))           # after the delay: a new incident, a new page
+    await alert.fire(T0 + timedelta(minutes=12))  # after the delay: a new incident, a new page
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 2, what="a new page")
     assert (await incident(h, 3))["lead_id"] is None
 

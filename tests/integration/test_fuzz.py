@@ -37,15 +37,21 @@ PRINTABLE = st.characters(min_codepoint=0x21, max_codepoint=0x7E)  # what an HTT
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
-    max_leaves=25)
+    max_leaves=25,
+)
 PAYLOADS = [payload_json(name) for name in all_payload_names() if name.endswith(".json") and "manifest" not in name]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     root: Path = tmp_path_factory.mktemp("fuzz")
-    config = parse_config({"storage": {"url": f"sqlite:///{root}/fuzz.db"}, "runbooks": {"dir": str(root)},
-                           "webhook": {"max_body_bytes": 65536}})
+    config = parse_config(
+        {
+            "storage": {"url": f"sqlite:///{root}/fuzz.db"},
+            "runbooks": {"dir": str(root)},
+            "webhook": {"max_body_bytes": 65536},
+        }
+    )
     app = create_app(config, secrets(slack_signing_secret=SECRET), console_stream=io.StringIO())
     running = ThreadedServer(app)
     yield running
@@ -86,8 +92,9 @@ def mutated_payload(draw: st.DrawFn) -> Any:
     return payload
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(body=st.one_of(mutated_payload(), JSON.map(lambda v: {"alerts": v}), JSON))
 def test_webhook_answers_any_json_deliberately(server: ThreadedServer, body: Any) -> None:
     status = post(server, "/webhook/alertmanager", json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -103,8 +110,11 @@ def test_webhook_answers_any_bytes_deliberately(server: ThreadedServer, raw: byt
 
 def signed(body: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(SECRET, stamp, body),
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": sign(SECRET, stamp, body),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -113,22 +123,54 @@ def signed(body: bytes) -> dict[str, str]:
 @example(text="timeline #2147483648", user="U1")
 def test_signed_slash_commands_never_fail(server: ThreadedServer, text: str, user: str) -> None:
     """Any command text from any user: an answer (usage, a refusal, a result), never a 500."""
-    body = urllib.parse.urlencode({"command": "/alertbot", "text": text, "user_id": user or "U1",
-                                   "trigger_id": uuid.uuid4().hex}).encode()
+    body = urllib.parse.urlencode(
+        {"command": "/alertbot", "text": text, "user_id": user or "U1", "trigger_id": uuid.uuid4().hex}
+    ).encode()
     assert post(server, "/slack/commands", body, signed(body)) in {200, 400}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payload=st.one_of(JSON, st.fixed_dictionaries({
-    "type": st.sampled_from(["block_actions", "view_submission", ""]),
-    "user": st.one_of(JSON, st.fixed_dictionaries({"id": st.text(max_size=12)})),
-    "actions": st.lists(st.fixed_dictionaries({
-        "action_id": st.sampled_from(["runbook_approve", "runbook_cancel", "incident_ack", "incident_resolve",
-                                      "incident_silence_1h", "change_undo", "other"]),
-        "value": st.one_of(st.text(max_size=12), st.integers().map(str))}), max_size=2),
-    "response_url": st.just("")})), raw=st.booleans())
-@example(payload={"type": "block_actions", "user": {"id": "0"}, "response_url": "",  # found: a 500 (id overflow)
-                  "actions": [{"action_id": "runbook_approve", "value": "9223372036854775808"}]}, raw=False)
+@given(
+    payload=st.one_of(
+        JSON,
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["block_actions", "view_submission", ""]),
+                "user": st.one_of(JSON, st.fixed_dictionaries({"id": st.text(max_size=12)})),
+                "actions": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "action_id": st.sampled_from(
+                                [
+                                    "runbook_approve",
+                                    "runbook_cancel",
+                                    "incident_ack",
+                                    "incident_resolve",
+                                    "incident_silence_1h",
+                                    "change_undo",
+                                    "other",
+                                ]
+                            ),
+                            "value": st.one_of(st.text(max_size=12), st.integers().map(str)),
+                        }
+                    ),
+                    max_size=2,
+                ),
+                "response_url": st.just(""),
+            }
+        ),
+    ),
+    raw=st.booleans(),
+)
+@example(
+    payload={
+        "type": "block_actions",
+        "user": {"id": "0"},
+        "response_url": "",  # found: a 500 (id overflow)
+        "actions": [{"action_id": "runbook_approve", "value": "9223372036854775808"}],
+    },
+    raw=False,
+)
 def test_signed_interactions_never_fail(server: ThreadedServer, payload: Any, raw: bool) -> None:
     text = json.dumps(payload) if not raw else str(payload)
     body = urllib.parse.urlencode({"payload": text, "trigger_id": uuid.uuid4().hex}).encode()
@@ -136,11 +178,17 @@ def test_signed_interactions_never_fail(server: ThreadedServer, payload: Any, ra
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=500), stamp=st.text(PRINTABLE, min_size=1, max_size=15),
-       signature=st.text(PRINTABLE, min_size=1, max_size=80))
+@given(
+    body=st.binary(max_size=500),
+    stamp=st.text(PRINTABLE, min_size=1, max_size=15),
+    signature=st.text(PRINTABLE, min_size=1, max_size=80),
+)
 def test_unsigned_slack_requests_are_401(server: ThreadedServer, body: bytes, stamp: str, signature: str) -> None:
-    headers = {"X-Slack-Request-Timestamp": stamp.strip() or "0", "X-Slack-Signature": signature.strip() or "v0=0",
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "X-Slack-Request-Timestamp": stamp.strip() or "0",
+        "X-Slack-Signature": signature.strip() or "v0=0",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     assert post(server, "/slack/commands", body, headers) == 401
 
 

@@ -71,7 +71,8 @@ async def test_two_replicas_given_the_same_resolve_send_it_once(make_harness: Ma
 
 
 async def test_an_alert_that_fires_and_resolves_within_one_batch_is_paged_and_resolved(
-        make_harness: MakeHarness) -> None:
+    make_harness: MakeHarness,
+) -> None:
     """The firing and the resolve of one alert share a transaction (two Alertmanagers, one late): the
     resolve goes wherever the trigger went."""
     h = await make_harness()
@@ -85,7 +86,8 @@ async def test_an_alert_that_fires_and_resolves_within_one_batch_is_paged_and_re
 
 
 async def test_a_critical_later_in_the_batch_does_not_inhibit_a_warning_that_arrived_before_it(
-        make_harness: MakeHarness) -> None:
+    make_harness: MakeHarness,
+) -> None:
     """New alerts are inserted up front for the whole batch, but each counts only from its arrival:
     as with a transaction per payload, the warning was notified before the critical existed."""
     h = await make_harness()

@@ -9,16 +9,27 @@ from datetime import UTC, datetime, timedelta
 from tests.conftest import Harness, MakeHarness
 from tests.helpers import wait_until
 
-WATCHDOG = {"version": "4", "status": "firing", "receiver": "alertbot", "groupKey": "{}:{alertname=\"Watchdog\"}",
-            "alerts": [{"status": "firing", "labels": {"alertname": "Watchdog", "severity": "none"},
-                        "annotations": {"summary": "always firing"}, "startsAt": "2026-11-29T00:00:00Z",
-                        "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "e9b4ab6f1f6a7bd2"}]}
+WATCHDOG = {
+    "version": "4",
+    "status": "firing",
+    "receiver": "alertbot",
+    "groupKey": '{}:{alertname="Watchdog"}',
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "Watchdog", "severity": "none"},
+            "annotations": {"summary": "always firing"},
+            "startsAt": "2026-11-29T00:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "e9b4ab6f1f6a7bd2",
+        }
+    ],
+}
 
 
 async def harness(make_harness: MakeHarness) -> tuple[Harness, dict[str, datetime]]:
     clock = {"now": datetime(2026, 11, 29, 20, 0, tzinfo=UTC)}
-    h = await make_harness({"heartbeat": {"alertname": "Watchdog", "max_interval": "5m"}},
-                           clock=lambda: clock["now"])
+    h = await make_harness({"heartbeat": {"alertname": "Watchdog", "max_interval": "5m"}}, clock=lambda: clock["now"])
     return h, clock
 
 

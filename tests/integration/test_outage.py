@@ -28,27 +28,33 @@ async def test_sixty_second_pagerduty_outage(make_harness: MakeHarness, peers: P
     """PagerDuty answers 503 (and drops or stalls connections) for 60 s while 20 alerts fire and 8 resolve.
     Slack gets every message during the outage; afterwards PagerDuty gets exactly 20 triggers and 8
     resolves, each resolve after its own trigger."""
-    config = {**peers.config, "outbox": {"initial_backoff": "100ms", "max_backoff": "3s", "poll_interval": "200ms",
-                                         "send_timeout": "1s"}}
+    config = {
+        **peers.config,
+        "outbox": {"initial_backoff": "100ms", "max_backoff": "3s", "poll_interval": "200ms", "send_timeout": "1s"},
+    }
     h = await make_harness(config, secret_values=peers.secret_values)
     loop = asyncio.get_running_loop()
     peers.pagerduty.faults.down = True
     outage_ends = loop.time() + OUTAGE_SECONDS
 
-    for i in range(20):                              # the outage's first ~20 seconds: alerts keep coming
+    for i in range(20):  # the outage's first ~20 seconds: alerts keep coming
         assert (await h.post_payload(alert(i))).status == 200
         if i < 8:
             assert (await h.post_payload(alert(i, "resolved"))).status == 200
         await asyncio.sleep(1.0)
 
-    await wait_until(lambda: len(peers.slack.roots()) == 20 and sum(len(peers.slack.replies(m.ts))
-                                                                    for m in peers.slack.roots()) == 8,
-                     within=10, what="Slack to be complete during the PagerDuty outage")
+    await wait_until(
+        lambda: (
+            len(peers.slack.roots()) == 20 and sum(len(peers.slack.replies(m.ts)) for m in peers.slack.roots()) == 8
+        ),
+        within=10,
+        what="Slack to be complete during the PagerDuty outage",
+    )
     assert loop.time() < outage_ends and peers.pagerduty.events == []
     metrics = await (await h.client.get("/metrics")).text()
     assert "alertbot_outbox_pending 28.0" in metrics
 
-    await asyncio.sleep(max(outage_ends - loop.time(), 0))   # the rest of the outage
+    await asyncio.sleep(max(outage_ends - loop.time(), 0))  # the rest of the outage
     peers.pagerduty.faults.down = False
     peers.pagerduty.faults.push(Fault(drop=True), Fault(delay=2.0))  # a rough recovery
 
@@ -61,6 +67,6 @@ async def test_sixty_second_pagerduty_outage(make_harness: MakeHarness, peers: P
     assert len(set(triggers)) == len(triggers) == 20
     assert len(set(resolves)) == len(resolves) == 8
     for key in resolves:
-        assert triggers.index(key) < len(triggers) and \
-            events.index(next(e for e in events if e["dedup_key"] == key and e["event_action"] == "trigger")) < \
-            events.index(next(e for e in events if e["dedup_key"] == key and e["event_action"] == "resolve"))
+        assert triggers.index(key) < len(triggers) and events.index(
+            next(e for e in events if e["dedup_key"] == key and e["event_action"] == "trigger")
+        ) < events.index(next(e for e in events if e["dedup_key"] == key and e["event_action"] == "resolve"))

@@ -24,8 +24,9 @@ async def incident_notifications(h: Any, incident_id: int = 1) -> list[dict[str,
 
 async def test_retryable_failures_are_retried_until_delivered(make_harness: MakeHarness) -> None:
     """429 / 5xx-like failures are retried with backoff; the attempt count is recorded."""
-    notifier = ScriptedNotifier([NotifyError("HTTP 503", retryable=True), NotifyError("HTTP 429", retryable=True,
-                                                                                      retry_after=0.05)])
+    notifier = ScriptedNotifier(
+        [NotifyError("HTTP 503", retryable=True), NotifyError("HTTP 429", retryable=True, retry_after=0.05)]
+    )
     h = await make_harness(FAST_RETRY, notifiers={"console": notifier})
     await h.post_file(FIRING)
 
@@ -99,10 +100,13 @@ async def test_a_row_waiting_behind_a_held_one_does_not_make_the_channel_look_du
     await wait_until(lambda: len(h.console.lines()) == 1, what="the trigger")
     now = datetime.now(UTC)
     row = {"incident_id": 1, "channel": "console", "target": "", "payload": {"fingerprint": "f" * 16}}
-    await h.state.store.write(outbox.enqueue, [{**row, "event": "resolve"}], now,
-                              hold=(now + timedelta(minutes=10), "resolve_delay 10m"))
+    await h.state.store.write(
+        outbox.enqueue, [{**row, "event": "resolve"}], now, hold=(now + timedelta(minutes=10), "resolve_delay 10m")
+    )
     await h.state.store.write(outbox.enqueue, [{**row, "event": "acknowledge"}], now)
     due = await h.state.store.read(outbox.next_due, "console")
     assert due == now + timedelta(minutes=10)
-    assert await h.state.store.write(outbox.claim_due, "console", now, lease=timedelta(seconds=30), owner="t",
-                                     limit=10) == []
+    assert (
+        await h.state.store.write(outbox.claim_due, "console", now, lease=timedelta(seconds=30), owner="t", limit=10)
+        == []
+    )

@@ -67,8 +67,9 @@ async def test_dry_run_plans_and_changes_nothing(env: Env) -> None:
     the VirtualService is unchanged; the run is audited as planned."""
     result = await env.executor.run(rollback(), TARGET, execute=False, trigger="cli:alice")
     assert result.status == "planned"
-    assert result.plans[0].lines == ["virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): "
-                                     "stable 90 → 100, canary 10 → 0"]
+    assert result.plans[0].lines == [
+        "virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): stable 90 → 100, canary 10 → 0"
+    ]
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
     assert [p["dry_run"] for p in env.k8s.patches] == [True]
     record = await env.store.read(runbook_runs.get, result.run_id)
@@ -96,14 +97,22 @@ async def test_already_rolled_back_is_a_noop_that_says_so(env: Env) -> None:
 async def test_multi_route_virtualservice(env: Env) -> None:
     vs = seed_canary()
     vs["metadata"]["name"] = "multi"
-    vs["spec"]["http"].append({"name": "mobile", "route": [
-        {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 30},
-        {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 70}]})
+    vs["spec"]["http"].append(
+        {
+            "name": "mobile",
+            "route": [
+                {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 30},
+                {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 70},
+            ],
+        }
+    )
     env.k8s.add_virtualservice(vs)
     result = await env.executor.run(rollback(), {**TARGET, "virtualservice": "multi"}, execute=True, trigger="cli")
     assert result.status == "succeeded"
-    assert env.k8s.weights("ai-nutritionist", "multi") == [[("stable", 100), ("canary", 0)],
-                                                           [("canary", 0), ("stable", 100)]]
+    assert env.k8s.weights("ai-nutritionist", "multi") == [
+        [("stable", 100), ("canary", 0)],
+        [("canary", 0), ("stable", 100)],
+    ]
 
 
 async def test_missing_subset_fails_planning_and_changes_nothing(env: Env) -> None:
@@ -114,6 +123,7 @@ async def test_missing_subset_fails_planning_and_changes_nothing(env: Env) -> No
 
 async def test_concurrent_edit_fails_clearly_and_is_not_overwritten(env: Env) -> None:
     """Someone moves the canary to 80/20 right after alertbot read it: the guarded patch is refused."""
+
     def editor() -> None:
         vs = copy.deepcopy(env.k8s.virtualservices[KEY])
         vs["spec"]["http"][0]["route"][0]["weight"], vs["spec"]["http"][0]["route"][1]["weight"] = 80, 20
@@ -130,8 +140,10 @@ async def test_forbidden_names_the_missing_permission(env: Env) -> None:
     env.k8s.forbidden.add(("patch", "virtualservices"))
     result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
     assert result.status == "failed"
-    assert "forbidden — the service account needs RBAC permission to patch virtualservices.networking.istio.io" \
+    assert (
+        "forbidden — the service account needs RBAC permission to patch virtualservices.networking.istio.io"
         in result.message
+    )
 
 
 async def test_api_server_down(env: Env) -> None:
@@ -172,8 +184,9 @@ async def test_v1beta1_fallback(aiohttp_server: Any, tmp_path: Path) -> None:
 
 async def test_one_run_at_a_time_per_target(env: Env) -> None:
     """A target locked by another run is refused (rejected, audited), nothing changes."""
-    await env.store.write(runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], 999,
-                          datetime.now(UTC))
+    await env.store.write(
+        runbook_runs.lock, ["virtualservice ai-nutritionist/nutrition-service-canary"], 999, datetime.now(UTC)
+    )
     result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
     assert result.status == "rejected" and "another run holds" in result.message
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
@@ -184,7 +197,8 @@ async def test_scale_up_and_undo(env: Env) -> None:
     params = {"namespace": "ai-nutritionist", "deployment": "nutrition-service", "replicas": "6"}
     result = await env.executor.run(RUNBOOKS["scale-up"], params, execute=True, trigger="cli")
     assert result.status == "succeeded" and result.plans[0].lines == [
-        "deployment ai-nutritionist/nutrition-service: replicas 3 → 6"]
+        "deployment ai-nutritionist/nutrition-service: replicas 3 → 6"
+    ]
     assert env.k8s.replicas[("ai-nutritionist", "nutrition-service")] == 6
     await env.executor.undo(result.run_id, execute=True, trigger="cli")
     assert env.k8s.replicas[("ai-nutritionist", "nutrition-service")] == 3
@@ -218,8 +232,12 @@ CHECKED = {**TARGET, "service": "nutrition-service"}
 
 def fast(runbook: Runbook) -> Runbook:
     """The shipped rollback with the check's timing shortened for tests."""
-    steps = [s.model_copy(update={"timeout": timedelta(milliseconds=300), "interval": timedelta(milliseconds=50)})
-             if isinstance(s, PrometheusCheck) else s for s in runbook.steps]
+    steps = [
+        s.model_copy(update={"timeout": timedelta(milliseconds=300), "interval": timedelta(milliseconds=50)})
+        if isinstance(s, PrometheusCheck)
+        else s
+        for s in runbook.steps
+    ]
     return runbook.model_copy(update={"steps": steps})
 
 
@@ -243,8 +261,13 @@ async def test_rolled_back_but_still_failing_is_said(env: Env, aiohttp_server: A
 async def test_check_with_on_fail_fail_fails_the_run(env: Env, aiohttp_server: Any) -> None:
     await with_prometheus(env, aiohttp_server, [None])
     strict = fast(rollback())
-    strict = strict.model_copy(update={"steps": [s.model_copy(update={"on_fail": "fail"})
-                                                 if isinstance(s, PrometheusCheck) else s for s in strict.steps]})
+    strict = strict.model_copy(
+        update={
+            "steps": [
+                s.model_copy(update={"on_fail": "fail"}) if isinstance(s, PrometheusCheck) else s for s in strict.steps
+            ]
+        }
+    )
     result = await env.executor.run(strict, CHECKED, execute=True, trigger="cli")
     assert result.status == "failed" and "is no data" in result.message
     assert "`alertbot runbook undo" in result.message
@@ -259,8 +282,12 @@ async def test_check_is_skipped_without_prometheus_or_service(env: Env) -> None:
 
 async def test_rollout_restart(env: Env) -> None:
     env.k8s.replicas[("ai-nutritionist", "recipe-service")] = 2
-    result = await env.executor.run(RUNBOOKS["restart"], {"namespace": "ai-nutritionist",
-                                                          "deployment": "recipe-service"}, execute=True, trigger="cli")
+    result = await env.executor.run(
+        RUNBOOKS["restart"],
+        {"namespace": "ai-nutritionist", "deployment": "recipe-service"},
+        execute=True,
+        trigger="cli",
+    )
     assert result.status == "succeeded"
     assert ("ai-nutritionist", "recipe-service") in env.k8s.restarts
     with pytest.raises(RunbookError, match="changed nothing"):
@@ -269,8 +296,9 @@ async def test_rollout_restart(env: Env) -> None:
 
 def owned(kind: str, api: str, name: str) -> dict[str, Any]:
     vs = seed_canary()
-    vs["metadata"]["ownerReferences"] = [{"apiVersion": api, "kind": kind, "name": name, "uid": "1234",
-                                          "controller": True}]
+    vs["metadata"]["ownerReferences"] = [
+        {"apiVersion": api, "kind": kind, "name": name, "uid": "1234", "controller": True}
+    ]
     return vs
 
 
@@ -279,8 +307,10 @@ async def test_flagger_owned_virtualservice_is_not_patched(env: Env) -> None:
     env.k8s.add_virtualservice(owned("Canary", "flagger.app/v1beta1", "nutrition-service"))
     result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
     assert result.status == "failed"
-    assert "managed by Flagger (Canary 'nutrition-service')" in result.message and "would undo a direct patch" \
-        in result.message
+    assert (
+        "managed by Flagger (Canary 'nutrition-service')" in result.message
+        and "would undo a direct patch" in result.message
+    )
     assert env.k8s.patches == []
 
 
@@ -304,9 +334,11 @@ async def test_rollout_undo_puts_the_previous_revision_back_and_can_itself_be_un
     params = {"namespace": "ai-nutritionist", "deployment": "nutrition-service"}
     result = await env.executor.run(RUNBOOKS["rollout-undo"], params, execute=True, trigger="cli:alice")
     assert result.status == "succeeded", result.message
-    assert result.plans[0].lines == ["deployment ai-nutritionist/nutrition-service: revision 2 → 1's pod template "
-                                     "(registry.example.com/nutrition-service:1.4.3 → "
-                                     "registry.example.com/nutrition-service:1.4.2)"]
+    assert result.plans[0].lines == [
+        "deployment ai-nutritionist/nutrition-service: revision 2 → 1's pod template "
+        "(registry.example.com/nutrition-service:1.4.3 → "
+        "registry.example.com/nutrition-service:1.4.2)"
+    ]
     key = ("ai-nutritionist", "nutrition-service")
     assert env.k8s.image(*key) == "registry.example.com/nutrition-service:1.4.2"
     assert env.k8s.deployments[key]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
@@ -319,8 +351,9 @@ async def test_rollout_undo_refuses_a_deployment_changed_since_the_plan(env: Env
     """Someone rolls out 1.4.4 between the read and the patch: the guarded patch fails, nothing changes."""
     env.k8s.add_deployment("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.2")
     env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.3")
-    plans = await env.executor.plan(RUNBOOKS["rollout-undo"], {"namespace": "ai-nutritionist",
-                                                               "deployment": "nutrition-service"})
+    plans = await env.executor.plan(
+        RUNBOOKS["rollout-undo"], {"namespace": "ai-nutritionist", "deployment": "nutrition-service"}
+    )
     env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.4")
     with pytest.raises(RunbookError, match="changed since it was read"):
         await apply_step(plans[0], env.executor._context(), dry_run=False)
@@ -342,9 +375,11 @@ async def test_restore_last_good_needs_a_proven_record(env: Env) -> None:
     await later.changed("virtualservices", "ai-nutritionist", env.k8s.virtualservices[KEY])
     result = await env.executor.run(RUNBOOKS["restore-last-good"], params, execute=True, trigger="cli:alice")
     assert result.status == "succeeded", result.message
-    assert result.plans[0].lines[0] == ("virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): "
-                                        "stable 50 → 90, canary 50 → 10 (last good at "
-                                        f"{(now - timedelta(minutes=1)).isoformat()})")
+    assert result.plans[0].lines[0] == (
+        "virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary): "
+        "stable 50 → 90, canary 50 → 10 (last good at "
+        f"{(now - timedelta(minutes=1)).isoformat()})"
+    )
     assert env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
 
@@ -356,12 +391,13 @@ async def test_a_running_run_keeps_beating_so_no_one_takes_it_for_interrupted(tm
     runbook = Runbook.model_validate({"name": "pause", "steps": [{"type": "wait", "duration": "600ms"}]})
     run = asyncio.create_task(executor.run(runbook, {}, execute=True, trigger="cli:alice"))
     try:
+
         async def beating() -> bool:
-            records = await store.read(runbook_runs.history)   # none until the run has planned and started
+            records = await store.read(runbook_runs.history)  # none until the run has planned and started
             return any(r.heartbeat_at is not None and r.heartbeat_at > r.started_at for r in records)
 
         await wait_until(beating, what="a heartbeat after the start")
-        later = datetime.now(UTC) + runbook_runs.RUN_STALE_AFTER / 2     # no beat missed yet by then
+        later = datetime.now(UTC) + runbook_runs.RUN_STALE_AFTER / 2  # no beat missed yet by then
         assert await store.write(runbook_runs.recover_interrupted, now=later) == []
         result = await run
         assert result.status == "succeeded"

@@ -32,14 +32,18 @@ async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarne
     clock = {"now": datetime.now(UTC)}
 
     async def make(**slack: Any) -> Harness:
-        return await make_harness({"slack": {"runbook_approvers": ["UAPPROVER", "UBOB"], **slack}},
-                                  secret_values={"slack_signing_secret": SECRET},
-                                  kube=lambda: Kubernetes(api_client(path)), clock=lambda: clock["now"])
+        return await make_harness(
+            {"slack": {"runbook_approvers": ["UAPPROVER", "UBOB"], **slack}},
+            secret_values={"slack_signing_secret": SECRET},
+            kube=lambda: Kubernetes(api_client(path)),
+            clock=lambda: clock["now"],
+        )
 
     return fake, responses, str(response_server.make_url("/respond")), clock, make
 
 
 # --- signing ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", ["forged", "missing", "stale", "future", "tampered", "malformed-ts"])
 async def test_unsigned_or_badly_signed_requests_are_401(slack_env: Any, case: str) -> None:
@@ -78,6 +82,7 @@ async def test_without_a_signing_secret_everything_is_refused(make_harness: Make
 
 
 # --- commands -----------------------------------------------------------------------------------
+
 
 async def test_help_and_unknown_commands_answer_with_usage(slack_env: Any) -> None:
     *_, make = slack_env
@@ -118,6 +123,7 @@ async def test_runbook_list(slack_env: Any) -> None:
 
 
 # --- approvals ----------------------------------------------------------------------------------
+
 
 async def plan_rollback(h: Harness, responses: ResponseUrl, url: str) -> int:
     first = await command(h, "rollback ai-nutritionist/nutrition-service-canary", response_url=url)
@@ -182,8 +188,9 @@ async def test_pending_approval_expires(slack_env: Any) -> None:
     h = await make()
     run_id = await plan_rollback(h, responses, url)
     clock["now"] = clock["now"] + timedelta(minutes=16)
-    late = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url,
-                       ts=int(clock["now"].timestamp()))
+    late = await click(
+        h, "runbook_approve", run_id, user="UAPPROVER", response_url=url, ts=int(clock["now"].timestamp())
+    )
     assert "is expired" in late["text"]
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
@@ -192,13 +199,16 @@ async def test_bad_runbook_requests_answer_helpfully(slack_env: Any) -> None:
     *_, make = slack_env
     h = await make()
     assert "no runbook `nope`" in (await command(h, "runbook run nope"))["text"]
-    assert "param virtualservice is required" in (await command(h, "runbook run emergency-rollback "
-                                                                   "namespace=ai-nutritionist"))["text"]
+    assert (
+        "param virtualservice is required"
+        in (await command(h, "runbook run emergency-rollback namespace=ai-nutritionist"))["text"]
+    )
     assert "I don't know" in (await command(h, "rollback not-a-target"))["text"]
 
 
-async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(make_harness: MakeHarness,
-                                                                          peers: Peers) -> None:
+async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
     """`ack 1` → PagerDuty acknowledge (same dedup key), the Slack message says who; `resolve 1` →
     PagerDuty resolve, the message resolved in place; Alertmanager's later resolve changes nothing."""
     h = await make_harness(peers.config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
@@ -216,9 +226,11 @@ async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(make_h
 
     resolved = await command(h, "resolve 1")
     assert "resolved incident 1" in resolved["text"]
-    await wait_until(lambda: len(peers.pagerduty.resolves()) == 1 and message.text.startswith("[RESOLVED]"),
-                     what="resolve on both channels")
-    incident = (await (await h.client.get("/api/v1/incidents/1")).json())
+    await wait_until(
+        lambda: len(peers.pagerduty.resolves()) == 1 and message.text.startswith("[RESOLVED]"),
+        what="resolve on both channels",
+    )
+    incident = await (await h.client.get("/api/v1/incidents/1")).json()
     assert (incident["status"], incident["resolved_by"]) == ("resolved", "slack:UALICE")
 
     await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
@@ -242,12 +254,16 @@ async def test_alert_message_buttons_ack_and_silence(make_harness: MakeHarness, 
     silenced = await click(h, "incident_silence_1h", 1, user="UBOB", response_url="")
     assert 'alertname="ServiceDown"' in silenced["text"] and "for 1h" in silenced["text"]
     silences = await (await h.client.get("/api/v1/silences")).json()
-    assert silences[0]["matchers"] == ['alertname="ServiceDown"', 'service="recipe-service"',
-                                       'namespace="ai-nutritionist"']
+    assert silences[0]["matchers"] == [
+        'alertname="ServiceDown"',
+        'service="recipe-service"',
+        'namespace="ai-nutritionist"',
+    ]
 
 
-async def test_approvers_may_be_a_user_group(make_harness: MakeHarness, peers: Peers, aiohttp_server: Any,
-                                             tmp_path: Path) -> None:
+async def test_approvers_may_be_a_user_group(
+    make_harness: MakeHarness, peers: Peers, aiohttp_server: Any, tmp_path: Path
+) -> None:
     """slack.runbook_approvers: ["S…"] → members of that user group (asked of Slack) may approve."""
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
@@ -256,9 +272,11 @@ async def test_approvers_may_be_a_user_group(make_harness: MakeHarness, peers: P
     peers.slack.usergroups["SONCALL"] = ["UBOB"]
     responses = ResponseUrl()
     url = str((await aiohttp_server(responses.app)).make_url("/respond"))
-    h = await make_harness({**peers.config, "slack": {**peers.config["slack"], "runbook_approvers": ["SONCALL"]}},
-                           secret_values={**peers.secret_values, "slack_signing_secret": SECRET},
-                           kube=lambda: Kubernetes(api_client(tmp_path / "kubeconfig")))
+    h = await make_harness(
+        {**peers.config, "slack": {**peers.config["slack"], "runbook_approvers": ["SONCALL"]}},
+        secret_values={**peers.secret_values, "slack_signing_secret": SECRET},
+        kube=lambda: Kubernetes(api_client(tmp_path / "kubeconfig")),
+    )
     run_id = await plan_rollback(h, responses, url)
     refused = await click(h, "runbook_approve", run_id, user="UMALLORY", response_url=url)
     assert "may not approve" in refused["text"]
@@ -272,8 +290,12 @@ async def test_high_risk_runbooks_need_two_approvers(slack_env: Any) -> None:
     """canary-promote is risk: high — one approval is not enough, the same person twice is not two."""
     fake, responses, url, _clock, make = slack_env
     h = await make()
-    await command(h, "runbook run canary-promote namespace=ai-nutritionist virtualservice=nutrition-service-canary "
-                     "canary_weight=50 stable_weight=50", response_url=url)
+    await command(
+        h,
+        "runbook run canary-promote namespace=ai-nutritionist virtualservice=nutrition-service-canary "
+        "canary_weight=50 stable_weight=50",
+        response_url=url,
+    )
     await wait_until(lambda: len(responses.posts) == 1, what="the plan")
     run_id = int(responses.posts[0]["blocks"][2]["elements"][0]["value"])
     first = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)

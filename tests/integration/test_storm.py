@@ -29,7 +29,7 @@ def group_payload(count: int, *, status: str = "firing") -> str:
     for i in range(count):
         alert = copy.deepcopy(template)
         alert["labels"]["pod"] = f"grocery-{i:03d}"
-        alert["annotations"]["value"] = "6"                    # critical: PagerDuty and Slack
+        alert["annotations"]["value"] = "6"  # critical: PagerDuty and Slack
         alert["annotations"]["summary"] = f"High p95 latency on grocery-{i:03d}"
         alert["fingerprint"] = ""
         alert["status"] = status
@@ -56,8 +56,13 @@ async def test_storm_collapses_a_group_into_one_summary(make_harness: MakeHarnes
 
     def settled() -> bool:
         events = storm_events()
-        return bool(events) and events[-1]["payload"]["custom_details"]["storm"]["count"] == 15 and \
-            len(peers.slack.roots()) == 11 and len(summaries()) == 1 and "15 alerts" in summaries()[0].text
+        return (
+            bool(events)
+            and events[-1]["payload"]["custom_details"]["storm"]["count"] == 15
+            and len(peers.slack.roots()) == 11
+            and len(summaries()) == 1
+            and "15 alerts" in summaries()[0].text
+        )
 
     await wait_until(settled, what="ten pages and one storm summary with all 15")
     individual = [e for e in peers.pagerduty.triggers() if e not in storm_events()]
@@ -81,8 +86,9 @@ async def test_below_threshold_every_alert_is_notified(make_harness: MakeHarness
     config = {**peers.config, "storm": {"threshold": 10, "window": "5m"}}
     h = await make_harness(config, secret_values=peers.secret_values)
     await h.post_payload(group_payload(10))
-    await wait_until(lambda: len(peers.pagerduty.triggers()) == 10 and len(peers.slack.roots()) == 10,
-                     what="ten individual pages")
+    await wait_until(
+        lambda: len(peers.pagerduty.triggers()) == 10 and len(peers.slack.roots()) == 10, what="ten individual pages"
+    )
     assert not any(e["dedup_key"].startswith("alertbot/group/") for e in peers.pagerduty.events)
 
 
@@ -96,11 +102,10 @@ async def test_a_group_has_one_open_storm_at_a_time(make_harness: MakeHarness) -
     """Replicas starting a storm for one group at once: the store takes one; the other transaction
     fails (and its ingest is retried, joining the first). A finished storm does not block the next."""
     h = await make_harness()
-    await h.post_payload(group_payload(1))                      # an incident to anchor the storms on
+    await h.post_payload(group_payload(1))  # an incident to anchor the storms on
 
     def start(conn: Connection) -> int:
-        storm = storm_repo.start(conn, group_key="g", group_labels={}, anchor_incident_id=1, destinations=[],
-                                 now=NOW)
+        storm = storm_repo.start(conn, group_key="g", group_labels={}, anchor_incident_id=1, destinations=[], now=NOW)
         return storm.id
 
     first = await h.state.store.write(start)

@@ -18,9 +18,9 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the captured store is a SQLite file
-async def test_a_version_10_store_is_migrated_and_its_pending_notifications_sent(db_url: str,
-                                                                                  make_harness: MakeHarness,
-                                                                                  peers: Peers) -> None:
+async def test_a_version_10_store_is_migrated_and_its_pending_notifications_sent(
+    db_url: str, make_harness: MakeHarness, peers: Peers
+) -> None:
     path = db_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
         db.executescript((DATA / "store-v10.sql").read_text())
@@ -32,8 +32,10 @@ async def test_a_version_10_store_is_migrated_and_its_pending_notifications_sent
         return [row[0] for row in conn.execute(sa.select(schema_migrations.c.version).order_by("version"))]
 
     assert await h.state.store.read(versions) == [version for version, _, _ in MIGRATIONS]
-    await wait_until(lambda: len(peers.pagerduty.resolves()) == 1 and len(peers.slack.messages) == 2,
-                     what="the pending trigger and resolve on both channels")
+    await wait_until(
+        lambda: len(peers.pagerduty.resolves()) == 1 and len(peers.slack.messages) == 2,
+        what="the pending trigger and resolve on both channels",
+    )
     (trigger,), (resolve,) = peers.pagerduty.triggers(), peers.pagerduty.resolves()
     assert resolve["dedup_key"] == trigger["dedup_key"]
     (root,) = peers.slack.roots()
@@ -46,5 +48,7 @@ async def test_a_version_10_store_is_migrated_and_its_pending_notifications_sent
 
     again["alerts"][0]["startsAt"] = "2026-11-30T03:00:00Z"
     assert (await h.post_payload(json.dumps(again))).status == 200
-    await wait_until(lambda: len(peers.pagerduty.triggers()) == 2 and root.text.startswith("[CRITICAL]"),
-                     what="the re-fire, on the upgraded store")
+    await wait_until(
+        lambda: len(peers.pagerduty.triggers()) == 2 and root.text.startswith("[CRITICAL]"),
+        what="the re-fire, on the upgraded store",
+    )

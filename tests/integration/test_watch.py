@@ -40,8 +40,9 @@ async def events(h: Harness) -> list[dict[str, Any]]:
     return found
 
 
-async def test_weight_changes_and_rollouts_are_recorded(make_harness: MakeHarness, aiohttp_server: Any,
-                                                        tmp_path: Path) -> None:
+async def test_weight_changes_and_rollouts_are_recorded(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
     assert await events(h) == []  # what was there at the first list is the baseline, not a change
@@ -51,16 +52,29 @@ async def test_weight_changes_and_rollouts_are_recorded(make_harness: MakeHarnes
     await wait_until(lambda: _count(h, 2), what="two changes")
     rollout, shift = sorted(await events(h), key=lambda e: e["kind"])
     assert (shift["kind"], shift["service"], shift["namespace"], shift["actor"], shift["source"], shift["target"]) == (
-        "traffic_shift", "nutrition-service", NS, "deploy-bot", "kubernetes", "virtualservice/nutrition-service-canary")
+        "traffic_shift",
+        "nutrition-service",
+        NS,
+        "deploy-bot",
+        "kubernetes",
+        "virtualservice/nutrition-service-canary",
+    )
     assert shift["description"] == "traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 %"
     assert (rollout["kind"], rollout["version"], rollout["actor"], rollout["target"]) == (
-        "deployment", "1.4.3", "argocd", "deployment/nutrition-service")
-    assert rollout["description"] == ("rollout nutrition-service: registry.example.com/nutrition-service:1.4.2 → "
-                                      "registry.example.com/nutrition-service:1.4.3")
+        "deployment",
+        "1.4.3",
+        "argocd",
+        "deployment/nutrition-service",
+    )
+    assert rollout["description"] == (
+        "rollout nutrition-service: registry.example.com/nutrition-service:1.4.2 → "
+        "registry.example.com/nutrition-service:1.4.3"
+    )
 
 
-async def test_a_dropped_stream_resumes_from_its_resource_version(make_harness: MakeHarness, aiohttp_server: Any,
-                                                                  tmp_path: Path) -> None:
+async def test_a_dropped_stream_resumes_from_its_resource_version(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
     k8s.cut_watches()
@@ -72,20 +86,22 @@ async def test_a_dropped_stream_resumes_from_its_resource_version(make_harness: 
     assert len(resumed) >= 2 and resumed[-1].endswith(f"from {resumed[0].rsplit(' ', 1)[1]}")
 
 
-async def test_410_gone_relists_and_still_sees_the_change(make_harness: MakeHarness, aiohttp_server: Any,
-                                                          tmp_path: Path) -> None:
+async def test_410_gone_relists_and_still_sees_the_change(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
     k8s.set_image(NS, "nutrition-service", "registry.example.com/nutrition-service:1.5.0")
-    k8s.compact()       # the history holding that change is gone...
-    k8s.cut_watches()   # ...and the stream drops before it was read: resuming gets 410
+    k8s.compact()  # the history holding that change is gone...
+    k8s.cut_watches()  # ...and the stream drops before it was read: resuming gets 410
     await wait_until(lambda: _count(h, 1), what="the rollout, found by the relist")
     assert sum(r.startswith("list /apis/apps") for r in k8s.requests) == 2
     assert (await events(h))[0]["version"] == "1.5.0"
 
 
-async def test_a_change_made_while_alertbot_was_down_is_noticed_at_start(make_harness: MakeHarness,
-                                                                         aiohttp_server: Any, tmp_path: Path) -> None:
+async def test_a_change_made_while_alertbot_was_down_is_noticed_at_start(
+    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+) -> None:
     """The last state seen is kept in the store, so the first list after a restart compares with it."""
     k8s = cluster()
     path = await serve(aiohttp_server, tmp_path, k8s)

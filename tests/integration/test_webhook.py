@@ -121,6 +121,7 @@ async def test_concurrent_posts_share_commits_and_lose_nothing(make_harness: Mak
 
 # --- auth ---------------------------------------------------------------------------------------
 
+
 async def test_bearer_token_required_when_configured(make_harness: MakeHarness) -> None:
     """With ALERTBOT_WEBHOOK_TOKEN set: missing or wrong token → 401 JSON; the right one → 200."""
     h = await make_harness(secret_values={"webhook_token": "s3cret-token"})
@@ -133,12 +134,16 @@ async def test_bearer_token_required_when_configured(make_harness: MakeHarness) 
 
 async def test_basic_auth_scheme_is_refused(make_harness: MakeHarness) -> None:
     h = await make_harness(secret_values={"webhook_token": "s3cret-token"})
-    resp = await h.client.post("/webhook/alertmanager", data=payload_bytes(FIRING),
-                               headers={"Content-Type": "application/json", "Authorization": "Basic s3cret-token"})
+    resp = await h.client.post(
+        "/webhook/alertmanager",
+        data=payload_bytes(FIRING),
+        headers={"Content-Type": "application/json", "Authorization": "Basic s3cret-token"},
+    )
     assert resp.status == 401
 
 
 # --- bad input ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
@@ -147,14 +152,21 @@ async def test_basic_auth_scheme_is_refused(make_harness: MakeHarness) -> None:
         (b"\xff\xfe\x00garbage", 400, "invalid_payload", "not valid UTF-8"),
         (json.dumps({**payload_json(FIRING), "version": "3"}).encode(), 400, "invalid_payload", "version"),
         (json.dumps({**payload_json(FIRING), "alerts": []}).encode(), 400, "invalid_payload", "alerts"),
-        (json.dumps({**payload_json(FIRING), "alerts": [{"status": "firing", "startsAt": "2026-11-29T00:00:00Z"}]}
-                    ).encode(), 400, "invalid_payload", "alerts[0].labels: Field required"),
+        (
+            json.dumps(
+                {**payload_json(FIRING), "alerts": [{"status": "firing", "startsAt": "2026-11-29T00:00:00Z"}]}
+            ).encode(),
+            400,
+            "invalid_payload",
+            "alerts[0].labels: Field required",
+        ),
         (b"", 400, "invalid_payload", "not valid JSON"),
     ],
     ids=["malformed-json", "non-utf8", "wrong-version", "empty-alerts", "missing-labels", "empty-body"],
 )
-async def test_bad_bodies_get_400_and_lose_nothing(make_harness: MakeHarness, body: bytes, status: int, code: str,
-                                                   message: str) -> None:
+async def test_bad_bodies_get_400_and_lose_nothing(
+    make_harness: MakeHarness, body: bytes, status: int, code: str, message: str
+) -> None:
     """Each bad body → a JSON error naming the problem; alerts accepted before it are still there."""
     h = await make_harness()
     assert (await h.post_file(FIRING)).status == 200
@@ -211,8 +223,7 @@ async def test_huge_label_value_is_stored_whole(make_harness: MakeHarness) -> No
     assert len(h.console.lines()[0]["labels"]["blob"]) == 500_000
 
 
-async def test_store_locked_gives_503_with_retry_after_then_recovers(make_harness: MakeHarness,
-                                                                    tmp_path: Path) -> None:
+async def test_store_locked_gives_503_with_retry_after_then_recovers(make_harness: MakeHarness, tmp_path: Path) -> None:
     """SQLite: another process holding the database's write lock → 503 + Retry-After; released → 200."""
     path = tmp_path / "locked.db"
     h = await make_harness({"storage": {"url": f"sqlite:///{path}", "busy_timeout": "100ms"}})

@@ -6,8 +6,13 @@ import pytest
 
 from alertbot.domain.automation import automation_matches, render_params
 
-LABELS = {"alertname": "HighErrorRate", "severity": "critical", "canary": "true", "namespace": "ai-nutritionist",
-          "virtualservice": "nutrition-service-canary"}
+LABELS = {
+    "alertname": "HighErrorRate",
+    "severity": "critical",
+    "canary": "true",
+    "namespace": "ai-nutritionist",
+    "virtualservice": "nutrition-service-canary",
+}
 
 
 def test_match_is_equality_on_every_key() -> None:
@@ -18,11 +23,18 @@ def test_match_is_equality_on_every_key() -> None:
 
 
 def test_params_are_templated_from_labels() -> None:
-    params = {"namespace": "{{ labels.namespace }}", "virtualservice": "{{labels.virtualservice}}",
-              "stable_subset": "stable", "note": "vs={{ labels.virtualservice }} in {{ labels.namespace }}"}
-    assert render_params(params, LABELS) == {"namespace": "ai-nutritionist",
-                                             "virtualservice": "nutrition-service-canary", "stable_subset": "stable",
-                                             "note": "vs=nutrition-service-canary in ai-nutritionist"}
+    params = {
+        "namespace": "{{ labels.namespace }}",
+        "virtualservice": "{{labels.virtualservice}}",
+        "stable_subset": "stable",
+        "note": "vs={{ labels.virtualservice }} in {{ labels.namespace }}",
+    }
+    assert render_params(params, LABELS) == {
+        "namespace": "ai-nutritionist",
+        "virtualservice": "nutrition-service-canary",
+        "stable_subset": "stable",
+        "note": "vs=nutrition-service-canary in ai-nutritionist",
+    }
 
 
 def test_missing_label_is_an_error_naming_it() -> None:

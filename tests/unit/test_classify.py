@@ -16,16 +16,23 @@ THRESHOLDS = Thresholds()
 
 
 def alert(labels: dict[str, str], annotations: dict[str, str] | None = None) -> Alert:
-    data: dict[str, Any] = {"status": "firing", "labels": labels, "annotations": annotations or {},
-                            "startsAt": "2026-11-29T19:54:53.462Z"}
+    data: dict[str, Any] = {
+        "status": "firing",
+        "labels": labels,
+        "annotations": annotations or {},
+        "startsAt": "2026-11-29T19:54:53.462Z",
+    }
     return Alert.model_validate(data)
 
 
 @pytest.mark.parametrize(
     ("name", "severity", "reason_part"),
     [
-        ("am-higherrorrate-nutrition-service-firing.json", Severity.CRITICAL,
-         "error_rate 7.2% > critical threshold 5%"),
+        (
+            "am-higherrorrate-nutrition-service-firing.json",
+            Severity.CRITICAL,
+            "error_rate 7.2% > critical threshold 5%",
+        ),
         ("am-higherrorrate-ai-coach-firing.json", Severity.WARNING, "error_rate 1.8% > warning threshold 1%"),
         ("am-highlatencyp95-meal-planner-firing.json", Severity.CRITICAL, "latency 6.3s > critical threshold 5s"),
         ("am-highlatencyp95-user-profile-firing.json", Severity.WARNING, "latency 2.7s > warning threshold 2s"),
@@ -62,9 +69,9 @@ def test_grocery_pods_each_classified() -> None:
 @pytest.mark.parametrize(
     ("alertname", "value", "severity"),
     [
-        ("HighErrorRate", "0.05", Severity.WARNING),       # not above 5 %
+        ("HighErrorRate", "0.05", Severity.WARNING),  # not above 5 %
         ("HighErrorRate", "0.0500001", Severity.CRITICAL),
-        ("HighErrorRate", "1%", Severity.INFO),            # not above 1 %
+        ("HighErrorRate", "1%", Severity.INFO),  # not above 1 %
         ("HighErrorRate", "1.01%", Severity.WARNING),
         ("ApiErrors", "6%", Severity.CRITICAL),
         ("HighLatencyP99", "5s", Severity.WARNING),
@@ -93,9 +100,16 @@ def test_availability_sli_is_service_down() -> None:
 
 @pytest.mark.parametrize(
     ("label", "severity"),
-    [("critical", Severity.CRITICAL), ("page", Severity.CRITICAL), ("HIGH", Severity.CRITICAL),
-     ("ticket", Severity.WARNING), ("medium", Severity.WARNING), ("low", Severity.INFO), ("none", Severity.INFO),
-     ("info", Severity.INFO)],
+    [
+        ("critical", Severity.CRITICAL),
+        ("page", Severity.CRITICAL),
+        ("HIGH", Severity.CRITICAL),
+        ("ticket", Severity.WARNING),
+        ("medium", Severity.WARNING),
+        ("low", Severity.INFO),
+        ("none", Severity.INFO),
+        ("info", Severity.INFO),
+    ],
 )
 def test_severity_label_aliases(label: str, severity: Severity) -> None:
     """Without an SLI value, the severity label decides, aliases included."""

@@ -22,13 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_role_grants_exactly_the_verbs_the_runbooks_and_the_watch_use() -> None:
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
     (role,) = [d for d in docs if d["kind"] == "Role"]
-    grants = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-              for v in rule["verbs"]}
+    grants = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
     assert grants == {
         *{("networking.istio.io", "virtualservices", v) for v in ("get", "list", "watch", "patch")},
-        ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
+        ("apps", "deployments/scale", "get"),
+        ("apps", "deployments/scale", "patch"),
         *{("apps", "deployments", v) for v in ("get", "list", "watch", "patch")},
-        ("apps", "replicasets", "list"), ("argoproj.io", "rollouts/status", "patch"),
+        ("apps", "replicasets", "list"),
+        ("argoproj.io", "rollouts/status", "patch"),
     }
     (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -52,8 +55,12 @@ def test_the_ha_deployment_hangs_together() -> None:
     """Two replicas on PostgreSQL (URL from the Secret), never fewer than one available, rolling
     updates that keep both serving, scraped by a ServiceMonitor that finds the Service's port."""
     docs = documents("alertbot.yaml")
-    deployment, service, budget, monitor = (docs["Deployment"], docs["Service"], docs["PodDisruptionBudget"],
-                                            docs["ServiceMonitor"])
+    deployment, service, budget, monitor = (
+        docs["Deployment"],
+        docs["Service"],
+        docs["PodDisruptionBudget"],
+        docs["ServiceMonitor"],
+    )
     spec = deployment["spec"]
     assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     labels = spec["template"]["metadata"]["labels"]
@@ -75,8 +82,10 @@ def test_the_alertmanager_receiver_points_at_the_service() -> None:
     service = documents("alertbot.yaml")["Service"]
     (hook,) = receiver["receivers"][0]["webhook_configs"]
     port = service["spec"]["ports"][0]["port"]
-    assert hook["url"] == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}" \
-                          "/webhook/alertmanager"
+    assert (
+        hook["url"] == f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+        "/webhook/alertmanager"
+    )
     assert hook["send_resolved"] is True
 
 

@@ -22,10 +22,12 @@ def ago(minutes: float) -> datetime:
 
 
 def test_each_start_and_each_end_inside_the_window_is_one_transition() -> None:
-    episodes = [Episode(ago(40), ago(35)),    # wholly before the window: 0
-                Episode(ago(31), ago(29)),    # started before, ended inside: 1
-                Episode(ago(20), ago(10)),    # 2
-                Episode(ago(5), None)]        # still firing: 1
+    episodes = [
+        Episode(ago(40), ago(35)),  # wholly before the window: 0
+        Episode(ago(31), ago(29)),  # started before, ended inside: 1
+        Episode(ago(20), ago(10)),  # 2
+        Episode(ago(5), None),
+    ]  # still firing: 1
     assert transitions(episodes, now=NOW, window=timedelta(minutes=30)) == 4
 
 
@@ -57,7 +59,9 @@ def test_a_refire_continues_the_chain_only_when_flapping_or_its_resolve_was_held
     calm = flap_state([Episode(ago(20), ago(1)), Episode(NOW, None)], POLICY, NOW)
     assert continuation_reason(calm, resolve_was_held=False, lead_id=7) is None
     assert continuation_reason(calm, resolve_was_held=True, lead_id=7) == (
-        "re-fired while its resolve was held: continues incident 7")
+        "re-fired while its resolve was held: continues incident 7"
+    )
     flapping = flap_state([Episode(ago(m + 1), ago(m)) for m in (1, 3, 5)] + [Episode(NOW, None)], POLICY, NOW)
     assert continuation_reason(flapping, resolve_was_held=False, lead_id=7) == (
-        "suppressed: flapping 7×/30m, continues incident 7; PagerDuty not re-triggered")  # noqa: RUF001
+        "suppressed: flapping 7×/30m, continues incident 7; PagerDuty not re-triggered"  # noqa: RUF001
+    )

@@ -18,11 +18,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def two_routes() -> dict[str, Any]:
     vs = seed_canary()
-    vs["spec"]["http"].insert(0, {"name": "header-canary", "match": [{"headers": {"x-canary": {"exact": "1"}}}],
-                                  "route": [{"destination": {"host": "nutrition-service", "subset": "canary"}}]})
-    vs["spec"]["http"].append({"name": "mobile", "route": [
-        {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 50},
-        {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 50}]})
+    vs["spec"]["http"].insert(
+        0,
+        {
+            "name": "header-canary",
+            "match": [{"headers": {"x-canary": {"exact": "1"}}}],
+            "route": [{"destination": {"host": "nutrition-service", "subset": "canary"}}],
+        },
+    )
+    vs["spec"]["http"].append(
+        {
+            "name": "mobile",
+            "route": [
+                {"destination": {"host": "nutrition-service", "subset": "canary"}, "weight": 50},
+                {"destination": {"host": "nutrition-service", "subset": "stable"}, "weight": 50},
+            ],
+        }
+    )
     return vs
 
 
@@ -87,14 +99,21 @@ def test_shipped_runbooks_load() -> None:
     assert {"emergency-rollback", "canary-promote", "scale-up", "restart"} <= set(runbooks)
     rollback = runbooks["emergency-rollback"]
     assert [(p.name, p.required, p.default) for p in rollback.params] == [
-        ("namespace", True, None), ("virtualservice", True, None), ("stable_subset", False, "stable"),
-        ("service", False, None)]
+        ("namespace", True, None),
+        ("virtualservice", True, None),
+        ("stable_subset", False, "stable"),
+        ("service", False, None),
+    ]
 
 
 def test_params_are_validated() -> None:
     rollback = load_runbook(ROOT / "runbooks" / "emergency-rollback.yaml")
-    assert rollback.resolve_params({"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}
-                                   )["stable_subset"] == "stable"
+    assert (
+        rollback.resolve_params({"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"})[
+            "stable_subset"
+        ]
+        == "stable"
+    )
     with pytest.raises(ValueError, match="param virtualservice is required"):
         rollback.resolve_params({"namespace": "ai-nutritionist"})
     with pytest.raises(ValueError, match="does not match"):
@@ -103,13 +122,16 @@ def test_params_are_validated() -> None:
         rollback.resolve_params({"namespace": "a", "virtualservice": "b", "replicas": "3"})
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: x\nsteps: []\n", "steps: List should have at least 1 item"),
-    ("name: x\nsteps:\n  - type: istio.explode\n", "steps[0]: Input tag 'istio.explode' found using 'type'"),
-    ("name: x\nsteps:\n  - {type: wait, duration: 5s, extra: 1}\n", "steps[0].wait.extra: unknown key"),
-    ("name: x\nsteps:\n  - {type: notify, message: 'hi {{ params.who }}'}\n", "uses undeclared param 'who'"),
-    ("name: y\nsteps:\n  - {type: notify, message: hi}\n", "must match the file name 'x'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nsteps: []\n", "steps: List should have at least 1 item"),
+        ("name: x\nsteps:\n  - type: istio.explode\n", "steps[0]: Input tag 'istio.explode' found using 'type'"),
+        ("name: x\nsteps:\n  - {type: wait, duration: 5s, extra: 1}\n", "steps[0].wait.extra: unknown key"),
+        ("name: x\nsteps:\n  - {type: notify, message: 'hi {{ params.who }}'}\n", "uses undeclared param 'who'"),
+        ("name: y\nsteps:\n  - {type: notify, message: hi}\n", "must match the file name 'x'"),
+    ],
+)
 def test_bad_runbooks_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "x.yaml"
     path.write_text(text)
@@ -118,15 +140,22 @@ def test_bad_runbooks_name_file_and_key(tmp_path: Path, text: str, message: str)
     assert str(path) in info.value.message and message in info.value.message
 
 
-@pytest.mark.parametrize(("meta", "expected"), [
-    ({"ownerReferences": [{"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "podinfo"}]},
-     ("flagger", "podinfo")),
-    ({"ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web"}]},
-     ("argo-rollouts", "web")),
-    ({"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}}, ("argo-rollouts", "web")),
-    ({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}]}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        (
+            {"ownerReferences": [{"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "podinfo"}]},
+            ("flagger", "podinfo"),
+        ),
+        (
+            {"ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web"}]},
+            ("argo-rollouts", "web"),
+        ),
+        ({"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}}, ("argo-rollouts", "web")),
+        ({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}]}, None),
+        ({}, None),
+    ],
+)
 def test_owning_controller(meta: dict[str, Any], expected: tuple[str, str] | None) -> None:
     """Flagger and Argo Rollouts are recognised by ownerReferences (or Argo's managed-by annotation)."""
     vs = {**seed_canary(), "metadata": {"name": "x", "namespace": "y", **meta}}

@@ -47,7 +47,7 @@ def test_regex_is_anchored(name: str, word: str, extra: str) -> None:
         ("severity=critical", {"severity": "critical"}, True),
         ('service=~"nutrition-.*"', {"service": "nutrition-service"}, True),
         ('service!~"nutrition-.*|grocery"', {"service": "grocery"}, False),
-        ('team=""', {}, True),                 # absent label == ""
+        ('team=""', {}, True),  # absent label == ""
         ('team!=""', {}, False),
         ('msg="a \\"quoted\\" value"', {"msg": 'a "quoted" value'}, True),
     ],

@@ -24,11 +24,28 @@ def notifications(name: str, event: str = "trigger") -> list[Notification]:
         cls = classify(alert, ClassificationPolicy(), Thresholds())
         now = datetime(2026, 11, 29, tzinfo=UTC)
         record = IncidentRecord(
-            id=index + 1, fingerprint=alert.fingerprint, starts_at=alert.starts_at, status="firing",
-            alertname=alert.alertname, service=alert.service, namespace=alert.namespace, severity=cls.severity,
-            reason=cls.reason, sli=cls.sli, value=cls.value, labels=dict(alert.labels),
-            annotations=dict(alert.annotations), generator_url=alert.generator_url, group_key="g", destinations=[],
-            suppressed_by=None, ends_at=alert.ends_at, created_at=now, updated_at=now, resolved_at=None)
+            id=index + 1,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status="firing",
+            alertname=alert.alertname,
+            service=alert.service,
+            namespace=alert.namespace,
+            severity=cls.severity,
+            reason=cls.reason,
+            sli=cls.sli,
+            value=cls.value,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            generator_url=alert.generator_url,
+            group_key="g",
+            destinations=[],
+            suppressed_by=None,
+            ends_at=alert.ends_at,
+            created_at=now,
+            updated_at=now,
+            resolved_at=None,
+        )
         out.append(Notification.build(record, event, Destination("pagerduty")))  # type: ignore[arg-type]
     return out
 
@@ -48,8 +65,11 @@ def test_trigger_carries_the_contract_fields() -> None:
     payload = build_event(n, KEY)["payload"]
     assert payload["severity"] == "critical"
     assert payload["source"] == "ai-nutritionist/recipe-service"
-    assert (payload["component"], payload["group"], payload["class"]) == ("recipe-service", "ai-nutritionist",
-                                                                          "ServiceDown")
+    assert (payload["component"], payload["group"], payload["class"]) == (
+        "recipe-service",
+        "ai-nutritionist",
+        "ServiceDown",
+    )
     assert payload["custom_details"]["reason"].startswith("service down: recipe-service")
 
 
@@ -64,8 +84,9 @@ def test_dedup_key_is_stable_per_episode_and_shared_by_resolve() -> None:
 def test_storm_uses_one_key_per_group() -> None:
     """Every summary of a group's storm shares one dedup key, whichever alert anchors it."""
     a, b, _ = notifications("am-highlatencyp95-grocery-3alerts-firing.json")
-    storm = StormSummary(group_key="{}:{service=\"grocery\"}", group_labels={"service": "grocery"}, count=12,
-                         firing=12, sample=["x"])
+    storm = StormSummary(
+        group_key='{}:{service="grocery"}', group_labels={"service": "grocery"}, count=12, firing=12, sample=["x"]
+    )
     sa, sb = a.model_copy(update={"storm": storm}), b.model_copy(update={"storm": storm})
     assert dedup_key(sa) == dedup_key(sb) != dedup_key(a)
     body = build_event(sa, KEY)

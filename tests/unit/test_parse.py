@@ -76,8 +76,18 @@ def _mutated(mutate: object) -> bytes:
         (_mutated(lambda d: d["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt"),
         (_mutated(lambda d: d.pop("status")), "status: Field required"),
     ],
-    ids=["truncated-json", "non-utf8", "not-object", "wrong-version", "empty-alerts", "missing-labels",
-         "non-string-label", "bad-status", "bad-time", "missing-status"],
+    ids=[
+        "truncated-json",
+        "non-utf8",
+        "not-object",
+        "wrong-version",
+        "empty-alerts",
+        "missing-labels",
+        "non-string-label",
+        "bad-status",
+        "bad-time",
+        "missing-status",
+    ],
 )
 def test_bad_bodies_are_rejected_with_what_and_where(body: bytes, message: str) -> None:
     """Each kind of bad input gets a PayloadError naming the problem and its location."""

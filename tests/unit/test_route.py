@@ -27,14 +27,16 @@ def test_default_tree_follows_the_contract() -> None:
 
 def test_first_match_wins_unless_continue() -> None:
     """Siblings are tried in order; `continue: true` lets the next sibling match too."""
-    t = tree({
-        "receivers": ["console"],
-        "routes": [
-            {"matchers": ['team="payments"'], "receivers": ["slack:#payments"], "continue": True},
-            {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]},
-            {"matchers": ['severity=~"critical|warning"'], "receivers": ["slack"]},
-        ],
-    })
+    t = tree(
+        {
+            "receivers": ["console"],
+            "routes": [
+                {"matchers": ['team="payments"'], "receivers": ["slack:#payments"], "continue": True},
+                {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]},
+                {"matchers": ['severity=~"critical|warning"'], "receivers": ["slack"]},
+            ],
+        }
+    )
     assert route(t, {"team": "payments", "severity": "critical"}).receivers == ("slack:#payments", "pagerduty")
     assert route(t, {"team": "payments", "severity": "warning"}).receivers == ("slack:#payments", "slack")
     assert route(t, {"severity": "info"}).receivers == ("console",)
@@ -42,13 +44,19 @@ def test_first_match_wins_unless_continue() -> None:
 
 def test_nested_routes_inherit_receivers_and_report_their_path() -> None:
     """A child without receivers inherits its parent's; the path names each hop."""
-    t = tree({
-        "receivers": ["slack"],
-        "routes": [{
-            "name": "mesh", "matchers": ['namespace="ai-nutritionist"'], "receivers": ["slack:#mesh"],
-            "routes": [{"matchers": ['canary="true"']}],
-        }],
-    })
+    t = tree(
+        {
+            "receivers": ["slack"],
+            "routes": [
+                {
+                    "name": "mesh",
+                    "matchers": ['namespace="ai-nutritionist"'],
+                    "receivers": ["slack:#mesh"],
+                    "routes": [{"matchers": ['canary="true"']}],
+                }
+            ],
+        }
+    )
     result = route(t, {"namespace": "ai-nutritionist", "canary": "true"})
     assert result.receivers == ("slack:#mesh",)
     assert result.matches[0].path == ("root", "routes[0] (mesh)", 'routes[0] (canary="true")')
@@ -62,16 +70,18 @@ def test_destinations_collapse_disabled_channels_into_one_console_line() -> None
 
 def test_destinations_with_enabled_channels() -> None:
     """Enabled channels are addressed directly; `slack` resolves to the severity's channel."""
-    dests = destinations(["pagerduty", "slack", "slack:#team"], Severity.WARNING, SlackChannels(),
-                         enabled=["pagerduty", "slack"])
+    dests = destinations(
+        ["pagerduty", "slack", "slack:#team"], Severity.WARNING, SlackChannels(), enabled=["pagerduty", "slack"]
+    )
     assert dests == [Destination("pagerduty"), Destination("slack", "#alerts"), Destination("slack", "#team")]
 
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 
 
-def silence(matchers: list[str], *, start: timedelta = -timedelta(minutes=1), length: timedelta = timedelta(hours=1)
-            ) -> Silence:
+def silence(
+    matchers: list[str], *, start: timedelta = -timedelta(minutes=1), length: timedelta = timedelta(hours=1)
+) -> Silence:
     return Silence(1, tuple(Matcher.parse(m) for m in matchers), NOW + start, NOW + start + length, "me", "")
 
 
@@ -81,8 +91,9 @@ def test_silence_matches_only_while_active() -> None:
     assert find_silence([s], {"service": "grocery"}, NOW) is s
     assert find_silence([s], {"service": "recipe"}, NOW) is None
     assert find_silence([s], {"service": "grocery"}, NOW + timedelta(hours=2)) is None
-    assert find_silence([silence(['service="grocery"'], start=timedelta(minutes=5))], {"service": "grocery"},
-                        NOW) is None
+    assert (
+        find_silence([silence(['service="grocery"'], start=timedelta(minutes=5))], {"service": "grocery"}, NOW) is None
+    )
 
 
 def test_critical_inhibits_warning_of_same_service_only() -> None:
@@ -100,10 +111,21 @@ def test_critical_inhibits_warning_of_same_service_only() -> None:
 
 
 def test_resolve_delay_is_inherited_and_the_longest_reached_wins() -> None:
-    t = tree({"receivers": ["slack"], "resolve_delay": "2m", "routes": [
-        {"matchers": ['team="payments"'], "receivers": ["slack:#payments"], "continue": True, "resolve_delay": "10m"},
-        {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]},
-    ]})
+    t = tree(
+        {
+            "receivers": ["slack"],
+            "resolve_delay": "2m",
+            "routes": [
+                {
+                    "matchers": ['team="payments"'],
+                    "receivers": ["slack:#payments"],
+                    "continue": True,
+                    "resolve_delay": "10m",
+                },
+                {"matchers": ['severity="critical"'], "receivers": ["pagerduty"]},
+            ],
+        }
+    )
     assert route(t, {"severity": "critical"}).resolve_delay == timedelta(minutes=2)
     assert route(t, {"severity": "critical", "team": "payments"}).resolve_delay == timedelta(minutes=10)
     assert route(tree({"receivers": ["slack"]}), {}).resolve_delay is None

@@ -50,8 +50,9 @@ def test_bad_examples_are_rejected_naming_the_key(path: Path) -> None:
     assert expect.group(1) in info.value.message
 
 
-@pytest.mark.parametrize("path", sorted(set(EXAMPLES.glob("*.yaml")) - set(EXAMPLES.glob("*.bad.yaml"))),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(set(EXAMPLES.glob("*.yaml")) - set(EXAMPLES.glob("*.bad.yaml"))), ids=lambda p: p.name
+)
 def test_good_examples_load(path: Path) -> None:
     """The other examples are valid."""
     load_config(path)
@@ -110,5 +111,7 @@ def test_named_pagerduty_keys_from_env_and_files(tmp_path: Path, monkeypatch: py
     config = Config.model_validate({"pagerduty": {"routing_key_files": {"search": str(key_file)}}})
     secrets = load_secrets(config)
     assert {k: v.get_secret_value() for k, v in secrets.pagerduty_routing_keys.items()} == {
-        "payments_oncall": "key-from-env", "search": "key-from-file"}
+        "payments_oncall": "key-from-env",
+        "search": "key-from-file",
+    }
     assert "key-from-env" in secrets.values() and "key-from-file" not in repr(secrets)

@@ -17,10 +17,18 @@ finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=F
 @pytest.mark.parametrize(
     ("raw", "sli", "expected"),
     [
-        ("0.072", "error_rate", 0.072), ("7.2%", "error_rate", 0.072), (" 7.2 % ", "error_rate", 0.072),
-        ("7.2e-02", "error_rate", 0.072), ("6.3", "latency", 6.3), ("6.3s", "latency", 6.3),
-        ("6300ms", "latency", 6.3), ("6300000us", "latency", 6.3), ("0.105m", "latency", 6.3),
-        ("91%", "load", 0.91), ("0.91", "load", 0.91), ("+Inf", "latency", math.inf),
+        ("0.072", "error_rate", 0.072),
+        ("7.2%", "error_rate", 0.072),
+        (" 7.2 % ", "error_rate", 0.072),
+        ("7.2e-02", "error_rate", 0.072),
+        ("6.3", "latency", 6.3),
+        ("6.3s", "latency", 6.3),
+        ("6300ms", "latency", 6.3),
+        ("6300000us", "latency", 6.3),
+        ("0.105m", "latency", 6.3),
+        ("91%", "load", 0.91),
+        ("0.91", "load", 0.91),
+        ("+Inf", "latency", math.inf),
     ],
 )
 def test_known_spellings_normalise(raw: str, sli: str, expected: float) -> None:
@@ -31,8 +39,15 @@ def test_known_spellings_normalise(raw: str, sli: str, expected: float) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "sli"),
-    [("", "error_rate"), ("high", "error_rate"), ("NaN", "latency"), ("5ms", "error_rate"),
-     ("50%", "latency"), ("1.2.3", "load"), ("0x10", "load")],
+    [
+        ("", "error_rate"),
+        ("high", "error_rate"),
+        ("NaN", "latency"),
+        ("5ms", "error_rate"),
+        ("50%", "latency"),
+        ("1.2.3", "load"),
+        ("0x10", "load"),
+    ],
 )
 def test_non_values_are_none(raw: str, sli: str) -> None:
     """Text that is not a value for that SLI yields None (the alert then falls through to labels)."""
