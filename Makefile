@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Pinned, hashed dependencies: requirements-dev.lock (runtime + dev + build tools) for the venv,
+# requirements.lock (runtime + build tools) for the image. Regenerate both with `make lock`.
+LOCK   := requirements-dev.lock
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean lock
 
-$(STAMP): pyproject.toml
+# alertbot itself is installed without dependencies and without build isolation: everything,
+# setuptools included, comes from the lock. `pip check` fails when pyproject.toml names a
+# dependency the lock lacks (run `make lock`).
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -34,6 +41,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/ingest.py
+
+# Re-resolve the locks after editing dependencies in pyproject.toml or build-requirements.in. Pins
+# already in the locks are kept unless needed otherwise; `make lock LOCK_FLAGS=--upgrade` moves
+# everything to the newest allowed versions. The runtime lock is constrained by the dev lock, so
+# the image runs exactly the versions the tests ran.
+LOCK_FLAGS ?=
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command 'make lock' $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(UV_COMPILE) --extra dev pyproject.toml build-requirements.in -o requirements-dev.lock
+	$(UV_COMPILE) --constraint requirements-dev.lock pyproject.toml build-requirements.in -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
