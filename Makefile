@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # requirements.lock (runtime + build tools) for the image. Regenerate both with `make lock`.
 LOCK   := requirements-dev.lock
 
-.PHONY: run test lint typecheck unit bench clean lock
+.PHONY: run test lint layers typecheck unit bench clean lock
 
 # alertbot itself is installed without dependencies and without build isolation: everything,
 # setuptools included, comes from the lock. `pip check` fails when pyproject.toml names a
@@ -26,14 +26,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
+# The import contracts in pyproject.toml ([tool.importlinter]): the layers, a pure domain.
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict alertbot
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-# The whole suite: lint, types, then every test. pytest exits 5 when it collects nothing: a failure here.
-test: lint typecheck
+# The whole suite: lint, layers, types, then every test. pytest exits 5 when it collects nothing: a failure here.
+test: lint layers typecheck
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests collected" >&2; fi; exit $$status
 

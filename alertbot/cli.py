@@ -17,6 +17,7 @@ import typer
 from alertbot import policy_tests
 from alertbot.domain.automation import automation_matches, render_params
 from alertbot.domain.classify import classify as classify_alert
+from alertbot.domain.incident import IncidentView
 from alertbot.domain.matchers import Matcher, parse_label_args
 from alertbot.domain.models import Alert, AlertStatus, Classification
 from alertbot.domain.parse import parse_duration, parse_webhook
@@ -38,7 +39,6 @@ from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
 from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
-from alertbot.store.incidents import IncidentRecord
 from alertbot.store.runbook_runs import RunRecord
 from alertbot.web.app import enabled_channel_names, kube_factory
 from alertbot.web.app import serve as run_server
@@ -201,7 +201,6 @@ def replay(
     that would be sent, and the automations that would fire."""
     cfg = _config(config)
     enabled = _notifiers_enabled(cfg)
-    now = datetime.now(UTC)
     for file in files:
         for alert in _read_payload(file):
             plan = plan_routing(cfg, alert, ["pagerduty", "slack"])
@@ -211,9 +210,9 @@ def replay(
             for match in plan.route.matches:
                 typer.echo("  route: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
             event: Event = "trigger" if alert.status is AlertStatus.FIRING else "resolve"
-            record = _preview_incident(alert, cls, now)
+            incident = IncidentView.preview(alert, cls)
             for dest in plan.destinations:
-                notification = Notification.build(record, event, dest)
+                notification = Notification.build(incident, event, dest)
                 note = (
                     ""
                     if dest.channel in enabled or dest.channel == "console"
@@ -247,32 +246,6 @@ def replay(
                         f"  would start automation {automation.name}: runbook {automation.runbook} "
                         f"({automation.mode}) params {params}"
                     )
-
-
-def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> IncidentRecord:
-    return IncidentRecord(
-        id=0,
-        fingerprint=alert.fingerprint,
-        starts_at=alert.starts_at,
-        status=alert.status.value,
-        alertname=alert.alertname,
-        service=alert.service,
-        namespace=alert.namespace,
-        severity=cls.severity,
-        reason=cls.reason,
-        sli=cls.sli,
-        value=cls.value,
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
-        generator_url=alert.generator_url,
-        group_key="",
-        destinations=[],
-        suppressed_by=None,
-        ends_at=alert.ends_at,
-        created_at=now,
-        updated_at=now,
-        resolved_at=None,
-    )
 
 
 @app.command("decisions")

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from alertbot.changes.kube_api import Gone, KubeApi, KubeApiError
 from alertbot.domain.changes import (
+    FIELD_MANAGER,
     describe_rollout,
     describe_shift,
     last_manager,
@@ -36,7 +37,6 @@ from alertbot.domain.changes import (
     vs_service,
 )
 from alertbot.errors import AlertbotError
-from alertbot.runbooks.k8s import FIELD_MANAGER
 from alertbot.store import change_events, kube_objects
 from alertbot.store.engine import Store
 

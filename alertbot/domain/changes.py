@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from alertbot.domain.parse import format_duration
 
+# How alertbot's own Kubernetes writes show in managedFields: the change watch skips them.
+FIELD_MANAGER = "alertbot"
 CHANGE_KINDS = ("deployment", "config_change", "feature_flag", "traffic_shift")
 
 

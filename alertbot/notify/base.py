@@ -15,9 +15,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from alertbot.domain.incident import IncidentFacts
 from alertbot.domain.models import Severity
 from alertbot.settings import SlackChannels
-from alertbot.store.incidents import IncidentRecord
 
 # update: the same alert's message changed in place (a flapping count); only channels that can edit a
 # message they sent (Slack, and the console standing in for it) are sent updates.
@@ -126,7 +126,7 @@ class Notification(BaseModel):
     @classmethod
     def build(
         cls,
-        incident: IncidentRecord,
+        incident: IncidentFacts,
         event: Event,
         destination: Destination,
         *,
@@ -166,9 +166,23 @@ class Notification(BaseModel):
         )
 
 
+@dataclass(frozen=True)
+class PostedMessage:
+    """A message a notifier posted that later notifications of the incident edit (Slack's channel and
+    ``ts``). The notifier only reports it; the dispatcher stores it with the delivery, in one
+    transaction, so a notifier never writes the database after the peer accepted its message."""
+
+    incident_id: int
+    fingerprint: str
+    target: str
+    channel_id: str
+    ts: str
+
+
 class Notifier(Protocol):
-    """Delivers one notification or raises ``NotifyError`` (retryable or not)."""
+    """Delivers one notification or raises ``NotifyError`` (retryable or not); returns the message it
+    posted when later notifications must find it again, else None."""
 
     channel: str
 
-    async def send(self, notification: Notification) -> None: ...
+    async def send(self, notification: Notification) -> PostedMessage | None: ...

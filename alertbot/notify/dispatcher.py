@@ -19,10 +19,10 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.errors import AlertbotError, NotifyError
-from alertbot.notify.base import Notification, Notifier
+from alertbot.notify.base import Notification, Notifier, PostedMessage
 from alertbot.notify.retry import RetryPolicy
 from alertbot.observability import Metrics
-from alertbot.store import outbox
+from alertbot.store import outbox, slack_messages
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.dispatcher")
@@ -192,6 +192,9 @@ class OutboxDispatcher:
         def record(conn: Connection) -> None:
             outbox.mark_delivered_many(conn, [(o.row.id, o.at) for o in outcomes if o.outcome == "delivered"])
             for o in outcomes:
+                if o.posted is not None:  # stored with its delivery: a retry finds it and edits it
+                    _save_posted(conn, o.posted, o.at)
+            for o in outcomes:
                 if o.outcome == "delivered":
                     continue
                 if o.outcome == "retry":
@@ -231,10 +234,11 @@ class OutboxDispatcher:
     async def _send(self, channel: str, row: outbox.OutboxRow) -> _Outcome:
         """Send one row and decide its outcome (recorded by the caller)."""
         error: NotifyError | None = None
+        posted: PostedMessage | None = None
         try:
             notification = Notification.model_validate(row.payload)
             async with asyncio.timeout(self._send_timeout):
-                await self._notifiers[channel].send(notification)
+                posted = await self._notifiers[channel].send(notification)
         except NotifyError as exc:
             error = exc
         except TimeoutError:
@@ -245,7 +249,7 @@ class OutboxDispatcher:
 
         now = self._clock()
         if error is None:
-            return _Outcome(row, "delivered", now)
+            return _Outcome(row, "delivered", now, posted=posted)
         message = self._scrub(error.message)
         if error.retryable and now - row.created_at < self._retry.give_up_after:
             if error.retry_after:
@@ -283,3 +287,16 @@ class _Outcome:
     at: datetime  # when delivered, or when to retry
     error: str = ""
     retry_after: float | None = None
+    posted: PostedMessage | None = None  # a message later notifications of the incident edit
+
+
+def _save_posted(conn: Connection, posted: PostedMessage, now: datetime) -> None:
+    slack_messages.save(
+        conn,
+        incident_id=posted.incident_id,
+        fingerprint=posted.fingerprint,
+        target=posted.target,
+        channel_id=posted.channel_id,
+        ts=posted.ts,
+        now=now,
+    )

@@ -1,8 +1,9 @@
 """Slack Web API via slack-sdk's AsyncWebClient on the shared aiohttp session.
 
 trigger → ``chat.postMessage`` (Block Kit + text fallback); the channel and ``ts`` Slack answers are
-stored. resolve → ``chat.update`` of that same message, plus a threaded reply. A re-fire of the same
-alert within a day continues the earlier message's thread instead of starting a new one.
+returned, and the dispatcher stores them with the delivery. resolve → ``chat.update`` of that same
+message, plus a threaded reply. A re-fire of the same alert within a day continues the earlier
+message's thread instead of starting a new one.
 
 Retries belong to the outbox (slack-sdk's own retry handlers are off): 429 (with ``Retry-After``),
 5xx, Slack's transient errors and network failures are retryable; ``channel_not_found``,
@@ -20,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.errors import NotifyError, retryable_http_status
-from alertbot.notify.base import Notification
+from alertbot.notify.base import Notification, PostedMessage
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text, who
 from alertbot.store import slack_messages
 from alertbot.store.engine import Store
@@ -45,20 +46,22 @@ class SlackNotifier:
         self._store = store
         self._clock = clock
 
-    async def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification) -> PostedMessage | None:
         try:
             if notification.event == "resolve":
                 await self._resolve(notification)
             elif notification.event == "acknowledge":
                 await self._acknowledge(notification)
             else:  # trigger, or update: the message in place when there is one
-                await self._trigger(notification)
+                return await self._trigger(notification)
         except SlackApiError as exc:
             raise _notify_error(exc) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise NotifyError(f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
+        return None
 
-    async def _trigger(self, n: Notification) -> None:
+    async def _trigger(self, n: Notification) -> PostedMessage | None:
+        """Post (or continue) the incident's message; returns it when it is new to this incident."""
         text = fallback_text(n, resolved=False)
         blocks = alert_blocks(n, resolved=False)
         own = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
@@ -70,7 +73,7 @@ class SlackNotifier:
         if own is not None:
             # Already posted (a storm summary with a new count, or a retry after a partial failure).
             await self._client.chat_update(channel=own.channel_id, ts=own.ts, text=text, blocks=blocks)
-            return
+            return None
         if earlier is not None and earlier.incident_id != n.incident_id:
             # The same alert fires again: bring its message back to firing and say so in its thread.
             await self._client.chat_update(channel=earlier.channel_id, ts=earlier.ts, text=text, blocks=blocks)
@@ -83,15 +86,7 @@ class SlackNotifier:
         else:
             resp = await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
             channel_id, ts = str(resp["channel"]), str(resp["ts"])
-        await self._store.write(
-            slack_messages.save,
-            incident_id=n.incident_id,
-            fingerprint=n.fingerprint,
-            target=n.target,
-            channel_id=channel_id,
-            ts=ts,
-            now=self._clock(),
-        )
+        return PostedMessage(n.incident_id, n.fingerprint, n.target, channel_id, ts)
 
     async def _acknowledge(self, n: Notification) -> None:
         ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)

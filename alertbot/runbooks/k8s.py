@@ -21,10 +21,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from alertbot.domain.changes import FIELD_MANAGER
 from alertbot.errors import RunbookError
 
 ISTIO_GROUP = "networking.istio.io"
-FIELD_MANAGER = "alertbot"  # how alertbot's own writes show in managedFields (the change watch skips them)
 ISTIO_VERSIONS = ("v1", "v1beta1")
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
