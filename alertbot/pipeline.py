@@ -294,7 +294,7 @@ class Pipeline:
         for reason, count in stats.suppressed.items():
             self._metrics.alerts_suppressed.labels(reason).inc(count)
 
-    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _Batch) -> IngestStats:
+    def _ingest(self, conn: Connection, payload: WebhookPayload, now: datetime, batch: _Batch) -> IngestStats:  # noqa: C901, PLR0912
         stats = IngestStats(alerts=len(payload.alerts))
         chains = batch.chains
         known = chains.known
@@ -606,7 +606,7 @@ class Pipeline:
                 return rule
         return None
 
-    def _decide(
+    def _decide(  # noqa: C901
         self,
         conn: Connection,
         incident: IncidentRecord,

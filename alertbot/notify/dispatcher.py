@@ -189,22 +189,7 @@ class OutboxDispatcher:
         outcomes = [o for o in await asyncio.gather(*(one(row) for row in rows)) if o is not None]
         resume_at = self._clock() + timedelta(seconds=self._pause_left(channel))
 
-        def record(conn: Connection) -> None:
-            outbox.mark_delivered_many(conn, [(o.row.id, o.at) for o in outcomes if o.outcome == "delivered"])
-            for o in outcomes:
-                if o.posted is not None:  # stored with its delivery: a retry finds it and edits it
-                    _save_posted(conn, o.posted, o.at)
-            for o in outcomes:
-                if o.outcome == "delivered":
-                    continue
-                if o.outcome == "retry":
-                    outbox.mark_retry(conn, o.row.id, at=o.at, error=o.error)
-                else:
-                    outbox.mark_failed(conn, o.row.id, error=o.error)
-            if deferred:
-                outbox.defer(conn, deferred, until=resume_at)
-
-        await self._store.write(record)
+        await self._store.write(_record, outcomes, deferred, resume_at)
         for o in outcomes:
             self._report(channel, o)
         return len(rows)
@@ -290,13 +275,24 @@ class _Outcome:
     posted: PostedMessage | None = None  # a message later notifications of the incident edit
 
 
-def _save_posted(conn: Connection, posted: PostedMessage, now: datetime) -> None:
-    slack_messages.save(
-        conn,
-        incident_id=posted.incident_id,
-        fingerprint=posted.fingerprint,
-        target=posted.target,
-        channel_id=posted.channel_id,
-        ts=posted.ts,
-        now=now,
-    )
+def _record(conn: Connection, outcomes: list[_Outcome], deferred: list[int], resume_at: datetime) -> None:
+    """The outcomes of one claim, in one transaction; a message a delivery posted is stored with it
+    (a retry of a later notification finds it and edits it)."""
+    outbox.mark_delivered_many(conn, [(o.row.id, o.at) for o in outcomes if o.outcome == "delivered"])
+    for o in outcomes:
+        if o.posted is not None:
+            slack_messages.save(
+                conn,
+                incident_id=o.posted.incident_id,
+                fingerprint=o.posted.fingerprint,
+                target=o.posted.target,
+                channel_id=o.posted.channel_id,
+                ts=o.posted.ts,
+                now=o.at,
+            )
+        if o.outcome == "retry":
+            outbox.mark_retry(conn, o.row.id, at=o.at, error=o.error)
+        elif o.outcome == "failed":
+            outbox.mark_failed(conn, o.row.id, error=o.error)
+    if deferred:
+        outbox.defer(conn, deferred, until=resume_at)
