@@ -63,6 +63,15 @@ class StoreUnavailable(AlertbotError):
     retry_after_seconds = 5
 
 
+class StoreTooNew(AlertbotError):
+    """The store's schema was migrated by a newer alertbot: this one refuses it before migrating
+    anything (upgrade alertbot, or restore a backup that matches it)."""
+
+    code = "store_too_new"
+    http_status = 503
+    exit_code = 2
+
+
 class NotifyError(AlertbotError):
     """A notification could not be delivered.
 

@@ -103,11 +103,12 @@ class Store:
     async def _run(self, pool: ThreadPoolExecutor, writing: bool, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
-            # Shielded: if the caller is cancelled, the transaction still runs to its end (commit or
-            # rollback) on its thread; it is never left half-open holding a lock.
-            return await asyncio.shield(loop.run_in_executor(pool, self._transaction, writing, fn))
-        except RuntimeError as exc:  # the executor was shut down
+            job = loop.run_in_executor(pool, self._transaction, writing, fn)
+        except RuntimeError as exc:  # the executor was shut down (an error raised by fn is not this)
             raise StoreUnavailable("store is closed") from exc
+        # Shielded: if the caller is cancelled, the transaction still runs to its end (commit or
+        # rollback) on its thread; it is never left half-open holding a lock.
+        return await asyncio.shield(job)
 
     def _transaction(self, writing: bool, fn: Callable[[Connection], T]) -> T:
         try:

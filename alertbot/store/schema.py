@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
+from alertbot.errors import StoreTooNew
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes stored as fixed-width ISO-8601 text, so they sort and compare as text
@@ -404,6 +406,13 @@ def migrate(conn: Connection, now: datetime) -> list[int]:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     schema_migrations.create(conn, checkfirst=True)
     done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
+    # Before anything runs: a store a newer alertbot migrated is left exactly as that release wrote it.
+    newest, known = max(done, default=0), max(version for version, _, _ in MIGRATIONS)
+    if newest > known:
+        raise StoreTooNew(
+            f"the store's schema is version {newest}, newer than this alertbot knows ({known}): "
+            "upgrade alertbot, or restore a backup taken before the newer release migrated it"
+        )
     applied = []
     for version, description, step in MIGRATIONS:
         if version in done:
@@ -411,10 +420,4 @@ def migrate(conn: Connection, now: datetime) -> list[int]:
         step(conn)
         conn.execute(schema_migrations.insert().values(version=version, description=description, applied_at=now))
         applied.append(version)
-    newest = max(done, default=0)
-    if newest > MIGRATIONS[-1][0]:
-        raise RuntimeError(
-            f"the database schema is version {newest}, newer than this alertbot knows "
-            f"({MIGRATIONS[-1][0]}): upgrade alertbot or restore a matching backup"
-        )
     return applied

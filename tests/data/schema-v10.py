@@ -1,0 +1,347 @@
+"""Tables and versioned migrations (applied in order at start-up, each once).
+
+The table definitions below are today's schema; a fresh database gets them whole from ``_v1``, so
+later migrations must be no-ops where their change is already there (see ``_add_columns``). To change
+the schema, append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes stored as fixed-width ISO-8601 text, so they sort and compare as text
+    the same on SQLite and Postgres."""
+
+    impl = sa.String(27)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any], *, on: list[str]) -> bool:
+    """INSERT unless a row with the same ``on`` columns exists (or is being inserted by a concurrent
+    transaction, which this waits for); True when this inserted it. Safe across replicas, where a
+    failed plain INSERT would abort the whole PostgreSQL transaction."""
+    dialect_insert: Any = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: with a RETURNING clause of its own (the primary key) psycopg reports -1.
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=on) \
+        .returning(sa.literal_column("1"))
+    return conn.execute(statement).first() is not None
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """A record dataclass as JSON-ready values (datetimes as ISO 8601)."""
+    out: dict[str, Any] = {}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),            # firing | resolved
+    sa.Column("alertname", sa.Text, nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("sli", sa.String(32)),
+    sa.Column("value", sa.Float),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("annotations", sa.JSON, nullable=False),
+    sa.Column("generator_url", sa.Text, nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("destinations", sa.JSON, nullable=False),            # where the trigger went
+    sa.Column("suppressed_by", sa.Text),                           # silence / inhibition, if any
+    sa.Column("ends_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("acked_by", sa.Text),                                # who acknowledged it (slack:U…, api)
+    sa.Column("acked_at", UTCDateTime),
+    sa.Column("resolved_by", sa.Text),                             # set when resolved by hand, not by Alertmanager
+    sa.Column("lead_id", sa.Integer),                              # the earlier incident this re-fire continues
+    sa.UniqueConstraint("fingerprint", "starts_at", name="uq_incidents_alert"),
+)
+sa.Index("ix_incidents_status", incidents.c.status, incidents.c.severity)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),             # trigger | resolve
+    sa.Column("channel", sa.String(32), nullable=False),           # console | pagerduty | slack
+    sa.Column("target", sa.Text, nullable=False),                  # e.g. the Slack channel
+    sa.Column("payload", sa.JSON, nullable=False),                 # the Notification, as decided
+    sa.Column("status", sa.String(16), nullable=False),            # pending | delivered | failed | cancelled
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("lease_owner", sa.String(64)),                       # the dispatcher instance holding it
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("hold", sa.Text),                                    # why a resolve waits (until next_attempt_at)
+)
+sa.Index("ix_outbox_due", outbox.c.status, outbox.c.channel, outbox.c.next_attempt_at)
+sa.Index("ix_outbox_incident", outbox.c.incident_id, outbox.c.channel, outbox.c.status)
+
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matchers", sa.JSON, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_silences_ends", silences.c.ends_at)
+
+
+slack_messages = sa.Table(
+    "slack_messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),                  # the channel as configured (#alerts)
+    sa.Column("channel_id", sa.Text, nullable=False),              # the channel ID Slack answered (C123)
+    sa.Column("ts", sa.Text, nullable=False),                      # the message to update in place
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("incident_id", "target", name="uq_slack_messages_incident"),
+)
+sa.Index("ix_slack_messages_fingerprint", slack_messages.c.fingerprint, slack_messages.c.target)
+
+
+storms = sa.Table(
+    "storms", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("group_labels", sa.JSON, nullable=False),
+    sa.Column("anchor_incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),                # alerts summarised so far
+    sa.Column("destinations", sa.JSON, nullable=False),            # where the summary goes
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+)
+sa.Index("ix_storms_group", storms.c.group_key, storms.c.resolved_at)
+
+
+runbook_runs = sa.Table(
+    "runbook_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("runbook", sa.Text, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),                 # cli:<user> | slack:<user> | alert:<id> | undo:<run>
+    sa.Column("status", sa.String(16), nullable=False),            # planned|running|succeeded|noop|failed|rejected
+    sa.Column("plan", sa.JSON, nullable=False),                    # per step: what it would change (before → after)
+    sa.Column("applied", sa.JSON, nullable=False),                 # per applied step: the state it changed, for undo
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("undo_of", sa.Integer),
+    sa.Column("automation", sa.Text),                              # the automation that asked for it, if any
+    sa.Column("target_key", sa.Text),                              # automation + params: what the cooldown keys on
+    sa.Column("approvals", sa.JSON),                               # who approved so far (two-person rule)
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+)
+sa.Index("ix_runbook_runs_cooldown", runbook_runs.c.target_key, runbook_runs.c.started_at)
+sa.Index("ix_runbook_runs_status", runbook_runs.c.status)
+
+runbook_locks = sa.Table(
+    "runbook_locks", metadata,
+    sa.Column("target", sa.Text, primary_key=True),                # e.g. virtualservice ns/name
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+)
+
+
+change_events = sa.Table(
+    "change_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Text, unique=True),                   # the sender's id, for idempotency
+    sa.Column("kind", sa.String(32), nullable=False),              # deployment|config_change|feature_flag|traffic_shift
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("links", sa.JSON, nullable=False),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),            # api | alertmanager | kubernetes | runbook
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("target", sa.Text, nullable=False, server_default=""),  # virtualservice/NAME | deployment/NAME | ""
+)
+sa.Index("ix_change_events_service", change_events.c.service, change_events.c.namespace, change_events.c.timestamp)
+
+
+heartbeats = sa.Table(
+    "heartbeats", metadata,
+    sa.Column("name", sa.Text, primary_key=True),                  # the Watchdog alertname
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("incident_id", sa.Integer),                          # the open "pipeline broken" page, if any
+)
+
+
+decisions = sa.Table(
+    "decisions", metadata,                                         # what shadow mode would have done
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),              # notify | runbook
+    sa.Column("summary", sa.Text, nullable=False),                 # "would page pagerduty", "would run ..."
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+kube_objects = sa.Table(
+    "kube_objects", metadata,                                      # what the Kubernetes watch last saw
+    sa.Column("resource", sa.String(32), primary_key=True),        # deployments | virtualservices
+    sa.Column("namespace", sa.String(253), primary_key=True),
+    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("service", sa.Text, nullable=False),                 # whose alerts say whether it is healthy
+    sa.Column("resource_version", sa.Text, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),                   # images / weights: what a change is judged on
+    sa.Column("state_since", UTCDateTime, nullable=False),         # when this state was first seen
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("good_state", sa.JSON),                              # the last state that stayed healthy (weights)
+    sa.Column("good_at", UTCDateTime),
+)
+
+
+incident_notes = sa.Table(
+    "incident_notes", metadata,                                    # an incident's history, in words
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),              # suppressed | held | continued | ...
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_incident_notes_incident", incident_notes.c.incident_id, incident_notes.c.id)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[incidents, outbox, silences])
+
+
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[slack_messages, storms])
+    # Plain DDL: an sa.Index here would attach itself to the table and be created by _v1 too.
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_group ON incidents (group_key, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_service ON incidents (service, namespace, status)")
+
+
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[runbook_runs, runbook_locks])
+
+
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """ADD COLUMN for each one the table lacks (tables created by _v1 already have today's columns)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for name, ddl_type in columns.items():
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl_type}")
+
+
+def _v4(conn: Connection) -> None:
+    _add_columns(conn, "incidents", {"acked_by": "TEXT", "acked_at": "VARCHAR(27)", "resolved_by": "TEXT"})
+
+
+def _v5(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[change_events])
+
+
+def _v6(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[heartbeats])
+
+
+def _v7(conn: Connection) -> None:
+    _add_columns(conn, "runbook_runs", {"approvals": "JSON"})
+
+
+def _v8(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[decisions])
+
+
+def _v9(conn: Connection) -> None:
+    _add_columns(conn, "incidents", {"lead_id": "INTEGER"})
+    conn.exec_driver_sql("CREATE INDEX ix_incidents_lead ON incidents (lead_id)")  # an incident's chain
+    _add_columns(conn, "outbox", {"hold": "TEXT"})
+    metadata.create_all(conn, tables=[incident_notes])
+
+
+def _v10(conn: Connection) -> None:
+    _add_columns(conn, "change_events", {"target": "TEXT NOT NULL DEFAULT ''"})
+    metadata.create_all(conn, tables=[kube_objects])
+
+
+Migration = tuple[int, str, Callable[[Connection], Any]]
+
+MIGRATIONS: list[Migration] = [
+    (1, "incidents, outbox, silences", _v1),
+    (2, "slack message references, alert storms, incidents by group and by service", _v2),
+    (3, "runbook audit log and per-target locks", _v3),
+    (4, "incidents: acknowledged / resolved by hand", _v4),
+    (5, "change events (deployments, config changes)", _v5),
+    (6, "dead man's switch", _v6),
+    (7, "runbook run approvals (two-person rule)", _v7),
+    (8, "shadow-mode decisions", _v8),
+    (9, "incident chains (flap damping, resolve hysteresis), held resolves, incident history", _v9),
+    (10, "Kubernetes watch state, last-known-good weights, change targets", _v10),
+]
+
+
+MIGRATION_LOCK = 0x616C657274  # "alert": the PostgreSQL advisory lock replicas take to migrate one at a time
+
+
+def migrate(conn: Connection, now: datetime) -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied. Replicas starting together
+    on PostgreSQL take turns (an advisory lock held until the transaction ends); SQLite's write lock
+    does the same there."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    schema_migrations.create(conn, checkfirst=True)
+    done = {row[0] for row in conn.execute(sa.select(schema_migrations.c.version))}
+    applied = []
+    for version, description, step in MIGRATIONS:
+        if version in done:
+            continue
+        step(conn)
+        conn.execute(schema_migrations.insert().values(version=version, description=description, applied_at=now))
+        applied.append(version)
+    newest = max(done, default=0)
+    if newest > MIGRATIONS[-1][0]:
+        raise RuntimeError(f"the database schema is version {newest}, newer than this alertbot knows "
+                           f"({MIGRATIONS[-1][0]}): upgrade alertbot or restore a matching backup")
+    return applied
