@@ -144,9 +144,9 @@ class _Envelope(BaseModel):
     version: Literal["4"]
     status: AlertStatus
     receiver: str = ""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    group_labels: BoundedValues = Field(default_factory=dict, alias="groupLabels")
+    common_labels: BoundedValues = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: BoundedValues = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field("", alias="externalURL")
     group_key: str = Field("", alias="groupKey")
     truncated_alerts: int = Field(0, alias="truncatedAlerts")

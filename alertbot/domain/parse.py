@@ -136,7 +136,8 @@ def parse_alerts(body: bytes, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES)
     if version is not None and version != "4":
         raise PayloadError(f"version: unsupported webhook payload version {version!r}, expected '4'")
     try:
-        envelope = WebhookEnvelope.model_validate(data)
+        # The envelope's own label maps are bounded like an alert's (what was cut is noted per alert).
+        envelope = WebhookEnvelope.model_validate(data, context=Normalising(max_value_bytes))
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc)) from None
     alerts: list[Alert] = []
@@ -149,7 +150,7 @@ def parse_alerts(body: bytes, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES)
     payload = None
     if alerts:
         values = envelope.model_dump(exclude={"alerts"})
-        payload = WebhookPayload.model_validate({**values, "alerts": alerts})
+        payload = WebhookPayload.model_validate({**values, "alerts": alerts}, context=Normalising(max_value_bytes))
     return ParsedWebhook(payload, rejected, envelope.receiver, envelope.group_key)
 
 

@@ -171,3 +171,16 @@ def test_one_bad_alert_is_rejected_alone() -> None:
     assert rejected.reason.startswith("alerts[1].labels.a:")
     with pytest.raises(PayloadError, match=r"alerts\[1\]\.labels\.a"):
         parse_webhook(body)
+
+
+def test_envelope_label_maps_are_bounded_too() -> None:
+    """groupLabels, commonLabels and commonAnnotations are cut to webhook.max_value_bytes like an alert's."""
+    big = "y" * 100_000
+
+    def grow(d: dict[str, Any]) -> None:
+        d["commonAnnotations"]["description"] = big
+        d["groupLabels"]["service"] = big
+
+    payload = parse_webhook(_mutated(grow), max_value_bytes=2_048)
+    assert payload.common_annotations["description"].endswith(TRUNCATION_MARKER)
+    assert len(payload.group_labels["service"].encode()) <= 2_048
