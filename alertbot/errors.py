@@ -45,6 +45,13 @@ class PayloadTooLarge(PayloadError):
     http_status = 413
 
 
+class RequestTimeout(PayloadError):
+    """The client did not send its request body within ``webhook.body_timeout``; the connection is closed."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class Unauthorized(AlertbotError):
     code = "unauthorized"
     http_status = 401

@@ -103,6 +103,13 @@ class Metrics:
         self.alerts_suppressed = Counter(
             "alertbot_alerts_suppressed", "New alerts not notified, by reason.", ["reason"], registry=r
         )
+        self.alerts_rejected = Counter(
+            "alertbot_alerts_rejected",
+            "Alerts stored as rejected (not processable on their own) by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.alerts_rejected.labels("invalid")
         self.webhook_requests = Counter(
             "alertbot_webhook_requests", "Webhook requests by HTTP status.", ["code"], registry=r
         )

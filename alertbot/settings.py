@@ -49,6 +49,18 @@ class WebhookConfig(_Section):
     # socket, so a flood of large posts costs at most about this many bodies of memory.
     max_concurrent_bodies: int = Field(32, gt=0)
     token_file: Path | None = None
+    # Per-alert limits and timeouts against clients that are slow or hostile (docs/operations.md,
+    # "Timeouts and input limits").
+    max_value_bytes: int = Field(16_384, ge=256)  # longer label / annotation values are cut, marked
+    body_timeout: Duration = timedelta(seconds=10)  # from a request's headers to the end of its body
+    header_timeout: Duration = timedelta(seconds=10)  # for a request's headers (and an idle connection)
+
+    @field_validator("body_timeout", "header_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than 0")
+        return value
 
 
 class ApiConfig(_Section):

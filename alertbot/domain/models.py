@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from alertbot.domain.fingerprint import label_fingerprint
+from alertbot.domain.normalise import NORMALISED_ANNOTATION, Normalising, clamp_time, truncate_value
 
 
 class Severity(StrEnum):
@@ -32,14 +33,63 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _zero_time_is_none(value: datetime | None) -> datetime | None:
+_ALIASES = {"starts_at": "startsAt", "ends_at": "endsAt", "generator_url": "generatorURL"}
+
+
+def _normalising(info: ValidationInfo) -> Normalising:
+    """The alert's normalisation context; a throw-away default when validated without one."""
+    context = info.context
+    return context if isinstance(context, Normalising) else Normalising()
+
+
+def _where(info: ValidationInfo) -> str:
+    name = info.field_name or ""
+    return _ALIASES.get(name, name)
+
+
+def _clamped_time(value: datetime, info: ValidationInfo) -> datetime:
+    """UTC, within 1970..2200 (clamped and noted when not: see ``alertbot.domain.normalise``)."""
+    clamped, why = clamp_time(value)
+    if why is not None:
+        _normalising(info).note(f"{_where(info)} {why}")
+    return clamped
+
+
+def _zero_time_is_none(value: datetime | None, info: ValidationInfo) -> datetime | None:
     """Alertmanager sends Go's zero time ``0001-01-01T00:00:00Z`` for "not ended"."""
     if value is None or value.year == 1:
         return None
-    return _utc(value)
+    return _clamped_time(value, info)
+
+
+def _bounded_values(value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+    """Values longer than ``webhook.max_value_bytes`` cut, with a visible marker, and noted."""
+    context = _normalising(info)
+    out: dict[str, str] | None = None
+    for key, item in value.items():
+        cut = truncate_value(item, context.max_value_bytes)
+        if cut is None:
+            continue
+        if out is None:
+            out = dict(value)
+        out[key] = cut
+        size = len(item.encode("utf-8", "surrogatepass"))
+        context.note(f"{info.field_name}.{key} truncated from {size} to {context.max_value_bytes} bytes")
+    return value if out is None else out
+
+
+def _bounded_url(value: str, info: ValidationInfo) -> str:
+    """A link longer than ``webhook.max_value_bytes`` is dropped (a cut link leads nowhere), and noted."""
+    context = _normalising(info)
+    if truncate_value(value, context.max_value_bytes) is None:
+        return value
+    context.note(f"{_where(info)} of {len(value)} characters dropped")
+    return ""
 
 
 UTCDatetime = Annotated[datetime, AfterValidator(_utc)]
+AlertTime = Annotated[datetime, AfterValidator(_clamped_time)]
+BoundedValues = Annotated[dict[str, str], AfterValidator(_bounded_values)]
 
 
 class Alert(BaseModel):
@@ -48,12 +98,21 @@ class Alert(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     status: AlertStatus
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: UTCDatetime = Field(alias="startsAt")
+    labels: BoundedValues
+    annotations: BoundedValues = Field(default_factory=dict)
+    starts_at: AlertTime = Field(alias="startsAt")
     ends_at: Annotated[datetime | None, AfterValidator(_zero_time_is_none)] = Field(None, alias="endsAt")
-    generator_url: str = Field("", alias="generatorURL")
+    generator_url: Annotated[str, AfterValidator(_bounded_url)] = Field("", alias="generatorURL")
     fingerprint: str = ""
+
+    @model_validator(mode="after")
+    def _note_normalisation(self, info: ValidationInfo) -> Alert:
+        # What was clamped or cut is visible on the alert itself (incident, notifications, API).
+        context = _normalising(info)
+        if context.notes:
+            annotations = {**self.annotations, NORMALISED_ANNOTATION: context.summary()}
+            object.__setattr__(self, "annotations", annotations)
+        return self
 
     @model_validator(mode="after")
     def _fill_fingerprint(self) -> Alert:
@@ -79,21 +138,31 @@ class Alert(BaseModel):
         return self.labels.get("namespace", "")
 
 
-class WebhookPayload(BaseModel):
-    """An Alertmanager webhook notification, payload version "4"."""
-
+class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     version: Literal["4"]
     status: AlertStatus
-    alerts: list[Alert] = Field(min_length=1)
     receiver: str = ""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    group_labels: BoundedValues = Field(default_factory=dict, alias="groupLabels")
+    common_labels: BoundedValues = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: BoundedValues = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field("", alias="externalURL")
     group_key: str = Field("", alias="groupKey")
     truncated_alerts: int = Field(0, alias="truncatedAlerts")
+
+
+class WebhookEnvelope(_Envelope):
+    """A webhook notification whose alerts are not validated yet: each is, on its own, so that one
+    bad alert does not cost the others (``alertbot.domain.parse.parse_alerts``)."""
+
+    alerts: list[Any] = Field(min_length=1)
+
+
+class WebhookPayload(_Envelope):
+    """An Alertmanager webhook notification, payload version "4"."""
+
+    alerts: list[Alert] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)

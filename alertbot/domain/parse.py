@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError
 
-from alertbot.domain.models import WebhookPayload
+from alertbot.domain.models import Alert, WebhookEnvelope, WebhookPayload
+from alertbot.domain.normalise import DEFAULT_MAX_VALUE_BYTES, Normalising
 from alertbot.errors import PayloadError
 
 
@@ -51,19 +53,82 @@ def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
     return "; ".join(lines)
 
 
+MAX_JSON_DEPTH = 64  # an Alertmanager payload nests 4 deep; Slack and API bodies a few more
+MAX_INT_DIGITS = 4300  # Python's own limit for converting digits to an int (sys.get_int_max_str_digits)
+
+
+def _json_depth_within(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` containers deep (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
 def decode_json(body: bytes, *, what: str = "body") -> Any:
+    """UTF-8 JSON → Python values, or ``PayloadError`` saying what is wrong: not UTF-8, not JSON,
+    nested deeper than ``MAX_JSON_DEPTH``, or an integer longer than ``MAX_INT_DIGITS`` digits."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"{what} is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise PayloadError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:  # int() refused a number past its digit limit
+        raise PayloadError(f"{what} has a number longer than {MAX_INT_DIGITS} digits") from None
+    if not _json_depth_within(data, MAX_JSON_DEPTH):
+        raise PayloadError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
-def parse_webhook(body: bytes) -> WebhookPayload:
-    """Raw bytes from Alertmanager → a validated payload, or ``PayloadError`` naming the problem."""
+@dataclass(frozen=True)
+class RejectedAlert:
+    """One alert of a payload that could not be processed: what it was, and why not."""
+
+    index: int
+    raw: Any
+    reason: str
+    code: str = "invalid"  # the metric's label: a fixed set of values
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A webhook body taken apart: the processable alerts (``payload``; None when there is none),
+    the rejected ones, and the envelope's receiver and group key (for the rejected records)."""
+
+    payload: WebhookPayload | None
+    rejected: list[RejectedAlert] = field(default_factory=list)
+    receiver: str = ""
+    group_key: str = ""
+
+    def problem(self) -> str:
+        """Why nothing could be processed (when ``payload`` is None)."""
+        return "; ".join(r.reason for r in self.rejected[:5]) + (
+            f"; ... and {len(self.rejected) - 5} more" if len(self.rejected) > 5 else ""
+        )
+
+
+def parse_alerts(body: bytes, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> ParsedWebhook:
+    """Raw bytes from Alertmanager → its alerts, each validated and normalised on its own.
+
+    The envelope (JSON, version, status, a non-empty list of alerts) must be right, else
+    ``PayloadError``. Each alert is then validated alone, with out-of-range times clamped and
+    oversized values cut (``alertbot.domain.normalise``); one that still fails is returned as
+    rejected instead of failing the others.
+    """
     data = decode_json(body)
     if not isinstance(data, dict):
         raise PayloadError(f"body must be a JSON object, got {type(data).__name__}")
@@ -71,9 +136,31 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     if version is not None and version != "4":
         raise PayloadError(f"version: unsupported webhook payload version {version!r}, expected '4'")
     try:
-        return WebhookPayload.model_validate(data)
+        # The envelope's own label maps are bounded like an alert's (what was cut is noted per alert).
+        envelope = WebhookEnvelope.model_validate(data, context=Normalising(max_value_bytes))
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc)) from None
+    alerts: list[Alert] = []
+    rejected: list[RejectedAlert] = []
+    for index, raw in enumerate(envelope.alerts):
+        try:
+            alerts.append(Alert.model_validate(raw, context=Normalising(max_value_bytes)))
+        except ValidationError as exc:
+            rejected.append(RejectedAlert(index, raw, describe_validation_error(exc, prefix=f"alerts[{index}]")))
+    payload = None
+    if alerts:
+        values = envelope.model_dump(exclude={"alerts"})
+        payload = WebhookPayload.model_validate({**values, "alerts": alerts}, context=Normalising(max_value_bytes))
+    return ParsedWebhook(payload, rejected, envelope.receiver, envelope.group_key)
+
+
+def parse_webhook(body: bytes, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> WebhookPayload:
+    """Raw bytes from Alertmanager → a validated payload, or ``PayloadError`` naming the problem
+    (any alert that cannot be processed is one: for a file given on the command line, say)."""
+    parsed = parse_alerts(body, max_value_bytes=max_value_bytes)
+    if parsed.rejected or parsed.payload is None:
+        raise PayloadError(parsed.problem())
+    return parsed.payload
 
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?[Ii]nf"

@@ -22,7 +22,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.errors import NotifyError, retryable_http_status
 from alertbot.notify.base import Notification, PostedMessage
-from alertbot.notify.slack_blocks import alert_blocks, fallback_text, who
+from alertbot.notify.slack_blocks import (
+    ack_thread_text,
+    alert_blocks,
+    fallback_text,
+    refire_thread_text,
+    resolve_thread_text,
+)
 from alertbot.store import slack_messages
 from alertbot.store.engine import Store
 
@@ -80,7 +86,7 @@ class SlackNotifier:
             await self._client.chat_postMessage(
                 channel=earlier.channel_id,
                 thread_ts=earlier.ts,
-                text=f"Firing again (incident {n.incident_id}): {n.reason}",
+                text=refire_thread_text(n),
             )
             channel_id, ts = earlier.channel_id, earlier.ts
         else:
@@ -98,9 +104,7 @@ class SlackNotifier:
             text=fallback_text(n, resolved=False),
             blocks=alert_blocks(n, resolved=False),
         )
-        await self._client.chat_postMessage(
-            channel=ref.channel_id, thread_ts=ref.ts, text=f"Acknowledged by {who(n.actor)}."
-        )
+        await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=ack_thread_text(n))
 
     async def _resolve(self, n: Notification) -> None:
         text = fallback_text(n, resolved=True)
@@ -112,8 +116,9 @@ class SlackNotifier:
             return
         await self._client.chat_update(channel=ref.channel_id, ts=ref.ts, text=text, blocks=blocks)
         if n.storm is None:
-            by = f" by {who(n.actor)}" if n.actor else ""
-            await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=f"Resolved{by}. {text}")
+            await self._client.chat_postMessage(
+                channel=ref.channel_id, thread_ts=ref.ts, text=resolve_thread_text(n, text)
+            )
 
 
 def _notify_error(exc: SlackApiError) -> NotifyError:

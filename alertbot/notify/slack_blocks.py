@@ -1,11 +1,21 @@
-"""Block Kit rendering of alert messages (pure: a notification in, text + blocks out)."""
+"""Block Kit rendering of alert messages (pure: a notification in, text + blocks out).
+
+Text from alerts is data, never markup: every value that came from an alert, a label, an annotation
+or a change event goes through ``escape_mrkdwn`` (``e`` below) before it is put into mrkdwn or the
+text fallback, so ``<!channel>`` or a masked link in an annotation shows as written instead of
+pinging or linking. alertbot's own markup (dates, mentions of the Slack user who acted) is added
+around the escaped values. ``plain_text`` objects (headers, buttons) are never parsed by Slack and
+take values as they are.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from alertbot.domain.parse import format_duration
+from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.notify.base import Notification
 
 EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
@@ -13,8 +23,12 @@ RESOLVED_EMOJI = ":white_check_mark:"
 TEXT_LIMIT = 2900  # Slack caps a section's text at 3000 characters
 
 
+_CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
 def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most ``limit`` characters; a cut never leaves half an escape (``&am``) behind."""
+    return text if len(text) <= limit else _CUT_ENTITY.sub("", text[: limit - 1]) + "…"
 
 
 def _ts(when: datetime) -> str:
@@ -24,10 +38,10 @@ def _ts(when: datetime) -> str:
 
 
 def who(actor: str | None) -> str:
-    """``slack:U123`` → a Slack mention; anything else as written."""
+    """``slack:U123`` → a Slack mention; anything else as written (escaped)."""
     if not actor:
         return "someone"
-    return f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else actor
+    return f"<@{e(actor.removeprefix('slack:'))}>" if actor.startswith("slack:") else e(actor)
 
 
 def fallback_text(n: Notification, *, resolved: bool) -> str:
@@ -37,14 +51,30 @@ def fallback_text(n: Notification, *, resolved: bool) -> str:
     if n.storm is not None:
         what = "ended" if resolved else f"{n.storm.firing} firing"
         return _clip(f"[STORM {state}] {n.storm.count} alerts in group {_group(n)} ({what})", 3000)
-    where = f" {n.service}" if n.service else ""
-    return _clip(f"[{state}] {n.alertname or n.fingerprint}{where}: {n.summary}", 3000)
+    where = f" {e(n.service)}" if n.service else ""
+    return _clip(f"[{state}] {e(n.alertname or n.fingerprint)}{where}: {e(n.summary)}", 3000)
+
+
+def refire_thread_text(n: Notification) -> str:
+    """The thread reply when an alert fires again under its earlier message."""
+    return f"Firing again (incident {n.incident_id}): {e(n.reason)}"
+
+
+def ack_thread_text(n: Notification) -> str:
+    """The thread reply when an incident is acknowledged."""
+    return f"Acknowledged by {who(n.actor)}."
+
+
+def resolve_thread_text(n: Notification, text: str) -> str:
+    """The thread reply when an incident resolves; ``text`` is its (escaped) ``fallback_text``."""
+    by = f" by {who(n.actor)}" if n.actor else ""
+    return f"Resolved{by}. {text}"
 
 
 def _group(n: Notification) -> str:
     assert n.storm is not None
     labels = n.storm.group_labels
-    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or n.storm.group_key
+    return e(", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or n.storm.group_key)
 
 
 def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
@@ -52,7 +82,7 @@ def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     assert n.storm is not None
     emoji = RESOLVED_EMOJI if resolved else ":rotating_light:"
     state = "storm over" if resolved else f"{n.storm.firing} firing"
-    lines = "\n".join(f"• {_clip(item, 200)}" for item in n.storm.sample)
+    lines = "\n".join(f"• {e(_clip(item, 200))}" for item in n.storm.sample)
     return [
         {
             "type": "header",
@@ -106,8 +136,8 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     state = "RESOLVED" if resolved else n.severity.value.upper()
     title = f"{emoji} {state}: {n.alertname or n.fingerprint}" + (f" — {n.service}" if n.service else "")
     fields = [
-        {"type": "mrkdwn", "text": f"*Service*\n{n.service or '—'}"},
-        {"type": "mrkdwn", "text": f"*Namespace*\n{n.namespace or '—'}"},
+        {"type": "mrkdwn", "text": _clip(f"*Service*\n{e(n.service) or '—'}", 2000)},
+        {"type": "mrkdwn", "text": _clip(f"*Namespace*\n{e(n.namespace) or '—'}", 2000)},
         {"type": "mrkdwn", "text": f"*Severity*\n{n.severity.value}"},
         {"type": "mrkdwn", "text": f"*Started*\n{_ts(n.starts_at)}"},
     ]
@@ -118,23 +148,25 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _clip(f"*{n.summary}*\n{n.description}".strip())},
+            "text": {"type": "mrkdwn", "text": _clip(f"*{e(n.summary)}*\n{e(n.description)}".strip())},
             "fields": fields,
         },
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": _clip(f"Why {n.severity.value}: {n.reason}", 2000)},
-                {"type": "mrkdwn", "text": f"incident {n.incident_id} · fingerprint `{n.fingerprint}`"},
+                {"type": "mrkdwn", "text": _clip(f"Why {n.severity.value}: {e(n.reason)}", 2000)},
+                {"type": "mrkdwn", "text": _clip(f"incident {n.incident_id} · fingerprint `{e(n.fingerprint)}`", 2000)},
             ],
         },
     ]
     if n.changes:
-        lines = "\n".join(f"• {c.text}" for c in n.changes[:3])
+        lines = "\n".join(f"• {e(c.text)}" for c in n.changes[:3])
         more = f"\n_and {len(n.changes) - 3} more_" if len(n.changes) > 3 else ""
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*What changed*\n{lines}{more}")}})
     if n.note:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f":repeat: {n.note}", 2000)}]})
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f":repeat: {e(n.note)}", 2000)}]}
+        )
     if n.event == "acknowledge" and not resolved:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f":eyes: acknowledged by {who(n.actor)}"}]}

@@ -295,6 +295,19 @@ incident_notes = sa.Table(
 sa.Index("ix_incident_notes_incident", incident_notes.c.incident_id, incident_notes.c.id)
 
 
+rejected_alerts = sa.Table(
+    "rejected_alerts",
+    metadata,  # alerts that could not be processed on their own, kept so that they can be found
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),  # the same alert delivered twice: one row
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),  # its JSON as received, cut to a bounded size
+    sa.Column("receiver", sa.Text, nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -376,6 +389,10 @@ def _v13(conn: Connection) -> None:
     _add_columns(conn, "runbook_runs", {"heartbeat_at": "VARCHAR(27)"})
 
 
+def _v14(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[rejected_alerts])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -392,6 +409,7 @@ MIGRATIONS: list[Migration] = [
     (11, "outbox rows ordered across an alert's episodes", _v11),
     (12, "one open storm per group", _v12),
     (13, "runbook run heartbeats", _v13),
+    (14, "rejected alerts", _v14),
 ]
 
 

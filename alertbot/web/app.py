@@ -240,19 +240,28 @@ def create_app(
     return app
 
 
-async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit."""
-    app = create_app(config, secrets)
+def app_runner(app: web.Application, config: Config) -> web.AppRunner:
+    """The runner ``serve`` uses: bounded buffers per connection, and a header timeout."""
     # read_bufsize: how much of a request body aiohttp buffers per connection ahead of the handler
     # (its default, 256 KiB, is buffered twice over). Requests waiting for a body slot
     # (webhook.max_concurrent_bodies) hold at most this: 1,000 of them cost ~128 MiB, not 512.
-    runner = web.AppRunner(
+    # keepalive_timeout: aiohttp closes a connection that has not sent a complete request head this
+    # long after it opened or after its last response — webhook.header_timeout (a slow-header client
+    # is cut off; an idle kept-alive connection is closed, and the client opens a new one).
+    return web.AppRunner(
         app,
         access_log=None,
         handle_signals=False,
         read_bufsize=READ_BUFFER_BYTES,
+        keepalive_timeout=config.webhook.header_timeout.total_seconds(),
         shutdown_timeout=config.server.shutdown_timeout.total_seconds(),
     )
+
+
+async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> None:
+    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit."""
+    app = create_app(config, secrets)
+    runner = app_runner(app, config)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from alertbot.errors import AlertbotError, StoreUnavailable
+from alertbot.errors import AlertbotError, RequestTimeout, StoreUnavailable
 
 log = structlog.get_logger("alertbot.web")
 
@@ -21,6 +21,16 @@ def _slug(reason: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "error"
 
 
+async def _answer_and_close(request: web.Request, response: web.Response) -> None:
+    """Send ``response`` and close the connection at once, instead of waiting (aiohttp's lingering
+    close) for the rest of a body the client is not sending."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # after what is written has gone out
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -31,7 +41,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.http_status, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after_seconds)}
         )
     except AlertbotError as exc:
-        return error_response(exc.http_status, exc.code, exc.message)
+        response = error_response(exc.http_status, exc.code, exc.message)
+        if isinstance(exc, RequestTimeout):
+            await _answer_and_close(request, response)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import urllib.parse
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
+import aiohttp
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from alertbot.domain.matchers import Matcher
-from alertbot.domain.parse import decode_json, describe_validation_error, parse_duration, parse_webhook
+from alertbot.domain.parse import ParsedWebhook, decode_json, describe_validation_error, parse_alerts, parse_duration
 from alertbot.domain.route import MatcherField
 from alertbot.errors import (
     AlertbotError,
     NotFound,
     PayloadError,
     PayloadTooLarge,
+    RequestTimeout,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
 from alertbot.slack.commands import Command, parse_interaction
-from alertbot.store import change_events, decisions, incident_notes, incidents, outbox
+from alertbot.store import change_events, decisions, incident_notes, incidents, outbox, rejected_alerts
 from alertbot.store import silences as silence_repo
 from alertbot.store.schema import parse_id
 from alertbot.timeline import incident_timeline
 from alertbot.web.state import STATE, AppState
 
 WEBHOOK_PATH = "/webhook/alertmanager"
+# A body declared this small is read without waiting for a body slot: aiohttp buffers this much per
+# connection anyway (alertbot.web.app.READ_BUFFER_BYTES), so stalled clients cannot hold the slots
+# an Alertmanager notification (a few KiB) would need.
+SMALL_BODY_BYTES = 64 * 1024
+
+log = structlog.get_logger("alertbot.web")
 
 
 def _state(request: web.Request) -> AppState:
@@ -45,7 +56,9 @@ def require_bearer(request: web.Request, secret: SecretStr | None) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     expected = secret.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    # Header bytes that are not UTF-8 arrive as surrogate escapes: back to those bytes, they never match.
+    offered = given.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
         raise Unauthorized("missing or invalid bearer token")
 
 
@@ -62,17 +75,62 @@ def refuse_declared_oversize(request: web.Request, limit: int) -> None:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed ``limit`` bytes."""
+def body_deadline(request: web.Request) -> float:
+    """When the request's body must have arrived: ``webhook.body_timeout`` from now (the handler's start)."""
+    timeout = request.app[STATE].config.webhook.body_timeout.total_seconds()
+    return asyncio.get_running_loop().time() + timeout
+
+
+async def read_body(request: web.Request, limit: int, *, deadline: float | None = None) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``limit`` bytes, or when it has not
+    arrived by ``deadline`` (loop time; default ``webhook.body_timeout`` from now): 408, and the
+    connection is closed."""
     refuse_declared_oversize(request, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout_at(deadline if deadline is not None else body_deadline(request)):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive within webhook.body_timeout") from None
+    except (ConnectionError, aiohttp.ClientPayloadError):
+        # The client went away mid-body (or sent a broken chunked encoding): nothing to process.
+        raise PayloadError("the connection closed before the whole body arrived") from None
     return b"".join(chunks)
+
+
+@contextlib.asynccontextmanager
+async def body_slot(request: web.Request, state: AppState, deadline: float) -> AsyncIterator[None]:
+    """A slot of ``webhook.max_concurrent_bodies`` for reading and parsing a body larger than
+    ``SMALL_BODY_BYTES`` (or of unknown size); waiting for it counts against the body's deadline."""
+    declared = request.content_length
+    if declared is not None and declared <= SMALL_BODY_BYTES:
+        yield
+        return
+    try:
+        async with asyncio.timeout_at(deadline):
+            await state.body_slots.acquire()
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive within webhook.body_timeout") from None
+    try:
+        yield
+    finally:
+        state.body_slots.release()
+
+
+async def record_rejected(state: AppState, parsed: ParsedWebhook) -> None:
+    """Store the alerts of a payload that could not be processed; count and log each new one once."""
+    items = [
+        rejected_alerts.NewRejected(r.raw, r.reason, parsed.receiver, parsed.group_key, r.code) for r in parsed.rejected
+    ]
+    stored = await state.store.write(rejected_alerts.record, items, state.clock())
+    for item in stored:
+        state.metrics.alerts_rejected.labels(item.code).inc()
+        log.warning("alert_rejected", reason=item.reason, receiver=item.receiver, group_key=item.group_key)
 
 
 async def webhook_alertmanager(request: web.Request) -> web.Response:
@@ -81,12 +139,22 @@ async def webhook_alertmanager(request: web.Request) -> web.Response:
     try:
         require_bearer(request, state.secrets.webhook_token)
         require_json(request)
-        refuse_declared_oversize(request, state.config.webhook.max_body_bytes)
-        async with state.body_slots:  # bounds the memory of many large posts at once
-            payload = parse_webhook(await read_body(request, state.config.webhook.max_body_bytes))
-        stats = await state.pipeline.accept(payload)
+        limits = state.config.webhook
+        refuse_declared_oversize(request, limits.max_body_bytes)
+        deadline = body_deadline(request)
+        async with body_slot(request, state, deadline):  # bounds the memory of many large posts at once
+            body = await read_body(request, limits.max_body_bytes, deadline=deadline)
+            parsed = parse_alerts(body, max_value_bytes=limits.max_value_bytes)
+        if parsed.rejected:
+            await record_rejected(state, parsed)
+        if parsed.payload is None:
+            raise PayloadError(parsed.problem())
+        stats = await state.pipeline.accept(parsed.payload)
         status = 200
-        return web.json_response({"status": "accepted", "alerts": stats.alerts})
+        answer: dict[str, object] = {"status": "accepted", "alerts": stats.alerts}
+        if parsed.rejected:
+            answer["rejected"] = len(parsed.rejected)
+        return web.json_response(answer)
     except AlertbotError as exc:
         status = exc.http_status
         raise
@@ -124,14 +192,17 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     status = request.query.get("status")
-    if status not in (None, "firing", "resolved"):
-        raise PayloadError(f"status: must be firing or resolved, got {status!r}")
+    if status not in (None, "firing", "resolved", "rejected"):
+        raise PayloadError(f"status: must be firing, resolved or rejected, got {status!r}")
     try:
         limit = int(request.query.get("limit", "500"))
     except ValueError:
         raise PayloadError("limit: must be an integer") from None
     if not 1 <= limit <= 5000:
         raise PayloadError("limit: must be between 1 and 5000")
+    if status == "rejected":  # alerts that could not be processed (docs/operations.md)
+        rejected = await state.store.read(rejected_alerts.recent, limit)
+        return web.json_response([r.to_json() for r in rejected])
     records = await state.store.read(incidents.list_incidents, status=status, limit=limit)
     return web.json_response([r.to_json() for r in records])
 

@@ -102,7 +102,9 @@ async def test_incidents_api_filters_and_validates(make_harness: MakeHarness) ->
     assert [i["alertname"] for i in resolved] == ["HighErrorRate"]
     assert len(everything) == 2
     bad = await h.client.get("/api/v1/incidents?status=open")
-    assert bad.status == 400 and "status: must be firing or resolved" in (await bad.json())["error"]["message"]
+    assert (
+        bad.status == 400 and "status: must be firing, resolved or rejected" in (await bad.json())["error"]["message"]
+    )
     assert (await h.client.get("/api/v1/incidents/12345")).status == 404
     for beyond in ("2147483648", "99999999999999999999", "-1", "0"):  # not an id the database could hold
         assert (await h.client.get(f"/api/v1/incidents/{beyond}")).status == 404

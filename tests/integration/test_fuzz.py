@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
         {
             "storage": {"url": f"sqlite:///{root}/fuzz.db"},
             "runbooks": {"dir": str(root)},
-            "webhook": {"max_body_bytes": 65536},
+            "webhook": {"max_body_bytes": 65536, "max_value_bytes": 1024},
         }
     )
     app = create_app(config, secrets(slack_signing_secret=SECRET), console_stream=io.StringIO())
@@ -106,6 +106,118 @@ def test_webhook_answers_any_json_deliberately(server: ThreadedServer, body: Any
 def test_webhook_answers_any_bytes_deliberately(server: ThreadedServer, raw: bytes, content_type: str) -> None:
     status = post(server, "/webhook/alertmanager", raw, {"Content-Type": content_type} if content_type else {})
     assert status in WEBHOOK_STATUSES
+
+
+@st.composite
+def deeply_nested(draw: st.DrawFn) -> bytes:
+    """JSON nested past the depth limit (64), alone or as the value of a field of a real payload."""
+    depth = draw(st.integers(65, 9_000))  # within the fuzzed app's 64 KiB body limit
+    opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+    nested = opener * depth + b"1" + closer * depth
+    if draw(st.booleans()):
+        return nested
+    payload = copy.deepcopy(draw(st.sampled_from(PAYLOADS)))
+    field = draw(st.sampled_from(["receiver", "groupLabels", "truncatedAlerts"]))
+    payload[field] = "__HERE__"
+    return json.dumps(payload).encode().replace(b'"__HERE__"', nested)
+
+
+@st.composite
+def huge_integer(draw: st.DrawFn) -> bytes:
+    """A real payload with an integer of more than 4,300 digits where a number, a string or a time goes."""
+    payload = copy.deepcopy(draw(st.sampled_from(PAYLOADS)))
+    digits = draw(st.integers(4_301, 20_000))
+    sign = draw(st.sampled_from(["", "-"]))
+    where = draw(st.sampled_from(["truncatedAlerts", "startsAt", "label", "top"]))
+    if where == "startsAt":
+        payload["alerts"][0]["startsAt"] = "__HERE__"
+    elif where == "label":
+        payload["alerts"][0]["labels"]["replicas"] = "__HERE__"
+    else:
+        payload["truncatedAlerts" if where == "truncatedAlerts" else "extra"] = "__HERE__"
+    return json.dumps(payload).encode().replace(b'"__HERE__"', (sign + "7" * digits).encode())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(deeply_nested(), huge_integer()))
+@example(body=b"[" * 30_000 + b"]" * 30_000)
+def test_hostile_json_is_400(server: ThreadedServer, body: bytes) -> None:
+    """Nesting past the limit and integers past Python's digit limit → 400, never a 500."""
+    assert post(server, "/webhook/alertmanager", body, {"Content-Type": "application/json"}) == 400
+
+
+TIMES = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat()),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:00:01Z",
+            "0001-01-01T00:30:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:59:59.999999Z",
+            "1969-12-31T23:59:59Z",
+        ]
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    starts=TIMES,
+    ends=TIMES,
+    value=st.text(max_size=10).map(lambda t: t * 500),
+    status=st.sampled_from(["firing", "resolved"]),
+)
+def test_poison_alert_never_costs_the_payload(
+    server: ThreadedServer, starts: str, ends: str, value: str, status: str
+) -> None:
+    """A real alert plus one with any time (year 1 to 9999, any offset) and a long label value → 200."""
+    payload = copy.deepcopy(PAYLOADS[0])
+    poison = copy.deepcopy(payload["alerts"][0])
+    poison.update(status=status, startsAt=starts, endsAt=ends, fingerprint="")
+    poison["labels"] = {**poison["labels"], "alertname": "Poison", "blob": value}
+    payload["alerts"].append(poison)
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    assert post(server, "/webhook/alertmanager", body, {"Content-Type": "application/json"}) == 200
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    """The app with a webhook token and an API token set."""
+    root: Path = tmp_path_factory.mktemp("fuzz-guarded")
+    config = parse_config({"storage": {"url": f"sqlite:///{root}/fuzz.db"}, "runbooks": {"dir": str(root)}})
+    app = create_app(config, secrets(webhook_token="hook-token", api_token="api-token"), console_stream=io.StringIO())
+    running = ThreadedServer(app)
+    yield running
+    running.close()
+
+
+# Printable ASCII and any byte 0x80-0xFF (control characters are refused by the HTTP parser before
+# alertbot sees them); urllib sends a str's characters as Latin-1 bytes, so these arrive as bytes
+# that are mostly not UTF-8.
+HEADER_BYTES = st.lists(st.one_of(st.integers(0x21, 0x7E), st.integers(0x80, 0xFF)), min_size=1, max_size=60).map(bytes)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    raw=HEADER_BYTES,
+    scheme=st.sampled_from(["Bearer ", "bearer ", "", "Basic "]),
+    path=st.sampled_from(["webhook", "api"]),
+)
+@example(raw=b"\xff\xfe\xc3\x28hook-token", scheme="Bearer ", path="webhook")
+def test_non_utf8_authorization_is_401(guarded: ThreadedServer, raw: bytes, scheme: str, path: str) -> None:
+    """Authorization with arbitrary bytes (not UTF-8 included) → 401, never a 500."""
+    header = {"Authorization": scheme + raw.decode("latin-1"), "Content-Type": "application/json"}
+    if path == "webhook":
+        status = post(guarded, "/webhook/alertmanager", json.dumps(PAYLOADS[0]).encode(), header)
+    else:
+        request = urllib.request.Request(guarded.url("/api/v1/incidents"), headers=header)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                status = int(resp.status)
+        except urllib.error.HTTPError as exc:
+            status = int(exc.code)
+    assert status == 401
 
 
 def signed(body: bytes) -> dict[str, str]:
@@ -192,6 +304,7 @@ def test_unsigned_slack_requests_are_401(server: ThreadedServer, body: bytes, st
     assert post(server, "/slack/commands", body, headers) == 401
 
 
-def test_still_healthy_after_the_fuzzing(server: ThreadedServer) -> None:
+def test_still_healthy_after_the_fuzzing(server: ThreadedServer, guarded: ThreadedServer) -> None:
     assert http("GET", server.url("/healthz"))[0] == 200
     assert http("GET", server.url("/readyz"))[0] == 200
+    assert http("GET", guarded.url("/healthz"))[0] == 200

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from alertbot.domain.fingerprint import label_fingerprint
 from alertbot.domain.models import AlertStatus
-from alertbot.domain.parse import parse_webhook
+from alertbot.domain.normalise import NORMALISED_ANNOTATION, TRUNCATION_MARKER, truncate_value
+from alertbot.domain.parse import parse_alerts, parse_webhook
 from alertbot.errors import PayloadError
 from tests.helpers import all_payload_names, payload_bytes, payload_json
 
@@ -96,8 +98,89 @@ def test_bad_bodies_are_rejected_with_what_and_where(body: bytes, message: str) 
     assert message in info.value.message
 
 
-def test_huge_label_values_parse_intact() -> None:
-    """A 200 KB label value is data, not an error: it is kept whole."""
+def test_huge_label_values_are_cut_with_a_marker() -> None:
+    """A 200 KB label value is data, not an error: it is kept up to the limit (webhook.max_value_bytes,
+    16 KiB by default), ends in a visible marker, and the cut is noted on the alert."""
     big = "x" * 200_000
     payload = parse_webhook(_mutated(lambda d: d["alerts"][0]["labels"].update(pod=big)))
-    assert payload.alerts[0].labels["pod"] == big
+    pod = payload.alerts[0].labels["pod"]
+    assert pod.startswith("x" * 16_000) and pod.endswith(TRUNCATION_MARKER) and len(pod.encode()) <= 16 * 1024
+    assert "labels.pod truncated from 200000" in payload.alerts[0].annotations[NORMALISED_ANNOTATION]
+    small = parse_webhook(_mutated(lambda d: d["alerts"][0]["labels"].update(pod=big)), max_value_bytes=1_000)
+    assert len(small.alerts[0].labels["pod"].encode()) <= 1_000
+
+
+def test_value_cut_keeps_whole_characters() -> None:
+    """Cutting a multi-byte value never leaves half a character behind."""
+    cut = truncate_value("é" * 1_000, 301)
+    assert cut is not None and cut.endswith(TRUNCATION_MARKER) and len(cut.encode()) <= 301
+    assert set(cut.removesuffix(TRUNCATION_MARKER)) == {"é"}
+    assert truncate_value("short", 301) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "clamped"),
+    [
+        ("2026-11-29T19:54:53.462Z", "2026-11-29T19:54:53.462000+00:00", False),
+        ("2026-11-29T20:54:53+01:00", "2026-11-29T19:54:53+00:00", False),
+        ("0001-01-01T00:00:01Z", "1970-01-01T00:00:00+00:00", True),
+        ("0001-01-01T00:30:00+01:00", "1970-01-01T00:00:00+00:00", True),
+        ("1969-12-31T23:59:59Z", "1970-01-01T00:00:00+00:00", True),
+        ("9999-12-31T23:30:00-01:00", "2200-01-01T00:00:00+00:00", True),
+        ("2500-01-01T00:00:00Z", "2200-01-01T00:00:00+00:00", True),
+    ],
+)
+def test_start_times_are_clamped_and_noted(raw: str, expected: str, clamped: bool) -> None:
+    """startsAt outside 1970..2200 (or past what a datetime holds once converted to UTC) is clamped to
+    the range and the clamp is noted in the alertbot_normalised annotation; sane times are untouched."""
+    payload = parse_webhook(_mutated(lambda d: d["alerts"][0].update(startsAt=raw)))
+    alert = payload.alerts[0]
+    assert alert.starts_at.isoformat() == expected
+    assert (NORMALISED_ANNOTATION in alert.annotations) is clamped
+    if clamped:
+        assert f"startsAt {raw[:19]}" in alert.annotations[NORMALISED_ANNOTATION]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0001-01-01T00:00:00Z", None),  # Go's zero time: a firing alert, not ended
+        ("2026-11-29T20:00:00Z", "2026-11-29T20:00:00+00:00"),
+        ("9999-12-31T23:59:59-05:00", "2200-01-01T00:00:00+00:00"),
+    ],
+)
+def test_end_times(raw: str, expected: str | None) -> None:
+    """endsAt: Alertmanager's zero time still means "not ended"; out-of-range times are clamped."""
+    payload = parse_webhook(_mutated(lambda d: d["alerts"][0].update(endsAt=raw)))
+    ends_at = payload.alerts[0].ends_at
+    assert (ends_at.isoformat() if ends_at is not None else None) == expected
+
+
+def test_one_bad_alert_is_rejected_alone() -> None:
+    """parse_alerts keeps the good alerts of a payload and returns the bad one as rejected, with its
+    raw JSON and a reason naming where; parse_webhook (files on the command line) refuses it."""
+
+    def add_bad(d: dict[str, Any]) -> None:
+        d["alerts"].append({"status": "firing", "labels": {"a": 1}, "startsAt": "2026-11-29T00:00:00Z"})
+
+    body = _mutated(add_bad)
+    parsed = parse_alerts(body)
+    assert parsed.payload is not None and len(parsed.payload.alerts) == 1
+    (rejected,) = parsed.rejected
+    assert rejected.index == 1 and rejected.raw["labels"] == {"a": 1}
+    assert rejected.reason.startswith("alerts[1].labels.a:")
+    with pytest.raises(PayloadError, match=r"alerts\[1\]\.labels\.a"):
+        parse_webhook(body)
+
+
+def test_envelope_label_maps_are_bounded_too() -> None:
+    """groupLabels, commonLabels and commonAnnotations are cut to webhook.max_value_bytes like an alert's."""
+    big = "y" * 100_000
+
+    def grow(d: dict[str, Any]) -> None:
+        d["commonAnnotations"]["description"] = big
+        d["groupLabels"]["service"] = big
+
+    payload = parse_webhook(_mutated(grow), max_value_bytes=2_048)
+    assert payload.common_annotations["description"].endswith(TRUNCATION_MARKER)
+    assert len(payload.group_labels["service"].encode()) <= 2_048
