@@ -36,6 +36,7 @@ from alertbot.settings import Config, Secrets
 from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
+from alertbot.store.health import StoreHealth
 from alertbot.web.middlewares import error_middleware
 from alertbot.web.routes import setup_routes
 from alertbot.web.state import STATE, AppState, Clock
@@ -167,6 +168,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
+    state.readiness = StoreHealth(store)
     state._store, state._pipeline = store, pipeline
     try:
         yield
@@ -178,6 +180,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         state._pipeline = None
+        state.readiness = None
         await pipeline.stop()  # commit what was accepted
         await state.slack.stop()
         await state.automations.stop()  # let runbook runs in progress finish (bounded)
