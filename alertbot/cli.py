@@ -39,6 +39,7 @@ from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
 from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
+from alertbot.store.owner import sole_owner
 from alertbot.store.runbook_runs import RunRecord
 from alertbot.web.app import enabled_channel_names, kube_factory
 from alertbot.web.app import serve as run_server
@@ -113,9 +114,10 @@ def serve(
     configure_logging(log_level)
     redactor.set_values(secrets.values())
     try:
-        asyncio.run(
-            run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
-        )
+        with sole_owner(cfg.storage.database_url()):  # one serving process per SQLite file
+            asyncio.run(
+                run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
+            )
     except AlertbotError as exc:
         fail(exc)
     except OSError as exc:

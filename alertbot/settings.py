@@ -200,6 +200,24 @@ class AutomationConfig(_Section):
     cooldown: Duration = timedelta(minutes=10)
 
 
+class RetentionConfig(_Section):
+    """How long history is kept (see docs/operations.md, Retention). A background job deletes, every
+    ``interval``, in small batches: incidents resolved more than ``incidents`` ago (with their
+    notifications, notes and decisions) and silences ended as long ago; runbook runs and change
+    events older than ``audit``. ``retention: null`` keeps everything."""
+
+    incidents: Duration = timedelta(days=30)
+    audit: Duration = timedelta(days=365)
+    interval: Duration = timedelta(minutes=5)
+
+    @field_validator("incidents", "audit", "interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+
 class Config(_Section):
     mode: Literal["live", "shadow"] = "live"  # shadow: decide and record everything, send and change nothing
     server: ServerConfig = ServerConfig()
@@ -221,6 +239,7 @@ class Config(_Section):
     runbooks: RunbooksConfig = RunbooksConfig()
     heartbeat: HeartbeatConfig | None = None
     automations: list[AutomationConfig] = Field(default_factory=list)
+    retention: RetentionConfig | None = RetentionConfig()
 
     @field_validator("automations")
     @classmethod

@@ -79,7 +79,8 @@ class OutboxDispatcher:
 
     async def start(self) -> None:
         def reset(conn: Connection) -> tuple[int, int]:
-            # One process owns a SQLite file: leases left by a crash belong to nobody now.
+            # One process owns a SQLite file (``alertbot serve`` holds its lock, see store/owner.py):
+            # leases left by a crash belong to nobody now.
             released = outbox.release_leases(conn) if self._store.is_sqlite else 0
             return released, outbox.retry_now(conn, self._clock())
 

@@ -62,6 +62,11 @@ class Store:
         self.engine = engine
         self.url = url
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.path = sqlite_path(url)
+        # The SQLite file this store opened (device, inode): writes stop when the path no longer
+        # leads to it (deleted or replaced under the running process, see ``file_problem``).
+        self._identity: tuple[int, int] | None = None
+        self.write_failures = 0  # write transactions that failed as unavailable (readiness rechecks)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertbot-db-write")
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alertbot-db-read")
 
@@ -78,6 +83,9 @@ class Store:
         store = cls(engine, url)
         try:
             await store.write(migrate, datetime.now(UTC))
+            if path is not None:
+                info = path.stat()
+                store._identity = (info.st_dev, info.st_ino)
         except BaseException:
             await store.close()
             raise
@@ -110,7 +118,33 @@ class Store:
         # rollback) on its thread; it is never left half-open holding a lock.
         return await asyncio.shield(job)
 
+    def file_problem(self) -> str | None:
+        """Why the SQLite file this store opened can no longer take writes that would survive a
+        restart (deleted, or replaced by another file), or None. Always None for PostgreSQL."""
+        if self._identity is None or self.path is None:
+            return None
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return f"the database file {self.path} was deleted under the running process"
+        except OSError as exc:
+            return f"the database file {self.path} cannot be checked: {exc.strerror}"
+        if (info.st_dev, info.st_ino) != self._identity:
+            return f"the database file {self.path} was replaced by another file under the running process"
+        return None
+
     def _transaction(self, writing: bool, fn: Callable[[Connection], T]) -> T:
+        try:
+            return self._begin(writing, fn)
+        except StoreUnavailable:
+            if writing:
+                self.write_failures += 1
+            raise
+
+    def _begin(self, writing: bool, fn: Callable[[Connection], T]) -> T:
+        if writing and (problem := self.file_problem()) is not None:
+            # A commit into a deleted (or replaced) file would be answered 200 and lost at restart.
+            raise StoreUnavailable(f"store unavailable: {problem}")
         try:
             with self.engine.connect() as raw:
                 conn = raw.execution_options(alertbot_write=writing)

@@ -206,6 +206,7 @@ _DELIVERED = (
     .where(outbox.c.id == sa.bindparam("row_id"))
     .values(
         status=DELIVERED,
+        payload={},  # sent: the timeline needs only the other columns (see store/retention.py)
         delivered_at=sa.bindparam("at", type_=UTCDateTime),
         lease_until=None,
         lease_owner=None,

@@ -308,6 +308,41 @@ rejected_alerts = sa.Table(
 )
 
 
+# Schema v15: indexed history, readiness probe, retention.
+# The firing incidents of a batch's services, looked up per batch: by (service, status), so the cost
+# does not grow with resolved history.
+sa.Index("ix_incidents_service_status", incidents.c.service, incidents.c.status)
+# Retention finds resolved incidents by when they were resolved.
+sa.Index("ix_incidents_resolved", incidents.c.resolved_at)
+# Pending outbox rows only (delivered ones stay out of it): claims walk it in id order, and the next
+# wake-up is its smallest due time. The queries spell 'pending' as a literal so both planners match.
+_OUTBOX_PENDING = outbox.c.status == sa.literal_column("'pending'")
+sa.Index(
+    "ix_outbox_pending_claim",
+    outbox.c.channel,
+    outbox.c.id,
+    sqlite_where=_OUTBOX_PENDING,
+    postgresql_where=_OUTBOX_PENDING,
+)
+sa.Index(
+    "ix_outbox_pending_due",
+    outbox.c.channel,
+    sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at),
+    sqlite_where=_OUTBOX_PENDING,
+    postgresql_where=_OUTBOX_PENDING,
+)
+sa.Index("ix_runbook_runs_started", runbook_runs.c.started_at)
+sa.Index("ix_change_events_created", change_events.c.created_at)
+sa.Index("ix_decisions_incident", decisions.c.incident_id)
+
+store_probe = sa.Table(
+    "store_probe",
+    metadata,  # one row, rewritten by the readiness check: proof that a commit goes through
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -393,6 +428,21 @@ def _v14(conn: Connection) -> None:
     metadata.create_all(conn, tables=[rejected_alerts])
 
 
+def _v15(conn: Connection) -> None:
+    for ddl in (
+        "CREATE INDEX IF NOT EXISTS ix_incidents_service_status ON incidents (service, status)",
+        "CREATE INDEX IF NOT EXISTS ix_incidents_resolved ON incidents (resolved_at)",
+        "CREATE INDEX IF NOT EXISTS ix_outbox_pending_claim ON outbox (channel, id) WHERE status = 'pending'",
+        "CREATE INDEX IF NOT EXISTS ix_outbox_pending_due ON outbox "
+        "(channel, (coalesce(lease_until, next_attempt_at))) WHERE status = 'pending'",
+        "CREATE INDEX IF NOT EXISTS ix_runbook_runs_started ON runbook_runs (started_at)",
+        "CREATE INDEX IF NOT EXISTS ix_change_events_created ON change_events (created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_decisions_incident ON decisions (incident_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+    metadata.create_all(conn, tables=[store_probe])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -410,6 +460,7 @@ MIGRATIONS: list[Migration] = [
     (12, "one open storm per group", _v12),
     (13, "runbook run heartbeats", _v13),
     (14, "rejected alerts", _v14),
+    (15, "indexed history (firing by service, pending outbox), readiness probe, retention indexes", _v15),
 ]
 
 

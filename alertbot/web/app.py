@@ -36,6 +36,8 @@ from alertbot.settings import Config, Secrets
 from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
+from alertbot.store.health import StoreHealth
+from alertbot.store.retention import RetentionJob, RetentionPolicy
 from alertbot.web.middlewares import error_middleware
 from alertbot.web.routes import setup_routes
 from alertbot.web.state import STATE, AppState, Clock
@@ -164,13 +166,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if config.heartbeat is not None
         else None
     )
+    retention = _retention(config, store, state.clock)
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
+    state.readiness = StoreHealth(store)
     state._store, state._pipeline = store, pipeline
     try:
         yield
     finally:
+        if retention is not None:
+            await retention.stop()
         if kube_watch is not None:
             await kube_watch.stop()
         if watchdog is not None:
@@ -178,6 +184,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         state._pipeline = None
+        state.readiness = None
         await pipeline.stop()  # commit what was accepted
         await state.slack.stop()
         await state.automations.stop()  # let runbook runs in progress finish (bounded)
@@ -186,6 +193,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         await store.close()
         log.info("stopped")
+
+
+def _retention(config: Config, store: Store, clock: Clock) -> RetentionJob | None:
+    """The background clean-up of old history (``retention``; null: keep everything)."""
+    if config.retention is None:
+        return None
+    policy = RetentionPolicy(config.retention.incidents, config.retention.audit, config.retention.interval)
+    job = RetentionJob(store, policy, clock=clock)
+    job.start()
+    return job
 
 
 def _kube_watch(config: Config, kube: Callable[[], Kubernetes] | None, store: Store, clock: Clock) -> KubeWatch | None:

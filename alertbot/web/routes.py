@@ -167,17 +167,28 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 ``ok`` when the store can commit a webhook now; else 503 ``unavailable`` (starting, store
+    down, disk full, read-only, SQLite file deleted or replaced: see store/health.py). Why is logged;
+    the answer carries it only for a caller holding the API token."""
     state = _state(request)
-    if not state.started:
-        return web.json_response({"status": "starting"}, status=503)
+    readiness = state.readiness
+    reason = "alertbot is starting" if readiness is None or not state.started else await readiness.check()
+    if reason is None:
+        return web.json_response({"status": "ok"})
+    body = {"status": "unavailable"}
+    if _holds_api_token(request, state):
+        body["reason"] = reason
+    return web.json_response(body, status=503)
+
+
+def _holds_api_token(request: web.Request, state: AppState) -> bool:
+    if state.secrets.api_token is None:
+        return False
     try:
-        await state.store.ping()
-    except (AlertbotError, TimeoutError) as exc:
-        message = exc.message if isinstance(exc, AlertbotError) else "store did not answer in time"
-        return web.json_response(
-            {"status": "unavailable", "error": {"code": "store_unavailable", "message": message}}, status=503
-        )
-    return web.json_response({"status": "ready"})
+        require_bearer(request, state.secrets.api_token)
+    except Unauthorized:
+        return False
+    return True
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from alertbot.settings import Config, Secrets
 from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store
+from alertbot.store.health import StoreHealth
 
 Clock = Callable[[], datetime]
 
@@ -41,6 +42,7 @@ class AppState:
     slack_verifier: SlackVerifier = field(default_factory=lambda: SlackVerifier(None))
     kube: Callable[[], Kubernetes] | None = None
     body_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+    readiness: StoreHealth | None = None  # can the store commit? (/readyz)
 
     @property
     def started(self) -> bool:

@@ -125,7 +125,7 @@ async def test_api_token_guards_the_api(make_harness: MakeHarness) -> None:
 async def test_health_and_readiness(make_harness: MakeHarness) -> None:
     h = await make_harness()
     assert await (await h.client.get("/healthz")).json() == {"status": "ok"}
-    assert await (await h.client.get("/readyz")).json() == {"status": "ready"}
+    assert await (await h.client.get("/readyz")).json() == {"status": "ok"}
 
 
 async def test_metrics_expose_the_contract_series(make_harness: MakeHarness) -> None:
