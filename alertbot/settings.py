@@ -153,6 +153,9 @@ class SlackConfig(_Section):
     channels: SlackChannels = SlackChannels()
     runbook_approvers: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
+    # Who may ack, resolve and silence from Slack (user IDs U…/W…, user-group IDs S…; ["*"]: anyone
+    # in the workspace). Empty: nobody — runbook approvers may too. See docs/operations.md.
+    responders: list[str] = Field(default_factory=list)
     bot_token_file: Path | None = None
     signing_secret_file: Path | None = None
 
@@ -198,6 +201,13 @@ class AutomationConfig(_Section):
     params: dict[str, str] = Field(default_factory=dict)
     mode: Literal["auto", "approve", "shadow"] = "approve"  # shadow: record that it would run, run nothing
     cooldown: Duration = timedelta(minutes=10)
+    keep_after_resolve: bool = False  # a pending approval outlives its alert's resolve
+
+
+class SilencesConfig(_Section):
+    """Limits on every new silence, whether from Slack, the HTTP API or the CLI."""
+
+    max_duration: Duration = timedelta(days=7)
 
 
 class RetentionConfig(_Section):
@@ -240,6 +250,7 @@ class Config(_Section):
     heartbeat: HeartbeatConfig | None = None
     automations: list[AutomationConfig] = Field(default_factory=list)
     retention: RetentionConfig | None = RetentionConfig()
+    silences: SilencesConfig = SilencesConfig()
 
     @field_validator("automations")
     @classmethod

@@ -146,7 +146,8 @@ async def peers(aiohttp_server: Any) -> Peers:
     slack_server = await aiohttp_server(slack.app)
     config = {
         "pagerduty": {"events_url": str(pd_server.make_url("/v2/enqueue"))},
-        "slack": {"api_url": str(slack_server.make_url("/api/"))},
+        # Who may ack, resolve and silence from Slack (empty would be nobody).
+        "slack": {"api_url": str(slack_server.make_url("/api/")), "responders": ["UALICE", "UBOB"]},
         "outbox": {"initial_backoff": "20ms", "max_backoff": "200ms", "poll_interval": "50ms", "send_timeout": "2s"},
     }
     return Peers(pagerduty, slack, config, {"pagerduty_routing_key": PD_KEY, "slack_bot_token": SLACK_TOKEN})

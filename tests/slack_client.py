@@ -55,14 +55,32 @@ async def command(h: Harness, text: str, *, user: str = "UALICE", response_url: 
     return await resp.json()
 
 
-async def click(h: Harness, action: str, run_id: int, *, user: str, response_url: str, ts: int | None = None) -> Any:
-    payload = {
+async def click(
+    h: Harness,
+    action: str,
+    run_id: int,
+    *,
+    user: str,
+    response_url: str,
+    ts: int | None = None,
+    block_id: str | None = None,
+    message: tuple[str, str] | None = None,
+) -> Any:
+    """Click a button as Slack reports it: Approve / Cancel on a plan message sit in block ``run-ID``
+    (``block_id`` overrides, e.g. ``incident-N`` for an alert message); ``message``: the clicked
+    message's (channel id, ts)."""
+    if block_id is None:
+        block_id = f"run-{run_id}" if action in ("runbook_approve", "runbook_cancel") else f"incident-{run_id}"
+    payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user},
         "response_url": response_url,
         "trigger_id": uuid.uuid4().hex,
-        "actions": [{"action_id": action, "value": str(run_id)}],
+        "actions": [{"action_id": action, "block_id": block_id, "value": str(run_id)}],
     }
+    if message is not None:
+        payload["channel"] = {"id": message[0]}
+        payload["message"] = {"ts": message[1]}
     body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
     resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
     assert resp.status == 200, await resp.text()

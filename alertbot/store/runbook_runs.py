@@ -117,6 +117,12 @@ def queued(conn: Connection) -> list[RunRecord]:
     return [RunRecord(**row._asdict()) for row in rows]
 
 
+def pending(conn: Connection) -> list[RunRecord]:
+    """Runs awaiting approval, oldest first."""
+    rows = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.status == "pending").order_by(runbook_runs.c.id))
+    return [RunRecord(**row._asdict()) for row in rows]
+
+
 def mark_running(
     conn: Connection, run_id: int, *, plan: list[dict[str, Any]], params: dict[str, str], now: datetime
 ) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from alertbot import __version__
+from alertbot.bootstrap import kube_factory, make_executor, make_services
 from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
 from alertbot.errors import AlertbotError
@@ -28,12 +28,12 @@ from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline, enabled_channels
 from alertbot.runbooks.automations import AutomationRunner
-from alertbot.runbooks.executor import Executor
-from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
-from alertbot.runbooks.prometheus import Prometheus
 from alertbot.settings import Config, Secrets
+from alertbot.slack.announce import SilenceAnnouncer
 from alertbot.slack.commands import SlackCommands
+from alertbot.slack.groups import GroupMembers
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
@@ -63,14 +63,16 @@ async def _watch_heartbeat(pipeline: Pipeline, max_interval: timedelta) -> None:
             log.warning("heartbeat_check_failed", error=exc.message)
 
 
-def enabled_channel_names(secrets: Secrets) -> list[str]:
-    """Channels whose secret is present (the console notifier stands in for the others)."""
-    names = []
-    if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
-        names.append("pagerduty")
-    if secrets.slack_bot_token is not None:
-        names.append("slack")
-    return names
+async def _cancel_resolved_approvals(slack: SlackCommands, every: float) -> None:
+    """Cancel approvals whose alert resolved (and say so in the alert's thread), every ``every`` s."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await slack.cancel_resolved_approvals()
+        except AlertbotError as exc:
+            log.warning("approval_sweep_failed", error=exc.message)
+        except Exception as exc:  # keep sweeping; the next pass may succeed
+            log.error("approval_sweep_failed", error=repr(exc))
 
 
 def build_notifiers(
@@ -121,15 +123,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         scrub=state.secrets.scrub,
     )
     kube = state.kube or kube_factory(config)
-    executor = Executor(
-        store,
-        kube,
-        clock=state.clock,
-        settle=config.kubernetes.settle,
-        dry_run_only=config.runbooks.dry_run,
-        metrics=state.metrics,
-        prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None,
-    )
+    executor = make_executor(config, store, clock=state.clock, kube=kube, metrics=state.metrics)
     runbooks = load_runbooks(config.runbooks.dir)
     state.automations = AutomationRunner(store, executor, runbooks)
     slack_client = (
@@ -137,14 +131,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if state.secrets.slack_bot_token is not None
         else None
     )
+    state.services = make_services(
+        config,
+        store,
+        executor,
+        runbooks,
+        clock=state.clock,
+        members=GroupMembers(slack_client, state.clock),
+        announce=SilenceAnnouncer(slack_client, config.slack.channels.critical),
+        on_enqueued=state.dispatcher.wake,
+    )
     state.slack = SlackCommands(
         store=store,
-        executor=executor,
-        runbooks=runbooks,
-        config=config.slack,
+        roles=state.services.roles,
+        silences=state.services.silences,
+        incident_actions=state.services.incidents,
+        approvals=state.services.approvals,
         clock=state.clock,
         session=session,
-        on_enqueued=state.dispatcher.wake,
         client=slack_client,
         lookback=config.correlation.lookback,
     )
@@ -167,6 +171,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         else None
     )
     retention = _retention(config, store, state.clock)
+    sweep = asyncio.create_task(
+        _cancel_resolved_approvals(state.slack, max(config.outbox.poll_interval.total_seconds(), 0.5)),
+        name="approval-sweep",
+    )
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
@@ -179,6 +187,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await retention.stop()
         if kube_watch is not None:
             await kube_watch.stop()
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
         if watchdog is not None:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -221,14 +232,6 @@ def _kube_watch(config: Config, kube: Callable[[], Kubernetes] | None, store: St
         initial_backoff=policy.initial_backoff,
         max_backoff=policy.max_backoff,
     )
-
-
-def kube_factory(config: Config) -> Callable[[], Kubernetes] | None:
-    """How runbooks reach the cluster: kubernetes.kubeconfig, $KUBECONFIG, in-cluster; None: no cluster."""
-    path = config.kubernetes.kubeconfig
-    if path is None and not os.environ.get("KUBECONFIG") and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
-    return lambda: Kubernetes(api_client(path))
 
 
 def create_app(

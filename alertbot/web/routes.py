@@ -7,17 +7,22 @@ import contextlib
 import hmac
 import urllib.parse
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from typing import Annotated, Literal, TypeVar
+from datetime import datetime
+from typing import Literal, TypeVar
 
 import aiohttp
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from alertbot.domain.matchers import Matcher
-from alertbot.domain.parse import ParsedWebhook, decode_json, describe_validation_error, parse_alerts, parse_duration
+from alertbot.bootstrap import Services
+from alertbot.domain.parse import (
+    ParsedWebhook,
+    decode_json,
+    describe_validation_error,
+    parse_alerts,
+)
 from alertbot.domain.route import MatcherField
 from alertbot.errors import (
     AlertbotError,
@@ -29,6 +34,7 @@ from alertbot.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from alertbot.services.roles import Actor, Source
 from alertbot.slack.commands import Command, parse_interaction
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox, rejected_alerts
 from alertbot.store import silences as silence_repo
@@ -254,13 +260,16 @@ async def get_timeline(request: web.Request) -> web.Response:
 
 
 class SilenceRequest(BaseModel):
+    """POST /api/v1/silences. ``duration`` is checked (with every other limit) by the silence service."""
+
     model_config = ConfigDict(extra="forbid")
 
-    matchers: list[MatcherField] = Field(min_length=1)
-    duration: Annotated[timedelta | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))] = None
+    matchers: list[MatcherField] = Field(min_length=1, max_length=50)
+    duration: str | int | float | None = None
     ends_at: datetime | None = None
     created_by: str = Field("api", min_length=1, max_length=200)
     comment: str = Field("", max_length=2000)
+    force: bool = False  # required for matchers that would silence every alert
 
     @model_validator(mode="after")
     def _one_end(self) -> SilenceRequest:
@@ -285,22 +294,22 @@ async def api_request(request: web.Request, model: type[M]) -> M:
         raise PayloadError(describe_validation_error(exc)) from None
 
 
+def _services(state: AppState) -> Services:
+    if state.services is None:
+        raise StoreUnavailable("alertbot is starting")
+    return state.services
+
+
 async def create_silence(request: web.Request) -> web.Response:
     state = _state(request)
     spec = await api_request(request, SilenceRequest)
-    now = state.clock()
-    ends_at = spec.ends_at if spec.ends_at is not None else now + (spec.duration or timedelta())
-    if ends_at <= now:
-        raise PayloadError("the silence would end before it starts")
-    matchers: list[Matcher] = list(spec.matchers)
-    silence = await state.store.write(
-        silence_repo.create,
-        matchers,
-        starts_at=now,
-        ends_at=ends_at,
-        created_by=spec.created_by,
+    silence = await _services(state).silences.create(
+        Actor(Source.API, spec.created_by),
+        list(spec.matchers),
+        duration=spec.duration,
+        ends_at=spec.ends_at,
         comment=spec.comment,
-        now=now,
+        force=spec.force,
     )
     return web.json_response(silence_repo.silence_json(silence), status=201)
 
@@ -309,7 +318,7 @@ async def list_silences(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     include_expired = request.query.get("expired", "false").lower() in ("1", "true", "yes")
-    found = await state.store.read(silence_repo.list_all, include_expired=include_expired, now=state.clock())
+    found = await _services(state).silences.list(include_expired=include_expired)
     return web.json_response([silence_repo.silence_json(s) for s in found])
 
 
@@ -317,8 +326,7 @@ async def expire_silence(request: web.Request) -> web.Response:
     state = _state(request)
     require_bearer(request, state.secrets.api_token)
     silence_id = _int_param(request, "silence_id")
-    if not await state.store.write(silence_repo.expire, silence_id, state.clock()):
-        raise NotFound(f"no active silence {silence_id}")
+    await _services(state).silences.expire(Actor(Source.API, "api"), silence_id)
     return web.json_response({"id": silence_id, "status": "expired"})
 
 

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from alertbot.bootstrap import Services
 from alertbot.errors import StoreUnavailable
 from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
@@ -39,6 +40,7 @@ class AppState:
     dispatcher: OutboxDispatcher | None = None
     automations: AutomationRunner | None = None
     slack: SlackCommands | None = None
+    services: Services | None = None
     slack_verifier: SlackVerifier = field(default_factory=lambda: SlackVerifier(None))
     kube: Callable[[], Kubernetes] | None = None
     body_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))

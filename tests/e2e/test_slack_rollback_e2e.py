@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,27 +73,39 @@ def test_approve_rollback_from_the_alert_message(tmp_path: Path) -> None:
         run = next(b for b in buttons if b["text"]["text"] == "Run emergency-rollback")
         assert k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 90), ("canary", 10)]]
 
-        payload = {
-            "type": "block_actions",
-            "user": {"id": "UONCALL"},
-            "trigger_id": uuid.uuid4().hex,
-            "actions": [{"action_id": run["action_id"], "value": run["value"]}],
-        }
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-        stamp = str(int(time.time()))
-        request = urllib.request.Request(
-            f"{alertbot.url}/slack/interactions",
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": sign(SECRET, stamp, body),
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            assert resp.status == 200
-            assert "approved by <@UONCALL>" in json.loads(resp.read())["text"]
+        def click(button: dict[str, Any], ts: str, block_id: str) -> dict[str, Any]:
+            payload = {
+                "type": "block_actions",
+                "user": {"id": "UONCALL"},
+                "trigger_id": uuid.uuid4().hex,
+                "channel": {"id": message.channel},
+                "message": {"ts": ts},
+                "actions": [{"action_id": button["action_id"], "block_id": block_id, "value": button["value"]}],
+            }
+            body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+            stamp = str(int(time.time()))
+            request = urllib.request.Request(
+                f"{alertbot.url}/slack/interactions",
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": sign(SECRET, stamp, body),
+                },
+            )
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert resp.status == 200
+                answer: dict[str, Any] = json.loads(resp.read())
+                return answer
+
+        # The alert's button shows the plan (target and weights) in the thread; approving that applies it.
+        assert click(run, message.ts, "incident-1")["replace_original"] is False
+        plan = poll(lambda: next(iter(slack.replies(message.ts)), None), within=30, what="the plan in the thread")
+        assert "stable 90 → 100, canary 10 → 0" in json.dumps(plan.blocks, ensure_ascii=False)
+        assert k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 90), ("canary", 10)]]
+        approve = next(e for b in plan.blocks if b["type"] == "actions" for e in b["elements"])
+        assert "approved by <@UONCALL>" in click(approve, plan.ts, f"run-{approve['value']}")["text"]
         poll(
             lambda: k8s.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 100), ("canary", 0)]],
             within=30,

@@ -33,7 +33,7 @@ async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarne
 
     async def make(**slack: Any) -> Harness:
         return await make_harness(
-            {"slack": {"runbook_approvers": ["UAPPROVER", "UBOB"], **slack}},
+            {"slack": {"runbook_approvers": ["UAPPROVER", "UBOB"], "responders": ["UALICE"], **slack}},
             secret_values={"slack_signing_secret": SECRET},
             kube=lambda: Kubernetes(api_client(path)),
             clock=lambda: clock["now"],

@@ -1,0 +1,45 @@
+"""What the CLI's command groups share: config loading, running a coroutine, opening the store, and
+turning an ``AlertbotError`` into one line on stderr and its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from alertbot.errors import AlertbotError
+from alertbot.settings import Config, config_path_from_env, load_config
+from alertbot.store.engine import Store
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $ALERTBOT_CONFIG).")]
+T = TypeVar("T")
+
+
+def fail(error: AlertbotError) -> NoReturn:
+    typer.echo(f"error: {error.message}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def load(path: Path | None) -> Config:
+    try:
+        return load_config(config_path_from_env(path))
+    except AlertbotError as exc:
+        fail(exc)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except AlertbotError as exc:
+        fail(exc)
+
+
+async def with_store(cfg: Config, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+    store = await Store.open(cfg.storage.database_url(), busy_timeout=cfg.storage.busy_timeout)
+    try:
+        return await action(store)
+    finally:
+        await store.close()

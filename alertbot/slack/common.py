@@ -1,0 +1,117 @@
+"""What the Slack adapter's parts share: answers, mrkdwn escaping, tracked background work, and the
+message that asks for an approval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+
+from alertbot.domain.parse import format_duration
+from alertbot.services.approvals import Proposal
+
+log = structlog.get_logger("alertbot.slack")
+
+
+def mrkdwn(text: str) -> str:
+    """Text from alerts (labels, annotations) or users, made inert for Slack mrkdwn: ``&``, ``<``, ``>``
+    (docs/operations.md: alert text is data, never markup)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": text}
+
+
+def not_an_incident_id(raw_id: str) -> dict[str, Any]:
+    return ephemeral(f":warning: `{mrkdwn(raw_id)}` is not an incident id (see `/alertbot status`)")
+
+
+class Background:
+    """Tracked background tasks (no bare ``create_task``): failures logged, cancelled on stop."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def later(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slack_task_failed", task=task.get_name(), error=repr(task.exception()))
+
+    async def idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def respond(self, url: str, message: dict[str, Any]) -> None:
+        """Post to a command's or a click's ``response_url`` (best effort, logged)."""
+        if not url:
+            return
+        try:
+            async with self._session.post(url, json=message) as resp:
+                if resp.status >= 300:
+                    log.warning("slack_response_url_failed", status=resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack_response_url_failed", error=type(exc).__name__)
+
+
+def _button(text: str, action_id: str, run_id: int, style: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "style": style,
+        "action_id": action_id,
+        "value": str(run_id),
+        "text": {"type": "plain_text", "text": text},
+    }
+
+
+def proposal_message(proposal: Proposal, approvers: Sequence[str], ttl: timedelta, *, lead: str) -> dict[str, Any]:
+    """Runbook, exact target, dry-run plan, Approve / Cancel: what approving will do, all of it shown."""
+    run_id = proposal.run_id
+    target = ", ".join(f"`{mrkdwn(t)}`" for t in proposal.targets) or "no cluster object"
+    params = " ".join(f"`{mrkdwn(k)}={mrkdwn(v)}`" for k, v in proposal.params.items()) or "no params"
+    text = (
+        f"{lead} `{proposal.runbook.name}` on {target} (run {run_id}, risk {proposal.runbook.risk}; {params}). "
+        "Approving applies exactly this plan:"
+    )
+    plan = "\n".join(f"• {mrkdwn(line)}" for line in proposal.lines) or "• (nothing to change)"
+    who = ", ".join("anyone" if a == "*" else f"<@{a}>" for a in approvers) or "nobody yet (slack.runbook_approvers)"
+    return {
+        "response_type": "in_channel",
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": plan}},
+            {
+                "type": "actions",
+                "block_id": f"run-{run_id}",
+                "elements": [
+                    _button("Approve", "runbook_approve", run_id, "primary"),
+                    _button("Cancel", "runbook_cancel", run_id, "danger"),
+                ],
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"Approvable by {who} for {format_duration(ttl)}."},
+                ],
+            },
+        ],
+    }
