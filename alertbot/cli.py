@@ -28,6 +28,7 @@ from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
+from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.executor import Executor, RunResult
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
@@ -139,6 +140,9 @@ def check_config(file: Annotated[Path, typer.Argument(help="Config file to valid
                     f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"
                 )
             )
+    problem = automation_target_problem(cfg.automations, runbooks)
+    if problem is not None:
+        fail(ConfigError(f"{file}: {problem}"))
     typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")
 
 
@@ -392,6 +396,7 @@ def _executor(cfg: Config, store: Store) -> Executor:
         dry_run_only=cfg.runbooks.dry_run,
         settle=cfg.kubernetes.settle,
         prometheus=Prometheus(cfg.prometheus.url) if cfg.prometheus.url else None,
+        automations=cfg.automations,
     )
 
 
