@@ -57,6 +57,7 @@ def make_executor(
         dry_run_only=config.runbooks.dry_run,
         metrics=metrics,
         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None,
+        automations=config.automations,
     )
 
 

@@ -30,6 +30,7 @@ from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
+from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import Config, load_config, load_secrets
 from alertbot.store import decisions as decision_repo
@@ -95,7 +96,7 @@ def serve(
 
 
 @app.command("check-config")
-def checkload(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
+def check_config(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
     """Validate a config file, the secret files it names, its runbooks and the automations' references."""
     try:
         cfg = load_config(file)
@@ -111,6 +112,9 @@ def checkload(file: Annotated[Path, typer.Argument(help="Config file to validate
                     f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"
                 )
             )
+    problem = automation_target_problem(cfg.automations, runbooks)
+    if problem is not None:
+        fail(ConfigError(f"{file}: {problem}"))
     typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")
 
 

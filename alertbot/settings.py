@@ -203,6 +203,20 @@ class AutomationConfig(_Section):
     cooldown: Duration = timedelta(minutes=10)
     keep_after_resolve: bool = False  # a pending approval outlives its alert's resolve
 
+    # The Kubernetes objects its runs may act on, as `namespace/name` glob patterns (`payments/*`):
+    # whoever can post to Alertmanager chooses the labels a target is templated from. Required when
+    # the target comes from labels (check-config); a run whose target is outside is rejected.
+    targets: list[str] = Field(default_factory=list)
+
+    @field_validator("targets")
+    @classmethod
+    def _namespace_slash_name(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            namespace, slash, name = pattern.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValueError(f"{pattern!r} must be a namespace/name glob pattern, e.g. payments/*")
+        return value
+
 
 class SilencesConfig(_Section):
     """Limits on every new silence, whether from Slack, the HTTP API or the CLI."""

@@ -6,8 +6,9 @@ classification); params may contain ``{{ labels.NAME }}`` placeholders.
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _PLACEHOLDER = re.compile(r"\{\{\s*labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 
@@ -26,3 +27,15 @@ def render_params(params: Mapping[str, str], labels: Mapping[str, str]) -> dict[
             raise ValueError(f"param {key!r}: the alert has no label {', '.join(sorted(set(missing)))}")
         out[key] = _PLACEHOLDER.sub(lambda m: labels[m.group(1)], template)
     return out
+
+
+def from_labels(template: str) -> bool:
+    """Whether a param template takes (part of) its value from the alert's labels."""
+    return _PLACEHOLDER.search(template) is not None
+
+
+def outside_targets(patterns: Iterable[str], targets: Iterable[str]) -> list[str]:
+    """The ``namespace/name`` targets that match none of the glob ``patterns`` (an automation's
+    ``targets`` allow-list); an empty result means every target is allowed."""
+    allowed = list(patterns)
+    return [t for t in targets if not any(fnmatch.fnmatchcase(t, p) for p in allowed)]

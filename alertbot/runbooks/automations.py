@@ -18,7 +18,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.automation import automation_matches, render_params
+from alertbot.domain.automation import automation_matches, from_labels, render_params
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.settings import AutomationConfig
@@ -94,6 +94,23 @@ def request_runs(
         )
         requests.append(RunRequest(run_id, automation.runbook, status))
     return requests
+
+
+def automation_target_problem(automations: list[AutomationConfig], runbooks: Mapping[str, Runbook]) -> str | None:
+    """The first automation that takes its Kubernetes target from alert labels without a ``targets``
+    allow-list, described with its key path (None: every such automation has one)."""
+    for index, automation in enumerate(automations):
+        runbook = runbooks.get(automation.runbook)
+        if runbook is None or automation.targets:
+            continue
+        templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
+        if templated:
+            return (
+                f"automations[{index}].targets: automation {automation.name} takes its target "
+                f"({', '.join(f'params.{p}' for p in templated)}) from alert labels, which whoever can post to "
+                "Alertmanager chooses: list the namespace/name patterns it may act on, e.g. targets: [payments/*]"
+            )
+    return None
 
 
 class AutomationRunner:

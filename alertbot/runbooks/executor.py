@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,13 +19,15 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.automation import from_labels, outside_targets
 from alertbot.errors import AlertbotError, RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
-from alertbot.store import change_events, kube_objects, runbook_runs
+from alertbot.settings import AutomationConfig
+from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
 from alertbot.store.engine import Store
 
 log = structlog.get_logger("alertbot.runbooks")
@@ -55,7 +58,10 @@ class Executor:
         prometheus: Prometheus | None = None,
         settle: timedelta = timedelta(minutes=10),
         heartbeat: timedelta = runbook_runs.RUN_HEARTBEAT,
+        automations: Sequence[AutomationConfig] = (),
     ) -> None:
+        # Runs an automation asked for may only act on its `targets` (alert labels chose the params).
+        self._automations = {a.name: a for a in automations}
         self._heartbeat = heartbeat  # how often a running run records that its process is alive
         self._settle = settle  # how long weights must stay healthy to be last-known-good
         self._metrics = metrics
@@ -95,6 +101,7 @@ class Executor:
         Invalid params raise RunbookUsageError before anything is read."""
         try:
             params = runbook.resolve_params(given)
+            targets = runbook.targets(params)
         except ValueError as exc:
             if run_id is not None:
                 return await self._end(
@@ -107,6 +114,14 @@ class Executor:
                     message=f"invalid params: {exc}",
                 )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
+        if run_id is not None and (refusal := await self._refusal(run_id, runbook, params, targets)) is not None:
+            log.warning("automation_target_rejected", run_id=run_id, runbook=runbook.name, reason=refusal)
+            await self._store.write(
+                _note_on_incident, trigger, kind="automation_rejected", text=refusal, now=self.now()
+            )
+            return await self._end(
+                run_id, runbook.name, params, trigger=trigger, status="rejected", plans=[], message=refusal
+            )
         try:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
@@ -135,6 +150,30 @@ class Executor:
                 message="dry run: nothing was changed" + note,
             )
         return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
+
+    async def _refusal(self, run_id: int, runbook: Runbook, params: dict[str, str], targets: list[str]) -> str | None:
+        """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""
+        record = await self._store.read(runbook_runs.get, run_id)
+        if record is None or record.automation is None:
+            return None
+        automation = self._automations.get(record.automation)
+        if automation is None:
+            return f"automation {record.automation} is no longer configured: its runs are not carried out"
+        if not automation.targets:
+            templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
+            if templated:
+                return (
+                    f"automation {automation.name} takes its target ({', '.join(templated)}) from alert labels "
+                    f"but declares no `targets` allow-list: nothing was run"
+                )
+            return None
+        outside = outside_targets(automation.targets, targets)
+        if outside:
+            return (
+                f"target {', '.join(outside)} is outside automation {automation.name}'s targets "
+                f"({', '.join(automation.targets)}): nothing was run"
+            )
+        return None
 
     async def _end(
         self,
@@ -363,6 +402,16 @@ def _start_locked(
     if held is not None:
         raise RunbookError(f"another run holds {held}: one run at a time per target")
     return run_id
+
+
+_ALERT_TRIGGER = re.compile(r"^alert:(\d+)(\s|$)")
+
+
+def _note_on_incident(conn: Connection, trigger: str, *, kind: str, text: str, now: datetime) -> None:
+    """Tell the incident that asked for a run (trigger ``alert:ID ...``) what became of it."""
+    found = _ALERT_TRIGGER.match(trigger)
+    if found is not None:
+        incident_notes.add(conn, [int(found.group(1))], kind=kind, text=text, now=now)
 
 
 def _finish_and_unlock(

@@ -16,6 +16,26 @@ from alertbot.domain.parse import Duration, Regex
 _PARAM_REF = re.compile(r"\{\{\s*params\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
+# Kubernetes object names (DNS-1123): a value that ends up in an API path must be one, so that no
+# param can make it another path (``.``, ``..``, ``a/b``). Namespaces are labels (63 characters);
+# most object names are subdomains (dot-separated labels, 253 characters).
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+PARAM_TYPES: dict[str, tuple[str, int, str]] = {
+    "k8s_namespace": (_DNS_LABEL, 63, "a DNS-1123 label (lower-case letters, digits, '-'; at most 63)"),
+    "k8s_name": (_DNS_SUBDOMAIN, 253, "a DNS-1123 name (lower-case letters, digits, '-', '.'; at most 253)"),
+}
+# Step fields that become part of a Kubernetes API path, and the type a value there must have.
+_PATH_FIELDS = {"namespace": "k8s_namespace", "virtualservice": "k8s_name", "deployment": "k8s_name"}
+
+
+def check_typed(kind: str, value: str) -> str | None:
+    """Why ``value`` is not a valid ``kind`` (``k8s_name``, ``k8s_namespace``), or None when it is."""
+    pattern, limit, what = PARAM_TYPES[kind]
+    if len(value) > limit or not re.fullmatch(pattern, value):
+        return f"{value!r} is not {what}"
+    return None
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -27,6 +47,9 @@ class Param(_Strict):
     required: bool = False
     default: str | None = None
     pattern: Regex | None = None
+    # string: any text (``pattern`` may narrow it); k8s_name / k8s_namespace: a DNS-1123 name, for
+    # params that end up in a Kubernetes API path.
+    type: Literal["string", "k8s_name", "k8s_namespace"] = "string"
 
 
 class IstioRollback(_Strict):
@@ -154,18 +177,43 @@ class Runbook(_Strict):
                     raise ValueError(f"param {name} is required")
                 out[name] = ""  # declared, optional, empty: steps may test it (skip_unless)
                 continue
+            if param.type != "string" and (why := check_typed(param.type, value)) is not None:
+                raise ValueError(f"param {name}: {why}")
             if param.pattern and not re.fullmatch(param.pattern, value):
                 raise ValueError(f"param {name}={value!r} does not match {param.pattern}")
             out[name] = value
         return out
 
     def bound_steps(self, params: dict[str, str]) -> list[Step]:
-        """The steps with ``{{ params.x }}`` filled in."""
+        """The steps with ``{{ params.x }}`` filled in. A filled-in value that becomes part of a
+        Kubernetes API path must be a DNS-1123 name, whatever the param's declared type (ValueError)."""
         bound: list[Step] = []
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             data = {k: _fill(v, params) for k, v in step.model_dump().items()}
+            for field, kind in _PATH_FIELDS.items():
+                value = data.get(field)
+                if isinstance(value, str) and (why := check_typed(kind, value)) is not None:
+                    raise ValueError(f"steps[{index}].{field}: {why}")
             bound.append(type(step).model_validate(data))
         return bound
+
+    def targets(self, params: dict[str, str]) -> list[str]:
+        """The Kubernetes objects the steps act on, as ``namespace/name`` (params filled in)."""
+        found: list[str] = []
+        for step in self.bound_steps(params):
+            name = getattr(step, "virtualservice", None) or getattr(step, "deployment", None)
+            namespace = getattr(step, "namespace", None)
+            if name is not None and namespace is not None:
+                found.append(f"{namespace}/{name}")
+        return list(dict.fromkeys(found))
+
+    def target_params(self) -> set[str]:
+        """The params that choose which Kubernetes object a step acts on (its namespace or name)."""
+        names: set[str] = set()
+        for step in self.steps:
+            for field in _PATH_FIELDS:
+                names.update(_PARAM_REF.findall(str(getattr(step, field, ""))))
+        return names
 
 
 def _fill(value: object, params: dict[str, str]) -> object:

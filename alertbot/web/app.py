@@ -27,7 +27,7 @@ from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline, enabled_channels
-from alertbot.runbooks.automations import AutomationRunner
+from alertbot.runbooks.automations import AutomationRunner, automation_target_problem
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import Config, Secrets
@@ -125,6 +125,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     kube = state.kube or kube_factory(config)
     executor = make_executor(config, store, clock=state.clock, kube=kube, metrics=state.metrics)
     runbooks = load_runbooks(config.runbooks.dir)
+    unsafe = automation_target_problem(config.automations, runbooks)
+    if unsafe is not None:  # its runs are rejected (see Executor); check-config refuses such a config
+        log.warning("automation_without_targets", problem=unsafe)
     state.automations = AutomationRunner(store, executor, runbooks)
     slack_client = (
         make_slack_client(session, state.secrets.slack_bot_token.get_secret_value(), config.slack.api_url)

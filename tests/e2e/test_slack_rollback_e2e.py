@@ -45,6 +45,7 @@ def test_approve_rollback_from_the_alert_message(tmp_path: Path) -> None:
                 "runbook": "emergency-rollback",
                 "mode": "approve",
                 "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
+                "targets": ["ai-nutritionist/*"],
             }
         ],
     }

@@ -103,6 +103,7 @@ class FakeKubernetes:
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicasets: dict[tuple[str, str], dict[str, Any]] = {}  # the controller's, one per revision
         self.requests: list[str] = []  # "list <path>" / "watch <path> from <rv>"
+        self.log: list[str] = []  # every request received: "<METHOD> <path>"
         self._rv = 100
         self._history: list[tuple[int, str, str, str, dict[str, Any]]] = []  # rv, resource, ns, type, object
         self._compacted_through = 0  # events up to here are gone: older watches get 410
@@ -129,6 +130,7 @@ class FakeKubernetes:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.log.append(f"{request.method} {request.path}")
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthorized", "Unauthorized")
         response: web.StreamResponse = await handler(request)

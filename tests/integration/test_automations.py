@@ -26,6 +26,7 @@ ROLLBACK = {
     "mode": "auto",
     "cooldown": "10m",
     "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
+    "targets": ["ai-nutritionist/*"],
 }
 
 
