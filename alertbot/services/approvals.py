@@ -127,7 +127,7 @@ class ApprovalService:
             runbook=runbook.name,
             params=params,
             trigger=trigger,
-            automation=(like.automation or "") if like is not None else "",
+            automation=like.automation if like is not None else None,  # None: asked for by hand
             target_key=(like.target_key or "") if like is not None else "",
             status="pending",
             now=self._clock(),

@@ -76,7 +76,7 @@ def queue(
     runbook: str,
     params: dict[str, str],
     trigger: str,
-    automation: str,
+    automation: str | None,
     target_key: str,
     status: str,
     now: datetime,
