@@ -153,14 +153,16 @@ class ApprovalService:
         needed = self.needed(runbook)
         if actor.audit in (record.approvals or []):
             return ApprovalOutcome(Verdict.ALREADY, record, list(record.approvals or []), needed)
-        if record.status == "pending" and await self._alert_resolved(record):
+        now = self._clock()
+        # Expired requests fall through to add_approval, which marks them expired (never re-planned).
+        live = record.status == "pending" and record.started_at >= now - self.ttl
+        if live and await self._alert_resolved(record):
             await self._cancel(record, "its alert resolved")
             return await self._not_pending(record)
-        if record.status == "pending":
+        if live:
             replanned = await self._replan_if_changed(actor, runbook, record)
             if replanned is not None:
                 return replanned
-        now = self._clock()
         counted = await self._store.write(
             runbook_runs.add_approval,
             run_id,

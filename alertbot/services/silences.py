@@ -18,6 +18,7 @@ from alertbot.domain.parse import format_duration, parse_duration
 from alertbot.domain.silence import Silence
 from alertbot.errors import NotFound, PayloadError
 from alertbot.services.roles import Action, Actor, Roles, Source
+from alertbot.store import incidents
 from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
 
@@ -166,6 +167,22 @@ class SilenceService:
         except Exception as exc:  # the silence stands; a failed announcement is logged, not raised
             log.warning("silence_announce_failed", silence_id=silence.id, error=type(exc).__name__)
         return silence
+
+    async def for_incident(self, actor: Actor, incident_id: int, duration: timedelta) -> Silence:
+        """Silence one incident's alert — its alertname, service and namespace — for ``duration``."""
+        await self._roles.require(actor, Action.SILENCE)
+        incident = await self._store.read(incidents.get, incident_id)
+        if incident is None:
+            raise NotFound(f"no incident {incident_id}")
+        matchers = [
+            Matcher.create(name, MatchOp.EQ, incident.labels[name])
+            for name in ("alertname", "service", "namespace")
+            if incident.labels.get(name)
+        ]
+        if not matchers:
+            raise PayloadError("this alert has no alertname, service or namespace label to silence on")
+        comment = f"Silence {format_duration(duration)} on incident {incident_id}"
+        return await self.create(actor, matchers, duration=duration, comment=comment)
 
     async def expire(self, actor: Actor, silence_id: int) -> None:
         await self._roles.require(actor, Action.SILENCE)

@@ -16,7 +16,6 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alertbot.domain.matchers import Matcher, MatchOp
 from alertbot.errors import AlertbotError
 from alertbot.services.approvals import ApprovalService, Verdict, incident_of
 from alertbot.services.incidents import IncidentService
@@ -117,20 +116,7 @@ class Interactions:
 
     async def _silence_incident(self, incident_id: int, user: str) -> dict[str, Any]:
         """Silence 1h: this alert (its alertname, service and namespace) for an hour."""
-        await self._roles.require(Actor.slack(user), Action.SILENCE)
-        incident = await self._store.read(incidents.get, incident_id)
-        if incident is None:
-            return ephemeral(f":warning: no incident {incident_id}")
-        matchers = [
-            Matcher.create(name, MatchOp.EQ, incident.labels[name])
-            for name in ("alertname", "service", "namespace")
-            if incident.labels.get(name)
-        ]
-        if not matchers:
-            return ephemeral(":warning: this alert has no alertname, service or namespace label to silence on")
-        silence = await self._silences.create(
-            Actor.slack(user), matchers, duration=timedelta(hours=1), comment=f"Silence 1h on incident {incident_id}"
-        )
+        silence = await self._silences.for_incident(Actor.slack(user), incident_id, timedelta(hours=1))
         shown = ", ".join(f"`{mrkdwn(str(m))}`" for m in silence.matchers)
         return {
             "response_type": "in_channel",

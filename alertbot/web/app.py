@@ -174,9 +174,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         else None
     )
     retention = _retention(config, store, state.clock)
-    sweep = asyncio.create_task(
-        _cancel_resolved_approvals(state.slack, max(config.outbox.poll_interval.total_seconds(), 0.5)),
-        name="approval-sweep",
+    # Only automations raise approvals that an alert's resolve can cancel.
+    sweep = (
+        asyncio.create_task(
+            _cancel_resolved_approvals(state.slack, max(config.outbox.poll_interval.total_seconds(), 0.5)),
+            name="approval-sweep",
+        )
+        if any(a.mode == "approve" for a in config.automations)
+        else None
     )
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
@@ -190,9 +195,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await retention.stop()
         if kube_watch is not None:
             await kube_watch.stop()
-        sweep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweep
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
         if watchdog is not None:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,7 @@ plan, posted in the alert's thread and cancelled when the alert resolves."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.store import runbook_runs
-from tests.conftest import ROOT, Harness, MakeHarness, Peers
+from tests.conftest import ROOT, SLACK_TOKEN, Harness, MakeHarness, Peers
+from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.fakes.slack import FakeSlack
 from tests.helpers import payload_json, wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command
 
@@ -151,6 +154,9 @@ async def test_slack_refuses_oversized_and_match_everything_silences(make_harnes
     everything = await command(h, 'silence alertname=~".+" 1h')
     assert everything["response_type"] == "ephemeral" and "every alert" in everything["text"]
     assert await _silences(h) == []
+
+
+CLI = [sys.executable, "-m", "alertbot"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -336,3 +342,28 @@ async def test_status_escapes_alert_text(make_harness: MakeHarness, peers: Peers
     text = (await command(h, "status"))["text"]
     assert "<!channel>" not in text and "<https://evil" not in text
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|login&gt;" in text
+
+
+def test_cli_silence_is_announced_in_the_critical_channel(tmp_path: Path) -> None:
+    """`alertbot silence add` with a bot token announces the silence in slack.channels.critical too."""
+    slack = FakeSlack(SLACK_TOKEN, ["#alerts-critical", "#alerts", "#alerts-info"])
+    server = ThreadedServer(slack.app)
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"storage: {{url: 'sqlite:///{tmp_path}/a.db'}}\nslack: {{api_url: '{server.url('/api/')}'}}\n"
+        )
+        added = subprocess.run(
+            [*CLI, "silence", "add", "service=grocery", "-d", "2h", "--by", "carol", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN},
+        )
+        assert added.returncode == 0, added.stderr
+        (message,) = slack.roots()
+        assert message.channel == slack.channel_ids["#alerts-critical"]
+        assert "carol" in message.text and '`service="grocery"`' in message.text and "until" in message.text
+    finally:
+        server.close()

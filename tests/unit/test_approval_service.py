@@ -3,8 +3,8 @@ cluster): who may approve, the two-person rule, self-approval, and re-planning w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,15 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def _service(store: Store, planner: StubPlanner, **kwargs: Any) -> ApprovalService:
+def _service(
+    store: Store, planner: StubPlanner, clock: Callable[[], datetime] = lambda: NOW, **kwargs: Any
+) -> ApprovalService:
     return ApprovalService(
         store,
         planner,  # type: ignore[arg-type]
         load_runbooks(ROOT / "runbooks"),
         roles=Roles(responders=["URESPONDER"], approvers=["UA", "UB", "UREQ"]),
-        clock=lambda: NOW,
+        clock=clock,
         **kwargs,
     )
 
@@ -90,3 +92,16 @@ async def test_a_changed_plan_is_replaced_not_approved(store: Store) -> None:
     assert outcome.proposal.lines == ["stable 70 → 100, canary 30 → 0"]
     assert (await service.approve(Actor.slack("UA"), outcome.proposal.run_id)).verdict is Verdict.APPROVED
     assert (await service.approve(Actor.slack("UB"), proposal.run_id)).verdict is Verdict.NOT_PENDING
+
+
+async def test_an_expired_request_is_not_renewed_by_a_replan(store: Store) -> None:
+    """Past APPROVAL_TTL a click finds the request expired, even when the plan has changed since."""
+    planner = StubPlanner()
+    clock = {"now": NOW}
+    service = _service(store, planner, clock=lambda: clock["now"])
+    book, params = service.prepare("emergency-rollback", PARAMS)
+    proposal = await service.propose(Actor.slack("UREQ"), book, params)
+    planner.weights = "stable 70 → 100, canary 30 → 0"
+    clock["now"] = NOW + service.ttl + timedelta(seconds=1)
+    outcome = await service.approve(Actor.slack("UA"), proposal.run_id)
+    assert (outcome.verdict, outcome.state) == (Verdict.NOT_PENDING, "expired")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alertbot.domain.matchers import Matcher
 from alertbot.errors import PayloadError
@@ -113,3 +115,20 @@ def test_validate(matchers: list[str], length: timedelta, force: bool, source: S
     else:
         with pytest.raises(PayloadError, match=error):
             check()
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.from_regex(r"[0-9]{1,30}(\.[0-9]{1,5})?(ms|s|m|h|d|w)", fullmatch=True),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**40), max_value=10**40),
+    )
+)
+def test_silence_durations_are_a_timedelta_or_a_payload_error(raw: str | float | int) -> None:
+    """Whatever a client sends as a duration: a timedelta, or a PayloadError — never another exception."""
+    try:
+        length = parse_length(raw)
+    except PayloadError:
+        return
+    assert isinstance(length, timedelta)
