@@ -1,4 +1,4 @@
-"""The ``alertbot`` command line (CONTRACT §2). Errors print one line to stderr and exit 2 (bad input)
+"""The ``alertbot`` command line (README.md, "Command line"). Errors print one line to stderr and exit 2 (bad input)
 or 1 (a failure), never a traceback for something the user can fix."""
 
 from __future__ import annotations
