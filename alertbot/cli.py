@@ -1,5 +1,5 @@
-"""The ``alertbot`` command line (README, "CLI"); its command groups live in ``cli_*.py``, its wiring in
-``bootstrap``. Errors print one line to stderr and exit 2 (bad input)
+"""The ``alertbot`` command line (README.md, "Command line"); its command groups live in ``cli_*.py``, its
+wiring in ``bootstrap``. Errors print one line to stderr and exit 2 (bad input)
 or 1 (a failure), never a traceback for something the user can fix."""
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> 
 
 
 class Metrics:
-    """The process's Prometheus metrics (CONTRACT §3)."""
+    """The process's Prometheus metrics (README.md, "HTTP": ``GET /metrics``)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

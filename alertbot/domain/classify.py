@@ -1,6 +1,6 @@
 """Classification: every alert gets exactly one severity and a reason a human can check.
 
-Order of precedence (CONTRACT §4):
+Order of precedence (README.md, "What it does with an alert"; thresholds: docs/configuration.md):
 1. a known SLI with a numeric value → the thresholds decide (they win over a ``severity`` label);
 2. service down → critical;
 3. deployment / config-change events → info;

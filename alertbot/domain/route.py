@@ -64,7 +64,8 @@ class RouteNode(BaseModel):
 
 
 def default_route_tree() -> RouteNode:
-    """CONTRACT §5: critical → PagerDuty + Slack; warning and info → Slack (channel per severity)."""
+    """The default routes (docs/configuration.md, `routes`): critical → PagerDuty + Slack; warning and
+    info → Slack (channel per severity)."""
     return RouteNode.model_validate(
         {
             "receivers": ["slack"],

@@ -102,9 +102,9 @@ def _require(kube: Kubernetes | None) -> Kubernetes:
     return kube
 
 
-class IstioTraffic:
-    """``istio.rollback``, ``istio.set_weights`` and ``istio.restore_last_good``: guarded weight
-    changes on a VirtualService."""
+class IstioTrafficStep:
+    """What ``istio.rollback``, ``istio.set_weights`` and ``istio.restore_last_good`` share: guarded
+    weight changes on a VirtualService."""
 
     async def plan(
         self, index: int, step: IstioRollback | IstioSetWeights | IstioRestoreLastGood, ctx: StepContext
@@ -189,7 +189,20 @@ class IstioTraffic:
         return None
 
 
-class Scale:
+class IstioRollbackStep(IstioTrafficStep):
+    """``istio.rollback``: every split route's traffic back to the stable subset (or the Argo Rollout
+    aborted, when one owns the VirtualService)."""
+
+
+class IstioSetWeightsStep(IstioTrafficStep):
+    """``istio.set_weights``: the given subset weights on every split route."""
+
+
+class IstioRestoreLastGoodStep(IstioTrafficStep):
+    """``istio.restore_last_good``: the weights the Kubernetes watch last recorded as good."""
+
+
+class K8sScaleStep:
     async def plan(self, index: int, step: K8sScale, ctx: StepContext) -> StepPlan:
         target = f"deployment {step.namespace}/{step.deployment}"
         want = int(step.replicas)
@@ -213,7 +226,7 @@ class Scale:
         return None
 
 
-class RolloutRestart:
+class K8sRolloutRestartStep:
     async def plan(self, index: int, step: K8sRolloutRestart, ctx: StepContext) -> StepPlan:
         target = f"deployment {step.namespace}/{step.deployment}"
         return StepPlan(index, step.type, target, [f"{target}: rollout restart (new pods, same spec)"])
@@ -233,7 +246,7 @@ def _revision(obj: dict[str, Any]) -> int:
     return int((obj.get("metadata", {}).get("annotations") or {}).get(REVISION, "0") or 0)
 
 
-class RolloutUndo:
+class K8sRolloutUndoStep:
     """``k8s.rollout_undo``: what ``kubectl rollout undo`` does — find the ReplicaSet of the previous
     revision and put its pod template back on the Deployment (guarded by a test of the template read)."""
 
@@ -306,7 +319,7 @@ def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
     raise RunbookError(f"invalid expectation {text!r}")
 
 
-class Check:
+class PrometheusCheckStep:
     """``prometheus.check``: poll until the query meets the expectation; a miss warns or fails."""
 
     async def plan(self, index: int, step: PrometheusCheck, ctx: StepContext) -> StepPlan:
@@ -341,7 +354,7 @@ class Check:
         return miss
 
 
-class Pause:
+class WaitStep:
     async def plan(self, index: int, step: Wait, ctx: StepContext) -> StepPlan:
         seconds = step.duration.total_seconds()
         return StepPlan(index, step.type, "", [f"wait {seconds:g}s"], {"seconds": seconds})
@@ -352,7 +365,7 @@ class Pause:
         return None
 
 
-class Message:
+class NotifyStep:
     async def plan(self, index: int, step: Notify, ctx: StepContext) -> StepPlan:
         return StepPlan(index, step.type, "", [f"notify: {step.message}"], {"message": step.message})
 
@@ -363,15 +376,15 @@ class Message:
 
 
 STEPS: dict[str, StepType] = {
-    "istio.rollback": IstioTraffic(),
-    "istio.set_weights": IstioTraffic(),
-    "istio.restore_last_good": IstioTraffic(),
-    "k8s.scale": Scale(),
-    "k8s.rollout_restart": RolloutRestart(),
-    "k8s.rollout_undo": RolloutUndo(),
-    "prometheus.check": Check(),
-    "wait": Pause(),
-    "notify": Message(),
+    "istio.rollback": IstioRollbackStep(),
+    "istio.set_weights": IstioSetWeightsStep(),
+    "istio.restore_last_good": IstioRestoreLastGoodStep(),
+    "k8s.scale": K8sScaleStep(),
+    "k8s.rollout_restart": K8sRolloutRestartStep(),
+    "k8s.rollout_undo": K8sRolloutUndoStep(),
+    "prometheus.check": PrometheusCheckStep(),
+    "wait": WaitStep(),
+    "notify": NotifyStep(),
 }
 
 

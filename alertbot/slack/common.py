@@ -13,15 +13,10 @@ import aiohttp
 import structlog
 
 from alertbot.domain.parse import format_duration
+from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.services.approvals import Proposal
 
 log = structlog.get_logger("alertbot.slack")
-
-
-def mrkdwn(text: str) -> str:
-    """Text from alerts (labels, annotations) or users, made inert for Slack mrkdwn: ``&``, ``<``, ``>``
-    (docs/operations.md: alert text is data, never markup)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def ephemeral(text: str) -> dict[str, Any]:

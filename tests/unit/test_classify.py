@@ -1,4 +1,4 @@
-"""Classification per CONTRACT §4 on real payloads and at the threshold edges."""
+"""Classification as README.md documents it, on real payloads and at the threshold edges."""
 
 from __future__ import annotations
 
