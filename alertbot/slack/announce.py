@@ -8,8 +8,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.domain.silence import Silence
+from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.services.roles import Actor, Source
-from alertbot.slack.common import mrkdwn
 
 log = structlog.get_logger("alertbot.slack")
 

@@ -18,12 +18,13 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.domain.parse import format_duration
+from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import Action, Actor, Forbidden, Roles
 from alertbot.services.silences import SilenceService
-from alertbot.slack.common import Background, ephemeral, mrkdwn, not_an_incident_id, proposal_message
+from alertbot.slack.common import Background, ephemeral, not_an_incident_id, proposal_message
 from alertbot.slack.interactions import Interactions
 from alertbot.store import incidents
 from alertbot.store.engine import Store

@@ -16,12 +16,13 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
 from alertbot.services.approvals import ApprovalService, Verdict, incident_of
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import Action, Actor, Forbidden, Roles
 from alertbot.services.silences import SilenceService
-from alertbot.slack.common import Background, ephemeral, mrkdwn, not_an_incident_id, proposal_message
+from alertbot.slack.common import Background, ephemeral, not_an_incident_id, proposal_message
 from alertbot.store import change_events, incidents, slack_messages
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunRecord
