@@ -374,6 +374,14 @@ def _v13(conn: Connection) -> None:
     _add_columns(conn, "runbook_runs", {"heartbeat_at": "VARCHAR(27)"})
 
 
+def _v18(conn: Connection) -> None:
+    # Inhibition sources by service and severity (store/incidents.py firing_sources): a storm of
+    # warnings does not make each inhibition check read the others.
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_incidents_firing_sources ON incidents (service, severity, namespace, status)"
+    )
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -390,6 +398,7 @@ MIGRATIONS: list[Migration] = [
     (11, "outbox rows ordered across an alert's episodes", _v11),
     (12, "one open storm per group", _v12),
     (13, "runbook run heartbeats", _v13),
+    (18, "inhibition sources by service and severity", _v18),
 ]
 
 
