@@ -313,6 +313,38 @@ def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, t
     return {row.id: (row.service, row.namespace, {**row.labels, "severity": row.severity}) for row in rows}
 
 
+# Inhibition sources (ingest/view.py InhibitionSources): the firing incidents of one scope, narrowed
+# to one severity when a rule's source matchers pin it. Looked up by ix_incidents_firing_sources
+# (service, severity, namespace, status), so a warning storm of a service does not make its check
+# read every warning: only its (few) criticals. One statement per combination, built once.
+_SOURCES = sa.select(
+    incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels, incidents.c.severity
+).where(incidents.c.status == "firing")
+_SOURCE_FILTERS = {
+    "service": incidents.c.service == sa.bindparam("service"),
+    "severity": incidents.c.severity == sa.bindparam("severity"),
+    "namespace": incidents.c.namespace == sa.bindparam("namespace"),
+}
+_SOURCES_BY: dict[frozenset[str], sa.Select[Any]] = {}
+for _mask in range(8):
+    _names = frozenset(name for bit, name in enumerate(_SOURCE_FILTERS) if _mask & (1 << bit))
+    _SOURCES_BY[_names] = _SOURCES.where(*(_SOURCE_FILTERS[name] for name in _SOURCE_FILTERS if name in _names))
+
+
+def firing_sources(
+    conn: Connection, *, service: str | None, namespace: str | None, severity: str | None
+) -> dict[int, tuple[str, str, dict[str, str]]]:
+    """Firing incidents (of this service, namespace and severity, where given): id → (service,
+    namespace, matching labels)."""
+    params = {
+        name: value
+        for name, value in (("service", service), ("severity", severity), ("namespace", namespace))
+        if value is not None
+    }
+    rows = conn.execute(_SOURCES_BY[frozenset(params)], params)
+    return {row.id: (row.service, row.namespace, {**row.labels, "severity": row.severity}) for row in rows}
+
+
 def critical_since(conn: Connection, *, service: str, namespace: str, since: datetime) -> bool:
     """Has a critical alert for the service fired since ``since``, or is one firing still?"""
     query = (

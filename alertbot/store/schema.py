@@ -443,6 +443,14 @@ def _v15(conn: Connection) -> None:
     metadata.create_all(conn, tables=[store_probe])
 
 
+def _v18(conn: Connection) -> None:
+    # Inhibition sources by service and severity (store/incidents.py firing_sources): a storm of
+    # warnings does not make each inhibition check read the others.
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_incidents_firing_sources ON incidents (service, severity, namespace, status)"
+    )
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -461,6 +469,7 @@ MIGRATIONS: list[Migration] = [
     (13, "runbook run heartbeats", _v13),
     (14, "rejected alerts", _v14),
     (15, "indexed history (firing by service, pending outbox), readiness probe, retention indexes", _v15),
+    (18, "inhibition sources by service and severity", _v18),
 ]
 
 

@@ -69,10 +69,20 @@ def start(
     return _storm(result.one())
 
 
-def join(conn: Connection, storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
+def joined(storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
+    """The storm with one more member (going to ``destinations``), as the store will have it once
+    ``add_members`` has written the batch's members."""
     merged = list(storm.destinations) + [d for d in destinations if d not in storm.destinations]
-    conn.execute(storms.update().where(storms.c.id == storm.id).values(count=storms.c.count + 1, destinations=merged))
     return Storm(storm.id, storm.group_key, storm.group_labels, storm.anchor_incident_id, storm.count + 1, merged)
+
+
+def add_members(conn: Connection, storm: Storm, added: int) -> None:
+    """Count ``added`` more members (one statement per storm and batch) and keep its destinations."""
+    conn.execute(
+        storms.update()
+        .where(storms.c.id == storm.id)
+        .values(count=storms.c.count + added, destinations=list(storm.destinations))
+    )
 
 
 def finish(conn: Connection, storm_id: int, now: datetime) -> None:
@@ -130,7 +140,9 @@ def sample(conn: Connection, storm: Storm, limit: int = 5) -> list[str]:
     rows = conn.execute(
         sa.select(incidents.c.alertname, incidents.c.service, incidents.c.annotations)
         .where(incidents.c.group_key == storm.group_key, incidents.c.suppressed_by.like(f"{storm.marker}%"))
-        .order_by(incidents.c.id.desc())
+        # Newest first along ix_incidents_group (group_key, created_at): a storm's newest members
+        # are found without reading the others.
+        .order_by(incidents.c.created_at.desc(), incidents.c.id.desc())
         .limit(limit)
     )
     return [str(row.annotations.get("summary") or f"{row.alertname} {row.service}".strip()) for row in rows]

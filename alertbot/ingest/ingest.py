@@ -1,0 +1,320 @@
+"""One ingest transaction: every payload of a group-commit batch, alert by alert, in order.
+
+    insert the batch's new alerts (one statement) ─▶ per payload, per alert:
+        heartbeat? (heartbeat.py) · dedup by (fingerprint, startsAt) · a resolve (chains.py)
+        new and firing: continue/flap (chains.py) ─▶ silence ─▶ automations ─▶ inhibit
+            ─▶ route (+ shadow) ─▶ storm (storm.py) ─▶ correlate ─▶ outbox rows
+    ─▶ the writer writes outcomes and rows (writer.py) ─▶ storms' summaries, once per batch
+
+The decisions that only read live in stages.py over the batch view (view.py); the writes of the
+batch go through its writer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from alertbot.domain.classify import classify
+from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload
+from alertbot.ingest.chains import Chains
+from alertbot.ingest.heartbeat import DeadMansSwitch
+from alertbot.ingest.routing import outbox_row, route_destinations
+from alertbot.ingest.stages import InhibitMuter, SilenceMuter, first_muter, recent_changes
+from alertbot.ingest.storm import Storms
+from alertbot.ingest.view import BatchView
+from alertbot.ingest.writer import BatchWriter
+from alertbot.notify.base import Event
+from alertbot.runbooks.automations import request_runs
+from alertbot.settings import Config
+from alertbot.shadow import record_shadow, stored_destinations
+from alertbot.store import change_events, incidents, outbox
+from alertbot.store import storms as storm_repo
+from alertbot.store.incidents import IncidentRecord
+
+log = structlog.get_logger("alertbot.pipeline")
+
+
+@dataclass
+class IngestStats:
+    alerts: int = 0
+    duplicates: int = 0
+    classified: Counter[Severity] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    notifications: int = 0
+    handed_off: list[outbox.OutboxRow] = field(default_factory=list)
+    automation_runs: list[int] = field(default_factory=list)
+
+    def add(self, other: IngestStats) -> None:
+        self.alerts += other.alerts
+        self.duplicates += other.duplicates
+        self.classified.update(other.classified)
+        self.suppressed.update(other.suppressed)
+        self.notifications += other.notifications
+
+
+class Ingest:
+    """What the store and the outbox get for a batch of payloads (one transaction, ``ingest_all``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        enabled_channels: Iterable[str],
+        heartbeat: DeadMansSwitch,
+        *,
+        owner: Callable[[], str],
+        lease: Callable[[], timedelta],
+    ) -> None:
+        self._config = config
+        self._enabled = frozenset(enabled_channels)
+        self._heartbeat = heartbeat
+        self._owner, self._lease = owner, lease
+
+    def ingest_all(self, conn: Connection, payloads: list[WebhookPayload], now: datetime) -> list[IngestStats]:
+        config = self._config
+        view = BatchView(
+            conn,
+            payloads,
+            now,
+            lookback=config.correlation.lookback,
+            storm=config.storm,
+            inhibit_rules=config.inhibit_rules,
+        )
+        writer = BatchWriter(conn, view, now, owner=self._owner(), lease_until=now + self._lease())
+        batch = _Batch(
+            self._config, self._enabled, heartbeat=self._heartbeat, conn=conn, view=view, writer=writer, now=now
+        )
+        view.inserted_up_front(self._insert_new(conn, payloads, view.episodes.known, now))
+        results = [batch.ingest(payload) for payload in payloads]
+        batch.storms.write()
+        writer.flush()
+        if results:
+            results[-1].notifications += batch.storms.queued
+        return results
+
+    def _insert_new(
+        self,
+        conn: Connection,
+        payloads: list[WebhookPayload],
+        known: Mapping[tuple[str, datetime], IncidentRecord],
+        now: datetime,
+    ) -> list[IncidentRecord]:
+        """Every alert of the batch not stored yet (by fingerprint and startsAt), classified and
+        inserted with one statement, ids in arrival order. Each is then ingested at its first arrival."""
+        new: dict[tuple[str, datetime], tuple[Alert, Classification, str]] = {}
+        for payload in payloads:
+            for alert in payload.alerts:
+                key = (alert.fingerprint, alert.starts_at)
+                if key in known or key in new or self._heartbeat.is_heartbeat(alert):
+                    continue
+                new[key] = (
+                    alert,
+                    classify(alert, self._config.classification, self._config.thresholds),
+                    payload.group_key,
+                )
+        return incidents.insert_many(conn, list(new.values()), now)
+
+
+class _Batch:
+    """The stages of one transaction, over its view, writing through its writer."""
+
+    def __init__(
+        self,
+        config: Config,
+        enabled: frozenset[str],
+        *,
+        heartbeat: DeadMansSwitch,
+        conn: Connection,
+        view: BatchView,
+        writer: BatchWriter,
+        now: datetime,
+    ) -> None:
+        self._config, self._enabled, self._heartbeat = config, enabled, heartbeat
+        self._conn, self._view, self._writer, self._now = conn, view, writer, now
+        self.chains = Chains(config, conn, view, writer, now)
+        self.storms = Storms(config.storm, conn, view, writer, now)
+        self._silence = SilenceMuter(view.silences, now)
+        self._inhibit = InhibitMuter(config.inhibit_rules, view.inhibition)
+
+    def ingest(self, payload: WebhookPayload) -> IngestStats:  # noqa: C901, PLR0912
+        conn, now, view = self._conn, self._now, self._view
+        stats = IngestStats(alerts=len(payload.alerts))
+        known = view.episodes.known
+        decide: list[tuple[IncidentRecord, Event]] = []
+        resolved: list[IncidentRecord] = []
+        rows: list[dict[str, Any]] = []  # sent after a claim, in order behind earlier rows
+
+        for alert in payload.alerts:
+            if self._heartbeat.is_heartbeat(alert):
+                # The dead man's switch: recorded, never notified (but it resolves a "broken" page).
+                self._writer.flush()
+                stats.notifications += self._heartbeat.seen(conn, alert, now)
+                continue
+            key = (alert.fingerprint, alert.starts_at)
+            incident = known.get(key)
+            if incident is None:
+                incident = view.take_new(key)  # inserted up front for this batch; this is its first arrival
+                if alert.status is AlertStatus.FIRING and incident.reason.startswith("event:"):
+                    _record_change(conn, alert, now)
+                    view.changes_recorded()
+                stats.classified[incident.severity] += 1
+                if alert.status is AlertStatus.FIRING:
+                    continued = self.chains.continue_chain(incident)
+                    if continued is not None:
+                        stats.suppressed["continued"] += 1
+                        rows += continued
+                        continue
+                decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
+            elif alert.status is AlertStatus.FIRING:
+                stats.duplicates += 1
+                if incident.status == "firing":
+                    incidents.refresh(conn, incident.id, alert, now)
+                    if (
+                        incident.suppressed_by
+                        and incident.lead_id is None
+                        and storm_repo.storm_id_of(incident.suppressed_by) is None
+                    ):
+                        decide.append((incident, "trigger"))  # a silence may have ended since
+                # else: a late copy of a firing alert that has resolved since; nothing to do.
+            elif incident.status == "firing":
+                if not incidents.resolve(conn, incident.id, alert, now):
+                    stats.duplicates += 1  # resolved meanwhile by another replica's copy: notify nothing
+                    continue
+                updated = dataclasses.replace(
+                    incident,
+                    status="resolved",
+                    ends_at=alert.ends_at or now,
+                    annotations=dict(alert.annotations),
+                    resolved_at=now,
+                )
+                view.resolved(updated)
+                resolved.append(updated)
+            else:
+                stats.duplicates += 1
+
+        # A new alert's own trigger: nothing can be ahead of it, so it is handed to the local sender
+        # at once. A re-fire's is queued behind whatever its previous episode still has to send.
+        direct: list[dict[str, Any]] = []
+        for incident, event in decide:
+            decided = self._decide(incident, event, payload, stats)
+            first = view.episodes.previous(incident) is None
+            (direct if event == "trigger" and first else rows).extend(decided)
+        storms_touched: set[int] = set()
+        held: list[tuple[list[dict[str, Any]], datetime, str]] = []
+        for incident in resolved:
+            storm_id = storm_repo.storm_id_of(incident.suppressed_by)
+            if storm_id is not None:
+                storms_touched.add(storm_id)
+            resolve_rows, hold = self.chains.resolve(incident, rows)
+            if hold.held and resolve_rows:
+                held.append((resolve_rows, now + hold.delay, hold.reason))
+            else:
+                rows += resolve_rows
+        for storm_id in sorted(storms_touched):
+            rows.extend(self.storms.end_if_quiet(storm_id))
+        self._writer.enqueue(rows)
+        for held_rows, until, why in held:  # after any update of the same message queued above
+            self._writer.enqueue(held_rows, hold=(until, why))
+        self._writer.enqueue(direct, hand_to=stats.handed_off)
+        stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
+        return stats
+
+    def _decide(
+        self, incident: IncidentRecord, event: Event, payload: WebhookPayload, stats: IngestStats
+    ) -> list[dict[str, Any]]:
+        """The notification rows of one alert's own (storm members send theirs once per batch)."""
+        conn, now = self._conn, self._now
+        labels = {**incident.labels, "severity": incident.severity.value}
+        silenced = self._silence.muted(incident, labels)
+        approvals: list[dict[str, Any]] = []
+        if silenced is None and event == "trigger" and self._config.automations:
+            for request in request_runs(
+                conn,
+                self._config.automations,
+                labels,
+                incident.labels,
+                incident_id=incident.id,
+                now=now,
+                shadow=self._config.mode == "shadow",
+            ):
+                if request.status == "queued":
+                    stats.automation_runs.append(request.run_id)
+                elif request.status == "pending":
+                    approvals.append({"run_id": request.run_id, "runbook": request.runbook})
+        # Silences mute triggers and resolves; inhibition only triggers.
+        muted: tuple[str, str] | None = None
+        if silenced is not None:
+            muted = (self._silence.reason, silenced)
+        elif event == "trigger":
+            muted = first_muter([self._inhibit], incident, labels)
+        if muted is not None:
+            reason, suppressed_by = muted
+            if suppressed_by != incident.suppressed_by:
+                stats.suppressed[reason] += 1
+                self._writer.set_outcome(incident, destinations=[], suppressed_by=suppressed_by)
+                log.info(
+                    "alert_suppressed",
+                    incident_id=incident.id,
+                    fingerprint=incident.fingerprint,
+                    suppressed_by=suppressed_by,
+                )
+            return []
+        dests, shadow = route_destinations(self._config, labels, incident.severity, self._enabled)
+        record_shadow(conn, incident, event, shadow, now)
+        storm = self.storms.join_or_start(incident, payload, dests) if event == "trigger" and dests else None
+        if storm is not None:
+            stats.suppressed["storm"] += 1
+            self._writer.set_outcome(
+                incident,
+                destinations=[],
+                suppressed_by=f"{storm.marker} summarised with {storm.count} alerts of its "
+                f"group (incident {storm.anchor_incident_id})",
+            )
+            return []
+        stored = stored_destinations(dests, shadow)
+        if incident.suppressed_by is None:
+            self._writer.set_outcome(incident, destinations=stored, suppressed_by=None)
+        else:
+            self._writer.flush()  # the suppression it lifts may be this batch's
+            if not incidents.lift_suppression(
+                conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now
+            ):
+                return []  # another replica lifted it from its copy of the same alert, and notified
+            self._view.apply(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
+        changes = (
+            recent_changes(incident, self._view.changes, self._config.correlation.lookback)
+            if event == "trigger" and dests
+            else []
+        )
+        return [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+
+
+def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:
+    """A deployment / config-change event that came as an alert joins the change timeline too."""
+    name = alert.alertname
+    kind = "deployment" if name.endswith(("RolledOut", "Deployed")) else "config_change"
+    sources = ((alert.generator_url, "source"), (alert.annotations.get("runbook_url", ""), "runbook"))
+    links = [{"href": url, "text": text} for url, text in sources if url]
+    change_events.record(
+        conn,
+        source="alertmanager",
+        now=now,
+        values={
+            "event_id": f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}",
+            "kind": kind,
+            "service": alert.service,
+            "namespace": alert.namespace,
+            "version": alert.labels.get("version") or alert.annotations.get("version", ""),
+            "actor": alert.labels.get("actor") or "alertmanager",
+            "description": alert.annotations.get("summary") or alert.annotations.get("description") or name,
+            "links": links,
+            "timestamp": alert.starts_at,
+        },
+    )

@@ -1,0 +1,112 @@
+"""Storm control: past ``storm.threshold`` new alerts of one Alertmanager group within the window,
+the rest of the group is summarised in one notification per channel.
+
+Bookkeeping is per group per batch, not per alert: members join the storm in the batch view, and
+the storm's count and its summary (one firing count, one sample, one pending outbox row updated)
+are written once, when the batch ends — or earlier, before the storm may end in the same batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from alertbot.domain.models import WebhookPayload
+from alertbot.ingest.routing import outbox_row
+from alertbot.ingest.view import BatchView
+from alertbot.ingest.writer import BatchWriter
+from alertbot.notify.base import Destination, Event, StormSummary
+from alertbot.settings import StormConfig
+from alertbot.store import incidents, outbox
+from alertbot.store import storms as storm_repo
+from alertbot.store.incidents import IncidentRecord
+
+log = structlog.get_logger("alertbot.pipeline")
+
+
+class Storms:
+    def __init__(
+        self, policy: StormConfig | None, conn: Connection, view: BatchView, writer: BatchWriter, now: datetime
+    ) -> None:
+        self._policy = policy
+        self._conn, self._view, self._writer, self._now = conn, view, writer, now
+        self._pending: dict[int, storm_repo.Storm] = {}  # storms whose summary this batch has not written
+        self._joined: Counter[int] = Counter()  # members joined since the storm's count was last written
+        self.queued = 0  # summary rows queued
+
+    def join_or_start(
+        self, incident: IncidentRecord, payload: WebhookPayload, dests: list[Destination]
+    ) -> storm_repo.Storm | None:
+        """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
+        policy = self._policy
+        if policy is None or not incident.group_key:
+            return None
+        dest_json = [d.to_json() for d in dests]
+        storm = self._view.storm(incident.group_key)
+        if storm is not None:
+            storm = storm_repo.joined(storm, dest_json)
+            self._joined[storm.id] += 1
+        elif self._view.arrivals_in_window(incident.group_key, incident.id) > policy.threshold:
+            log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
+            storm = storm_repo.start(
+                self._conn,
+                group_key=incident.group_key,
+                group_labels=dict(payload.group_labels),
+                anchor_incident_id=incident.id,
+                destinations=dest_json,
+                now=self._now,
+            )
+        if storm is not None:
+            self._view.storm_changed(storm)
+            self._pending[storm.id] = storm
+        return storm
+
+    def write(self, storm_id: int | None = None) -> None:
+        """Write the count and the summary of the storms joined since last written (or of one)."""
+        ids = [storm_id] if storm_id is not None else list(self._pending)
+        for sid in ids:
+            storm = self._pending.pop(sid, None)
+            if storm is None:
+                continue
+            if joined := self._joined.pop(sid, 0):
+                storm_repo.add_members(self._conn, storm, joined)
+            self._queue(self._summary_rows(storm, "trigger"))
+
+    def end_if_quiet(self, storm_id: int) -> list[dict[str, Any]]:
+        """A member resolved: the storm ends when none is firing; returns its summary's resolve rows."""
+        self.write(storm_id)
+        self._writer.flush()
+        storm = storm_repo.get(self._conn, storm_id)
+        if storm is None or storm_repo.firing_members(self._conn, storm) > 0:
+            return []
+        storm_repo.finish(self._conn, storm.id, self._now)
+        self._view.storm_ended(storm)
+        log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
+        return self._summary_rows(storm, "resolve")
+
+    def _queue(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.enqueue(rows)
+        self.queued += len(rows)
+
+    def _summary_rows(self, storm: storm_repo.Storm, event: Event) -> list[dict[str, Any]]:
+        """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
+        self._writer.flush()  # its members' outcomes and pending summaries may be this batch's
+        anchor = incidents.get(self._conn, storm.anchor_incident_id)
+        assert anchor is not None
+        summary = StormSummary(
+            group_key=storm.group_key,
+            group_labels=storm.group_labels,
+            count=storm.count,
+            firing=storm_repo.firing_members(self._conn, storm),
+            sample=storm_repo.sample(self._conn, storm),
+        )
+        rows = []
+        for dest in map(Destination.from_json, storm.destinations):
+            row = outbox_row(anchor, event, dest, storm=summary)
+            if not outbox.coalesce_pending(self._conn, row):
+                rows.append(row)
+        return rows

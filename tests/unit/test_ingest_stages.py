@@ -1,0 +1,197 @@
+"""Ingest stages decided from tables: muting (silences, inhibition) and the inhibition index, without
+HTTP or a database (the store read is a function over a list)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alertbot.domain.inhibit import InhibitRule, default_inhibit_rules
+from alertbot.domain.matchers import Matcher
+from alertbot.domain.models import Severity
+from alertbot.domain.silence import Silence
+from alertbot.ingest.stages import InhibitMuter, SilenceMuter, first_muter
+from alertbot.ingest.view import InhibitionSources, Labels
+from alertbot.store.incidents import IncidentRecord
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+RULE = default_inhibit_rules()[0]
+INHIBITED = RULE.describe()
+
+
+def record(
+    incident_id: int,
+    severity: str,
+    *,
+    service: str = "checkout",
+    namespace: str = "shop",
+    status: str = "firing",
+    **labels: str,
+) -> IncidentRecord:
+    return IncidentRecord(
+        id=incident_id,
+        fingerprint=f"fp{incident_id}",
+        starts_at=NOW,
+        status=status,
+        alertname=labels.get("alertname", "HighErrorRate"),
+        service=service,
+        namespace=namespace,
+        severity=Severity(severity),
+        reason="test",
+        sli=None,
+        value=None,
+        labels={"alertname": "HighErrorRate", "service": service, "namespace": namespace, **labels},
+        annotations={},
+        generator_url="",
+        group_key="g",
+        destinations=[],
+        suppressed_by=None,
+        ends_at=None,
+        created_at=NOW,
+        updated_at=NOW,
+        resolved_at=None,
+    )
+
+
+def matching(r: IncidentRecord) -> dict[str, str]:
+    return {**r.labels, "severity": r.severity.value}
+
+
+class FakeStore:
+    """The firing incidents as the store would answer ``incidents.firing_sources``; counts reads."""
+
+    def __init__(self, firing: list[IncidentRecord]) -> None:
+        self.firing = firing
+        self.reads: list[tuple[str | None, str | None, str | None]] = []
+
+    def read(
+        self, service: str | None, namespace: str | None, severity: str | None
+    ) -> Mapping[int, tuple[str, str, Labels]]:
+        self.reads.append((service, namespace, severity))
+        return {
+            r.id: (r.service, r.namespace, matching(r))
+            for r in self.firing
+            if service in (None, r.service)
+            and namespace in (None, r.namespace)
+            and severity in (None, r.severity.value)
+        }
+
+
+def inhibitor(
+    firing: list[IncidentRecord], rules: list[InhibitRule] | None = None, not_arrived: set[int] | None = None
+) -> tuple[InhibitMuter, InhibitionSources, FakeStore]:
+    store = FakeStore(firing)
+    sources = InhibitionSources(rules or [RULE], store.read, lambda: set(not_arrived or ()))
+    return InhibitMuter(rules or [RULE], sources), sources, store
+
+
+INHIBITION_CASES = [
+    # (firing incidents, the target, muted by)
+    ([record(1, "critical")], record(2, "warning"), INHIBITED),
+    ([record(1, "critical", namespace="other")], record(2, "warning"), None),
+    ([record(1, "critical", service="payments")], record(2, "warning"), None),
+    ([record(1, "warning")], record(2, "warning"), None),  # not a source
+    ([record(1, "critical")], record(2, "info"), None),  # not a target
+    ([record(1, "critical")], record(2, "critical"), None),  # a critical is never muted by another
+    ([], record(2, "warning"), None),
+]
+
+
+@pytest.mark.parametrize(("firing", "target", "expected"), INHIBITION_CASES)
+def test_inhibition_from_a_table(firing: list[IncidentRecord], target: IncidentRecord, expected: str | None) -> None:
+    """A firing critical of the same service and namespace mutes a warning, with the rule as reason;
+    anything else does not."""
+    muter, _, _ = inhibitor(firing)
+    assert muter.muted(target, matching(target)) == expected
+
+
+def test_a_rule_without_service_in_equal_reads_sources_of_any_service() -> None:
+    """Sources are narrowed to the target's service only when the rule requires it equal."""
+    rule = InhibitRule.model_validate(
+        {
+            "source_matchers": ['alertname="ClusterDown"'],
+            "target_matchers": ['severity="warning"'],
+            "equal": ["namespace"],
+        }
+    )
+    down = record(1, "critical", service="kube", alertname="ClusterDown")
+    muter, _, store = inhibitor([down], [rule])
+    target = record(2, "warning")
+    assert muter.muted(target, matching(target)) == rule.describe()
+    assert store.reads == [(None, "shop", None)]
+
+
+def test_sources_not_yet_arrived_do_not_inhibit() -> None:
+    """An incident the batch inserted up front counts as a source only from its arrival on."""
+    critical = record(1, "critical")
+    muter, sources, _ = inhibitor([critical], not_arrived={1})
+    target = record(2, "warning")
+    assert muter.muted(target, matching(target)) is None
+    sources.firing(critical)  # it arrives
+    assert muter.muted(target, matching(target)) == INHIBITED
+
+
+def test_a_source_resolved_in_the_batch_stops_inhibiting() -> None:
+    """The batch's own resolves apply to the index at once, without another read."""
+    critical = record(1, "critical")
+    muter, sources, store = inhibitor([critical])
+    target = record(2, "warning")
+    assert muter.muted(target, matching(target)) == INHIBITED
+    sources.resolved(critical)
+    assert muter.muted(target, matching(target)) is None
+    assert len(store.reads) == 1
+
+
+def test_checks_cost_the_same_however_many_warnings_fire() -> None:
+    """Flat cost: a storm of 5,000 firing warnings of one service is never read for inhibition — the
+    default rule's sources are read once per batch, narrowed to critical, and each check looks up
+    only the sources sharing its equal labels."""
+    firing = [record(i, "warning", pod=f"p{i}") for i in range(1, 5001)] + [record(9999, "critical", service="db")]
+    muter, _, store = inhibitor(firing)
+    for i in range(5001, 6001):
+        target = record(i, "warning", pod=f"p{i}")
+        assert muter.muted(target, matching(target)) is None
+    assert store.reads == [("checkout", "shop", "critical")]
+
+
+def silence(matchers: str, *, starts: timedelta = timedelta(hours=-1), ends: timedelta = timedelta(hours=1)) -> Silence:
+    return Silence(
+        id=7,
+        matchers=(Matcher.parse(matchers),),
+        starts_at=NOW + starts,
+        ends_at=NOW + ends,
+        created_by="alice",
+        comment="maintenance",
+    )
+
+
+SILENCE_CASES = [
+    ([silence('service="checkout"')], f"silence 7 by alice until {(NOW + timedelta(hours=1)).isoformat()}"),
+    ([silence('service="payments"')], None),
+    ([silence('service="checkout"', starts=timedelta(minutes=5))], None),  # not started yet
+    ([silence('service="checkout"', ends=timedelta(0))], None),  # over
+    ([], None),
+]
+
+
+@pytest.mark.parametrize(("silences", "expected"), SILENCE_CASES)
+def test_silences_from_a_table(silences: list[Silence], expected: str | None) -> None:
+    """An active silence whose matchers match mutes, and says which silence, by whom, until when."""
+    target = record(2, "warning")
+    assert SilenceMuter(lambda: silences, NOW).muted(target, matching(target)) == expected
+
+
+def test_muters_answer_in_order_with_their_reason() -> None:
+    """Silence first, then inhibition: the first that mutes gives the reason counted in metrics."""
+    target = record(2, "warning")
+    inhibit, _, _ = inhibitor([record(1, "critical")])
+    silenced = SilenceMuter(lambda: [silence('service="checkout"')], NOW)
+    nothing = SilenceMuter(lambda: [], NOW)
+    assert first_muter([silenced, inhibit], target, matching(target)) == (
+        "silenced",
+        f"silence 7 by alice until {(NOW + timedelta(hours=1)).isoformat()}",
+    )
+    assert first_muter([nothing, inhibit], target, matching(target)) == ("inhibited", INHIBITED)
+    assert first_muter([nothing], target, matching(target)) is None
