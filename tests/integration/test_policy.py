@@ -31,6 +31,7 @@ ROLLBACK = {
     "runbook": "emergency-rollback",
     "mode": "approve",
     "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
+    "targets": ["ai-nutritionist/*"],  # its target comes from alert labels: allow-listed
 }
 
 
