@@ -200,7 +200,8 @@ runbook_runs = sa.Table(
     sa.Column("runbook", sa.Text, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("trigger", sa.Text, nullable=False),  # cli:<user> | slack:<user> | alert:<id> | undo:<run>
-    sa.Column("status", sa.String(16), nullable=False),  # planned|running|succeeded|noop|failed|rejected
+    # RunStatus: queued|pending|approved|running, then planned|succeeded|noop|failed|rejected|cancelled|expired
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("plan", sa.JSON, nullable=False),  # per step: what it would change (before → after)
     sa.Column("applied", sa.JSON, nullable=False),  # per applied step: the state it changed, for undo
     sa.Column("result", sa.Text, nullable=False),
@@ -293,6 +294,15 @@ incident_notes = sa.Table(
 sa.Index("ix_incident_notes_incident", incident_notes.c.incident_id, incident_notes.c.id)
 
 
+slack_requests = sa.Table(
+    "slack_requests",
+    metadata,  # signed Slack requests seen within the signing window: a replay to any replica is refused
+    sa.Column("signature", sa.String(128), primary_key=True),  # v0=HMAC of timestamp and body
+    sa.Column("sent_at", UTCDateTime, nullable=False),  # its X-Slack-Request-Timestamp
+)
+sa.Index("ix_slack_requests_sent", slack_requests.c.sent_at)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -374,6 +384,10 @@ def _v13(conn: Connection) -> None:
     _add_columns(conn, "runbook_runs", {"heartbeat_at": "VARCHAR(27)"})
 
 
+def _v16(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[slack_requests])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -390,6 +404,7 @@ MIGRATIONS: list[Migration] = [
     (11, "outbox rows ordered across an alert's episodes", _v11),
     (12, "one open storm per group", _v12),
     (13, "runbook run heartbeats", _v13),
+    (16, "Slack request replay protection shared by replicas", _v16),
 ]
 
 
