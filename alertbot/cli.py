@@ -43,6 +43,7 @@ from alertbot.store.incidents import IncidentRecord
 from alertbot.store.runbook_runs import RunRecord
 from alertbot.web.app import enabled_channel_names, kube_factory
 from alertbot.web.app import serve as run_server
+from alertbot.web.exposure import check_exposure
 
 app = typer.Typer(
     help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
@@ -114,6 +115,7 @@ def serve(
     configure_logging(log_level)
     redactor.set_values(secrets.values())
     try:
+        check_exposure(cfg, secrets, host or cfg.server.host)  # fail closed on a network address
         asyncio.run(
             run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
         )

@@ -201,6 +201,14 @@ class AutomationConfig(_Section):
         return value
 
 
+class SecurityConfig(_Section):
+    """``allow_unauthenticated``: serve the webhook and the HTTP API on a non-loopback address
+    without their bearer tokens (anyone who reaches the port may post alerts, silence and read).
+    Off: ``alertbot serve`` refuses to start there without both tokens (docs/operations.md)."""
+
+    allow_unauthenticated: bool = False
+
+
 class Config(_Section):
     mode: Literal["live", "shadow"] = "live"  # shadow: decide and record everything, send and change nothing
     server: ServerConfig = ServerConfig()
@@ -222,6 +230,7 @@ class Config(_Section):
     runbooks: RunbooksConfig = RunbooksConfig()
     heartbeat: HeartbeatConfig | None = None
     automations: list[AutomationConfig] = Field(default_factory=list)
+    security: SecurityConfig = SecurityConfig()
 
     @field_validator("automations")
     @classmethod
