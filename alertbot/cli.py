@@ -33,7 +33,8 @@ from alertbot.runbooks.executor import Executor, RunResult
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
-from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
+from alertbot.runbooks.targets import target_refusal
+from alertbot.settings import AutomationConfig, Config, config_path_from_env, load_config, load_secrets
 from alertbot.store import decisions as decision_repo
 from alertbot.store import runbook_runs
 from alertbot.store import silences as silence_repo
@@ -207,6 +208,7 @@ def replay(
     that would be sent, and the automations that would fire."""
     cfg = _config(config)
     enabled = _notifiers_enabled(cfg)
+    runbooks = _runbooks(cfg) if cfg.automations else {}
     now = datetime.now(UTC)
     for file in files:
         for alert in _read_payload(file):
@@ -245,14 +247,26 @@ def replay(
                 typer.echo("  would send nothing (no receivers)")
             for automation in cfg.automations:
                 if automation_matches(automation.match, plan.labels):
-                    try:
-                        params = json.dumps(render_params(automation.params, alert.labels), sort_keys=True)
-                    except ValueError as exc:
-                        params = f"(cannot run: {exc})"
-                    typer.echo(
-                        f"  would start automation {automation.name}: runbook {automation.runbook} "
-                        f"({automation.mode}) params {params}"
-                    )
+                    typer.echo(f"  would start automation {_automation_preview(automation, alert, runbooks)}")
+
+
+def _automation_preview(automation: AutomationConfig, alert: Alert, runbooks: dict[str, Runbook]) -> str:
+    """What an automation would do with this alert: its params, and whether its target is allowed."""
+    head = f"{automation.name}: runbook {automation.runbook} ({automation.mode})"
+    try:
+        rendered = render_params(automation.params, alert.labels)
+    except ValueError as exc:
+        return f"{head} params (cannot run: {exc})"
+    text = f"{head} params {json.dumps(rendered, sort_keys=True)}"
+    runbook = runbooks.get(automation.runbook)
+    if runbook is None:
+        return text
+    try:
+        targets = runbook.targets(runbook.resolve_params(rendered))
+    except ValueError as exc:
+        return f"{text} — would fail: {exc}"
+    refusal = target_refusal(automation, runbook, targets)
+    return f"{text} — would be rejected: {refusal}" if refusal else f"{text} on {', '.join(targets) or 'no target'}"
 
 
 def _preview_incident(alert: Alert, cls: Classification, now: datetime) -> IncidentRecord:

@@ -18,9 +18,10 @@ from datetime import datetime
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.automation import automation_matches, from_labels, render_params
+from alertbot.domain.automation import automation_matches, render_params
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.targets import labelled_target_params
 from alertbot.settings import AutomationConfig
 from alertbot.store import decisions, runbook_runs
 from alertbot.store.engine import Store
@@ -104,7 +105,7 @@ def automation_target_problem(automations: list[AutomationConfig], runbooks: Map
         runbook = runbooks.get(automation.runbook)
         if runbook is None or automation.targets:
             continue
-        templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
+        templated = labelled_target_params(automation, runbook)
         if templated:
             return (
                 f"automations[{index}].targets: automation {automation.name} takes its target "

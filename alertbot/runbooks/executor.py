@@ -19,13 +19,13 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.automation import from_labels, outside_targets
 from alertbot.errors import AlertbotError, RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
+from alertbot.runbooks.targets import target_refusal
 from alertbot.settings import AutomationConfig
 from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
 from alertbot.store.engine import Store
@@ -115,7 +115,7 @@ class Executor:
                     message=f"invalid params: {exc}",
                 )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
-        if run_id is not None and (refusal := await self._refusal(run_id, runbook, params, targets)) is not None:
+        if run_id is not None and (refusal := await self._refusal(run_id, runbook, targets)) is not None:
             log.warning("automation_target_rejected", run_id=run_id, runbook=runbook.name, reason=refusal)
             await self._store.write(
                 _note_on_incident, trigger, kind="automation_rejected", text=refusal, now=self.now()
@@ -152,7 +152,7 @@ class Executor:
             )
         return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
 
-    async def _refusal(self, run_id: int, runbook: Runbook, params: dict[str, str], targets: list[str]) -> str | None:
+    async def _refusal(self, run_id: int, runbook: Runbook, targets: list[str]) -> str | None:
         """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""
         record = await self._store.read(runbook_runs.get, run_id)
         if record is None or not record.automation:  # asked for by a person (CLI, Slack), not by an alert
@@ -160,21 +160,7 @@ class Executor:
         automation = self._automations.get(record.automation)
         if automation is None:
             return f"automation {record.automation} is no longer configured: its runs are not carried out"
-        if not automation.targets:
-            templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
-            if templated:
-                return (
-                    f"automation {automation.name} takes its target ({', '.join(templated)}) from alert labels "
-                    f"but declares no `targets` allow-list: nothing was run"
-                )
-            return None
-        outside = outside_targets(automation.targets, targets)
-        if outside:
-            return (
-                f"target {', '.join(outside)} is outside automation {automation.name}'s targets "
-                f"({', '.join(automation.targets)}): nothing was run"
-            )
-        return None
+        return target_refusal(automation, runbook, targets)
 
     async def _end(
         self,

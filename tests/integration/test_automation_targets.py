@@ -23,7 +23,7 @@ from alertbot.store import incident_notes, runbook_runs
 from alertbot.store.engine import Store
 from tests.conftest import ROOT, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
-from tests.helpers import payload_json, wait_until
+from tests.helpers import PAYLOADS, payload_json, wait_until
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
 ROLLBACK: dict[str, Any] = {
@@ -193,3 +193,24 @@ def test_the_shipped_deployments_allow_list_their_automations(manifest: str) -> 
     config = parse_config(yaml.safe_load(config_map["data"]["alertbot.yaml"]))
     assert config.automations and all(a.targets for a in config.automations)
     assert automation_target_problem(config.automations, load_runbooks(ROOT / "runbooks")) is None
+
+
+def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> None:
+    """`alertbot replay` shows the target a matching automation would act on, or that it would be
+    rejected as outside its targets."""
+    config = tmp_path / "alertbot.yaml"
+    config.write_text(yaml.safe_dump({"runbooks": {"dir": str(ROOT / "runbooks")}, "automations": [ROLLBACK]}))
+    hostile = tmp_path / "hostile.json"
+    hostile.write_bytes(relabelled(namespace="kube-system", virtualservice="payments"))
+    result = subprocess.run(
+        [sys.executable, "-m", "alertbot", "replay", "--config", str(config), str(hostile), str(PAYLOADS / FIRING)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "would start automation" in line]
+    assert len(lines) == 2, result.stdout
+    assert "would be rejected: target kube-system/payments is outside" in lines[0]
+    assert lines[1].endswith("on ai-nutritionist/nutrition-service-canary")
