@@ -24,6 +24,7 @@ from alertbot.store.engine import Store
 from tests.conftest import ROOT, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.helpers import PAYLOADS, payload_json, wait_until
+from tests.slack_client import SECRET, click
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
 ROLLBACK: dict[str, Any] = {
@@ -214,3 +215,30 @@ def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> 
     assert len(lines) == 2, result.stdout
     assert "would be rejected: target kube-system/payments is outside" in lines[0]
     assert lines[1].endswith("on ai-nutritionist/nutrition-service-canary")
+
+
+async def test_an_approved_run_outside_the_targets_is_rejected_too(
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+) -> None:
+    """mode: approve — the pending run an out-of-list alert asked for, once approved in Slack, is
+    rejected with the reason instead of run; Kubernetes receives nothing."""
+    fake, kube = k8s
+    h = await make_harness(
+        {"automations": [{**ROLLBACK, "mode": "approve"}], "slack": {"runbook_approvers": ["UONCALL"]}},
+        kube=kube,
+        secret_values={"slack_signing_secret": SECRET},
+    )
+    await h.post_payload(relabelled(namespace="kube-system", virtualservice="payments"))
+    (pending,) = await h.state.store.read(runbook_runs.history)
+    assert pending.status == "pending"
+    await click(h, "runbook_approve", pending.id, user="UONCALL", response_url="")
+
+    async def rejected() -> bool:
+        run = await h.state.store.read(runbook_runs.get, pending.id)
+        return run is not None and run.status == "rejected"
+
+    await wait_until(rejected, what="the approved run to be rejected")
+    await h.state.slack.stop()  # type: ignore[union-attr]
+    run = await h.state.store.read(runbook_runs.get, pending.id)
+    assert run is not None and "outside automation rollback-canary's targets" in run.result
+    assert fake.log == []
