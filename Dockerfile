@@ -23,4 +23,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 ENTRYPOINT ["alertbot"]
+# On 0.0.0.0 alertbot refuses to start without both bearer tokens: pass ALERTBOT_WEBHOOK_TOKEN and
+# ALERTBOT_API_TOKEN (or mount files named by webhook.token_file / api.token_file in a config), or set
+# security.allow_unauthenticated: true in the config to accept anyone who reaches the port
+# (docs/operations.md, Security).
 CMD ["serve", "--host", "0.0.0.0"]

@@ -16,7 +16,7 @@ from alertbot import policy_tests
 from alertbot.bootstrap import enabled_channel_names
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
-from alertbot.cli_support import ConfigOpt, fail, load, run, with_store
+from alertbot.cli_support import ConfigOpt, fail, load, run, runbooks_of, with_store
 from alertbot.domain.automation import automation_matches, render_params
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.incident import IncidentView
@@ -25,6 +25,7 @@ from alertbot.domain.models import Alert, AlertStatus, Classification
 from alertbot.domain.parse import parse_webhook
 from alertbot.domain.route import route
 from alertbot.errors import AlertbotError, ConfigError, PayloadError
+from alertbot.exposure import check_exposure
 from alertbot.notify.base import Event, Notification
 from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
@@ -32,7 +33,9 @@ from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
 from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.loader import load_runbooks
-from alertbot.settings import Config, load_config, load_secrets
+from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.targets import target_refusal
+from alertbot.settings import AutomationConfig, Config, load_config, load_secrets
 from alertbot.store import decisions as decision_repo
 from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
@@ -85,6 +88,7 @@ def serve(
     configure_logging(log_level)
     redactor.set_values(secrets.values())
     try:
+        check_exposure(cfg, secrets, host or cfg.server.host)  # fail closed on a network address
         with sole_owner(cfg.storage.database_url()):  # one serving process per SQLite file
             asyncio.run(
                 run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
@@ -177,6 +181,7 @@ def replay(
     that would be sent, and the automations that would fire."""
     cfg = load(config)
     enabled = _notifiers_enabled(cfg)
+    runbooks = runbooks_of(cfg) if cfg.automations else {}
     for file in files:
         for alert in _read_payload(file):
             plan = plan_routing(cfg, alert, ["pagerduty", "slack"])
@@ -214,14 +219,26 @@ def replay(
                 typer.echo("  would send nothing (no receivers)")
             for automation in cfg.automations:
                 if automation_matches(automation.match, plan.labels):
-                    try:
-                        params = json.dumps(render_params(automation.params, alert.labels), sort_keys=True)
-                    except ValueError as exc:
-                        params = f"(cannot run: {exc})"
-                    typer.echo(
-                        f"  would start automation {automation.name}: runbook {automation.runbook} "
-                        f"({automation.mode}) params {params}"
-                    )
+                    typer.echo(f"  would start automation {_automation_preview(automation, alert, runbooks)}")
+
+
+def _automation_preview(automation: AutomationConfig, alert: Alert, runbooks: dict[str, Runbook]) -> str:
+    """What an automation would do with this alert: its params, and whether its target is allowed."""
+    head = f"{automation.name}: runbook {automation.runbook} ({automation.mode})"
+    try:
+        rendered = render_params(automation.params, alert.labels)
+    except ValueError as exc:
+        return f"{head} params (cannot run: {exc})"
+    text = f"{head} params {json.dumps(rendered, sort_keys=True)}"
+    runbook = runbooks.get(automation.runbook)
+    if runbook is None:
+        return text
+    try:
+        targets = runbook.targets(runbook.resolve_params(rendered))
+    except ValueError as exc:
+        return f"{text} — would fail: {exc}"
+    refusal = target_refusal(automation, runbook, targets)
+    return f"{text} — would be rejected: {refusal}" if refusal else f"{text} on {', '.join(targets) or 'no target'}"
 
 
 @app.command("decisions")

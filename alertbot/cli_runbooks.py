@@ -10,12 +10,10 @@ from typing import Annotated
 import typer
 
 from alertbot.bootstrap import kube_factory, make_executor
-from alertbot.cli_support import ConfigOpt, fail, load, run, with_store
+from alertbot.cli_support import ConfigOpt, fail, load, run, runbooks_of, with_store
 from alertbot.domain.matchers import parse_label_args
-from alertbot.errors import AlertbotError, PayloadError
+from alertbot.errors import PayloadError
 from alertbot.runbooks.executor import Executor, RunResult
-from alertbot.runbooks.loader import load_runbooks
-from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
@@ -26,13 +24,6 @@ runbook_app = typer.Typer(help="List, run (dry-run first), undo and audit runboo
 
 def _executor(cfg: Config, store: Store) -> Executor:
     return make_executor(cfg, store, clock=lambda: datetime.now(UTC), kube=kube_factory(cfg))
-
-
-def _runbooks(cfg: Config) -> dict[str, Runbook]:
-    try:
-        return load_runbooks(cfg.runbooks.dir)
-    except AlertbotError as exc:
-        fail(exc)
 
 
 def _print_result(result: RunResult) -> None:
@@ -49,7 +40,7 @@ def _whoami() -> str:
 @runbook_app.command("list")
 def runbook_list(config: ConfigOpt = None) -> None:
     """Every runbook with its params."""
-    for runbook in _runbooks(load(config)).values():
+    for runbook in runbooks_of(load(config)).values():
         params = []
         for p in runbook.params:
             text = p.name + (f"={p.default}" if p.default else "") + ("" if not p.required else " (required)")
@@ -67,7 +58,7 @@ def runbook_run(
 ) -> None:
     """Plan a runbook (dry run) and, with --execute, apply it. Exit 0 done, 1 failed, 2 bad input."""
     cfg = load(config)
-    runbooks = _runbooks(cfg)
+    runbooks = runbooks_of(cfg)
     if name not in runbooks:
         fail(PayloadError(f"no runbook {name!r} (have: {', '.join(sorted(runbooks)) or 'none'})"))
     try:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from alertbot.errors import AlertbotError
+from alertbot.runbooks.loader import load_runbooks
+from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config, config_path_from_env, load_config
 from alertbot.store.engine import Store
 
@@ -26,6 +28,14 @@ def fail(error: AlertbotError) -> NoReturn:
 def load(path: Path | None) -> Config:
     try:
         return load_config(config_path_from_env(path))
+    except AlertbotError as exc:
+        fail(exc)
+
+
+def runbooks_of(cfg: Config) -> dict[str, Runbook]:
+    """The config's runbooks, or the reason they cannot be loaded as the command's error."""
+    try:
+        return load_runbooks(cfg.runbooks.dir)
     except AlertbotError as exc:
         fail(exc)
 

@@ -242,6 +242,14 @@ class RetentionConfig(_Section):
         return value
 
 
+class SecurityConfig(_Section):
+    """``allow_unauthenticated``: serve the webhook and the HTTP API on a non-loopback address
+    without their bearer tokens (anyone who reaches the port may post alerts, silence and read).
+    Off: ``alertbot serve`` refuses to start there without both tokens (docs/operations.md)."""
+
+    allow_unauthenticated: bool = False
+
+
 class Config(_Section):
     mode: Literal["live", "shadow"] = "live"  # shadow: decide and record everything, send and change nothing
     server: ServerConfig = ServerConfig()
@@ -265,6 +273,7 @@ class Config(_Section):
     automations: list[AutomationConfig] = Field(default_factory=list)
     retention: RetentionConfig | None = RetentionConfig()
     silences: SilencesConfig = SilencesConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @field_validator("automations")
     @classmethod

@@ -18,12 +18,14 @@ from datetime import datetime
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.automation import automation_matches, from_labels, render_params
+from alertbot.domain.automation import automation_matches, render_params
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.targets import labelled_target_params
 from alertbot.settings import AutomationConfig
 from alertbot.store import decisions, runbook_runs
 from alertbot.store.engine import Store
+from alertbot.store.runbook_runs import RunStatus
 
 log = structlog.get_logger("alertbot.automations")
 
@@ -32,7 +34,7 @@ log = structlog.get_logger("alertbot.automations")
 class RunRequest:
     run_id: int
     runbook: str
-    status: str  # queued (run now) | pending (awaits approval)
+    status: RunStatus  # queued (run now) | pending (awaits approval)
 
 
 def request_runs(
@@ -61,7 +63,7 @@ def request_runs(
                 trigger=trigger,
                 automation=automation.name,
                 target_key="",
-                status="failed",
+                status=RunStatus.FAILED,
                 now=now,
                 result=f"cannot run: {exc}",
             )
@@ -81,7 +83,7 @@ def request_runs(
         if earlier is not None:
             log.info("automation_cooldown", automation=automation.name, incident_id=incident_id, earlier_run=earlier.id)
             continue
-        status = "queued" if automation.mode == "auto" else "pending"
+        status = RunStatus.QUEUED if automation.mode == "auto" else RunStatus.PENDING
         run_id = runbook_runs.queue(
             conn,
             runbook=automation.runbook,
@@ -103,7 +105,7 @@ def automation_target_problem(automations: list[AutomationConfig], runbooks: Map
         runbook = runbooks.get(automation.runbook)
         if runbook is None or automation.targets:
             continue
-        templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
+        templated = labelled_target_params(automation, runbook)
         if templated:
             return (
                 f"automations[{index}].targets: automation {automation.name} takes its target "
@@ -146,7 +148,8 @@ class AutomationRunner:
                 await self._store.write(
                     runbook_runs.finish,
                     run_id,
-                    status="failed",
+                    expect=runbook_runs.NOT_STARTED,
+                    status=RunStatus.FAILED,
                     applied=[],
                     result=f"no runbook {record.runbook!r} is loaded",
                     now=self._executor.now(),

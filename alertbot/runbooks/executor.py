@@ -19,16 +19,17 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.automation import from_labels, outside_targets
 from alertbot.errors import AlertbotError, RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
+from alertbot.runbooks.targets import target_refusal
 from alertbot.settings import AutomationConfig
 from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
 from alertbot.store.engine import Store
+from alertbot.store.runbook_runs import NOT_STARTED, RunStatus
 
 log = structlog.get_logger("alertbot.runbooks")
 
@@ -36,13 +37,13 @@ log = structlog.get_logger("alertbot.runbooks")
 @dataclass
 class RunResult:
     run_id: int
-    status: str  # planned | succeeded | noop | failed | rejected
+    status: RunStatus  # planned | succeeded | noop | failed | rejected (another replica's, if it took the run)
     plans: list[StepPlan]
     message: str
 
     @property
     def ok(self) -> bool:
-        return self.status in ("planned", "succeeded", "noop")
+        return self.status in (RunStatus.PLANNED, RunStatus.SUCCEEDED, RunStatus.NOOP)
 
 
 class Executor:
@@ -109,18 +110,18 @@ class Executor:
                     runbook.name,
                     given,
                     trigger=trigger,
-                    status="failed",
+                    status=RunStatus.FAILED,
                     plans=[],
                     message=f"invalid params: {exc}",
                 )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
-        if run_id is not None and (refusal := await self._refusal(run_id, runbook, params, targets)) is not None:
+        if run_id is not None and (refusal := await self._refusal(run_id, runbook, targets)) is not None:
             log.warning("automation_target_rejected", run_id=run_id, runbook=runbook.name, reason=refusal)
             await self._store.write(
                 _note_on_incident, trigger, kind="automation_rejected", text=refusal, now=self.now()
             )
             return await self._end(
-                run_id, runbook.name, params, trigger=trigger, status="rejected", plans=[], message=refusal
+                run_id, runbook.name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=refusal
             )
         try:
             plans = await self.plan(runbook, params)
@@ -131,7 +132,7 @@ class Executor:
                 runbook.name,
                 params,
                 trigger=trigger,
-                status="failed",
+                status=RunStatus.FAILED,
                 plans=[],
                 message=f"planning failed: {exc.message}",
             )
@@ -145,35 +146,21 @@ class Executor:
                 runbook.name,
                 params,
                 trigger=trigger,
-                status="planned",
+                status=RunStatus.PLANNED,
                 plans=plans,
                 message="dry run: nothing was changed" + note,
             )
         return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
 
-    async def _refusal(self, run_id: int, runbook: Runbook, params: dict[str, str], targets: list[str]) -> str | None:
+    async def _refusal(self, run_id: int, runbook: Runbook, targets: list[str]) -> str | None:
         """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""
         record = await self._store.read(runbook_runs.get, run_id)
-        if record is None or record.automation is None:
+        if record is None or not record.automation:  # asked for by a person (CLI, Slack), not by an alert
             return None
         automation = self._automations.get(record.automation)
         if automation is None:
             return f"automation {record.automation} is no longer configured: its runs are not carried out"
-        if not automation.targets:
-            templated = sorted(p for p in runbook.target_params() if from_labels(automation.params.get(p, "")))
-            if templated:
-                return (
-                    f"automation {automation.name} takes its target ({', '.join(templated)}) from alert labels "
-                    f"but declares no `targets` allow-list: nothing was run"
-                )
-            return None
-        outside = outside_targets(automation.targets, targets)
-        if outside:
-            return (
-                f"target {', '.join(outside)} is outside automation {automation.name}'s targets "
-                f"({', '.join(automation.targets)}): nothing was run"
-            )
-        return None
+        return target_refusal(automation, runbook, targets)
 
     async def _end(
         self,
@@ -182,7 +169,7 @@ class Executor:
         params: dict[str, str],
         *,
         trigger: str,
-        status: str,
+        status: RunStatus,
         plans: list[StepPlan],
         message: str,
         undo_of: int | None = None,
@@ -202,9 +189,10 @@ class Executor:
                 result=message,
             )
         else:
-            await self._store.write(
+            ended = await self._store.write(
                 runbook_runs.finish,
                 run_id,
+                expect=NOT_STARTED,
                 status=status,
                 applied=[],
                 result=message,
@@ -212,10 +200,20 @@ class Executor:
                 plan=plan,
                 params=params,
             )
+            if not ended:
+                return await self._taken_elsewhere(run_id, plans)
         self._count(name, status)
         return RunResult(run_id, status, plans, message)
 
-    def _count(self, name: str, status: str) -> None:
+    async def _taken_elsewhere(self, run_id: int, plans: list[StepPlan]) -> RunResult:
+        """The run moved on while this process looked at it (another replica ran it, or it was
+        cancelled): its record is that other outcome's, left as it is."""
+        current = await self._store.read(runbook_runs.get, run_id)
+        status = current.status if current is not None else RunStatus.REJECTED
+        log.info("runbook_run_taken_elsewhere", run_id=run_id, status=status)
+        return RunResult(run_id, status, plans, f"run {run_id} is {status} elsewhere: nothing was done here")
+
+    def _count(self, name: str, status: RunStatus) -> None:
         if self._metrics is not None:
             self._metrics.runbook_runs.labels(name, status).inc()
 
@@ -245,7 +243,7 @@ class Executor:
             )
             if run_id is not None:
                 return await self._end(
-                    run_id, name, params, trigger=trigger, status="failed", plans=plans, message=message
+                    run_id, name, params, trigger=trigger, status=RunStatus.FAILED, plans=plans, message=message
                 )
             raise RunbookUsageError(message)
         if all(p.noop for p in plans if p.target) and any(p.target for p in plans):
@@ -254,7 +252,7 @@ class Executor:
                 name,
                 params,
                 trigger=trigger,
-                status="noop",
+                status=RunStatus.NOOP,
                 plans=plans,
                 undo_of=undo_of,
                 message="nothing to change: " + "; ".join(line for p in plans if p.target for line in p.lines),
@@ -276,7 +274,7 @@ class Executor:
                 name,
                 params,
                 trigger=trigger,
-                status="rejected",
+                status=RunStatus.REJECTED,
                 plans=plans,
                 message=exc.message,
                 undo_of=undo_of,
@@ -284,7 +282,7 @@ class Executor:
 
         applied: list[dict[str, Any]] = []
         notes: list[str] = []
-        status, message = "succeeded", "applied: " + "; ".join(line for p in plans for line in p.lines)
+        status, message = RunStatus.SUCCEEDED, "applied: " + "; ".join(line for p in plans for line in p.lines)
         try:
             async with self._beating(run_id):
                 ctx = self._context()
@@ -296,7 +294,7 @@ class Executor:
                     if plan.undoable:
                         applied.append(plan.to_json())
         except RunbookError as exc:
-            status = "failed"
+            status = RunStatus.FAILED
             done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
             message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
                 f" — `alertbot runbook undo {run_id}` restores them" if applied else ""
@@ -351,7 +349,7 @@ class Executor:
             if ctx.kube is not None:
                 for plan in plans:
                     await apply_step(plan, ctx, dry_run=True, reverse=True)
-            return RunResult(run_id, "planned", plans, "dry run: nothing was changed")
+            return RunResult(run_id, RunStatus.PLANNED, plans, "dry run: nothing was changed")
         kube = self._cluster()
         if kube is None:
             raise RunbookUsageError("no Kubernetes cluster configured: runbooks can only plan")
@@ -364,14 +362,14 @@ class Executor:
         run_id = await self._store.write(
             _start_locked, name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of, now=self._clock()
         )
-        status, message, restored = "succeeded", f"restored the state run {undo_of} found", []
+        status, message, restored = RunStatus.SUCCEEDED, f"restored the state run {undo_of} found", []
         try:
             async with self._beating(run_id):
                 for plan in plans:
                     await apply_step(plan, ctx, dry_run=False, reverse=True)
                     restored.append(plan.to_json())
         except RunbookError as exc:
-            status, message = "failed", f"undo of step {plan.index} failed: {exc.message}"
+            status, message = RunStatus.FAILED, f"undo of step {plan.index} failed: {exc.message}"
         finally:
             await self._store.write(
                 _finish_and_unlock, run_id, status=status, applied=[], result=message, now=self._clock()
@@ -394,7 +392,14 @@ def _start_locked(
     plan = [p.to_json() for p in plans]
     if run_id is None:
         run_id = runbook_runs.start(
-            conn, runbook=name, params=params, trigger=trigger, status="running", plan=plan, undo_of=undo_of, now=now
+            conn,
+            runbook=name,
+            params=params,
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            plan=plan,
+            undo_of=undo_of,
+            now=now,
         )
     elif not runbook_runs.mark_running(conn, run_id, plan=plan, params=params, now=now):
         raise RunbookError(f"run {run_id} is no longer queued (another replica took it, or it was cancelled)")
@@ -415,9 +420,22 @@ def _note_on_incident(conn: Connection, trigger: str, *, kind: str, text: str, n
 
 
 def _finish_and_unlock(
-    conn: Connection, run_id: int, *, status: str, applied: list[dict[str, Any]], result: str, now: datetime
+    conn: Connection, run_id: int, *, status: RunStatus, applied: list[dict[str, Any]], result: str, now: datetime
 ) -> None:
-    runbook_runs.finish(conn, run_id, status=status, applied=applied, result=result, now=now)
+    """The end of a run this process carried out. Its record is still ``running`` — unless another
+    replica took it for interrupted meanwhile (no heartbeat got through): then this outcome, which
+    knows what was applied (for undo), replaces that guess."""
+    if not runbook_runs.finish(
+        conn, run_id, expect=[RunStatus.RUNNING], status=status, applied=applied, result=result, now=now
+    ):
+        current = runbook_runs.get(conn, run_id)
+        if current is not None and current.status == RunStatus.FAILED and current.result == runbook_runs.INTERRUPTED:
+            runbook_runs.finish(
+                conn, run_id, expect=[RunStatus.FAILED], status=status, applied=applied, result=result, now=now
+            )
+        else:
+            log.warning("runbook_run_end_not_recorded", run_id=run_id, status=status, found=current)
+            return
     runbook_runs.unlock(conn, run_id)
     if applied:
         _record_change(conn, run_id, applied, now)

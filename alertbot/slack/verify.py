@@ -1,8 +1,9 @@
 """Slack request signing, v0: ``v0=HMAC-SHA256(secret, "v0:{timestamp}:{raw body}")``.
 
 Checked on the raw body before anything parses it. A request is refused (401) when the signature
-is missing or wrong, the timestamp is more than 5 minutes away from now, or the same signed request
-was already seen (a replay inside the window).
+is missing, malformed (not ASCII, say) or wrong, the timestamp is more than 5 minutes away from now,
+or the same signed request was already seen (a replay inside the window). With a store, "seen" means
+by any replica sharing it; without one, by this process.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
 from alertbot.errors import Unauthorized
+from alertbot.store import slack_requests
+from alertbot.store.engine import Store
 
 WINDOW_SECONDS = 300
 
@@ -30,22 +33,39 @@ class SlackVerifier:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._max = max_remembered
 
-    def verify(self, *, timestamp: str | None, signature: str | None, body: bytes, now: datetime) -> None:
+    async def verify(
+        self, *, timestamp: str | None, signature: str | None, body: bytes, now: datetime, store: Store | None = None
+    ) -> None:
+        """Refuse (Unauthorized) unless the request is signed, fresh and not seen before — by any
+        replica sharing ``store``, or by this process when there is none."""
+        self.check_signature(timestamp=timestamp, signature=signature, body=body, now=now)
+        assert timestamp is not None and signature is not None
+        if store is None:
+            self._remember_here(signature, int(timestamp), now)
+            return
+        sent_at = datetime.fromtimestamp(int(timestamp), UTC)
+        window = timedelta(seconds=WINDOW_SECONDS)
+        if not await store.write(slack_requests.remember, signature, sent_at=sent_at, forget_before=now - window):
+            raise Unauthorized("replayed Slack request")
+
+    def check_signature(self, *, timestamp: str | None, signature: str | None, body: bytes, now: datetime) -> None:
         if self._secret is None:
             raise Unauthorized("Slack requests are refused: ALERTBOT_SLACK_SIGNING_SECRET is not configured")
         if not timestamp or not signature:
             raise Unauthorized("missing Slack signature headers")
-        try:
-            sent = int(timestamp)
-        except ValueError:
-            raise Unauthorized("malformed X-Slack-Request-Timestamp") from None
-        current = now.timestamp()
-        if abs(current - sent) > WINDOW_SECONDS:
+        # Headers arrive as text with undecodable bytes kept as surrogates: only ASCII can be a signature.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
+            raise Unauthorized("malformed X-Slack-Request-Timestamp")
+        if not signature.isascii() or len(signature) > 128:
+            raise Unauthorized("malformed X-Slack-Signature")
+        if abs(now.timestamp() - int(timestamp)) > WINDOW_SECONDS:
             raise Unauthorized("stale Slack request (timestamp outside 5 minutes)")
         expected = sign(self._secret.get_secret_value(), timestamp, body)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise Unauthorized("invalid Slack signature")
-        self._forget_older_than(current - WINDOW_SECONDS)
+
+    def _remember_here(self, signature: str, sent: int, now: datetime) -> None:
+        self._forget_older_than(now.timestamp() - WINDOW_SECONDS)
         if signature in self._seen:
             raise Unauthorized("replayed Slack request")
         self._seen[signature] = float(sent)

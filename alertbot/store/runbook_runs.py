@@ -1,9 +1,16 @@
-"""The runbook audit log (every run, dry-runs included) and per-target locks."""
+"""The runbook audit log (every run, dry-runs included) and per-target locks.
+
+Several replicas share these rows: every change of a run's status is a conditional update (``WHERE
+status IN (what this step expects)``) whose row count says whether this caller made it. A caller that
+finds the run moved on (approved, cancelled, taken by another replica) changes nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +24,34 @@ RUN_HEARTBEAT = timedelta(seconds=10)
 RUN_STALE_AFTER = timedelta(seconds=60)
 
 
+class RunStatus(StrEnum):
+    """A run's life: requested (``queued`` by an automation, ``pending`` approval → ``approved``),
+    ``running``, then one end state. Runs that are only planned end at ``planned``."""
+
+    PLANNED = "planned"  # dry run: nothing was changed
+    QUEUED = "queued"  # an automation asked for it; run now
+    PENDING = "pending"  # awaits approval
+    APPROVED = "approved"  # approved; about to run
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    NOOP = "noop"  # nothing to change
+    FAILED = "failed"
+    REJECTED = "rejected"  # refused before changing anything (target lock held, outside its targets)
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # not approved in time
+
+
+# Where a run may end without having run (planning failed, dry run, noop, rejected).
+NOT_STARTED = (RunStatus.QUEUED, RunStatus.APPROVED)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: int
     runbook: str
     params: dict[str, str]
     trigger: str
-    status: str
+    status: RunStatus
     plan: list[dict[str, Any]]
     applied: list[dict[str, Any]]
     result: str
@@ -39,13 +67,18 @@ class RunRecord:
         return record_json(self)
 
 
+def _record(row: Any) -> RunRecord:
+    values = row._asdict()
+    return RunRecord(**{**values, "status": RunStatus(values["status"])})
+
+
 def start(
     conn: Connection,
     *,
     runbook: str,
     params: dict[str, str],
     trigger: str,
-    status: str,
+    status: RunStatus,
     plan: list[dict[str, Any]],
     undo_of: int | None,
     now: datetime,
@@ -63,8 +96,8 @@ def start(
             result=result,
             undo_of=undo_of,
             started_at=now,
-            finished_at=now if status != "running" else None,
-            heartbeat_at=now if status == "running" else None,
+            finished_at=now if status != RunStatus.RUNNING else None,
+            heartbeat_at=now if status == RunStatus.RUNNING else None,
         )
     )
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
@@ -78,7 +111,7 @@ def queue(
     trigger: str,
     automation: str | None,
     target_key: str,
-    status: str,
+    status: RunStatus | str,
     now: datetime,
     result: str = "",
     plan: list[dict[str, Any]] | None = None,
@@ -89,7 +122,7 @@ def queue(
             runbook=runbook,
             params=params,
             trigger=trigger,
-            status=status,
+            status=RunStatus(status),
             plan=plan or [],
             applied=[],
             result=result,
@@ -109,12 +142,14 @@ def last_for_target(conn: Connection, target_key: str, since: datetime) -> RunRe
         .order_by(runbook_runs.c.id.desc())
         .limit(1)
     ).first()
-    return RunRecord(**row._asdict()) if row else None
+    return _record(row) if row else None
 
 
 def queued(conn: Connection) -> list[RunRecord]:
-    rows = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.status == "queued").order_by(runbook_runs.c.id))
-    return [RunRecord(**row._asdict()) for row in rows]
+    rows = conn.execute(
+        sa.select(runbook_runs).where(runbook_runs.c.status == RunStatus.QUEUED).order_by(runbook_runs.c.id)
+    )
+    return [_record(row) for row in rows]
 
 
 def pending(conn: Connection) -> list[RunRecord]:
@@ -129,8 +164,8 @@ def mark_running(
     """A queued run starts (False: it was not queued any more — another replica took it)."""
     result = conn.execute(
         runbook_runs.update()
-        .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(["queued", "approved"]))
-        .values(status="running", plan=plan, params=params, started_at=now, heartbeat_at=now)
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(NOT_STARTED))
+        .values(status=RunStatus.RUNNING, plan=plan, params=params, started_at=now, heartbeat_at=now)
     )
     return result.rowcount > 0
 
@@ -139,7 +174,7 @@ def beat(conn: Connection, run_id: int, now: datetime) -> None:
     """The process carrying out a running run is alive (see ``RUN_STALE_AFTER``)."""
     conn.execute(
         runbook_runs.update()
-        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "running")
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.RUNNING)
         .values(heartbeat_at=now)
     )
 
@@ -148,24 +183,32 @@ def finish(
     conn: Connection,
     run_id: int,
     *,
-    status: str,
+    expect: Collection[RunStatus],
+    status: RunStatus,
     applied: list[dict[str, Any]],
     result: str,
     now: datetime,
     plan: list[dict[str, Any]] | None = None,
     params: dict[str, str] | None = None,
-) -> None:
+) -> bool:
+    """End a run that is in one of the ``expect`` states; False (nothing written) when it is not — it
+    moved on meanwhile (another replica took it, cancelled it, or ended it)."""
     values: dict[str, Any] = {"status": status, "applied": applied, "result": result, "finished_at": now}
     if plan is not None:
         values["plan"] = plan
     if params is not None:
         values["params"] = params
-    conn.execute(runbook_runs.update().where(runbook_runs.c.id == run_id).values(**values))
+    done = conn.execute(
+        runbook_runs.update()
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(list(expect)))
+        .values(**values)
+    )
+    return done.rowcount > 0
 
 
 def get(conn: Connection, run_id: int) -> RunRecord | None:
     row = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.id == run_id)).first()
-    return RunRecord(**row._asdict()) if row else None
+    return _record(row) if row else None
 
 
 def for_incidents(conn: Connection, incident_ids: list[int]) -> list[RunRecord]:
@@ -178,15 +221,12 @@ def for_incidents(conn: Connection, incident_ids: list[int]) -> list[RunRecord]:
             for i in incident_ids
         ]
     )
-    return [
-        RunRecord(**row._asdict())
-        for row in conn.execute(sa.select(runbook_runs).where(wanted).order_by(runbook_runs.c.id))
-    ]
+    return [_record(row) for row in conn.execute(sa.select(runbook_runs).where(wanted).order_by(runbook_runs.c.id))]
 
 
 def history(conn: Connection, limit: int = 100) -> list[RunRecord]:
     rows = conn.execute(sa.select(runbook_runs).order_by(runbook_runs.c.id.desc()).limit(limit))
-    return [RunRecord(**row._asdict()) for row in rows]
+    return [_record(row) for row in rows]
 
 
 def lock(conn: Connection, targets: list[str], run_id: int, now: datetime) -> str | None:
@@ -220,24 +260,32 @@ def recover_interrupted(conn: Connection, *, now: datetime, run_ids: list[int] |
     failed and release their locks. ``run_ids``: only these (default: every such run)."""
     alive_since = now - RUN_STALE_AFTER
     query = sa.select(runbook_runs.c.id).where(
-        runbook_runs.c.status == "running",
+        runbook_runs.c.status == RunStatus.RUNNING,
         sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since,
     )
     if run_ids is not None:
         query = query.where(runbook_runs.c.id.in_(run_ids))
-    ids = [row.id for row in conn.execute(query)]
-    for run_id in ids:
-        finish(
-            conn,
-            run_id,
-            status="failed",
-            applied=[],
-            now=now,
-            result="interrupted: alertbot stopped during this run; check the target (and `alertbot runbook "
-            "history`) before running it again",
+    ids = []
+    for row in conn.execute(query).all():
+        failed = conn.execute(
+            runbook_runs.update()
+            .where(
+                runbook_runs.c.id == row.id,
+                runbook_runs.c.status == RunStatus.RUNNING,
+                sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since,
+            )
+            .values(status=RunStatus.FAILED, applied=[], result=INTERRUPTED, finished_at=now)
         )
-        unlock(conn, run_id)
+        if failed.rowcount:  # else it beat meanwhile, or another replica failed it first
+            unlock(conn, row.id)
+            ids.append(row.id)
     return ids
+
+
+INTERRUPTED = (
+    "interrupted: alertbot stopped during this run; check the target (and `alertbot runbook history`) "
+    "before running it again"
+)
 
 
 def _expire_if_stale(conn: Connection, run_id: int, *, now: datetime, requested_after: datetime) -> None:
@@ -245,9 +293,11 @@ def _expire_if_stale(conn: Connection, run_id: int, *, now: datetime, requested_
     conn.execute(
         runbook_runs.update()
         .where(
-            runbook_runs.c.id == run_id, runbook_runs.c.status == "pending", runbook_runs.c.started_at < requested_after
+            runbook_runs.c.id == run_id,
+            runbook_runs.c.status == RunStatus.PENDING,
+            runbook_runs.c.started_at < requested_after,
         )
-        .values(status="expired", result="approval expired", finished_at=now)
+        .values(status=RunStatus.EXPIRED, result="approval expired", finished_at=now)
     )
 
 
@@ -258,36 +308,41 @@ def cancel_pending(
     _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
     result = conn.execute(
         runbook_runs.update()
-        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
-        .values(status="cancelled", result=f"cancelled by {by}", finished_at=now)
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.PENDING)
+        .values(status=RunStatus.CANCELLED, result=f"cancelled by {by}", finished_at=now)
     )
     return get(conn, run_id) if result.rowcount else None
 
 
 def add_approval(
     conn: Connection, run_id: int, *, by: str, needed: int, now: datetime, requested_after: datetime
-) -> tuple[str, list[str]] | None:
+) -> tuple[RunStatus, list[str]] | None:
     """Count one approval of a pending run; it becomes ``approved`` at ``needed`` distinct approvers.
-    Returns (status, approvers), or None when the run is not pending (done, cancelled, expired)."""
+    Returns (status, approvers), or None when the run is not pending (done, cancelled, expired, or
+    approved by someone else first — on any replica: exactly one caller turns it ``approved``)."""
     _expire_if_stale(conn, run_id, now=now, requested_after=requested_after)
+    # FOR UPDATE: a concurrent approval on another replica waits here until this one commits, then
+    # reads what it wrote (SQLite has one writer at a time anyway and ignores the clause).
     row = conn.execute(
-        sa.select(runbook_runs.c.approvals).where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+        sa.select(runbook_runs.c.approvals)
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.PENDING)
+        .with_for_update()
     ).first()
     if row is None:
         return None
     approvers = list(row.approvals or [])
     if by in approvers:
-        return "pending", approvers
+        return RunStatus.PENDING, approvers
     approvers.append(by)
-    status = "approved" if len(approvers) >= needed else "pending"
+    status = RunStatus.APPROVED if len(approvers) >= needed else RunStatus.PENDING
     result = (
         f"approved by {', '.join(approvers)}"
-        if status == "approved"
+        if status == RunStatus.APPROVED
         else f"approval {len(approvers)} of {needed} by {by}"
     )
-    conn.execute(
+    counted = conn.execute(
         runbook_runs.update()
-        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == "pending")
+        .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.PENDING)
         .values(approvals=approvers, status=status, result=result)
     )
-    return status, approvers
+    return (status, approvers) if counted.rowcount else None

@@ -202,7 +202,8 @@ runbook_runs = sa.Table(
     sa.Column("runbook", sa.Text, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("trigger", sa.Text, nullable=False),  # cli:<user> | slack:<user> | alert:<id> | undo:<run>
-    sa.Column("status", sa.String(16), nullable=False),  # planned|running|succeeded|noop|failed|rejected
+    # RunStatus: queued|pending|approved|running, then planned|succeeded|noop|failed|rejected|cancelled|expired
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("plan", sa.JSON, nullable=False),  # per step: what it would change (before → after)
     sa.Column("applied", sa.JSON, nullable=False),  # per applied step: the state it changed, for undo
     sa.Column("result", sa.Text, nullable=False),
@@ -343,6 +344,15 @@ store_probe = sa.Table(
 )
 
 
+slack_requests = sa.Table(
+    "slack_requests",
+    metadata,  # signed Slack requests seen within the signing window: a replay to any replica is refused
+    sa.Column("signature", sa.String(128), primary_key=True),  # v0=HMAC of timestamp and body
+    sa.Column("sent_at", UTCDateTime, nullable=False),  # its X-Slack-Request-Timestamp
+)
+sa.Index("ix_slack_requests_sent", slack_requests.c.sent_at)
+
+
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
 
@@ -443,7 +453,11 @@ def _v15(conn: Connection) -> None:
     metadata.create_all(conn, tables=[store_probe])
 
 
-def _v18(conn: Connection) -> None:
+def _v16(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[slack_requests])
+
+
+def _v17(conn: Connection) -> None:
     # Inhibition sources by service and severity (store/incidents.py firing_sources): a storm of
     # warnings does not make each inhibition check read the others.
     conn.exec_driver_sql(
@@ -469,7 +483,8 @@ MIGRATIONS: list[Migration] = [
     (13, "runbook run heartbeats", _v13),
     (14, "rejected alerts", _v14),
     (15, "indexed history (firing by service, pending outbox), readiness probe, retention indexes", _v15),
-    (18, "inhibition sources by service and severity", _v18),
+    (16, "Slack request replay protection shared by replicas", _v16),
+    (17, "inhibition sources by service and severity", _v17),
 ]
 
 

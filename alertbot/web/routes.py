@@ -407,11 +407,12 @@ SLACK_BODY_LIMIT = 64 * 1024
 async def _verified_slack_form(request: web.Request, state: AppState) -> dict[str, str]:
     """Verify the signature on the raw body, then (only then) parse the form."""
     body = await read_body(request, SLACK_BODY_LIMIT)
-    state.slack_verifier.verify(
+    await state.slack_verifier.verify(
         timestamp=request.headers.get("X-Slack-Request-Timestamp"),
         signature=request.headers.get("X-Slack-Signature"),
         body=body,
         now=state.clock(),
+        store=state.store if state.started else None,  # replays refused across replicas (docs/operations.md)
     )
     try:
         form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)

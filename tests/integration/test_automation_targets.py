@@ -23,7 +23,8 @@ from alertbot.store import incident_notes, runbook_runs
 from alertbot.store.engine import Store
 from tests.conftest import ROOT, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
-from tests.helpers import payload_json, wait_until
+from tests.helpers import PAYLOADS, payload_json, wait_until
+from tests.slack_client import SECRET, click
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
 ROLLBACK: dict[str, Any] = {
@@ -193,3 +194,51 @@ def test_the_shipped_deployments_allow_list_their_automations(manifest: str) -> 
     config = parse_config(yaml.safe_load(config_map["data"]["alertbot.yaml"]))
     assert config.automations and all(a.targets for a in config.automations)
     assert automation_target_problem(config.automations, load_runbooks(ROOT / "runbooks")) is None
+
+
+def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> None:
+    """`alertbot replay` shows the target a matching automation would act on, or that it would be
+    rejected as outside its targets."""
+    config = tmp_path / "alertbot.yaml"
+    config.write_text(yaml.safe_dump({"runbooks": {"dir": str(ROOT / "runbooks")}, "automations": [ROLLBACK]}))
+    hostile = tmp_path / "hostile.json"
+    hostile.write_bytes(relabelled(namespace="kube-system", virtualservice="payments"))
+    result = subprocess.run(
+        [sys.executable, "-m", "alertbot", "replay", "--config", str(config), str(hostile), str(PAYLOADS / FIRING)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "would start automation" in line]
+    assert len(lines) == 2, result.stdout
+    assert "would be rejected: target kube-system/payments is outside" in lines[0]
+    assert lines[1].endswith("on ai-nutritionist/nutrition-service-canary")
+
+
+async def test_an_approved_run_outside_the_targets_is_rejected_too(
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+) -> None:
+    """mode: approve — the pending run an out-of-list alert asked for, once approved in Slack, is
+    rejected with the reason instead of run; Kubernetes receives nothing."""
+    fake, kube = k8s
+    h = await make_harness(
+        {"automations": [{**ROLLBACK, "mode": "approve"}], "slack": {"runbook_approvers": ["UONCALL"]}},
+        kube=kube,
+        secret_values={"slack_signing_secret": SECRET},
+    )
+    await h.post_payload(relabelled(namespace="kube-system", virtualservice="payments"))
+    (pending,) = await h.state.store.read(runbook_runs.history)
+    assert pending.status == "pending"
+    await click(h, "runbook_approve", pending.id, user="UONCALL", response_url="")
+
+    async def rejected() -> bool:
+        run = await h.state.store.read(runbook_runs.get, pending.id)
+        return run is not None and run.status == "rejected"
+
+    await wait_until(rejected, what="the approved run to be rejected")
+    await h.state.slack.stop()  # type: ignore[union-attr]
+    run = await h.state.store.read(runbook_runs.get, pending.id)
+    assert run is not None and "outside automation rollback-canary's targets" in run.result
+    assert fake.log == []
