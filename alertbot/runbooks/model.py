@@ -33,7 +33,7 @@ def check_typed(kind: str, value: str) -> str | None:
     """Why ``value`` is not a valid ``kind`` (``k8s_name``, ``k8s_namespace``), or None when it is."""
     pattern, limit, what = PARAM_TYPES[kind]
     if len(value) > limit or not re.fullmatch(pattern, value):
-        return f"{value!r} is not {what}"
+        return f"{value!r} does not match {kind}: it must be {what}"
     return None
 
 
