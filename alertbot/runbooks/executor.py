@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from alertbot.runbooks.targets import target_refusal
 from alertbot.settings import AutomationConfig
 from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
 from alertbot.store.engine import Store
-from alertbot.store.runbook_runs import NOT_STARTED, RunStatus
+from alertbot.store.runbook_runs import NOT_STARTED, RunRecord, RunStatus
 
 log = structlog.get_logger("alertbot.runbooks")
 
@@ -116,13 +116,7 @@ class Executor:
                 )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
         if run_id is not None and (refusal := await self._refusal(run_id, runbook, targets)) is not None:
-            log.warning("automation_target_rejected", run_id=run_id, runbook=runbook.name, reason=refusal)
-            await self._store.write(
-                _note_on_incident, trigger, kind="automation_rejected", text=refusal, now=self.now()
-            )
-            return await self._end(
-                run_id, runbook.name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=refusal
-            )
+            return await self._reject(run_id, runbook.name, params, trigger=trigger, reason=refusal)
         try:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
@@ -152,6 +146,38 @@ class Executor:
             )
         return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
 
+    async def reject_outside_targets(self, runbook: Runbook, record: RunRecord) -> RunResult | None:
+        """An automation's request (pending approval, or queued) whose target is outside its ``targets``:
+        recorded as rejected with the reason, noted on its incident, before anything reads Kubernetes.
+        None: its target is allowed (or a person asked for it), so it may be planned and approved."""
+        try:
+            params = runbook.resolve_params(record.params)
+            targets = runbook.targets(params)
+        except ValueError:
+            return None  # invalid params fail where the run is planned, with their own message
+        refusal = await self._refusal(record.id, runbook, targets)
+        if refusal is None:
+            return None
+        return await self._reject(
+            record.id, runbook.name, params, trigger=record.trigger, reason=refusal, expect=(RunStatus.PENDING,)
+        )
+
+    async def _reject(
+        self,
+        run_id: int,
+        name: str,
+        params: dict[str, str],
+        *,
+        trigger: str,
+        reason: str,
+        expect: Collection[RunStatus] = NOT_STARTED,
+    ) -> RunResult:
+        log.warning("automation_target_rejected", run_id=run_id, runbook=name, reason=reason)
+        await self._store.write(_note_on_incident, trigger, kind="automation_rejected", text=reason, now=self.now())
+        return await self._end(
+            run_id, name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=reason, expect=expect
+        )
+
     async def _refusal(self, run_id: int, runbook: Runbook, targets: list[str]) -> str | None:
         """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""
         record = await self._store.read(runbook_runs.get, run_id)
@@ -173,6 +199,7 @@ class Executor:
         plans: list[StepPlan],
         message: str,
         undo_of: int | None = None,
+        expect: Collection[RunStatus] = NOT_STARTED,
     ) -> RunResult:
         """Audit a run that ends without applying anything (planned, noop, failed to plan, rejected)."""
         plan = [p.to_json() for p in plans]
@@ -192,7 +219,7 @@ class Executor:
             ended = await self._store.write(
                 runbook_runs.finish,
                 run_id,
-                expect=NOT_STARTED,
+                expect=expect,
                 status=status,
                 applied=[],
                 result=message,

@@ -159,6 +159,8 @@ class ApprovalService:
         if live and await self._alert_resolved(record):
             await self._cancel(record, "its alert resolved")
             return await self._not_pending(record)
+        if live and (rejected := await self._executor.reject_outside_targets(runbook, record)) is not None:
+            return ApprovalOutcome(Verdict.NOT_PENDING, record, state=rejected.status)
         if live:
             replanned = await self._replan_if_changed(actor, runbook, record)
             if replanned is not None:
