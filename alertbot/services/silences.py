@@ -26,23 +26,26 @@ log = structlog.get_logger("alertbot.silences")
 
 Announce = Callable[[Silence, Actor], Awaitable[None]]
 
-# Label values a matcher is tried on to see whether it rules anything out: a regex that accepts all
-# of them (".*", ".+", "(.*)"…) or a negative one that accepts none of them filters nothing.
+# Label values a positive regex is tried on: one that accepts all of them (".*", ".+", "(.*)"…)
+# requires nothing of an alert.
 _PROBES = ("a", "Z", "0", "-", "x.y_z-9", "HighErrorRate", "ServiceDown", "critical", " ", "\n", "é")
 
 
-def rules_out_something(matcher: Matcher) -> bool:
-    """False for a matcher that lets every alert through (e.g. ``alertname=~".+"``)."""
+def requires_something(matcher: Matcher) -> bool:
+    """True for a matcher that only lets through alerts carrying something specific: ``name="value"``
+    with a value, or ``name=~"re"`` whose regex an absent label ("") and arbitrary values fail. The
+    negative ones (``!=``, ``!~``) and ``name=""`` let through every alert but a few (or every alert
+    without that label), so they narrow nothing worth a silence on their own."""
     if matcher.op is MatchOp.EQ:
-        return True
-    if matcher.op is MatchOp.NE:
-        return matcher.value != ""  # name!="" still lets every alert that has the label through
-    labels = [{matcher.name: probe} for probe in _PROBES]
-    return not all(matcher.matches(one) for one in labels)
+        return matcher.value != ""
+    if matcher.op is MatchOp.RE:
+        return not matcher.matches({}) and not all(matcher.matches({matcher.name: p}) for p in _PROBES)
+    return False
 
 
 def matches_everything(matchers: Sequence[Matcher]) -> bool:
-    return not any(rules_out_something(m) for m in matchers)
+    """Whether a silence would mute (nearly) every alert: none of its matchers requires anything."""
+    return not any(requires_something(m) for m in matchers)
 
 
 def parse_length(raw: str | int | float | timedelta) -> timedelta:

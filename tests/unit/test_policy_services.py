@@ -63,13 +63,18 @@ def test_refusal_names_the_key() -> None:
         (['alertname=~".+"', "service=grocery"], False),
         (["service=grocery"], False),
         (['service=~"gro.*"'], False),
-        (['service!="grocery"'], False),
-        (['alertname!~".+"'], False),
-        (['team=""'], False),
+        (['service!="grocery"'], True),  # every alert but grocery's
+        (['alertname!="nope"'], True),
+        (['alertname!~".+"'], True),  # negative matchers alone require nothing
+        (['team=""'], True),  # every alert without a team label
+        (['zzz=""'], True),
+        (['service=~"gro.*|"'], True),  # an absent service matches too
+        (['team=""', "service=grocery"], False),
     ],
 )
 def test_matches_everything(matchers: list[str], everything: bool) -> None:
-    """A silence matches every alert when none of its matchers rules anything out."""
+    """A silence matches (nearly) every alert when none of its matchers requires anything of an alert:
+    negative matchers and `name=""` alone are as broad as `alertname=~".+"`."""
     assert matches_everything([Matcher.parse(m) for m in matchers]) is everything
 
 
