@@ -46,8 +46,8 @@ def parse_id(raw: str) -> int | None:
     """A row id given from outside (a URL, a slash command, a Slack button), or None when it cannot be
     one: not a whole number, or out of the columns' range (which the database would reject)."""
     text = raw.strip().lstrip("#")
-    if not text.isascii() or not text.isdigit():
-        return None
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ID)):
+        return None  # the length first: int() refuses over 4,300 digits with a ValueError
     value = int(text)
     return value if 1 <= value <= MAX_ID else None
 

@@ -7,7 +7,7 @@ import contextlib
 import hmac
 import urllib.parse
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import aiohttp
@@ -358,9 +358,19 @@ class ChangeEventRequest(BaseModel):
     def _complete(self) -> ChangeEventRequest:
         if self.kind == "deployment" and not self.version:
             raise ValueError("version: required for a deployment")
-        if self.timestamp.tzinfo is None:
-            raise ValueError("timestamp: must carry a timezone, e.g. 2026-11-29T20:00:00Z")
+        self.timestamp = _utc("timestamp", self.timestamp)
         return self
+
+
+def _utc(name: str, value: datetime) -> datetime:
+    """A client's time as UTC: it must name its timezone, and be one UTC can hold (year 1 at +14:00
+    is not) — else a ValueError naming the field (400), never an error from the store (500)."""
+    if value.tzinfo is None:
+        raise ValueError(f"{name}: must carry a timezone, e.g. 2026-11-29T20:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name}: out of range") from None
 
 
 async def post_event(request: web.Request) -> web.Response:
@@ -380,9 +390,13 @@ async def list_events(request: web.Request) -> web.Response:
     since = None
     if since_raw:
         try:
-            since = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
         except ValueError:
             raise PayloadError(f"since: not an ISO 8601 time: {since_raw!r}") from None
+        try:
+            since = _utc("since", parsed)
+        except ValueError as exc:
+            raise PayloadError(str(exc)) from None
     found = await state.store.read(
         change_events.recent,
         service=request.query.get("service"),

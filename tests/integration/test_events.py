@@ -44,6 +44,7 @@ async def test_event_is_stored_and_listed(make_harness: MakeHarness) -> None:
         ({"kind": "reboot"}, "kind: Input should be 'deployment', 'config_change', 'feature_flag' or 'traffic_shift'"),
         ({"version": ""}, "version: required for a deployment"),
         ({"timestamp": "2026-11-29T19:50:00"}, "timestamp: must carry a timezone"),
+        ({"timestamp": "0001-01-01T00:00:00+14:00"}, "timestamp: out of range"),  # was a 500
         ({"colour": "blue"}, "colour: unknown key"),
     ],
 )
@@ -81,3 +82,20 @@ async def test_deployment_alert_is_recorded_as_an_event(make_harness: MakeHarnes
         ("deployment", "nutrition-service", "alertmanager")
     ]
     assert events[0]["description"] == "nutrition-service deployment rolled out"
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("2024-01-01T00:00:00", "since: must carry a timezone"),  # was a 500 from the store
+        ("0001-01-01T00:00:00+14:00", "since: out of range"),
+        ("yesterday", "since: not an ISO 8601 time"),
+    ],
+)
+async def test_a_bad_since_is_400(make_harness: MakeHarness, since: str, message: str) -> None:
+    """`GET /api/v1/events?since=` takes an ISO 8601 time with its timezone; anything else is a 400
+    naming the parameter, never a 500."""
+    h = await make_harness()
+    resp = await h.client.get("/api/v1/events", params={"since": since})
+    assert resp.status == 400
+    assert message in (await resp.json())["error"]["message"]

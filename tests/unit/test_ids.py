@@ -25,6 +25,8 @@ from alertbot.store.schema import MAX_ID, parse_id
         ("0x10", None),
         ("٣", None),
         ("1_000", None),
+        ("9" * 5000, None),  # past int()'s digit limit: was a ValueError (500)
+        ("0" * 30 + "7", None),
     ],
 )
 def test_parse_id(raw: str, expected: int | None) -> None:
