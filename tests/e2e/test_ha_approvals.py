@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,19 +123,30 @@ def approve_body(user: str, run_id: int, response_url: str) -> bytes:
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def request_rollback(engine: sa.Engine, virtualservice: str) -> int:
-    """A pending rollback, as `/alertbot rollback` stores it for approval."""
-    with engine.begin() as conn:
-        return runbook_runs.queue(
-            conn,
-            runbook="emergency-rollback",
-            params={"namespace": NS, "virtualservice": virtualservice, "stable_subset": "stable", "service": ""},
-            trigger="slack:UREQUESTER",
-            automation="",
-            target_key="",
-            status="pending",
-            now=datetime.now(UTC),
-        )
+def request_rollback(cluster: Cluster, virtualservice: str) -> int:
+    """A pending rollback with its dry-run plan, asked for as a person does: `/alertbot rollback` on a
+    replica, which posts the plan to response_url; returns the run's id once that plan is posted."""
+    posts_before = len(cluster.responses.posts)
+    body = urllib.parse.urlencode(
+        {
+            "command": "/alertbot",
+            "text": f"rollback {NS}/{virtualservice}",
+            "user_id": "UREQUESTER",
+            "response_url": cluster.response_url,
+        }
+    ).encode()
+    status, _ = signed_post(f"{cluster.replicas[0].url}/slack/commands", body, slack_headers(body))
+    assert status == 200
+
+    def planned() -> int | None:
+        with cluster.engine.connect() as conn:
+            runs = runbook_runs.history(conn, limit=5)
+        found = [r for r in runs if r.params.get("virtualservice") == virtualservice and r.plan]
+        return found[0].id if found and found[0].status == "pending" else None
+
+    run_id: int = poll(planned, within=15, what=f"the pending rollback of {virtualservice}")
+    poll(lambda: len(cluster.responses.posts) > posts_before, within=10, what="the plan posted")
+    return run_id
 
 
 def record(engine: sa.Engine, run_id: int) -> runbook_runs.RunRecord:
@@ -154,7 +164,7 @@ def test_concurrent_approvals_on_two_replicas_run_once(cluster: Cluster) -> None
     through the CLI for the first, a middle and the last trial)."""
     replicas = cluster.replicas
     for trial in range(TRIALS):
-        run_id = request_rollback(cluster.engine, canary(trial))
+        run_id = request_rollback(cluster, canary(trial))
         patches_before = len([p for p in cluster.kube.patches if not p["dry_run"]])
         posts_before = len(cluster.responses.posts)
         bodies = [approve_body(user, run_id, cluster.response_url) for user in APPROVERS]
