@@ -30,6 +30,8 @@ from alertbot.store.schema import (
     slack_messages,
     storms,
 )
+from tests.conftest import MakeHarness
+from tests.helpers import wait_until
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)  # beyond the 30-day default
@@ -273,3 +275,18 @@ async def test_delivered_notifications_drop_their_payload(store: Store) -> None:
     row = await store.read(lambda conn: conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).one())
     assert row.payload == {} and row.status == "delivered" and row.delivered_at == NOW
     assert row.event == "trigger" and row.channel == "console"
+
+
+async def test_the_running_app_deletes_resolved_incidents_after_retention(make_harness: MakeHarness) -> None:
+    """``alertbot serve``'s job: with ``retention.incidents: 200ms`` (every 50 ms), an alert that fired
+    and resolved is gone from the API shortly after, while a firing one stays."""
+    h = await make_harness({"retention": {"incidents": "200ms", "interval": "50ms"}, "storm": None})
+    assert (await h.post_file("am-higherrorrate-nutrition-service-firing.json")).status == 200
+    assert (await h.post_file("am-higherrorrate-nutrition-service-resolved.json")).status == 200
+    assert (await h.post_file("am-servicedown-recipe-service-firing.json")).status == 200
+
+    async def only_the_firing_one_left() -> bool:
+        listed = await (await h.client.get("/api/v1/incidents")).json()
+        return [i["status"] for i in listed] == ["firing"]
+
+    await wait_until(only_the_firing_one_left, within=10, what="the resolved incident deleted")
