@@ -8,7 +8,8 @@ growth of the file while retention had not deleted anything yet.
 
     .venv/bin/python bench/size.py [--rate 50] [--seconds 120] [--retention 30s]
 
-With ``--retention D`` (e.g. 30s, interval 5s), retention deletes as fast as the stream adds, and the
+Retention runs every ``--interval`` (5s here, so that its passes happen within the run). With
+``--retention D`` (e.g. 30s), retention deletes as fast as the stream adds, and the
 size levels off at about rate * D * bytes-per-alert: the steady state of a real deployment is the
 same figure with its own rate and ``retention.incidents``.
 """
@@ -93,12 +94,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--every", type=float, default=15)
     parser.add_argument("--retention", default=None, help="retention.incidents, e.g. 30s (default: 30d)")
+    parser.add_argument("--interval", default="5s", help="retention.interval (default here: 5s)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="alertbot-size-"))
     path = work / "alertbot.db"
     config: dict[str, Any] = {"storage": {"url": f"sqlite:///{path}"}, "storm": None, "flapping": None}
-    if args.retention:
-        config["retention"] = {"incidents": args.retention, "interval": "5s"}
+    config["retention"] = {"incidents": args.retention or "30d", "interval": args.interval}
     (work / "alertbot.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     proc = subprocess.Popen(
