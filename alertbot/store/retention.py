@@ -42,7 +42,9 @@ from alertbot.store.schema import (
     heartbeats,
     incident_notes,
     incidents,
+    insert_ignore,
     outbox,
+    retention_state,
     runbook_locks,
     runbook_runs,
     silences,
@@ -179,14 +181,15 @@ _OUTBOX_AFTER = (
 )
 
 
-@dataclass
-class OutboxCursor:
-    """How far the outbox has been compacted (in this process; a restart goes over it once again)."""
+_PACKED_TO = sa.select(retention_state.c.value).where(retention_state.c.name == "outbox_packed_to")
+_SET_PACKED_TO = (
+    retention_state.update()
+    .where(retention_state.c.name == "outbox_packed_to")
+    .values(value=sa.bindparam("value", type_=sa.Integer))
+)
 
-    id: int = 0
 
-
-def compact_outbox(conn: Connection, cursor: OutboxCursor, *, limit: int = BATCH) -> int:
+def compact_outbox(conn: Connection, *, limit: int = BATCH) -> int:
     """SQLite: rewrite the next run of settled outbox rows (delivered, failed, cancelled — up to the
     first pending one) so they pack densely; returns how many.
 
@@ -194,8 +197,14 @@ def compact_outbox(conn: Connection, cursor: OutboxCursor, *, limit: int = BATCH
     the table: the space the payloads left inside older pages would stay unused until retention
     deleted those rows. Deleting and re-inserting the same rows, with the same ids and values, in one
     transaction frees those pages and packs the rows into as few as they need. Nothing else can see
-    the difference. PostgreSQL reuses such space by itself (autovacuum and its free space map)."""
-    rows = conn.execute(_OUTBOX_AFTER, {"after": cursor.id, "limit": limit}).all()
+    the difference. PostgreSQL reuses such space by itself (autovacuum and its free space map).
+    Where it got to is kept in ``retention_state`` (``outbox_packed_to``), so a restart goes on from
+    there."""
+    after = conn.execute(_PACKED_TO).scalar()
+    if after is None:
+        insert_ignore(conn, retention_state, {"name": "outbox_packed_to", "value": 0}, on=["name"])
+        after = 0
+    rows = conn.execute(_OUTBOX_AFTER, {"after": after, "limit": limit}).all()
     settled = []
     for row in rows:
         if row.status == "pending":
@@ -209,7 +218,7 @@ def compact_outbox(conn: Connection, cursor: OutboxCursor, *, limit: int = BATCH
     conn.exec_driver_sql("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high))
     conn.exec_driver_sql("INSERT INTO outbox SELECT * FROM temp.outbox_rewrite ORDER BY id")
     conn.exec_driver_sql("DELETE FROM temp.outbox_rewrite")
-    cursor.id = high
+    conn.execute(_SET_PACKED_TO, {"value": high})
     return len(settled)
 
 
@@ -243,7 +252,6 @@ class RetentionJob:
         self._clock = clock
         self._pause = pause  # between batches: lets other writes in
         self._task: asyncio.Task[None] | None = None
-        self._compacted = OutboxCursor()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="retention")
@@ -298,7 +306,7 @@ class RetentionJob:
             result.deleted[name] = total
         if self._store.is_sqlite:
             total = 0
-            while (packed := await self._store.write(compact_outbox, self._compacted, limit=self._batch)) > 0:
+            while (packed := await self._store.write(compact_outbox, limit=self._batch)) > 0:
                 total += packed
                 await asyncio.sleep(self._pause)
             result.deleted["outbox_rows_packed"] = total

@@ -326,6 +326,13 @@ store_probe = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
+retention_state = sa.Table(
+    "retention_state",
+    metadata,  # where the retention job got to, kept across restarts (e.g. outbox_packed_to)
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+
 
 def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, outbox, silences])
@@ -423,7 +430,7 @@ def _v15(conn: Connection) -> None:
         "DROP INDEX IF EXISTS ix_outbox_due",
     ):
         conn.exec_driver_sql(ddl)
-    metadata.create_all(conn, tables=[store_probe])
+    metadata.create_all(conn, tables=[store_probe, retention_state])
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
