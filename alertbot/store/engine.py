@@ -155,7 +155,7 @@ class Store:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except DBAPIError as exc:
-            if exc.connection_invalidated:
+            if exc.connection_invalidated or _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES):
                 raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
             raise
 
@@ -163,6 +163,17 @@ class Store:
         """Raises StoreUnavailable (or TimeoutError, after 2 s) unless the database answers."""
         async with asyncio.timeout(2.0):
             await self.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar())
+
+
+# PostgreSQL errors that say "not now" rather than "not this": connection exceptions (08), a
+# read-only transaction (25006: a standby after a failover, a database set read-only), insufficient
+# resources (53: disk full, out of memory, too many connections), operator intervention (57P:
+# shutting down, starting up) and system errors (58: I/O). They are 503s: Alertmanager retries.
+_UNAVAILABLE_SQLSTATES = ("08", "25006", "53", "57P", "58")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or "")
 
 
 def _short(exc: BaseException) -> str:

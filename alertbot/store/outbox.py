@@ -124,6 +124,12 @@ def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
     return result.rowcount
 
 
+# 'pending' spelled as a literal: the partial indexes on pending rows (schema v15) apply only to
+# queries whose WHERE implies theirs, and a bound parameter does not.
+_PENDING = outbox.c.status == sa.literal_column("'pending'")
+_DUE = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
+
+
 def _behind_another() -> sa.ColumnElement[bool]:
     """The row waits behind an earlier pending row of its channel: one of its incident, or one of
     an earlier episode of its alert that is not held (a held resolve is cancelled by a re-fire that
@@ -150,43 +156,50 @@ def _behind_another() -> sa.ColumnElement[bool]:
     )
 
 
+# Built once (SQLAlchemy then compiles each once): the senders run these on every pass.
+_CLAIMABLE = (
+    sa.select(
+        outbox.c.id,
+        outbox.c.incident_id,
+        outbox.c.event,
+        outbox.c.channel,
+        outbox.c.target,
+        outbox.c.payload,
+        outbox.c.attempts,
+        outbox.c.created_at,
+    )
+    .where(
+        _PENDING,
+        outbox.c.channel == sa.bindparam("channel"),
+        outbox.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= sa.bindparam("now")),
+        ~_behind_another(),
+    )
+    .order_by(outbox.c.id)  # walks ix_outbox_pending_claim (channel, id): stops after ``limit``
+    .limit(sa.bindparam("limit"))
+)
+# Replicas claiming at once: each skips the rows another is claiming, instead of waiting for them
+# (and then claiming them too). SQLite's single writer needs no such thing.
+_CLAIMABLE_SKIP_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=outbox)
+_LEASE = (
+    outbox.update()
+    .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        lease_until=sa.bindparam("until", type_=UTCDateTime),
+        lease_owner=sa.bindparam("owner", type_=sa.String),
+    )
+)
+
+
 def claim_due(
     conn: Connection, channel: str, now: datetime, *, lease: timedelta, owner: str, limit: int
 ) -> list[OutboxRow]:
     """Take up to ``limit`` due rows of ``channel``, oldest first, at most the head row per incident
     (and per alert)."""
-    query = (
-        sa.select(
-            outbox.c.id,
-            outbox.c.incident_id,
-            outbox.c.event,
-            outbox.c.channel,
-            outbox.c.target,
-            outbox.c.payload,
-            outbox.c.attempts,
-            outbox.c.created_at,
-        )
-        .where(
-            outbox.c.status == PENDING,
-            outbox.c.channel == channel,
-            outbox.c.next_attempt_at <= now,
-            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
-            ~_behind_another(),
-        )
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        # Replicas claiming at once: each skips the rows another is claiming, instead of waiting for
-        # them (and then claiming them too). SQLite's single writer needs no such thing.
-        query = query.with_for_update(skip_locked=True, of=outbox)
-    rows = [OutboxRow(**row._asdict()) for row in conn.execute(query)]
+    query = _CLAIMABLE_SKIP_LOCKED if conn.dialect.name == "postgresql" else _CLAIMABLE
+    rows = [OutboxRow(**row._asdict()) for row in conn.execute(query, {"channel": channel, "now": now, "limit": limit})]
     if rows:
-        conn.execute(
-            outbox.update()
-            .where(outbox.c.id.in_([r.id for r in rows]))
-            .values(lease_until=now + lease, lease_owner=owner)
-        )
+        conn.execute(_LEASE, {"ids": [r.id for r in rows], "until": now + lease, "owner": owner})
     return rows
 
 
@@ -251,7 +264,7 @@ def mark_failed(conn: Connection, row_id: int, *, error: str) -> None:
 def release_leases(conn: Connection, owner: str | None = None) -> int:
     """Hand claimed-but-unsent rows back: those of ``owner`` (graceful stop), or all (``None``:
     a single-process SQLite store starting up, where no other sender can hold them)."""
-    query = outbox.update().where(outbox.c.status == PENDING, outbox.c.lease_until.is_not(None))
+    query = outbox.update().where(_PENDING, outbox.c.lease_until.is_not(None))
     if owner is not None:
         query = query.where(outbox.c.lease_owner == owner)
     result = conn.execute(query.values(lease_until=None, lease_owner=None))
@@ -263,31 +276,32 @@ def retry_now(conn: Connection, now: datetime) -> int:
     keep waiting: their wait is a decision, not a backoff."""
     result = conn.execute(
         outbox.update()
-        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at > now, outbox.c.hold.is_(None))
+        .where(_PENDING, outbox.c.next_attempt_at > now, outbox.c.hold.is_(None))
         .values(next_attempt_at=now)
     )
     return result.rowcount
+
+
+# The earliest due time among rows not waiting behind another: walks ix_outbox_pending_due
+# (channel, due) in due order and stops at the first such row.
+_NEXT_DUE = (
+    sa.select(_DUE.label("due"))
+    .where(_PENDING, outbox.c.channel == sa.bindparam("channel"), ~_behind_another())
+    .order_by(_DUE)
+    .limit(1)
+)
 
 
 def next_due(conn: Connection, channel: str) -> datetime | None:
     """When the earliest pending row of ``channel`` becomes claimable (a held lease delays it). Rows
     waiting behind an earlier one do not count: they become claimable only after it, and counting
     them would have the sender wake, find nothing claimable, and look again at once."""
-    due = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
-    value: datetime | None = (
-        conn.execute(
-            sa.select(sa.func.min(due)).where(
-                outbox.c.status == PENDING, outbox.c.channel == channel, ~_behind_another()
-            )
-        )
-    ).scalar()
+    value: datetime | None = conn.execute(_NEXT_DUE, {"channel": channel}).scalar()
     return value
 
 
 def pending_count(conn: Connection) -> int:
-    return int(
-        (conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING))).scalar_one()
-    )
+    return int((conn.execute(sa.select(sa.func.count()).select_from(outbox).where(_PENDING))).scalar_one())
 
 
 def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ the same rows at once nor deadlock on them.
 
 Delivered outbox rows drop their payload at delivery (``outbox.mark_delivered_many``): only the
 columns the incident timeline shows (event, channel, target, status, times, attempts, error) stay.
+On SQLite each pass then packs the settled rows densely (``compact_outbox``), so the space the
+payloads took is reused at once rather than when retention deletes the rows.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from alertbot.store.schema import (
     heartbeats,
     incident_notes,
     incidents,
+    insert_ignore,
     outbox,
+    retention_state,
     runbook_locks,
     runbook_runs,
     silences,
@@ -169,6 +173,55 @@ def purge_rows(conn: Connection, statement: sa.Delete, *, cutoff: datetime, limi
     return int(conn.execute(statement, {"cutoff": cutoff, "limit": limit}).rowcount)
 
 
+_OUTBOX_AFTER = (
+    sa.select(outbox.c.id, outbox.c.status)
+    .where(outbox.c.id > sa.bindparam("after"))
+    .order_by(outbox.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+_PACKED_TO = sa.select(retention_state.c.value).where(retention_state.c.name == "outbox_packed_to")
+_SET_PACKED_TO = (
+    retention_state.update()
+    .where(retention_state.c.name == "outbox_packed_to")
+    .values(value=sa.bindparam("value", type_=sa.Integer))
+)
+
+
+def compact_outbox(conn: Connection, *, limit: int = BATCH) -> int:
+    """SQLite: rewrite the next run of settled outbox rows (delivered, failed, cancelled — up to the
+    first pending one) so they pack densely; returns how many.
+
+    A delivered row drops its payload in place, but SQLite only ever appends new rows at the end of
+    the table: the space the payloads left inside older pages would stay unused until retention
+    deleted those rows. Deleting and re-inserting the same rows, with the same ids and values, in one
+    transaction frees those pages and packs the rows into as few as they need. Nothing else can see
+    the difference. PostgreSQL reuses such space by itself (autovacuum and its free space map).
+    Where it got to is kept in ``retention_state`` (``outbox_packed_to``), so a restart goes on from
+    there."""
+    after = conn.execute(_PACKED_TO).scalar()
+    if after is None:
+        insert_ignore(conn, retention_state, {"name": "outbox_packed_to", "value": 0}, on=["name"])
+        after = 0
+    rows = conn.execute(_OUTBOX_AFTER, {"after": after, "limit": limit}).all()
+    settled = []
+    for row in rows:
+        if row.status == "pending":
+            break
+        settled.append(row.id)
+    if not settled:
+        return 0
+    low, high = settled[0], settled[-1]
+    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS outbox_rewrite AS SELECT * FROM outbox WHERE 0")
+    conn.exec_driver_sql("INSERT INTO temp.outbox_rewrite SELECT * FROM outbox WHERE id BETWEEN ? AND ?", (low, high))
+    conn.exec_driver_sql("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high))
+    conn.exec_driver_sql("INSERT INTO outbox SELECT * FROM temp.outbox_rewrite ORDER BY id")
+    conn.exec_driver_sql("DELETE FROM temp.outbox_rewrite")
+    conn.execute(_SET_PACKED_TO, {"value": high})
+    return len(settled)
+
+
 @dataclass
 class RetentionPolicy:
     incidents: timedelta = timedelta(days=30)
@@ -251,4 +304,10 @@ class RetentionJob:
                     break
                 await asyncio.sleep(self._pause)
             result.deleted[name] = total
+        if self._store.is_sqlite:
+            total = 0
+            while (packed := await self._store.write(compact_outbox, limit=self._batch)) > 0:
+                total += packed
+                await asyncio.sleep(self._pause)
+            result.deleted["outbox_rows_packed"] = total
         return result

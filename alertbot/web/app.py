@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -269,6 +270,21 @@ def create_app(
     return app
 
 
+# Young-generation threshold once serving (CPython's default is 700): a webhook allocates a few
+# thousand objects, so the default runs a collection several times per request.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def settle_heap() -> None:
+    """Once started: move everything start-up built (modules, config, clients, compiled statements)
+    out of the collector's sight, so a full collection walks only what requests allocate — full
+    collections over the whole heap paused the process 70 to 110 ms every few seconds under load — and
+    collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def app_runner(app: web.Application, config: Config) -> web.AppRunner:
     """The runner ``serve`` uses: bounded buffers per connection, and a header timeout."""
     # read_bufsize: how much of a request body aiohttp buffers per connection ahead of the handler
@@ -297,6 +313,7 @@ async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> No
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         actual_port = sockets[0].getsockname()[1] if sockets else port
+        settle_heap()
         log.info("listening", host=host, port=actual_port, url=f"http://{host}:{actual_port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

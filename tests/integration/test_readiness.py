@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -184,3 +185,41 @@ async def test_full_disk_is_not_ready_gives_503_and_recovers(sqlite_client: Make
     assert (await post(client, 1000)).status == 200
     listed = await (await client.get("/api/v1/incidents?limit=5000", headers=AUTH)).json()
     assert {i["service"] for i in listed} == {f"svc-{n}" for n in [0, *accepted, 1000]}
+
+
+async def test_read_only_postgres_is_not_ready_then_recovers(
+    aiohttp_client: Any, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL that answers reads but refuses writes (a standby after a failover, or a database set
+    read-only): /readyz 503 with the reason for the token holder, the webhook 503 + Retry-After;
+    writable again → ready and accepting, with no restart."""
+    server = request.getfixturevalue("postgres_server")
+    url = server.new_database()
+    name = url.rsplit("/", 1)[1]
+    config = parse_config({"storage": {"url": url}, "runbooks": {"dir": str(ROOT / "runbooks")}, "storm": None})
+    client: Client = await aiohttp_client(
+        create_app(config, secrets(api_token=API_TOKEN), console_stream=ConsoleSink())
+    )
+    assert (await post(client, 1)).status == 200
+
+    def set_read_only(on: bool) -> None:
+        admin = f"host=127.0.0.1 port={server.port} user=alertbot dbname=postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = {'on' if on else 'off'}")
+            # Existing sessions keep their setting: end them, as a failover would.
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+
+    set_read_only(True)
+    await wait_until(_is(503, client), what="readyz 503 on a read-only database")
+    detail = await (await client.get("/readyz", headers=AUTH)).json()
+    assert "read-only" in detail["reason"]
+    resp = await post(client, 2)
+    while resp.status == 200:  # a pooled connection from before the switch may still commit once
+        resp = await post(client, 3)
+    assert resp.status == 503 and resp.headers["Retry-After"].isdigit()
+    set_read_only(False)
+    await wait_until(_is(200, client), what="readyz 200 once writable")
+    assert (await post(client, 4)).status == 200

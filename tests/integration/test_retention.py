@@ -30,6 +30,8 @@ from alertbot.store.schema import (
     slack_messages,
     storms,
 )
+from tests.conftest import MakeHarness
+from tests.helpers import wait_until
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)  # beyond the 30-day default
@@ -222,9 +224,10 @@ async def test_old_history_goes_in_batches_and_what_is_still_needed_stays(store:
     assert left["silences"] == [RECENT, NOW + timedelta(hours=1)]
     assert left["runs"] == sorted([ids["run_running"], ids["run_locked"], ids["run_recent"]])
     assert left["changes"] == ["recent-change"]
-    assert result.deleted == {"incidents": 7, "silences": 1, "runbook_runs": 2, "change_events": 1}
+    deleted = {k: v for k, v in result.deleted.items() if k != "outbox_rows_packed"}
+    assert deleted == {"incidents": 7, "silences": 1, "runbook_runs": 2, "change_events": 1}
     again = await job.run_pass()
-    assert again.deleted == {"incidents": 0, "silences": 0, "runbook_runs": 0, "change_events": 0}
+    assert {k: v for k, v in again.deleted.items() if k != "outbox_rows_packed"} == dict.fromkeys(deleted, 0)
 
 
 async def test_two_replicas_on_postgres_delete_each_row_once(db_url: str, store: Store) -> None:
@@ -273,3 +276,56 @@ async def test_delivered_notifications_drop_their_payload(store: Store) -> None:
     row = await store.read(lambda conn: conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).one())
     assert row.payload == {} and row.status == "delivered" and row.delivered_at == NOW
     assert row.event == "trigger" and row.channel == "console"
+
+
+async def test_the_running_app_deletes_resolved_incidents_after_retention(make_harness: MakeHarness) -> None:
+    """``alertbot serve``'s job: with ``retention.incidents: 200ms`` (every 50 ms), an alert that fired
+    and resolved is gone from the API shortly after, while a firing one stays."""
+    h = await make_harness({"retention": {"incidents": "200ms", "interval": "50ms"}, "storm": None})
+    assert (await h.post_file("am-higherrorrate-nutrition-service-firing.json")).status == 200
+    assert (await h.post_file("am-higherrorrate-nutrition-service-resolved.json")).status == 200
+    assert (await h.post_file("am-servicedown-recipe-service-firing.json")).status == 200
+
+    async def only_the_firing_one_left() -> bool:
+        listed = await (await h.client.get("/api/v1/incidents")).json()
+        return [i["status"] for i in listed] == ["firing"]
+
+    await wait_until(only_the_firing_one_left, within=10, what="the resolved incident deleted")
+
+
+async def test_sqlite_packs_delivered_rows_so_their_payload_space_is_reused(store: Store) -> None:
+    """SQLite: delivered rows drop their payload in place, which alone frees no page (new rows are
+    appended at the end of the table); a retention pass rewrites the settled rows densely — same
+    ids, same values — and the database then uses far fewer pages, reusable for new rows. A job
+    started later (a restart) goes on from where the last one got to."""
+    if not store.is_sqlite:
+        pytest.skip("PostgreSQL reuses the space by itself")
+
+    def setup(conn: Connection) -> list[int]:
+        incident_id = add_incident(conn, "live", status="firing", resolved_at=None)
+        row = {"incident_id": incident_id, "event": "trigger", "channel": "console", "target": ""}
+        outbox_repo.enqueue(
+            conn, [{**row, "payload": {"fingerprint": f"f{n}", "big": "x" * 1500}} for n in range(400)], NOW
+        )
+        ids = [r.id for r in conn.execute(sa.select(outbox.c.id).where(outbox.c.status == "pending"))]
+        outbox_repo.enqueue(conn, [{**row, "payload": {"fingerprint": "last", "big": "x"}}], NOW)  # stays pending
+        return ids
+
+    def used_pages(conn: Connection) -> int:
+        pages: int = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        free: int = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+        return pages - free
+
+    def rows(conn: Connection) -> list[Any]:
+        return [tuple(r) for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
+
+    ids = await store.write(setup)
+    await store.write(outbox_repo.mark_delivered_many, [(i, NOW) for i in ids])
+    before_rows, before_pages = await store.read(rows), await store.read(used_pages)
+    result = await RetentionJob(store, POLICY, clock=lambda: NOW, pause=0).run_pass()
+    assert result.deleted["outbox_rows_packed"] == len(ids) + 1  # the incident's own delivered row too
+    assert await store.read(rows) == before_rows
+    after_pages = await store.read(used_pages)
+    assert after_pages < before_pages - 100, (before_pages, after_pages)
+    restarted = await RetentionJob(store, POLICY, clock=lambda: NOW, pause=0).run_pass()
+    assert restarted.deleted["outbox_rows_packed"] == 0  # where it got to is stored: no second pass over them
