@@ -29,7 +29,7 @@ from alertbot.runbooks.targets import target_refusal
 from alertbot.settings import AutomationConfig
 from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
 from alertbot.store.engine import Store
-from alertbot.store.runbook_runs import NOT_STARTED, RunRecord, RunStatus
+from alertbot.store.runbook_runs import INTERRUPTED, NOT_STARTED, RunRecord, RunStatus
 
 log = structlog.get_logger("alertbot.runbooks")
 
@@ -321,11 +321,10 @@ class Executor:
                     if plan.undoable:
                         applied.append(plan.to_json())
         except RunbookError as exc:
-            status = RunStatus.FAILED
-            done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
-            message = f"step {plan.index} ({plan.type}) failed: {exc.message}. Applied before it: {done}" + (
-                f" — `alertbot runbook undo {run_id}` restores them" if applied else ""
-            )
+            status, message = RunStatus.FAILED, _stopped_at(plan, f"failed: {exc.message}", applied, run_id)
+        except asyncio.CancelledError:  # alertbot is stopping: what ran is recorded, never "succeeded"
+            status, message = RunStatus.FAILED, _stopped_at(plan, f"interrupted: {INTERRUPTED}", applied, run_id)
+            raise
         finally:
             await self._store.write(
                 _finish_and_unlock, run_id, status=status, applied=applied, result=message, now=self._clock()
@@ -397,6 +396,9 @@ class Executor:
                     restored.append(plan.to_json())
         except RunbookError as exc:
             status, message = RunStatus.FAILED, f"undo of step {plan.index} failed: {exc.message}"
+        except asyncio.CancelledError:  # alertbot is stopping: the undo is not complete
+            status, message = RunStatus.FAILED, f"undo of step {plan.index} interrupted: {INTERRUPTED}"
+            raise
         finally:
             await self._store.write(
                 _finish_and_unlock, run_id, status=status, applied=[], result=message, now=self._clock()
@@ -502,3 +504,10 @@ def _record_change(conn: Connection, run_id: int, applied: list[dict[str, Any]],
             "timestamp": now,
         },
     )
+
+
+def _stopped_at(plan: StepPlan, what: str, applied: list[dict[str, Any]], run_id: int) -> str:
+    """Why a run stopped at ``plan``'s step, and what it had applied before (undoable)."""
+    done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
+    undo = f" — `alertbot runbook undo {run_id}` restores them" if applied else ""
+    return f"step {plan.index} ({plan.type}) {what}. Applied before it: {done}{undo}"

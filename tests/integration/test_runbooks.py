@@ -405,3 +405,38 @@ async def test_a_running_run_keeps_beating_so_no_one_takes_it_for_interrupted(tm
         assert record.status == "succeeded" and record.finished_at is not None
     finally:
         await store.close()
+
+
+async def test_a_run_cancelled_by_shutdown_is_recorded_as_interrupted_not_succeeded(env: Env) -> None:
+    """alertbot stopping during a run (here: the rollback applied, then a wait step) records it as
+    failed and interrupted, naming the step it stopped at and what it had applied — never the
+    `succeeded` with every step listed that it wrote before — and the rollback stays undoable."""
+    runbook = Runbook.model_validate(
+        {
+            "name": "rollback-then-watch",
+            "params": [{"name": "namespace", "required": True}, {"name": "virtualservice", "required": True}],
+            "steps": [
+                {
+                    "type": "istio.rollback",
+                    "namespace": "{{ params.namespace }}",
+                    "virtualservice": "{{ params.virtualservice }}",
+                },
+                {"type": "wait", "duration": "10m"},
+            ],
+        }
+    )
+    run = asyncio.create_task(env.executor.run(runbook, TARGET, execute=True, trigger="cli:alice"))
+
+    async def rolled_back() -> bool:
+        return env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+    await wait_until(rolled_back, what="the rollback step applied")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    [record] = await env.store.read(runbook_runs.history)
+    assert record.status == "failed", record
+    assert record.result.startswith("step 1 (wait) interrupted") and "Applied before it: step 0" in record.result
+    assert [a["index"] for a in record.applied] == [0]  # the rollback, so that undo can restore it
+    undone = await env.executor.undo(record.id, execute=True, trigger="cli:alice")
+    assert undone.status == "succeeded" and env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
