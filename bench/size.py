@@ -96,7 +96,11 @@ def main() -> None:
     parser.add_argument("--retention", default=None, help="retention.incidents, e.g. 30s (default: 30d)")
     parser.add_argument("--interval", default="5s", help="retention.interval (default here: 5s)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="alertbot-size-"))
+    with tempfile.TemporaryDirectory(prefix="alertbot-size-") as tmp:
+        measure(Path(tmp), args)
+
+
+def measure(work: Path, args: argparse.Namespace) -> None:
     path = work / "alertbot.db"
     config: dict[str, Any] = {"storage": {"url": f"sqlite:///{path}"}, "storm": None, "flapping": None}
     config["retention"] = {"incidents": args.retention or "30d", "interval": args.interval}
