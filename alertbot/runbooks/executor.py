@@ -130,6 +130,10 @@ class Executor:
                 plans=[],
                 message=f"planning failed: {exc.message}",
             )
+        if run_id is not None and (changed := await self._unlike_approved(run_id, plans)) is not None:
+            return await self._end(
+                run_id, runbook.name, params, trigger=trigger, status=RunStatus.REJECTED, plans=plans, message=changed
+            )
         note = ""
         if execute and self._dry_run_only:
             execute, note = False, " (runbooks.dry_run is on: planned only)"
@@ -177,6 +181,18 @@ class Executor:
         return await self._end(
             run_id, name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=reason, expect=expect
         )
+
+    async def _unlike_approved(self, run_id: int, plans: list[StepPlan]) -> str | None:
+        """Why an approved run may not apply ``plans``: they are not the plan its approvers were shown
+        (the object changed in between). None: they are, or nobody was shown one (an automation's
+        ``auto`` run)."""
+        record = await self._store.read(runbook_runs.get, run_id)
+        if record is None or record.status != RunStatus.APPROVED or not record.plan:
+            return None
+        if [p.to_json() for p in plans] == record.plan:
+            return None
+        log.warning("approved_plan_changed", run_id=run_id, runbook=record.runbook)
+        return "the target changed after the plan was approved: nothing was applied; ask for the run again"
 
     async def _refusal(self, run_id: int, runbook: Runbook, targets: list[str]) -> str | None:
         """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""

@@ -440,3 +440,41 @@ async def test_a_run_cancelled_by_shutdown_is_recorded_as_interrupted_not_succee
     assert [a["index"] for a in record.applied] == [0]  # the rollback, so that undo can restore it
     undone = await env.executor.undo(record.id, execute=True, trigger="cli:alice")
     assert undone.status == "succeeded" and env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_an_approved_run_applies_only_the_plan_its_approvers_saw(env: Env) -> None:
+    """Approval executes the plan that was shown: when the VirtualService changes between the approval
+    and the execution, the run is rejected with the reason and nothing is patched — never a rollback
+    from weights nobody saw."""
+    shown = await env.executor.plan(rollback(), rollback().resolve_params(TARGET))
+    now = datetime.now(UTC)
+
+    async def approve() -> int:
+        run_id = await env.store.write(
+            runbook_runs.queue,
+            runbook="emergency-rollback",
+            params=TARGET,
+            trigger="slack:UALICE",
+            automation=None,
+            target_key="",
+            status=runbook_runs.RunStatus.PENDING,
+            now=now,
+            plan=[p.to_json() for p in shown],
+        )
+        counted = await env.store.write(
+            runbook_runs.add_approval, run_id, by="slack:UBOB", needed=1, now=now, requested_after=now
+        )
+        assert counted is not None and counted[0] == "approved"
+        return run_id
+
+    changed = await approve()
+    env.k8s.set_weights(*KEY, {"stable": 70, "canary": 30})  # someone edits it after the approval
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="slack:UALICE", run_id=changed)
+    assert result.status == "rejected" and "changed after the plan was approved" in result.message
+    assert env.k8s.weights(*KEY) == [[("stable", 70), ("canary", 30)]]
+
+    env.k8s.set_weights(*KEY, {"stable": 90, "canary": 10})  # as shown: the approved plan applies
+    unchanged = await approve()
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="slack:UALICE", run_id=unchanged)
+    assert result.status == "succeeded"
+    assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
