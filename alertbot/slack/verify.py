@@ -44,8 +44,10 @@ class SlackVerifier:
             self._remember_here(signature, int(timestamp), now)
             return
         sent_at = datetime.fromtimestamp(int(timestamp), UTC)
-        window = timedelta(seconds=WINDOW_SECONDS)
-        if not await store.write(slack_requests.remember, signature, sent_at=sent_at, forget_before=now - window):
+        # Kept for twice the window: each replica judges the window by its own clock, so one whose clock
+        # runs ahead must not forget a request that a replica behind it would still accept.
+        keep = timedelta(seconds=2 * WINDOW_SECONDS)
+        if not await store.write(slack_requests.remember, signature, sent_at=sent_at, forget_before=now - keep):
             raise Unauthorized("replayed Slack request")
 
     def check_signature(self, *, timestamp: str | None, signature: str | None, body: bytes, now: datetime) -> None:
