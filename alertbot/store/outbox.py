@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.store.bulk import insert_ordered
 from alertbot.store.schema import UTCDateTime, outbox
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -32,9 +33,6 @@ class OutboxRow:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
-
-
-_INSERT_RETURNING_ID = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
 def enqueue(
@@ -77,7 +75,7 @@ def enqueue_all(
         }
         for n in new
     ]
-    result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
+    ids = insert_ordered(conn, outbox, values)
     return [
         OutboxRow(
             id=row_id,
@@ -89,7 +87,7 @@ def enqueue_all(
             attempts=0,
             created_at=now,
         )
-        for row_id, v, n in zip(result.scalars(), values, new, strict=True)
+        for row_id, v, n in zip(ids, values, new, strict=True)
         if n.leased
     ]
 
