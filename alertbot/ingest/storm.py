@@ -81,7 +81,7 @@ class Storms:
         self.write(storm_id)
         self._writer.flush()
         storm = storm_repo.get(self._conn, storm_id)
-        if storm is None or storm_repo.firing_members(self._conn, storm) > 0:
+        if storm is None or storm_repo.any_firing(self._conn, storm):
             return []
         storm_repo.finish(self._conn, storm.id, self._now)
         self._view.storm_ended(storm)
@@ -101,7 +101,7 @@ class Storms:
             group_key=storm.group_key,
             group_labels=storm.group_labels,
             count=storm.count,
-            firing=storm_repo.firing_members(self._conn, storm),
+            firing=storm_repo.firing_count(self._conn, storm),
             sample=storm_repo.sample(self._conn, storm),
         )
         rows = []

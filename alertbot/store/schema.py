@@ -380,6 +380,10 @@ def _v18(conn: Connection) -> None:
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_incidents_firing_sources ON incidents (service, severity, namespace, status)"
     )
+    # A storm's members by status (is one still firing? how many resolved?) and its newest members
+    # (store/storms.py), without reading every member.
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_incidents_group_status ON incidents (group_key, status)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_incidents_group_id ON incidents (group_key, id)")
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
@@ -398,7 +402,7 @@ MIGRATIONS: list[Migration] = [
     (11, "outbox rows ordered across an alert's episodes", _v11),
     (12, "one open storm per group", _v12),
     (13, "runbook run heartbeats", _v13),
-    (18, "inhibition sources by service and severity", _v18),
+    (18, "inhibition sources by service and severity; storm members by status and by id", _v18),
 ]
 
 
