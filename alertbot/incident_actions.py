@@ -11,10 +11,10 @@ go out under the first incident's identity (its PagerDuty dedup key, its Slack m
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.outbox import OutboxEvent, OutboxIntent
 from alertbot.notify.base import Event, Notification, live_and_shadow
 from alertbot.shadow import record_shadow
 from alertbot.store import incident_notes, incidents, outbox
@@ -25,14 +25,14 @@ def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str
     lead = incidents.get(conn, incident.lead_id) if incident.lead_id is not None else None
     view = incident.under(lead) if lead is not None else incident
     live, shadow = live_and_shadow(view.destinations)
-    rows: list[dict[str, Any]] = [
-        {
-            "incident_id": view.id,
-            "event": event,
-            "channel": dest.channel,
-            "target": dest.target,
-            "payload": Notification.build(view, event, dest, actor=actor).model_dump(mode="json"),
-        }
+    rows = [
+        OutboxIntent(
+            incident_id=view.id,
+            event=OutboxEvent(event),
+            channel=dest.channel,
+            target=dest.target,
+            payload=Notification.build(view, event, dest, actor=actor).model_dump(mode="json"),
+        )
         for dest in live
     ]
     outbox.enqueue(conn, rows, now)

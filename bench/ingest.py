@@ -196,6 +196,7 @@ async def storm(args: argparse.Namespace) -> None:
                 targets.append(("alertbot, PostgreSQL", alertbot_command(tmp, "pg", pg.new_database())))
             for name, command in targets:
                 results[name] = await storm_target(command, args, cwd=tmp, run=name[-1], name=name)
+                print(f"{name}: {results[name]}", flush=True)
     finally:
         if pg is not None:
             pg.cleanup()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.flapping import FlapPolicy, FlapState, ResolveHold, continuation_reason, flap_state, resolve_hold
+from alertbot.domain.outbox import OutboxIntent
 from alertbot.domain.parse import format_duration
 from alertbot.domain.route import route
 from alertbot.ingest.routing import outbox_row
@@ -33,7 +33,7 @@ class Chains:
     def _flap_policy(self) -> FlapPolicy | None:
         return self._config.flapping.policy() if self._config.flapping is not None else None
 
-    def continue_chain(self, incident: IncidentRecord) -> list[dict[str, Any]] | None:
+    def continue_chain(self, incident: IncidentRecord) -> list[OutboxIntent] | None:
         """A re-fire that continues an earlier incident instead of paging: the rows it sends (flap
         updates of the earlier message), or None when it is an incident of its own."""
         conn, episodes = self._conn, self._view.episodes
@@ -56,9 +56,7 @@ class Chains:
         log.info("alert_continues_incident", incident_id=incident.id, lead_id=lead.id, why=why)
         return self._flap_updates(lead, flap, firing=True) if flap.flapping else []
 
-    def resolve(
-        self, incident: IncidentRecord, queued: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], ResolveHold]:
+    def resolve(self, incident: IncidentRecord, queued: list[OutboxIntent]) -> tuple[list[OutboxIntent], ResolveHold]:
         """The resolve rows of an episode (under its chain's identity) and how long they are held;
         while flapping, the message's flap update goes into ``queued``."""
         conn, now = self._conn, self._now
@@ -82,7 +80,7 @@ class Chains:
             )
         return [outbox_row(view, "resolve", dest) for dest in live], hold
 
-    def _flap_updates(self, lead: IncidentRecord, flap: FlapState, *, firing: bool) -> list[dict[str, Any]]:
+    def _flap_updates(self, lead: IncidentRecord, flap: FlapState, *, firing: bool) -> list[OutboxIntent]:
         """The lead's messages (Slack, console) updated in place with the flap count; no page."""
         assert flap.policy is not None
         now_state = (

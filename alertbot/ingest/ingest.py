@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from alertbot.domain.classify import classify
 from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload
+from alertbot.domain.outbox import OutboxIntent
 from alertbot.ingest.chains import Chains
 from alertbot.ingest.heartbeat import DeadMansSwitch
 from alertbot.ingest.routing import outbox_row, route_destinations
@@ -149,7 +150,7 @@ class _Batch:
         known = view.episodes.known
         decide: list[tuple[IncidentRecord, Event]] = []
         resolved: list[IncidentRecord] = []
-        rows: list[dict[str, Any]] = []  # sent after a claim, in order behind earlier rows
+        rows: list[OutboxIntent] = []  # sent after a claim, in order behind earlier rows
 
         for alert in payload.alerts:
             if self._heartbeat.is_heartbeat(alert):
@@ -201,13 +202,13 @@ class _Batch:
 
         # A new alert's own trigger: nothing can be ahead of it, so it is handed to the local sender
         # at once. A re-fire's is queued behind whatever its previous episode still has to send.
-        direct: list[dict[str, Any]] = []
+        direct: list[OutboxIntent] = []
         for incident, event in decide:
             decided = self._decide(incident, event, payload, stats)
             first = view.episodes.previous(incident) is None
             (direct if event == "trigger" and first else rows).extend(decided)
         storms_touched: set[int] = set()
-        held: list[tuple[list[dict[str, Any]], datetime, str]] = []
+        held: list[tuple[list[OutboxIntent], datetime, str]] = []
         for incident in resolved:
             storm_id = storm_repo.storm_id_of(incident.suppressed_by)
             if storm_id is not None:
@@ -228,7 +229,7 @@ class _Batch:
 
     def _decide(
         self, incident: IncidentRecord, event: Event, payload: WebhookPayload, stats: IngestStats
-    ) -> list[dict[str, Any]]:
+    ) -> list[OutboxIntent]:
         """The notification rows of one alert's own (storm members send theirs once per batch)."""
         conn, now = self._conn, self._now
         labels = {**incident.labels, "severity": incident.severity.value}

@@ -8,6 +8,7 @@ from typing import Any
 
 from alertbot.domain.classify import classify
 from alertbot.domain.models import Alert, Classification, Severity, matching_labels
+from alertbot.domain.outbox import OutboxEvent, OutboxIntent
 from alertbot.domain.route import RouteResult, route
 from alertbot.notify.base import CorrelatedChange, Destination, Event, Notification, StormSummary, destinations
 from alertbot.settings import Config
@@ -67,14 +68,14 @@ def outbox_row(
     approvals: list[dict[str, Any]] | None = None,
     note: str = "",
     changes: list[CorrelatedChange] | None = None,
-) -> dict[str, Any]:
+) -> OutboxIntent:
     """One notification to queue: for this incident, this event, to this destination."""
-    return {
-        "incident_id": incident.id,
-        "event": event,
-        "channel": dest.channel,
-        "target": dest.target,
-        "payload": Notification.build(
+    return OutboxIntent(
+        incident_id=incident.id,
+        event=OutboxEvent(event),
+        channel=dest.channel,
+        target=dest.target,
+        payload=Notification.build(
             incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes
         ).model_dump(mode="json"),
-    }
+    )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.models import WebhookPayload
+from alertbot.domain.outbox import OutboxIntent
 from alertbot.ingest.routing import outbox_row
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
@@ -76,23 +76,23 @@ class Storms:
                 storm_repo.add_members(self._conn, storm, joined)
             self._queue(self._summary_rows(storm, "trigger"))
 
-    def end_if_quiet(self, storm_id: int) -> list[dict[str, Any]]:
+    def end_if_quiet(self, storm_id: int) -> list[OutboxIntent]:
         """A member resolved: the storm ends when none is firing; returns its summary's resolve rows."""
         self.write(storm_id)
         self._writer.flush()
         storm = storm_repo.get(self._conn, storm_id)
-        if storm is None or storm_repo.firing_members(self._conn, storm) > 0:
+        if storm is None or storm_repo.any_firing(self._conn, storm):
             return []
         storm_repo.finish(self._conn, storm.id, self._now)
         self._view.storm_ended(storm)
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
         return self._summary_rows(storm, "resolve")
 
-    def _queue(self, rows: list[dict[str, Any]]) -> None:
+    def _queue(self, rows: list[OutboxIntent]) -> None:
         self._writer.enqueue(rows)
         self.queued += len(rows)
 
-    def _summary_rows(self, storm: storm_repo.Storm, event: Event) -> list[dict[str, Any]]:
+    def _summary_rows(self, storm: storm_repo.Storm, event: Event) -> list[OutboxIntent]:
         """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
         self._writer.flush()  # its members' outcomes and pending summaries may be this batch's
         anchor = incidents.get(self._conn, storm.anchor_incident_id)
@@ -101,7 +101,7 @@ class Storms:
             group_key=storm.group_key,
             group_labels=storm.group_labels,
             count=storm.count,
-            firing=storm_repo.firing_members(self._conn, storm),
+            firing=storm_repo.firing_count(self._conn, storm),
             sample=storm_repo.sample(self._conn, storm),
         )
         rows = []

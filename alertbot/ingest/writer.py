@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.outbox import OutboxIntent
 from alertbot.ingest.view import BatchView, with_outcome
 from alertbot.store import incidents, outbox
 from alertbot.store.incidents import IncidentRecord
@@ -34,7 +35,7 @@ class BatchWriter:
 
     def enqueue(
         self,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[OutboxIntent],
         *,
         hold: tuple[datetime, str] | None = None,
         hand_to: list[outbox.OutboxRow] | None = None,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.models import Alert, Classification, Severity
+from alertbot.store.bulk import insert_ordered
 from alertbot.store.schema import UTCDateTime, incidents, record_json
 
 
@@ -85,7 +86,6 @@ def _record(row: sa.Row[Any]) -> IncidentRecord:
 # Hot-path statements are built once with bind parameters: SQLAlchemy then compiles each once
 # and reuses it, instead of rebuilding the construct per alert (most of ingest's cost otherwise).
 _BY_FINGERPRINTS = sa.select(incidents).where(incidents.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
-_INSERT = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
 _REFRESH = (
     incidents.update()
     .where(incidents.c.id == sa.bindparam("iid"))
@@ -137,7 +137,7 @@ def insert_many(
     if not new:
         return []
     values = [_values(alert, classification, group_key, now) for alert, classification, group_key in new]
-    result = conn.execute(_INSERT, values[0] if len(values) == 1 else values)
+    ids = insert_ordered(conn, incidents, values)
     return [
         IncidentRecord(
             id=new_id,
@@ -151,7 +151,7 @@ def insert_many(
                 "resolved_at": _utc(v["resolved_at"]),
             },
         )
-        for new_id, v, (_, c, _) in zip(result.scalars(), values, new, strict=True)
+        for new_id, v, (_, c, _) in zip(ids, values, new, strict=True)
     ]
 
 

@@ -9,7 +9,7 @@ each row is sent by one of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.outbox import OutboxIntent
+from alertbot.store.bulk import insert_ordered
 from alertbot.store.schema import UTCDateTime, outbox
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
@@ -34,15 +36,16 @@ class OutboxRow:
     created_at: datetime
 
 
-_INSERT_RETURNING_ID = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
-
-
 def enqueue(
-    conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, *, hold: tuple[datetime, str] | None = None
+    conn: Connection,
+    rows: Sequence[OutboxIntent | Mapping[str, Any]],
+    now: datetime,
+    *,
+    hold: tuple[datetime, str] | None = None,
 ) -> None:
     """Queue rows, due now — or, with ``hold=(until, why)``, held back until then (a resolve waiting
     to see whether the alert re-fires; ``cancel_held`` drops it, ``release_held`` sends it now)."""
-    enqueue_all(conn, [NewRow(row, hold=hold) for row in rows], now, owner="", until=now)
+    enqueue_all(conn, [NewRow(OutboxIntent.of(row), hold=hold) for row in rows], now, owner="", until=now)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class NewRow:
     dispatcher, which is handed it after commit and sends it without a claim round-trip (if that
     process dies, the lease lapses and any dispatcher claims it as usual)."""
 
-    row: dict[str, Any]  # incident_id, event, channel, target, payload (the Notification)
+    row: OutboxIntent
     hold: tuple[datetime, str] | None = None
     leased: bool = False
 
@@ -65,8 +68,7 @@ def enqueue_all(
         return []
     values = [
         {
-            **n.row,
-            "fingerprint": _fingerprint(n.row),
+            **n.row.values(),
             "status": PENDING,
             "attempts": 0,
             "next_attempt_at": n.hold[0] if n.hold else now,
@@ -77,7 +79,7 @@ def enqueue_all(
         }
         for n in new
     ]
-    result = conn.execute(_INSERT_RETURNING_ID, values[0] if len(values) == 1 else values)
+    ids = insert_ordered(conn, outbox, values)
     return [
         OutboxRow(
             id=row_id,
@@ -89,14 +91,9 @@ def enqueue_all(
             attempts=0,
             created_at=now,
         )
-        for row_id, v, n in zip(result.scalars(), values, new, strict=True)
+        for row_id, v, n in zip(ids, values, new, strict=True)
         if n.leased
     ]
-
-
-def _fingerprint(row: dict[str, Any]) -> str:
-    """The ordering key shared by an alert's episodes: the fingerprint of the notification queued."""
-    return str(row["payload"]["fingerprint"])
 
 
 def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
@@ -333,19 +330,19 @@ def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def coalesce_pending(conn: Connection, row: dict[str, Any]) -> bool:
+def coalesce_pending(conn: Connection, row: OutboxIntent) -> bool:
     """Replace the payload of a not-yet-claimed pending row for the same incident, channel, target and
     event (a storm summary that has not gone out yet gets the newer count). False when there is none."""
     result = conn.execute(
         outbox.update()
         .where(
-            outbox.c.incident_id == row["incident_id"],
-            outbox.c.channel == row["channel"],
-            outbox.c.target == row["target"],
-            outbox.c.event == row["event"],
+            outbox.c.incident_id == row.incident_id,
+            outbox.c.channel == str(row.channel),
+            outbox.c.target == row.target,
+            outbox.c.event == row.event.value,
             outbox.c.status == PENDING,
             outbox.c.lease_until.is_(None),
         )
-        .values(payload=row["payload"])
+        .values(payload=row.payload)
     )
     return result.rowcount > 0

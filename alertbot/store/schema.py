@@ -472,6 +472,10 @@ def _v17(conn: Connection) -> None:
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_incidents_firing_sources ON incidents (service, severity, namespace, status)"
     )
+    # A storm's members by status (is one still firing? how many resolved?) and its newest members
+    # (store/storms.py), without reading every member.
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_incidents_group_status ON incidents (group_key, status)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_incidents_group_id ON incidents (group_key, id)")
 
 
 Migration = tuple[int, str, Callable[[Connection], Any]]
@@ -493,7 +497,7 @@ MIGRATIONS: list[Migration] = [
     (14, "rejected alerts", _v14),
     (15, "indexed history (firing by service, pending outbox), readiness probe, retention indexes", _v15),
     (16, "Slack request replay protection shared by replicas", _v16),
-    (17, "inhibition sources by service and severity", _v17),
+    (17, "inhibition sources by service and severity; storm members by status and by id", _v17),
 ]
 
 

@@ -89,6 +89,27 @@ def finish(conn: Connection, storm_id: int, now: datetime) -> None:
     conn.execute(storms.update().where(storms.c.id == storm_id).values(resolved_at=now))
 
 
+def _members(storm: Storm, status: str) -> sa.Select[Any]:
+    return sa.select(incidents.c.id).where(
+        incidents.c.group_key == storm.group_key,
+        incidents.c.status == status,
+        incidents.c.suppressed_by.like(f"{storm.marker}%"),
+    )
+
+
+def any_firing(conn: Connection, storm: Storm) -> bool:
+    """Is a member of the storm still firing? (ix_incidents_group_status: the first found answers.)"""
+    return conn.execute(_members(storm, "firing").limit(1)).first() is not None
+
+
+def firing_count(conn: Connection, storm: Storm) -> int:
+    """How many members are firing: the storm's count (every member joined, as stored) less those
+    resolved — a read of the resolved few (ix_incidents_group_status), not of every member."""
+    stored = conn.execute(sa.select(storms.c.count).where(storms.c.id == storm.id)).scalar_one()
+    resolved = conn.execute(sa.select(sa.func.count()).select_from(_members(storm, "resolved").subquery())).scalar_one()
+    return max(0, int(stored) - int(resolved))
+
+
 def firing_members(conn: Connection, storm: Storm) -> int:
     return int(
         (
@@ -140,9 +161,9 @@ def sample(conn: Connection, storm: Storm, limit: int = 5) -> list[str]:
     rows = conn.execute(
         sa.select(incidents.c.alertname, incidents.c.service, incidents.c.annotations)
         .where(incidents.c.group_key == storm.group_key, incidents.c.suppressed_by.like(f"{storm.marker}%"))
-        # Newest first along ix_incidents_group (group_key, created_at): a storm's newest members
-        # are found without reading the others.
-        .order_by(incidents.c.created_at.desc(), incidents.c.id.desc())
+        # Newest first along ix_incidents_group_id (group_key, id): a storm's newest members are
+        # found without reading the others.
+        .order_by(incidents.c.id.desc())
         .limit(limit)
     )
     return [str(row.annotations.get("summary") or f"{row.alertname} {row.service}".strip()) for row in rows]

@@ -1,0 +1,56 @@
+"""What the outbox carries: a typed intent to notify one destination of one incident's event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class OutboxEvent(StrEnum):
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+    ACKNOWLEDGE = "acknowledge"
+    UPDATE = "update"  # the same alert's message changed in place (a flapping count, a storm's count)
+
+
+class Channel(StrEnum):
+    PAGERDUTY = "pagerduty"
+    SLACK = "slack"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True)
+class OutboxIntent:
+    """One notification to queue: this incident's ``event`` to ``channel``/``target``, carrying the
+    notification as rendered when it was decided (``payload``: free-form JSON for the notifier)."""
+
+    incident_id: int
+    event: OutboxEvent
+    channel: str  # a Channel, or the name of another registered notifier
+    target: str
+    payload: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        """The ordering key shared by an alert's episodes: the fingerprint of the notification."""
+        return str(self.payload["fingerprint"])
+
+    @classmethod
+    def of(cls, row: OutboxIntent | Mapping[str, Any]) -> OutboxIntent:
+        """An intent, or one given as its outbox columns (incident_id, event, channel, target, payload)."""
+        if isinstance(row, OutboxIntent):
+            return row
+        return cls(row["incident_id"], OutboxEvent(row["event"]), row["channel"], row["target"], dict(row["payload"]))
+
+    def values(self) -> dict[str, Any]:
+        """The outbox columns it fills."""
+        return {
+            "incident_id": self.incident_id,
+            "event": self.event.value,
+            "channel": str(self.channel),
+            "target": self.target,
+            "payload": self.payload,
+            "fingerprint": self.fingerprint,
+        }
