@@ -69,3 +69,20 @@ def test_label_args() -> None:
     assert parse_label_args(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ValueError, match="expected name=value"):
         parse_label_args(["novalue"])
+
+
+@pytest.mark.parametrize("pattern", ["(a+)+", "(a|aa)*", "(.*a){12}"])
+def test_a_hostile_label_value_cannot_stall_a_regex_matcher(pattern: str) -> None:
+    """Regex matchers run in time linear in the label's length (RE2, as Alertmanager): a silence like
+    service=~"(a+)+" against a 10,000-character label answers at once — Python's backtracking engine
+    never finished on it (each extra character doubled the time; 22 took 0.2 s)."""
+    hostile = {"service": "a" * 10_000 + "!"}
+    assert Matcher.parse(f'service=~"{pattern}"').matches(hostile) is False
+    assert Matcher.parse(f'service!~"{pattern}"').matches(hostile) is True
+
+
+def test_backreferences_are_refused_as_alertmanager_does() -> None:
+    """RE2 has no backreferences (nor does Go's regexp, which Alertmanager uses): such a matcher is an
+    invalid one, named in the error, not an expensive one."""
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        Matcher.parse(r'service=~"(a)\\1"')
