@@ -161,3 +161,12 @@ def test_owning_controller(meta: dict[str, Any], expected: tuple[str, str] | Non
     vs = {**seed_canary(), "metadata": {"name": "x", "namespace": "y", **meta}}
     found = istio.owning_controller(vs)
     assert (None if found is None else (found.kind, found.name)) == expected
+
+
+def test_the_stable_subset_is_a_name_not_free_text() -> None:
+    """emergency-rollback's stable_subset (which an automation may template from alert labels) must be
+    a Kubernetes-style name: free text such as a mention or a path is refused before any plan."""
+    rollback = load_runbook(ROOT / "runbooks" / "emergency-rollback.yaml")
+    for bad in ("x y", "<!channel>", "../stable", "Stable"):
+        with pytest.raises(ValueError, match="param stable_subset"):
+            rollback.resolve_params({"namespace": "a", "virtualservice": "b", "stable_subset": bad})
