@@ -44,6 +44,7 @@ from alertbot.store.schema import (
     incidents,
     insert_ignore,
     outbox,
+    rejected_alerts,
     retention_state,
     runbook_locks,
     runbook_runs,
@@ -119,6 +120,7 @@ _DELETE_RUNS = _batch_delete(
     ),
 )
 _DELETE_CHANGES = _batch_delete(change_events, change_events.c.created_at < sa.bindparam("cutoff"))
+_DELETE_REJECTED = _batch_delete(rejected_alerts, rejected_alerts.c.received_at < sa.bindparam("cutoff"))
 
 
 def _our_turn(conn: Connection) -> bool:
@@ -293,6 +295,7 @@ class RetentionJob:
         result.deleted["incidents"] = total
         for name, statement, keep in (
             ("silences", _DELETE_SILENCES, self._policy.incidents),
+            ("rejected_alerts", _DELETE_REJECTED, self._policy.incidents),
             ("runbook_runs", _DELETE_RUNS, self._policy.audit),
             ("change_events", _DELETE_CHANGES, self._policy.audit),
         ):

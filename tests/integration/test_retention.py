@@ -24,6 +24,7 @@ from alertbot.store.schema import (
     incident_notes,
     incidents,
     outbox,
+    rejected_alerts,
     runbook_locks,
     runbook_runs,
     silences,
@@ -179,6 +180,12 @@ def populate(conn: Connection) -> dict[str, int]:
 
     add_silence(conn, ends=OLD)
     add_silence(conn, ends=RECENT)
+    for name, at in (("rejected-old", OLD), ("rejected-recent", RECENT)):
+        conn.execute(
+            rejected_alerts.insert().values(
+                digest=name, reason="invalid", raw="{}", receiver="r", group_key="g", received_at=at
+            )
+        )
     add_silence(conn, ends=NOW + timedelta(hours=1))
     ancient = NOW - timedelta(days=400)
     ids["run_old"] = add_run(conn, started=ancient, status="succeeded")
@@ -203,6 +210,7 @@ def remaining(conn: Connection) -> dict[str, Any]:
         "silences": sorted(r.ends_at for r in conn.execute(sa.select(silences.c.ends_at))),
         "runs": sorted(r.id for r in conn.execute(sa.select(runbook_runs.c.id))),
         "changes": sorted(r.event_id for r in conn.execute(sa.select(change_events.c.event_id))),
+        "rejected": sorted(r.digest for r in conn.execute(sa.select(rejected_alerts.c.digest))),
     }
 
 
@@ -211,7 +219,8 @@ KEPT = sorted(["lead_of_firing", "firing_member", "recent", "firing", "open_stor
 
 async def test_old_history_goes_in_batches_and_what_is_still_needed_stays(store: Store) -> None:
     """One pass (batches of 2) deletes old resolved chains with their outbox rows, notes, decisions,
-    Slack references and closed storms, expired silences, and old finished runs and change events;
+    Slack references and closed storms, expired silences, old rejected alerts, and old finished runs
+    and change events;
     it keeps recent, firing, half-firing chains, the anchor of an open storm, the dead man's switch's
     page, runs running or holding a lock, and anything younger than its retention."""
     ids = await store.write(populate)
@@ -224,8 +233,9 @@ async def test_old_history_goes_in_batches_and_what_is_still_needed_stays(store:
     assert left["silences"] == [RECENT, NOW + timedelta(hours=1)]
     assert left["runs"] == sorted([ids["run_running"], ids["run_locked"], ids["run_recent"]])
     assert left["changes"] == ["recent-change"]
+    assert left["rejected"] == ["rejected-recent"]  # rejected alerts are kept as long as incidents
     deleted = {k: v for k, v in result.deleted.items() if k != "outbox_rows_packed"}
-    assert deleted == {"incidents": 7, "silences": 1, "runbook_runs": 2, "change_events": 1}
+    assert deleted == {"incidents": 7, "silences": 1, "rejected_alerts": 1, "runbook_runs": 2, "change_events": 1}
     again = await job.run_pass()
     assert {k: v for k, v in again.deleted.items() if k != "outbox_rows_packed"} == dict.fromkeys(deleted, 0)
 
