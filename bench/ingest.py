@@ -104,7 +104,7 @@ async def drive_storm(url: str, *, clients: int, alerts: int, run: str) -> dict[
                     ) as resp:
                         await resp.read()
                         outcome = "ok" if resp.status == 200 else str(resp.status)
-                except aiohttp.ClientError as exc:
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     outcome = type(exc).__name__
                 if outcome == "ok":
                     done_at.append(time.perf_counter())
@@ -134,7 +134,7 @@ async def drive_open(url: str, *, per_payload: int, rate: float, alerts: int, ru
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
                     await resp.read()
                     outcome = "ok" if resp.status == 200 else str(resp.status)
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = type(exc).__name__
             if outcome == "ok":
                 latencies.append((time.perf_counter() - started) * 1000)
