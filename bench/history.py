@@ -5,7 +5,8 @@ incidents over ``--services`` services — ``--firing`` of them firing, the rest
 one delivered outbox row — plus ``--pending`` pending outbox rows (one per firing incident, then
 more), then times, with the store's own functions:
 
-- ``incidents.firing_of_services`` for one ingest batch's services (``--batch-services``, 15);
+- ``incidents.firing_sources`` — the inhibition sources (firing criticals) of one ingest batch's
+  services (``--batch-services``, 15), one lookup per service as ingest makes them;
 - ``outbox.next_due`` and ``outbox.claim_due`` (64 rows, rolled back) for the console channel.
 
 Each figure is the median of ``--repeat`` calls, in milliseconds, on a warm connection.
@@ -127,7 +128,13 @@ async def measure(path: Path, *, services: int, batch_services: int, repeat: int
             wanted = [f"svc-{rng.randrange(services)}" for _ in range(batch_services)]
             out: dict[str, float] = {}
             with conn.begin():
-                out["firing_of_services"] = median_ms(lambda: incidents.firing_of_services(conn, wanted), repeat)
+                out["firing_sources"] = median_ms(
+                    lambda: [
+                        incidents.firing_sources(conn, service=service, namespace=None, severity="critical")
+                        for service in wanted
+                    ],
+                    repeat,
+                )
                 out["next_due"] = median_ms(lambda: outbox.next_due(conn, "console"), repeat)
 
             def claim() -> None:

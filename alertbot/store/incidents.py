@@ -278,41 +278,6 @@ def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetim
     return get(conn, incident_id) if result.rowcount else None
 
 
-_FIRING_LABELS = sa.select(incidents.c.id, incidents.c.labels, incidents.c.severity).where(
-    incidents.c.status == "firing"
-)
-_FIRING_LABELS_IN = _FIRING_LABELS.where(incidents.c.namespace == sa.bindparam("namespace"))
-
-
-def firing_labels(conn: Connection, *, namespace: str | None = None) -> dict[int, dict[str, str]]:
-    """The matching labels (labels + classified severity) of firing incidents by id, for inhibition;
-    narrowed to one namespace when the caller knows only those can matter. (Sources narrowed to one
-    service are read once per ingest batch: ``firing_of_services``.)"""
-    rows = (
-        conn.execute(_FIRING_LABELS_IN, {"namespace": namespace})
-        if namespace is not None
-        else conn.execute(_FIRING_LABELS)
-    )
-    return {row.id: {**row.labels, "severity": row.severity} for row in rows}
-
-
-# Looked up by (service, status) (ix_incidents_service_status, schema v15): both terms are equalities
-# on that index, so the planner takes it over the status index, and the cost is the firing incidents
-# of these services only, however much resolved history they have.
-_FIRING_OF_SERVICES = sa.select(
-    incidents.c.id, incidents.c.service, incidents.c.namespace, incidents.c.labels, incidents.c.severity
-).where(incidents.c.service.in_(sa.bindparam("services", expanding=True)), incidents.c.status == "firing")
-
-
-def firing_of_services(conn: Connection, services: Iterable[str]) -> dict[int, tuple[str, str, dict[str, str]]]:
-    """Firing incidents of these services: id → (service, namespace, matching labels)."""
-    wanted = sorted(set(services))
-    if not wanted:
-        return {}
-    rows = conn.execute(_FIRING_OF_SERVICES, {"services": wanted})
-    return {row.id: (row.service, row.namespace, {**row.labels, "severity": row.severity}) for row in rows}
-
-
 # Inhibition sources (ingest/view.py InhibitionSources): the firing incidents of one scope, narrowed
 # to one severity when a rule's source matchers pin it. Looked up by ix_incidents_firing_sources
 # (service, severity, namespace, status), so a warning storm of a service does not make its check

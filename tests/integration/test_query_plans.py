@@ -36,7 +36,10 @@ def plans(store: Store) -> dict[str, list[str]]:
         names = []
         with store.engine.connect() as conn, conn.begin():
             for name, call in (
-                ("firing_of_services", lambda: incidents.firing_of_services(conn, ["a", "b"])),
+                (
+                    "firing_sources",
+                    lambda: incidents.firing_sources(conn, service="a", namespace=None, severity="critical"),
+                ),
                 ("next_due", lambda: outbox.next_due(conn, "console")),
                 (
                     "claim_due",
@@ -63,11 +66,11 @@ def plans(store: Store) -> dict[str, list[str]]:
 
 
 async def test_batch_lookups_search_indexes_not_history(sqlite_store: Store) -> None:
-    """Each lookup searches an index by its key: firing incidents by (service, status), pending outbox
+    """Each lookup searches an index by its key: inhibition sources by (service, severity), pending outbox
     rows by channel in id order (claim) or due order (next wake-up), with no temporary sort."""
     explained = plans(sqlite_store)
-    assert explained["firing_of_services"] == [
-        "SEARCH incidents USING INDEX ix_incidents_service_status (service=? AND status=?)"
+    assert explained["firing_sources"] == [
+        "SEARCH incidents USING INDEX ix_incidents_firing_sources (service=? AND severity=?)"
     ]
     assert explained["claim_due"][0] == "SEARCH outbox USING INDEX ix_outbox_pending_claim (channel=?)"
     assert explained["next_due"][0] == "SEARCH outbox USING INDEX ix_outbox_pending_due (channel=?)"
