@@ -19,6 +19,13 @@ from alertbot.services.approvals import Proposal
 log = structlog.get_logger("alertbot.slack")
 
 
+def mention(entry: str) -> str:
+    """A role entry as Slack shows it: a user (``U…``/``W…``), a user group (``S…``), or anyone."""
+    if entry == "*":
+        return "anyone"
+    return f"<!subteam^{entry}>" if entry.startswith("S") else f"<@{entry}>"
+
+
 def ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": text}
 
@@ -87,7 +94,7 @@ def proposal_message(proposal: Proposal, approvers: Sequence[str], ttl: timedelt
         "Approving applies exactly this plan:"
     )
     plan = "\n".join(f"• {mrkdwn(line)}" for line in proposal.lines) or "• (nothing to change)"
-    who = ", ".join("anyone" if a == "*" else f"<@{a}>" for a in approvers) or "nobody yet (slack.runbook_approvers)"
+    who = ", ".join(mention(a) for a in approvers) or "nobody yet (slack.runbook_approvers)"
     return {
         "response_type": "in_channel",
         "text": text,

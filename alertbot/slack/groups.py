@@ -14,6 +14,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 log = structlog.get_logger("alertbot.slack")
 
 GROUP_CACHE = timedelta(seconds=60)
+# While Slack cannot be asked, the last members known stand in for this long, then nobody does: a
+# member removed from an approver group must not keep approving through a long API outage.
+STALE_LIMIT = timedelta(minutes=5)
 
 
 class GroupMembers:
@@ -36,6 +39,6 @@ class GroupMembers:
             members = {str(u) for u in users}
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack_group_unresolvable", group=group, error=type(exc).__name__)
-            return cached[1] if cached is not None else set()
+            return cached[1] if cached is not None and now - cached[0] < STALE_LIMIT else set()
         self._groups[group] = (now, members)
         return members
