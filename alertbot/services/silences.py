@@ -137,6 +137,9 @@ class SilenceService:
     ) -> Silence:
         """Check the role and the limits, store the silence with its author, announce it."""
         await self._roles.require(actor, Action.SILENCE)
+        if actor.source is not Source.SLACK and actor.audit.startswith("slack:"):
+            # Slack authors are recorded by alertbot from a signed request, never claimed by a caller.
+            raise PayloadError(f"created_by: {actor.audit!r} names a Slack user; give your own name")
         parsed = parse_matchers(matchers)
         now = self._clock()
         if (duration is None) == (ends_at is None):

@@ -368,3 +368,15 @@ def test_cli_silence_is_announced_in_the_critical_channel(tmp_path: Path) -> Non
         assert "carol" in message.text and '`service="grocery"`' in message.text and "until" in message.text
     finally:
         server.close()
+
+
+async def test_the_api_cannot_record_a_silence_as_a_slack_users(make_harness: MakeHarness, peers: Peers) -> None:
+    """The author of an API silence is the name the caller gives, but never a Slack identity
+    (`slack:U…`): those are recorded by alertbot from signed Slack requests only (400, nothing stored)."""
+    h = await _harness(make_harness, peers)
+    resp = await h.client.post(
+        "/api/v1/silences", json={"matchers": ["service=grocery"], "duration": "2h", "created_by": "slack:UCEO"}
+    )
+    assert resp.status == 400
+    assert "names a Slack user" in (await resp.json())["error"]["message"]
+    assert await _silences(h) == []
