@@ -10,12 +10,12 @@ Order of precedence (README.md, "What it does with an alert"; thresholds: docs/c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alertbot.domain.matchers import compile_label_regex
 from alertbot.domain.models import Alert, Classification, Severity
 from alertbot.domain.parse import Regex, parse_sli_value
 
@@ -56,7 +56,7 @@ class SliRule(_Strict):
     sli: Sli
 
     def matches(self, alertname: str) -> bool:
-        return re.fullmatch(self.alertname, alertname) is not None
+        return compile_label_regex(self.alertname).fullmatch(alertname) is not None
 
 
 DEFAULT_SLI_RULES = (

@@ -9,6 +9,7 @@ backreferences or lookaround, which Alertmanager refuses too. A label that is ab
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ _RE2_OPTIONS.dot_nl = True
 _RE2_OPTIONS.log_errors = False
 
 
+@functools.lru_cache(maxsize=1024)
 def compile_label_regex(value: str) -> _Pattern:
     """A matcher's regular expression, compiled with RE2 (ValueError saying why when it is invalid)."""
     try:

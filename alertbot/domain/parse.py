@@ -11,17 +11,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError
 
+from alertbot.domain.matchers import compile_label_regex
 from alertbot.domain.models import Alert, WebhookEnvelope, WebhookPayload
 from alertbot.domain.normalise import DEFAULT_MAX_VALUE_BYTES, Normalising
 from alertbot.errors import PayloadError
 
 
 def valid_regex(value: str) -> str:
-    """A pydantic validator: the value must compile as a regular expression."""
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    """A pydantic validator: the value must compile as a regular expression (RE2, like matchers)."""
+    compile_label_regex(value)  # ValueError naming the expression and why
     return value
 
 
