@@ -227,7 +227,7 @@ class SilencesConfig(_Section):
 class RetentionConfig(_Section):
     """How long history is kept (see docs/operations.md, Retention). A background job deletes, every
     ``interval``, in small batches: incidents resolved more than ``incidents`` ago (with their
-    notifications, notes and decisions) and silences ended as long ago; runbook runs and change
+    notifications, notes and decisions), silences ended and alerts rejected as long ago; runbook runs and change
     events older than ``audit``. ``retention: null`` keeps everything."""
 
     incidents: Duration = timedelta(days=30)
