@@ -351,11 +351,13 @@ class FakeKubernetes:
             left = deadline - loop.time()
             if left <= 0:
                 return response
+
+            def changed(seen: int = cursor) -> bool:
+                return self._rv > seen or self._cut != cut
+
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda seen=cursor: self._rv > seen or self._cut != cut), timeout=left
-                    )
+                    await asyncio.wait_for(self._changed.wait_for(changed), timeout=left)
 
     def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
         vs = self.virtualservices[(namespace, name)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from tests.fakes.faults import FaultQueue
 from tests.helpers import DATA
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SPEC = json.loads((DATA / "specs" / "slack-web-subset.json").read_text())
 
@@ -52,7 +55,7 @@ class FakeSlack:
         self.app.router.add_route("*", "/api/usergroups.users.list", self._usergroup_members)
         self.usergroups: dict[str, list[str]] = {}
 
-    def _handler(self, method: str):  # type: ignore[no-untyped-def]
+    def _handler(self, method: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             faulted = await self.faults.apply(request)
             if faulted is not None:

@@ -80,7 +80,7 @@ async def test_an_alert_cannot_point_an_automation_outside_its_targets(
         return bool(found) and found[0].status not in ("queued", "running")
 
     await wait_until(finished, what="the automation's run to end")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await h.state.store.read(runbook_runs.history)
     assert run.status == "rejected"
     assert "kube-system/payments" in run.result and "ai-nutritionist/*" in run.result
@@ -119,7 +119,7 @@ async def test_an_automation_without_targets_that_templates_its_target_runs_noth
         return bool(found) and found[0].status not in ("queued", "running")
 
     await wait_until(finished, what="the automation's run to end")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await h.state.store.read(runbook_runs.history)
     assert run.status == "rejected" and "targets" in run.result
     assert fake.log == []
@@ -238,7 +238,7 @@ async def test_an_approved_run_outside_the_targets_is_rejected_too(
         return run is not None and run.status == "rejected"
 
     await wait_until(rejected, what="the approved run to be rejected")
-    await h.state.slack.stop()  # type: ignore[union-attr]
+    await h.slack.stop()
     run = await h.state.store.read(runbook_runs.get, pending.id)
     assert run is not None and "outside automation rollback-canary's targets" in run.result
     assert fake.log == []

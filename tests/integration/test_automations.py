@@ -52,7 +52,7 @@ async def test_auto_rollback_on_critical_canary_alert(
     h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
     await h.post_file(FIRING)
     await wait_until(lambda: fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]], what="rollback applied")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await runs(h)
     assert (run.status, run.automation, run.trigger) == (
         "succeeded",
@@ -81,7 +81,7 @@ async def test_flapping_alert_runs_once_per_cooldown(
     again["alerts"][0]["startsAt"] = "2026-11-29T21:00:00Z"
     await h.post_payload(json.dumps(again))
     await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="rollback")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     assert [r.automation for r in await runs(h)] == ["rollback-canary"]
 
 

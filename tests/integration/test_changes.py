@@ -147,12 +147,12 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(
         h, "change_undo", int(undo["value"]), user="UALICE", response_url=url, ts=int(clock["now"].timestamp())
     )
     assert answer["text"].startswith("Planning `restore-last-good`")
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     plan = json.dumps(responses.posts[-1], ensure_ascii=False)
     assert "http[0] (primary): stable 50 → 90, canary 50 → 10 (last good at" in plan
     run_id = int(responses.posts[-1]["blocks"][2]["elements"][0]["value"])
     await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url, ts=int(clock["now"].timestamp()))
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
     changes = await (await h.client.get("/api/v1/events")).json()
@@ -191,7 +191,7 @@ async def test_rollback_to_last_good_from_slack(
         response_url=url,
         ts=int(clock["now"].timestamp()),
     )
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert "no last-known-good weights recorded" in responses.posts[-1]["text"]
 
     clock["now"] += timedelta(minutes=6)  # 50/50 has now stayed healthy for the settle time
@@ -201,7 +201,7 @@ async def test_rollback_to_last_good_from_slack(
         response_url=url,
         ts=int(clock["now"].timestamp()),
     )
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert "already at the last good weights" in json.dumps(responses.posts[-1], ensure_ascii=False)
 
 

@@ -88,7 +88,7 @@ async def test_warning_goes_to_slack_only(make_harness: MakeHarness, peers: Peer
     h = await make_harness(peers.config, secret_values=peers.secret_values)
     await h.post_file("am-higherrorrate-ai-coach-firing.json")
     await wait_until(lambda: len(peers.slack.roots()) == 1, what="Slack message")
-    await h.state.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("pagerduty")
     assert peers.pagerduty.events == []
     assert peers.slack.roots()[0].channel == peers.slack.channel_ids["#alerts"]
 
@@ -148,8 +148,8 @@ async def test_duplicates_from_two_alertmanagers_page_once(make_harness: MakeHar
     h = await make_harness(peers.config, secret_values=peers.secret_values)
     await asyncio.gather(h.post_file(FIRING), h.post_file(FIRING.replace(".json", ".bearer.json")), h.post_file(FIRING))
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 1 and len(peers.slack.roots()) == 1, what="page")
-    await h.state.dispatcher.deliver_due("pagerduty")
-    await h.state.dispatcher.deliver_due("slack")
+    await h.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("slack")
     assert len(peers.pagerduty.events) == 1 and len(peers.slack.messages) == 1
 
 

@@ -263,7 +263,7 @@ async def test_approving_from_the_alert_shows_the_plan_in_the_thread_first(
         message=(message.channel, plan.ts),
     )  # fmt: skip
     assert "approved by <@UAPPROVER>" in done["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
 
 
@@ -289,7 +289,7 @@ async def test_a_changed_target_is_replanned_not_applied(
     assert fake.weights(*KEY) == [[("stable", 70), ("canary", 30)]]
     new_id = int(responses.posts[1]["blocks"][2]["elements"][0]["value"])
     assert "approved by" in (await click(h, "runbook_approve", new_id, user="UAPPROVER", response_url=url))["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
     assert "is cancelled" in (await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url))["text"]
 
@@ -327,7 +327,7 @@ async def test_keep_after_resolve_keeps_the_approval(
     h, _message = await _approve_harness(make_harness, peers, kube, keep_after_resolve=True)
     await h.post_file(RESOLVED)
     await wait_until(lambda: peers.slack.roots()[0].text.startswith("[RESOLVED]"), what="resolve")
-    await h.state.slack.cancel_resolved_approvals()  # type: ignore[union-attr]
+    await h.slack.cancel_resolved_approvals()
     assert await _run_statuses(h) == ["pending"]
 
 

@@ -28,8 +28,8 @@ async def test_global_shadow_records_and_sends_nothing(make_harness: MakeHarness
     )
     await h.post_file(FIRING)
     await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
-    await h.state.dispatcher.deliver_due("pagerduty")
-    await h.state.dispatcher.deliver_due("slack")
+    await h.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("slack")
     assert peers.pagerduty.events == [] and peers.slack.messages == {}
     assert sorted(await decisions(h)) == sorted(
         [

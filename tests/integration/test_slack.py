@@ -145,7 +145,7 @@ async def test_rollback_is_planned_then_approved_once(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
     answer = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
     assert answer["replace_original"] is True and "approved by <@UAPPROVER>" in answer["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
     assert "succeeded" in responses.posts[-1]["text"] and "<@UAPPROVER>" in responses.posts[-1]["text"]
     again = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
@@ -234,7 +234,7 @@ async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(
     assert (incident["status"], incident["resolved_by"]) == ("resolved", "slack:UALICE")
 
     await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
-    await h.state.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("pagerduty")
     assert len(peers.pagerduty.resolves()) == 1
     assert "no incident 99" in (await command(h, "ack 99"))["text"]
     assert "is resolved: nothing to resolve" in (await command(h, "resolve 1"))["text"]
@@ -282,7 +282,7 @@ async def test_approvers_may_be_a_user_group(
     assert "may not approve" in refused["text"]
     approved = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
     assert "approved by <@UBOB>" in approved["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
 
 
@@ -305,5 +305,5 @@ async def test_high_risk_runbooks_need_two_approvers(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
     second = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
     assert "approved by <@UAPPROVER> and <@UBOB>" in second["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 50), ("canary", 50)]]
