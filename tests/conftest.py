@@ -4,7 +4,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import structlog
@@ -71,7 +71,20 @@ class Harness:
         return await self.post_payload(payload_bytes(name), token=token, content_type=content_type)
 
 
-MakeHarness = Callable[..., Awaitable[Harness]]
+class MakeHarness(Protocol):
+    """The ``make_harness`` fixture: starts the app with this config (merged over the test's store)."""
+
+    def __call__(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        secret_values: dict[str, str] | None = None,
+        notifiers: dict[str, Notifier] | None = None,
+        console: ConsoleSink | None = None,
+        kube: Callable[[], Kubernetes] | None = None,
+        clock: Clock | None = None,
+        named_pagerduty_keys: dict[str, str] | None = None,
+    ) -> Awaitable[Harness]: ...
 
 
 def secrets(**values: str) -> Secrets:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.fakes.faults import FaultQueue
 from tests.helpers import DATA
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SPEC = json.loads((DATA / "specs" / "slack-web-subset.json").read_text())
 

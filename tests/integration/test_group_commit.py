@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from typing import Any
 
 from alertbot.domain.parse import parse_webhook
-from tests.conftest import MakeHarness
+from alertbot.ingest.ingest import IngestStats
+from tests.conftest import Harness, MakeHarness
 from tests.helpers import payload_json, wait_until
 
 GROCERY = payload_json("am-highlatencyp95-grocery-3alerts-firing.json")
@@ -25,7 +25,7 @@ def one_alert_payload(pod: str, value: str, *, group: str = "") -> bytes:
     return json.dumps(body).encode()
 
 
-async def accept_together(h: Any, bodies: list[bytes]) -> list[Any]:
+async def accept_together(h: Harness, bodies: list[bytes]) -> list[IngestStats]:
     """Hand every payload to the pipeline before its writer runs: they share one transaction."""
     return list(await asyncio.gather(*(h.state.pipeline.accept(parse_webhook(b)) for b in bodies)))
 

@@ -6,7 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from tests.conftest import MakeHarness, Peers
+import pytest
+
+from tests.conftest import Harness, MakeHarness, Peers
 from tests.fakes.faults import Fault
 from tests.helpers import payload_json, wait_until
 
@@ -14,13 +16,13 @@ FIRING = "am-higherrorrate-nutrition-service-firing.json"
 RESOLVED = "am-higherrorrate-nutrition-service-resolved.json"
 
 
-async def rows(h: Any, incident_id: int = 1) -> list[dict[str, Any]]:
+async def rows(h: Harness, incident_id: int = 1) -> list[dict[str, Any]]:
     body = await (await h.client.get(f"/api/v1/incidents/{incident_id}")).json()
     out: list[dict[str, Any]] = body["notifications"]
     return out
 
 
-async def settled_row(h: Any, channel: str, incident_id: int = 1) -> dict[str, Any]:
+async def settled_row(h: Harness, channel: str, incident_id: int = 1) -> dict[str, Any]:
     """The channel's outbox row once its outcome is recorded (delivered or failed)."""
     found: dict[str, Any] = {}
 
@@ -236,7 +238,7 @@ async def test_long_summary_is_truncated_to_pagerduty_limit(make_harness: MakeHa
     assert peers.pagerduty.rejected == []
 
 
-async def test_per_route_routing_key(make_harness: MakeHarness, peers: Peers, monkeypatch: Any) -> None:
+async def test_per_route_routing_key(make_harness: MakeHarness, peers: Peers, monkeypatch: pytest.MonkeyPatch) -> None:
     """A route receiver pagerduty:payments pages with ALERTBOT_PAGERDUTY_ROUTING_KEY_PAYMENTS; the default
     key still serves plain `pagerduty`; a name without a key fails at once, saying which variable to set."""
     payments_key = "R0UT1NGKEYpayments00000000000001"

@@ -8,17 +8,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.store import runbook_runs
 from tests.conftest import ROOT, SLACK_TOKEN, Harness, MakeHarness, Peers
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.helpers import payload_json, wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command
 
@@ -204,7 +206,7 @@ async def test_every_new_silence_is_announced_in_the_critical_channel(make_harne
 
 
 @pytest.fixture
-async def cluster(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+async def cluster(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     server = await aiohttp_server(fake.app)
@@ -213,8 +215,8 @@ async def cluster(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, 
 
 
 async def _approve_harness(
-    make_harness: MakeHarness, peers: Peers, kube: Any, **automation: Any
-) -> tuple[Harness, Any]:
+    make_harness: MakeHarness, peers: Peers, kube: Callable[[], Kubernetes], **automation: Any
+) -> tuple[Harness, Message]:
     config = {
         **peers.config,
         "slack": {**peers.config["slack"], "runbook_approvers": ["UAPPROVER"]},
@@ -232,7 +234,7 @@ def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_approving_from_the_alert_shows_the_plan_in_the_thread_first(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """ "Run emergency-rollback" on the alert message changes nothing yet: the runbook, the exact target
     and the dry-run plan are posted in the alert's thread with Approve / Cancel; the alert keeps its own
@@ -268,7 +270,10 @@ async def test_approving_from_the_alert_shows_the_plan_in_the_thread_first(
 
 
 async def test_a_changed_target_is_replanned_not_applied(
-    aiohttp_server: Any, make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    aiohttp_server: AiohttpServer,
+    make_harness: MakeHarness,
+    peers: Peers,
+    cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]],
 ) -> None:
     """The VirtualService changes between the plan and the click: nothing is applied; the new plan is
     posted to be approved again, and approving that one applies it."""
@@ -300,7 +305,7 @@ async def _run_statuses(h: Harness) -> list[str]:
 
 
 async def test_a_pending_approval_is_cancelled_when_its_alert_resolves(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """The alert resolves: its pending run is cancelled, the thread says so, and a late click runs nothing."""
     fake, kube = cluster
@@ -320,7 +325,7 @@ async def test_a_pending_approval_is_cancelled_when_its_alert_resolves(
 
 
 async def test_keep_after_resolve_keeps_the_approval(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """keep_after_resolve: true — the request outlives its alert's resolve."""
     _fake, kube = cluster

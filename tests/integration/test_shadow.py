@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.conftest import MakeHarness, Peers
+from tests.conftest import Harness, MakeHarness, Peers
 from tests.helpers import wait_until
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -17,7 +15,7 @@ ROLLBACK = {
 }
 
 
-async def decisions(h: Any) -> list[str]:
+async def decisions(h: Harness) -> list[str]:
     return [d["summary"] for d in await (await h.client.get("/api/v1/decisions")).json()]
 
 

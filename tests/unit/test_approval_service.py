@@ -69,7 +69,9 @@ def _service(
         ("emergency-rollback", ["UNOBODY", "UA"], [Forbidden, Verdict.APPROVED]),
     ],
 )
-async def test_approval_table(store: Store, runbook: str, clicks: list[str], verdicts: list[Any]) -> None:
+async def test_approval_table(
+    store: Store, runbook: str, clicks: list[str], verdicts: list[Verdict | type[Forbidden]]
+) -> None:
     """Each click's verdict, in order: roles, the two-person rule, self-approval, once only."""
     service = _service(store, StubPlanner())
     params = dict(PARAMS)
