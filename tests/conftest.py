@@ -4,18 +4,24 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import structlog
 import structlog.testing
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from alertbot.notify.base import Notifier
+from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.runbooks.automations import AutomationRunner
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.settings import Config, Secrets, parse_config
+from alertbot.slack.commands import SlackCommands
 from alertbot.web.app import create_app
-from alertbot.web.state import STATE, AppState
+from alertbot.web.state import STATE, AppState, Clock
 from tests import postgres
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
@@ -25,27 +31,60 @@ from tests.postgres import PostgresServer
 
 @dataclass
 class Harness:
-    client: TestClient[Any, Any]
+    client: TestClient[web.Request, web.Application]
     console: ConsoleSink
     config: Config
 
     @property
     def state(self) -> AppState:
-        return self.client.app[STATE]  # type: ignore[index]
+        return self.client.app[STATE]
+
+    @property
+    def dispatcher(self) -> OutboxDispatcher:
+        """The outbox dispatcher, started with the app."""
+        assert self.state.dispatcher is not None, "the app has not started"
+        return self.state.dispatcher
+
+    @property
+    def slack(self) -> SlackCommands:
+        """Slack's commands and buttons (the app started with Slack configured)."""
+        assert self.state.slack is not None, "Slack is not configured"
+        return self.state.slack
+
+    @property
+    def automations(self) -> AutomationRunner:
+        """The automation runner (the app started with automations configured)."""
+        assert self.state.automations is not None, "no automations are configured"
+        return self.state.automations
 
     async def post_payload(
         self, body: bytes | str, *, token: str | None = None, content_type: str = "application/json"
-    ) -> Any:
+    ) -> ClientResponse:
         headers = {"Content-Type": content_type}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return await self.client.post("/webhook/alertmanager", data=body, headers=headers)
 
-    async def post_file(self, name: str, **kwargs: Any) -> Any:
-        return await self.post_payload(payload_bytes(name), **kwargs)
+    async def post_file(
+        self, name: str, *, token: str | None = None, content_type: str = "application/json"
+    ) -> ClientResponse:
+        return await self.post_payload(payload_bytes(name), token=token, content_type=content_type)
 
 
-MakeHarness = Callable[..., Awaitable[Harness]]
+class MakeHarness(Protocol):
+    """The ``make_harness`` fixture: starts the app with this config (merged over the test's store)."""
+
+    def __call__(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        secret_values: dict[str, str] | None = None,
+        notifiers: dict[str, Notifier] | None = None,
+        console: ConsoleSink | None = None,
+        kube: Callable[[], Kubernetes] | None = None,
+        clock: Clock | None = None,
+        named_pagerduty_keys: dict[str, str] | None = None,
+    ) -> Awaitable[Harness]: ...
 
 
 def secrets(**values: str) -> Secrets:
@@ -95,7 +134,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
+async def make_harness(aiohttp_client: AiohttpClient, db_url: str) -> MakeHarness:
     """Start the real app (real SQLite store, real dispatcher) on a test server."""
 
     async def make(
@@ -104,8 +143,8 @@ async def make_harness(aiohttp_client: Any, db_url: str) -> MakeHarness:
         secret_values: dict[str, str] | None = None,
         notifiers: dict[str, Notifier] | None = None,
         console: ConsoleSink | None = None,
-        kube: Any = None,
-        clock: Any = None,
+        kube: Callable[[], Kubernetes] | None = None,
+        clock: Clock | None = None,
         named_pagerduty_keys: dict[str, str] | None = None,
     ) -> Harness:
         data = {"storage": {"url": db_url}, "runbooks": {"dir": str(ROOT / "runbooks")}, **(config or {})}
@@ -132,14 +171,14 @@ SLACK_TOKEN = "xoxb-fake-bot-token"
 class Peers:
     """Fake PagerDuty and Slack servers on 127.0.0.1, and the config + secrets that point alertbot at them."""
 
-    pagerduty: Any
-    slack: Any
+    pagerduty: FakePagerDuty
+    slack: FakeSlack
     config: dict[str, Any]
     secret_values: dict[str, str]
 
 
 @pytest.fixture
-async def peers(aiohttp_server: Any) -> Peers:
+async def peers(aiohttp_server: AiohttpServer) -> Peers:
     pagerduty = FakePagerDuty(PD_KEY)
     slack = FakeSlack(SLACK_TOKEN, ["#alerts-critical", "#alerts", "#alerts-info"])
     pd_server = await aiohttp_server(pagerduty.app)

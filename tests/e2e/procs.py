@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -40,8 +40,11 @@ def free_port() -> int:
         return port
 
 
-def poll(predicate: Callable[[], Any], *, within: float, what: str, every: float = 0.05) -> Any:
-    """Call ``predicate`` until it returns something truthy; fail after ``within`` seconds."""
+T = TypeVar("T")
+
+
+def poll(predicate: Callable[[], T | None], *, within: float, what: str, every: float = 0.05) -> T:
+    """Call ``predicate`` until it returns something truthy (and return that); fail after ``within`` seconds."""
     deadline = time.monotonic() + within
     while True:
         value = predicate()

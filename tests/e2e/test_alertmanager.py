@@ -70,14 +70,11 @@ def test_alertmanager_fires_and_resolves_through_alertbot(
     )
     am.post([error_rate, down, rollout])
 
-    triggers = poll(
-        lambda: (
-            len(by_alertname(alertbot.notifications(), "trigger")) == 3
-            and by_alertname(alertbot.notifications(), "trigger")
-        ),
-        within=30,
-        what="three triggers",
-    )
+    def three_triggers() -> dict[str, dict[str, Any]] | None:
+        found = by_alertname(alertbot.notifications(), "trigger")
+        return found if len(found) == 3 else None
+
+    triggers = poll(three_triggers, within=30, what="three triggers")
     assert triggers["HighErrorRate"]["severity"] == "critical"
     assert "overrides label severity=warning" in triggers["HighErrorRate"]["reason"]
     assert triggers["ServiceDown"]["severity"] == "critical"

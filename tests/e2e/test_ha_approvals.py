@@ -183,21 +183,20 @@ def test_concurrent_approvals_on_two_replicas_run_once(cluster: Cluster) -> None
         assert len(running) == 1, f"trial {trial}: {answers}"
         winner = f"slack:{APPROVERS[running[0]]}"
 
-        done = poll(
-            lambda run_id=run_id: record(cluster.engine, run_id).status not in ("pending", "approved", "running"),
-            within=30,
-            what=f"run {run_id} to end",
-        )
+        def run_ended(run_id: int = run_id) -> bool:
+            return record(cluster.engine, run_id).status not in ("pending", "approved", "running")
+
+        done = poll(run_ended, within=30, what=f"run {run_id} to end")
         assert done
         final = record(cluster.engine, run_id)
         assert (final.status, final.approvals) == ("succeeded", [winner]), f"trial {trial}: {final}"
         assert final.applied, f"trial {trial}: the record lost what the run changed: {final}"
         assert len([p for p in cluster.kube.patches if not p["dry_run"]]) == patches_before + 1
-        poll(
-            lambda posts_before=posts_before: len(cluster.responses.posts) > posts_before,
-            within=10,
-            what="the outcome message",
-        )
+
+        def outcome_posted(posts_before: int = posts_before) -> bool:
+            return len(cluster.responses.posts) > posts_before
+
+        poll(outcome_posted, within=10, what="the outcome message")
         reports = cluster.responses.posts[posts_before:]
         assert len(reports) == 1 and "succeeded" in reports[0]["text"], reports
         assert cluster.kube.weights(NS, canary(trial)) == [[("stable", 100), ("canary", 0)]]

@@ -13,12 +13,13 @@ import copy
 import json
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import jsonschema
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.helpers import DATA
 
@@ -129,7 +130,7 @@ class FakeKubernetes:
         self.app.router.add_patch(scale, self._patch_scale)
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.log.append(f"{request.method} {request.path}")
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthorized", "Unauthorized")
@@ -294,7 +295,7 @@ class FakeKubernetes:
     async def _end_watches(self, _app: web.Application) -> None:
         self.cut_watches()
 
-    def _collection(self, resource: str) -> Callable[[web.Request], Any]:
+    def _collection(self, resource: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             version = request.match_info.get("version", "v1")
             if resource == "virtualservices" and version not in self.served:
@@ -351,11 +352,13 @@ class FakeKubernetes:
             left = deadline - loop.time()
             if left <= 0:
                 return response
+
+            def changed(seen: int = cursor) -> bool:
+                return self._rv > seen or self._cut != cut
+
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda seen=cursor: self._rv > seen or self._cut != cut), timeout=left
-                    )
+                    await asyncio.wait_for(self._changed.wait_for(changed), timeout=left)
 
     def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
         vs = self.virtualservices[(namespace, name)]
@@ -370,7 +373,7 @@ class FakeKubernetes:
         resource: str,
         request: web.Request,
         *,
-        table: dict[Any, Any] | None = None,
+        table: Container[tuple[str, str]] | None = None,
         kind: str = "deployments.apps",
     ) -> web.Response | None:
         """The API server's refusals, in its order: 403 without RBAC permission, then (given the

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.fakes.faults import FaultQueue
 from tests.helpers import DATA
@@ -52,7 +53,7 @@ class FakeSlack:
         self.app.router.add_route("*", "/api/usergroups.users.list", self._usergroup_members)
         self.usergroups: dict[str, list[str]] = {}
 
-    def _handler(self, method: str):  # type: ignore[no-untyped-def]
+    def _handler(self, method: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             faulted = await self.faults.apply(request)
             if faulted is not None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.errors import RunbookUsageError
 from alertbot.runbooks.automations import automation_target_problem
@@ -45,7 +47,7 @@ def hostile_vs() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def k8s(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+async def k8s(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     fake.add_virtualservice(hostile_vs())
@@ -65,7 +67,7 @@ def relabelled(**labels: str) -> bytes:
 
 
 async def test_an_alert_cannot_point_an_automation_outside_its_targets(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """An alert labelled namespace=kube-system, virtualservice=payments matches rollback-canary, whose
     targets are ai-nutritionist/*: the run is recorded as rejected naming the target and the allow-list,
@@ -80,7 +82,7 @@ async def test_an_alert_cannot_point_an_automation_outside_its_targets(
         return bool(found) and found[0].status not in ("queued", "running")
 
     await wait_until(finished, what="the automation's run to end")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await h.state.store.read(runbook_runs.history)
     assert run.status == "rejected"
     assert "kube-system/payments" in run.result and "ai-nutritionist/*" in run.result
@@ -91,7 +93,7 @@ async def test_an_alert_cannot_point_an_automation_outside_its_targets(
 
 
 async def test_a_target_inside_the_allow_list_still_runs(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """The seed's canary alert (ai-nutritionist/nutrition-service-canary) is inside ai-nutritionist/*: it
     rolls back as before."""
@@ -105,7 +107,7 @@ async def test_a_target_inside_the_allow_list_still_runs(
 
 
 async def test_an_automation_without_targets_that_templates_its_target_runs_nothing(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """Fail closed: an automation that takes its target from labels but declares no targets (which
     check-config refuses) has its runs rejected, and nothing is sent to Kubernetes."""
@@ -119,7 +121,7 @@ async def test_an_automation_without_targets_that_templates_its_target_runs_noth
         return bool(found) and found[0].status not in ("queued", "running")
 
     await wait_until(finished, what="the automation's run to end")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await h.state.store.read(runbook_runs.history)
     assert run.status == "rejected" and "targets" in run.result
     assert fake.log == []
@@ -139,7 +141,7 @@ async def test_an_automation_without_targets_that_templates_its_target_runs_noth
     ],
 )
 async def test_names_in_api_paths_are_dns_1123(
-    tmp_path: Path, k8s: tuple[FakeKubernetes, Any], runbook: str, params: dict[str, str]
+    tmp_path: Path, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]], runbook: str, params: dict[str, str]
 ) -> None:
     """A name that would change the API path (``.``, ``..``, ``/``) is refused before anything is read:
     ``deployment="."`` once made a GET of ``…/deployments/scale``, a different object."""
@@ -218,7 +220,7 @@ def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> 
 
 
 async def test_an_approved_run_outside_the_targets_is_rejected_too(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """mode: approve — the pending run an out-of-list alert asked for, once approved in Slack, is
     rejected with the reason instead of run; Kubernetes receives nothing."""
@@ -238,7 +240,7 @@ async def test_an_approved_run_outside_the_targets_is_rejected_too(
         return run is not None and run.status == "rejected"
 
     await wait_until(rejected, what="the approved run to be rejected")
-    await h.state.slack.stop()  # type: ignore[union-attr]
+    await h.slack.stop()
     run = await h.state.store.read(runbook_runs.get, pending.id)
     assert run is not None and "outside automation rollback-canary's targets" in run.result
     assert fake.log == []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 from sqlalchemy.engine import Connection
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
@@ -31,7 +32,7 @@ ROLLBACK = {
 
 
 @pytest.fixture
-async def k8s(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+async def k8s(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     server = await aiohttp_server(fake.app)
@@ -45,14 +46,14 @@ async def runs(h: Harness) -> list[runbook_runs.RunRecord]:
 
 
 async def test_auto_rollback_on_critical_canary_alert(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """The seed's HighErrorRate on the canary (7.2 %) → emergency-rollback runs at once: 100/0."""
     fake, kube = k8s
     h = await make_harness({"automations": [ROLLBACK]}, kube=kube)
     await h.post_file(FIRING)
     await wait_until(lambda: fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]], what="rollback applied")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     (run,) = await runs(h)
     assert (run.status, run.automation, run.trigger) == (
         "succeeded",
@@ -70,7 +71,7 @@ async def test_auto_rollback_on_critical_canary_alert(
 
 
 async def test_flapping_alert_runs_once_per_cooldown(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """Fire, resolve, fire again (a new episode) inside the cooldown: one run, not two."""
     fake, kube = k8s
@@ -81,12 +82,12 @@ async def test_flapping_alert_runs_once_per_cooldown(
     again["alerts"][0]["startsAt"] = "2026-11-29T21:00:00Z"
     await h.post_payload(json.dumps(again))
     await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="rollback")
-    await h.state.automations.idle()  # type: ignore[union-attr]
+    await h.automations.idle()
     assert [r.automation for r in await runs(h)] == ["rollback-canary"]
 
 
 async def test_approve_mode_stores_a_pending_run_and_changes_nothing(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     fake, kube = k8s
     h = await make_harness({"automations": [{**ROLLBACK, "mode": "approve"}]}, kube=kube)
@@ -96,7 +97,9 @@ async def test_approve_mode_stores_a_pending_run_and_changes_nothing(
     assert fake.patches == [] and fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
 
-async def test_global_dry_run_only_plans(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]) -> None:
+async def test_global_dry_run_only_plans(
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
+) -> None:
     """runbooks.dry_run: automations plan (server-side dry run) and change nothing."""
     fake, kube = k8s
     h = await make_harness(
@@ -112,7 +115,9 @@ async def test_global_dry_run_only_plans(make_harness: MakeHarness, k8s: tuple[F
     assert all(p["dry_run"] for p in fake.patches)
 
 
-async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]) -> None:
+async def test_missing_label_is_recorded_not_run(
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
+) -> None:
     """An alert without the label a param needs: the run is recorded as failed with why; nothing changes."""
     fake, kube = k8s
     h = await make_harness({"automations": [{**ROLLBACK, "match": {"severity": "critical"}}]}, kube=kube)
@@ -123,7 +128,7 @@ async def test_missing_label_is_recorded_not_run(make_harness: MakeHarness, k8s:
 
 
 async def test_a_run_interrupted_by_a_crash_is_released_on_start(
-    make_harness: MakeHarness, db_url: str, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, db_url: str, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """A run left `running` (process killed mid-run) holds its lock; once its heartbeat is older than
     RUN_STALE_AFTER the next start fails it with a reason and releases the lock, so the target can be
@@ -166,7 +171,7 @@ async def test_a_run_interrupted_by_a_crash_is_released_on_start(
 
 
 async def test_a_lock_left_by_a_dead_process_is_taken_over_without_a_restart(
-    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """The replica running a rollback dies and nothing restarts: once the run stops beating, the
     next run on the target (here the automation for a new alert) fails the dead run and goes ahead."""

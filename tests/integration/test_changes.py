@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pytest_aiohttp import AiohttpServer
+
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from tests.conftest import Harness, MakeHarness, Peers
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
@@ -90,7 +92,7 @@ async def test_warnings_and_critical_pages_only(make_harness: MakeHarness, peers
 
 
 async def start_cluster(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers, clock: dict[str, datetime]
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path, peers: Peers, clock: dict[str, datetime]
 ) -> tuple[Harness, FakeKubernetes, ResponseUrl, str]:
     k8s = FakeKubernetes()
     k8s.add_virtualservice(seed_canary())
@@ -116,7 +118,7 @@ async def start_cluster(
 
 
 async def test_a_bad_traffic_shift_is_undone_from_the_page(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path, peers: Peers
 ) -> None:
     """The watch sees 90/10 (healthy for 20 minutes) become 50/50; the error-rate page 5 minutes later
     names that shift and offers "Restore last good traffic"; the click plans 50/50 → 90/10, an approver
@@ -147,12 +149,12 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(
         h, "change_undo", int(undo["value"]), user="UALICE", response_url=url, ts=int(clock["now"].timestamp())
     )
     assert answer["text"].startswith("Planning `restore-last-good`")
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     plan = json.dumps(responses.posts[-1], ensure_ascii=False)
     assert "http[0] (primary): stable 50 → 90, canary 50 → 10 (last good at" in plan
     run_id = int(responses.posts[-1]["blocks"][2]["elements"][0]["value"])
     await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url, ts=int(clock["now"].timestamp()))
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
     changes = await (await h.client.get("/api/v1/events")).json()
@@ -178,7 +180,7 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(
 
 
 async def test_rollback_to_last_good_from_slack(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path, peers: Peers
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path, peers: Peers
 ) -> None:
     """`/alertbot rollback --to last-good ns/vs` plans the restore; without a proven record it says why."""
     clock = {"now": STARTS - timedelta(minutes=25)}
@@ -191,7 +193,7 @@ async def test_rollback_to_last_good_from_slack(
         response_url=url,
         ts=int(clock["now"].timestamp()),
     )
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert "no last-known-good weights recorded" in responses.posts[-1]["text"]
 
     clock["now"] += timedelta(minutes=6)  # 50/50 has now stayed healthy for the settle time
@@ -201,7 +203,7 @@ async def test_rollback_to_last_good_from_slack(
         response_url=url,
         ts=int(clock["now"].timestamp()),
     )
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert "already at the last good weights" in json.dumps(responses.posts[-1], ensure_ascii=False)
 
 

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
 import yaml
 from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
 
 from alertbot.errors import ConfigError
 from alertbot.exposure import check_exposure, is_loopback
@@ -150,14 +150,19 @@ async def raw_request(host: str, port: int, head: bytes, body: bytes) -> tuple[i
 )
 @pytest.mark.parametrize("path", ["/slack/commands", "/slack/interactions"])
 async def test_non_utf8_slack_signature_headers_are_401(
-    aiohttp_client: Any, tmp_path: Path, headers: tuple[bytes, bytes], path: str, capsys: Any
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    headers: tuple[bytes, bytes],
+    path: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Bytes that are not UTF-8 (or not ASCII digits) in X-Slack-Signature / X-Slack-Request-Timestamp
     are refused with a 401 JSON error, and nothing is logged as an internal error (no traceback)."""
     signature, timestamp = headers
     config = parse_config({"storage": {"url": f"sqlite:///{tmp_path}/alertbot.db"}})
     client = await aiohttp_client(create_app(config, Secrets(slack_signing_secret=SecretStr(SECRET))))
-    server: Any = client.server
+    server = client.server
+    assert server.port is not None  # the test server is listening
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {server.host}\r\n".encode()
         + b"Content-Type: application/x-www-form-urlencoded\r\n"

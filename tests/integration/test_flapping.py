@@ -107,11 +107,11 @@ async def test_a_flapping_alert_pages_no_more_and_one_message_counts_the_flips(
     await wait_until(lambda: all_sent(h), what="updates sent")
     assert len(peers.pagerduty.resolves()) == 2
     clock["now"] = T0 + timedelta(minutes=16)  # 9 minutes quiet: still held
-    h.state.dispatcher.wake()
+    h.dispatcher.wake()
     await wait_until(lambda: all_sent(h), what="nothing due")
     assert len(peers.pagerduty.resolves()) == 2
     clock["now"] = T0 + timedelta(minutes=17, seconds=1)  # quiet for 10m: the resolve goes out
-    h.state.dispatcher.wake()
+    h.dispatcher.wake()
     await wait_until(
         lambda: len(peers.pagerduty.resolves()) == 3 and message.text.startswith("[RESOLVED]"), what="the held resolve"
     )
@@ -157,7 +157,7 @@ async def test_resolve_delay_turns_a_quick_refire_into_the_same_incident(
 
     await alert.resolve(T0 + timedelta(minutes=4))
     clock["now"] = T0 + timedelta(minutes=9, seconds=1)
-    h.state.dispatcher.wake()
+    h.dispatcher.wake()
     await wait_until(lambda: len(peers.pagerduty.resolves()) == 1, what="the held resolve")
     assert peers.pagerduty.resolves()[0]["dedup_key"] == peers.pagerduty.triggers()[0]["dedup_key"]
     await wait_until(lambda: peers.slack.roots()[0].text.startswith("[RESOLVED]"), what="Slack resolved")
@@ -178,7 +178,7 @@ async def test_resolving_by_hand_sends_a_held_resolve_now(make_harness: MakeHarn
     clock["now"] = T0 + timedelta(minutes=2)
     done = await h.state.store.write(incident_actions.resolve, 1, by="slack:U0ONCALL", now=clock["now"])
     assert done is not None
-    h.state.dispatcher.wake()
+    h.dispatcher.wake()
     await wait_until(lambda: len(peers.pagerduty.resolves()) == 1, what="the resolve, sent now")
     history = (await incident(h, 1))["history"]
     assert history[-1]["text"] == "held resolve sent now: resolved by hand by slack:U0ONCALL"
@@ -193,6 +193,6 @@ async def test_the_retry_at_restart_leaves_held_resolves_waiting(make_harness: M
     await alert.resolve(T0 + timedelta(minutes=1))
     await wait_until(lambda: all_sent(h), what="the page")
     assert await h.state.store.write(outbox.retry_now, clock["now"]) == 0
-    h.state.dispatcher.wake()
+    h.dispatcher.wake()
     await wait_until(lambda: all_sent(h), what="nothing due")
     assert peers.pagerduty.resolves() == []

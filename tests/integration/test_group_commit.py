@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from typing import Any
 
 from alertbot.domain.parse import parse_webhook
-from tests.conftest import MakeHarness
+from alertbot.ingest.ingest import IngestStats
+from tests.conftest import Harness, MakeHarness
 from tests.helpers import payload_json, wait_until
 
 GROCERY = payload_json("am-highlatencyp95-grocery-3alerts-firing.json")
@@ -25,7 +25,7 @@ def one_alert_payload(pod: str, value: str, *, group: str = "") -> bytes:
     return json.dumps(body).encode()
 
 
-async def accept_together(h: Any, bodies: list[bytes]) -> list[Any]:
+async def accept_together(h: Harness, bodies: list[bytes]) -> list[IngestStats]:
     """Hand every payload to the pipeline before its writer runs: they share one transaction."""
     return list(await asyncio.gather(*(h.state.pipeline.accept(parse_webhook(b)) for b in bodies)))
 
@@ -65,7 +65,7 @@ async def test_two_replicas_given_the_same_resolve_send_it_once(make_harness: Ma
     assert [a.status for a in answers] == [200, 200]
     await wait_until(lambda: len(first.console.lines()) + len(second.console.lines()) == 2, what="the resolve")
     for h in (first, second):
-        await h.state.dispatcher.deliver_due("console")
+        await h.dispatcher.deliver_due("console")
     events = [line["event"] for h in (first, second) for line in h.console.lines()]
     assert sorted(events) == ["resolve", "trigger"]
 
@@ -120,5 +120,5 @@ async def test_a_refire_in_the_batch_that_held_the_resolve_cancels_it(make_harne
     assert [s.suppressed.get("continued", 0) for s in stats] == [0, 1]
     rows = (await (await h.client.get("/api/v1/incidents/1")).json())["notifications"]
     assert [(r["event"], r["status"]) for r in rows] == [("trigger", "delivered"), ("resolve", "cancelled")]
-    await h.state.dispatcher.deliver_due("console")
+    await h.dispatcher.deliver_due("console")
     assert [line["event"] for line in h.console.lines()] == ["trigger"]

@@ -36,7 +36,7 @@ async def harness(make_harness: MakeHarness) -> tuple[Harness, dict[str, datetim
 async def test_watchdog_is_recorded_not_notified(make_harness: MakeHarness) -> None:
     h, _clock = await harness(make_harness)
     assert (await h.post_payload(json.dumps(WATCHDOG))).status == 200
-    await h.state.dispatcher.deliver_due("console")
+    await h.dispatcher.deliver_due("console")
     assert h.console.lines() == []
     assert await (await h.client.get("/api/v1/incidents")).json() == []
 

@@ -6,7 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from tests.conftest import MakeHarness, Peers
+import pytest
+
+from tests.conftest import Harness, MakeHarness, Peers
 from tests.fakes.faults import Fault
 from tests.helpers import payload_json, wait_until
 
@@ -14,13 +16,13 @@ FIRING = "am-higherrorrate-nutrition-service-firing.json"
 RESOLVED = "am-higherrorrate-nutrition-service-resolved.json"
 
 
-async def rows(h: Any, incident_id: int = 1) -> list[dict[str, Any]]:
+async def rows(h: Harness, incident_id: int = 1) -> list[dict[str, Any]]:
     body = await (await h.client.get(f"/api/v1/incidents/{incident_id}")).json()
     out: list[dict[str, Any]] = body["notifications"]
     return out
 
 
-async def settled_row(h: Any, channel: str, incident_id: int = 1) -> dict[str, Any]:
+async def settled_row(h: Harness, channel: str, incident_id: int = 1) -> dict[str, Any]:
     """The channel's outbox row once its outcome is recorded (delivered or failed)."""
     found: dict[str, Any] = {}
 
@@ -88,7 +90,7 @@ async def test_warning_goes_to_slack_only(make_harness: MakeHarness, peers: Peer
     h = await make_harness(peers.config, secret_values=peers.secret_values)
     await h.post_file("am-higherrorrate-ai-coach-firing.json")
     await wait_until(lambda: len(peers.slack.roots()) == 1, what="Slack message")
-    await h.state.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("pagerduty")
     assert peers.pagerduty.events == []
     assert peers.slack.roots()[0].channel == peers.slack.channel_ids["#alerts"]
 
@@ -148,8 +150,8 @@ async def test_duplicates_from_two_alertmanagers_page_once(make_harness: MakeHar
     h = await make_harness(peers.config, secret_values=peers.secret_values)
     await asyncio.gather(h.post_file(FIRING), h.post_file(FIRING.replace(".json", ".bearer.json")), h.post_file(FIRING))
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 1 and len(peers.slack.roots()) == 1, what="page")
-    await h.state.dispatcher.deliver_due("pagerduty")
-    await h.state.dispatcher.deliver_due("slack")
+    await h.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("slack")
     assert len(peers.pagerduty.events) == 1 and len(peers.slack.messages) == 1
 
 
@@ -236,7 +238,7 @@ async def test_long_summary_is_truncated_to_pagerduty_limit(make_harness: MakeHa
     assert peers.pagerduty.rejected == []
 
 
-async def test_per_route_routing_key(make_harness: MakeHarness, peers: Peers, monkeypatch: Any) -> None:
+async def test_per_route_routing_key(make_harness: MakeHarness, peers: Peers, monkeypatch: pytest.MonkeyPatch) -> None:
     """A route receiver pagerduty:payments pages with ALERTBOT_PAGERDUTY_ROUTING_KEY_PAYMENTS; the default
     key still serves plain `pagerduty`; a name without a key fails at once, saying which variable to set."""
     payments_key = "R0UT1NGKEYpayments00000000000001"

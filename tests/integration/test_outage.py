@@ -59,7 +59,7 @@ async def test_sixty_second_pagerduty_outage(make_harness: MakeHarness, peers: P
     peers.pagerduty.faults.push(Fault(drop=True), Fault(delay=2.0))  # a rough recovery
 
     await wait_until(lambda: len(peers.pagerduty.events) == 28, within=30, what="PagerDuty to catch up")
-    await h.state.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("pagerduty")
     events = peers.pagerduty.events
     assert len(events) == 28
     triggers = [e["dedup_key"] for e in events if e["event_action"] == "trigger"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from alertbot.errors import NotifyError
 from alertbot.store import outbox
-from tests.conftest import MakeHarness
+from tests.conftest import Harness, MakeHarness
 from tests.fakes.notifiers import ScriptedNotifier
 from tests.helpers import ConsoleSink, wait_until
 
@@ -16,7 +16,7 @@ RESOLVED = "am-higherrorrate-nutrition-service-resolved.json"
 FAST_RETRY = {"outbox": {"initial_backoff": "10ms", "max_backoff": "50ms", "poll_interval": "20ms"}}
 
 
-async def incident_notifications(h: Any, incident_id: int = 1) -> list[dict[str, Any]]:
+async def incident_notifications(h: Harness, incident_id: int = 1) -> list[dict[str, Any]]:
     body = await (await h.client.get(f"/api/v1/incidents/{incident_id}")).json()
     notifications: list[dict[str, Any]] = body["notifications"]
     return notifications

@@ -8,17 +8,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.store import runbook_runs
 from tests.conftest import ROOT, SLACK_TOKEN, Harness, MakeHarness, Peers
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.helpers import payload_json, wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command
 
@@ -204,7 +206,7 @@ async def test_every_new_silence_is_announced_in_the_critical_channel(make_harne
 
 
 @pytest.fixture
-async def cluster(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+async def cluster(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     server = await aiohttp_server(fake.app)
@@ -213,8 +215,8 @@ async def cluster(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, 
 
 
 async def _approve_harness(
-    make_harness: MakeHarness, peers: Peers, kube: Any, **automation: Any
-) -> tuple[Harness, Any]:
+    make_harness: MakeHarness, peers: Peers, kube: Callable[[], Kubernetes], **automation: Any
+) -> tuple[Harness, Message]:
     config = {
         **peers.config,
         "slack": {**peers.config["slack"], "runbook_approvers": ["UAPPROVER"]},
@@ -232,7 +234,7 @@ def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_approving_from_the_alert_shows_the_plan_in_the_thread_first(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """ "Run emergency-rollback" on the alert message changes nothing yet: the runbook, the exact target
     and the dry-run plan are posted in the alert's thread with Approve / Cancel; the alert keeps its own
@@ -263,12 +265,15 @@ async def test_approving_from_the_alert_shows_the_plan_in_the_thread_first(
         message=(message.channel, plan.ts),
     )  # fmt: skip
     assert "approved by <@UAPPROVER>" in done["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
 
 
 async def test_a_changed_target_is_replanned_not_applied(
-    aiohttp_server: Any, make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    aiohttp_server: AiohttpServer,
+    make_harness: MakeHarness,
+    peers: Peers,
+    cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]],
 ) -> None:
     """The VirtualService changes between the plan and the click: nothing is applied; the new plan is
     posted to be approved again, and approving that one applies it."""
@@ -289,7 +294,7 @@ async def test_a_changed_target_is_replanned_not_applied(
     assert fake.weights(*KEY) == [[("stable", 70), ("canary", 30)]]
     new_id = int(responses.posts[1]["blocks"][2]["elements"][0]["value"])
     assert "approved by" in (await click(h, "runbook_approve", new_id, user="UAPPROVER", response_url=url))["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
     assert "is cancelled" in (await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url))["text"]
 
@@ -300,7 +305,7 @@ async def _run_statuses(h: Harness) -> list[str]:
 
 
 async def test_a_pending_approval_is_cancelled_when_its_alert_resolves(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """The alert resolves: its pending run is cancelled, the thread says so, and a late click runs nothing."""
     fake, kube = cluster
@@ -320,14 +325,14 @@ async def test_a_pending_approval_is_cancelled_when_its_alert_resolves(
 
 
 async def test_keep_after_resolve_keeps_the_approval(
-    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Any]
+    make_harness: MakeHarness, peers: Peers, cluster: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """keep_after_resolve: true — the request outlives its alert's resolve."""
     _fake, kube = cluster
     h, _message = await _approve_harness(make_harness, peers, kube, keep_after_resolve=True)
     await h.post_file(RESOLVED)
     await wait_until(lambda: peers.slack.roots()[0].text.startswith("[RESOLVED]"), what="resolve")
-    await h.state.slack.cancel_resolved_approvals()  # type: ignore[union-attr]
+    await h.slack.cancel_resolved_approvals()
     assert await _run_statuses(h) == ["pending"]
 
 

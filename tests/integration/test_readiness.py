@@ -11,11 +11,12 @@ import os
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from alertbot.settings import parse_config
 from alertbot.web.app import create_app
@@ -26,12 +27,12 @@ FIRING = "am-higherrorrate-nutrition-service-firing.json"
 API_TOKEN = "api-readiness-token"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
-Client = TestClient[Any, Any]
+Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[Path], Awaitable[Client]]
 
 
 @pytest.fixture
-async def sqlite_client(aiohttp_client: Any) -> AsyncIterator[MakeClient]:
+async def sqlite_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient]:
     """The real app on a SQLite file at a given path, readiness cached for the default 1 s."""
 
     async def make(database: Path) -> Client:
@@ -57,7 +58,7 @@ def alert_payload(n: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def post(client: Client, n: int) -> Any:
+async def post(client: Client, n: int) -> ClientResponse:
     return await client.post(
         "/webhook/alertmanager", data=alert_payload(n), headers={"Content-Type": "application/json"}
     )
@@ -188,7 +189,7 @@ async def test_full_disk_is_not_ready_gives_503_and_recovers(sqlite_client: Make
 
 
 async def test_read_only_postgres_is_not_ready_then_recovers(
-    aiohttp_client: Any, request: pytest.FixtureRequest
+    aiohttp_client: AiohttpClient, request: pytest.FixtureRequest
 ) -> None:
     """PostgreSQL that answers reads but refuses writes (a standby after a failover, or a database set
     read-only): /readyz 503 with the reason for the token holder, the webhook 503 + Retry-After;

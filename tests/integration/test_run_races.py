@@ -3,12 +3,12 @@ the store cannot both act on one run or overwrite each other's record (on SQLite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
@@ -96,7 +96,7 @@ async def test_finish_only_from_the_expected_status(store: Store) -> None:
 
 
 @pytest.fixture
-async def kube(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any]:
+async def kube(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     server = await aiohttp_server(fake.app)
@@ -106,7 +106,7 @@ async def kube(aiohttp_server: Any, tmp_path: Path) -> tuple[FakeKubernetes, Any
 
 
 async def test_the_end_of_a_run_does_not_overwrite_another_replicas_record(
-    store: Store, kube: tuple[FakeKubernetes, Any]
+    store: Store, kube: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """Replica A carried out an approved run; replica B, which also got to it, finds the rollback
     already applied (a noop plan) — its end-of-run write must leave A's `succeeded` record, with what

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.changes.watch import ChangeRecorder
 from alertbot.errors import RunbookError
@@ -37,10 +39,10 @@ class Env:
     k8s: FakeKubernetes
     executor: Executor
     store: Store
-    server: Any
+    server: TestServer
 
 
-async def make_env(aiohttp_server: Any, tmp_path: Path, fake: FakeKubernetes) -> Env:
+async def make_env(aiohttp_server: AiohttpServer, tmp_path: Path, fake: FakeKubernetes) -> Env:
     server = await aiohttp_server(fake.app)
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(str(server.make_url(""))))
@@ -50,7 +52,7 @@ async def make_env(aiohttp_server: Any, tmp_path: Path, fake: FakeKubernetes) ->
 
 
 @pytest.fixture
-async def env(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Env]:
+async def env(aiohttp_server: AiohttpServer, tmp_path: Path) -> AsyncIterator[Env]:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     e = await make_env(aiohttp_server, tmp_path, fake)
@@ -171,7 +173,7 @@ async def test_undo_refuses_to_overwrite_a_later_change(env: Env) -> None:
     assert env.k8s.weights(*KEY) == [[("stable", 95), ("canary", 5)]]
 
 
-async def test_v1beta1_fallback(aiohttp_server: Any, tmp_path: Path) -> None:
+async def test_v1beta1_fallback(aiohttp_server: AiohttpServer, tmp_path: Path) -> None:
     """An API server with an older Istio (no networking.istio.io/v1) is served through v1beta1."""
     fake = FakeKubernetes(served_versions=("v1beta1",))
     fake.add_virtualservice(seed_canary())
@@ -220,7 +222,7 @@ async def test_without_a_cluster_runbooks_only_plan(tmp_path: Path) -> None:
     await store.close()
 
 
-async def with_prometheus(env: Env, aiohttp_server: Any, values: list[float | None]) -> FakePrometheus:
+async def with_prometheus(env: Env, aiohttp_server: AiohttpServer, values: list[float | None]) -> FakePrometheus:
     prometheus = FakePrometheus(values)
     server = await aiohttp_server(prometheus.app)
     env.executor._prometheus = Prometheus(str(server.make_url("")))
@@ -241,7 +243,7 @@ def fast(runbook: Runbook) -> Runbook:
     return runbook.model_copy(update={"steps": steps})
 
 
-async def test_rollback_verifies_the_error_rate_recovers(env: Env, aiohttp_server: Any) -> None:
+async def test_rollback_verifies_the_error_rate_recovers(env: Env, aiohttp_server: AiohttpServer) -> None:
     """After the rollback the 5xx ratio drops from 7 % to 0.4 %: the run succeeds without a warning."""
     prometheus = await with_prometheus(env, aiohttp_server, [0.07, 0.004])
     result = await env.executor.run(fast(rollback()), CHECKED, execute=True, trigger="cli")
@@ -249,7 +251,7 @@ async def test_rollback_verifies_the_error_rate_recovers(env: Env, aiohttp_serve
     assert 'destination_service_name="nutrition-service"' in prometheus.queries[0]
 
 
-async def test_rolled_back_but_still_failing_is_said(env: Env, aiohttp_server: Any) -> None:
+async def test_rolled_back_but_still_failing_is_said(env: Env, aiohttp_server: AiohttpServer) -> None:
     """The error rate stays at 7 %: traffic moved (succeeded) but the result says it is still failing."""
     await with_prometheus(env, aiohttp_server, [0.07])
     result = await env.executor.run(fast(rollback()), CHECKED, execute=True, trigger="cli")
@@ -258,7 +260,7 @@ async def test_rolled_back_but_still_failing_is_said(env: Env, aiohttp_server: A
     assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
 
 
-async def test_check_with_on_fail_fail_fails_the_run(env: Env, aiohttp_server: Any) -> None:
+async def test_check_with_on_fail_fail_fails_the_run(env: Env, aiohttp_server: AiohttpServer) -> None:
     await with_prometheus(env, aiohttp_server, [None])
     strict = fast(rollback())
     strict = strict.model_copy(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.conftest import MakeHarness, Peers
+from tests.conftest import Harness, MakeHarness, Peers
 from tests.helpers import wait_until
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -17,7 +15,7 @@ ROLLBACK = {
 }
 
 
-async def decisions(h: Any) -> list[str]:
+async def decisions(h: Harness) -> list[str]:
     return [d["summary"] for d in await (await h.client.get("/api/v1/decisions")).json()]
 
 
@@ -28,8 +26,8 @@ async def test_global_shadow_records_and_sends_nothing(make_harness: MakeHarness
     )
     await h.post_file(FIRING)
     await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
-    await h.state.dispatcher.deliver_due("pagerduty")
-    await h.state.dispatcher.deliver_due("slack")
+    await h.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("slack")
     assert peers.pagerduty.events == [] and peers.slack.messages == {}
     assert sorted(await decisions(h)) == sorted(
         [

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from tests.conftest import Harness, MakeHarness, Peers
@@ -18,10 +20,13 @@ from tests.helpers import wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command, headers
 
 KEY = ("ai-nutritionist", "nutrition-service-canary")
+# The fake Kubernetes, the response_url receiver and its URL, the clock alertbot reads, and a harness
+# factory taking slack settings.
+SlackEnv = tuple[FakeKubernetes, ResponseUrl, str, dict[str, datetime], Callable[..., Awaitable[Harness]]]
 
 
 @pytest.fixture
-async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarness) -> Any:
+async def slack_env(aiohttp_server: AiohttpServer, tmp_path: Path, make_harness: MakeHarness) -> SlackEnv:
     fake = FakeKubernetes()
     fake.add_virtualservice(seed_canary())
     k8s_server = await aiohttp_server(fake.app)
@@ -46,7 +51,7 @@ async def slack_env(aiohttp_server: Any, tmp_path: Path, make_harness: MakeHarne
 
 
 @pytest.mark.parametrize("case", ["forged", "missing", "stale", "future", "tampered", "malformed-ts"])
-async def test_unsigned_or_badly_signed_requests_are_401(slack_env: Any, case: str) -> None:
+async def test_unsigned_or_badly_signed_requests_are_401(slack_env: SlackEnv, case: str) -> None:
     """Forged, missing, stale (or far-future), body-tampered and malformed requests: 401 JSON, no effect."""
     *_, make = slack_env
     h = await make()
@@ -65,7 +70,7 @@ async def test_unsigned_or_badly_signed_requests_are_401(slack_env: Any, case: s
     assert await (await h.client.get("/api/v1/silences")).json() == []
 
 
-async def test_replayed_request_is_401(slack_env: Any) -> None:
+async def test_replayed_request_is_401(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     body = urllib.parse.urlencode({"text": "help", "user_id": "U1"}).encode()
@@ -84,7 +89,7 @@ async def test_without_a_signing_secret_everything_is_refused(make_harness: Make
 # --- commands -----------------------------------------------------------------------------------
 
 
-async def test_help_and_unknown_commands_answer_with_usage(slack_env: Any) -> None:
+async def test_help_and_unknown_commands_answer_with_usage(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     assert "`/alertbot` commands" in (await command(h, "help"))["text"]
@@ -92,7 +97,7 @@ async def test_help_and_unknown_commands_answer_with_usage(slack_env: Any) -> No
     assert unknown["response_type"] == "ephemeral" and "I don't know `reboot everything`" in unknown["text"]
 
 
-async def test_status_lists_firing_incidents_by_severity(slack_env: Any) -> None:
+async def test_status_lists_firing_incidents_by_severity(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     await h.post_file("am-servicedown-recipe-service-firing.json")
@@ -104,7 +109,7 @@ async def test_status_lists_firing_incidents_by_severity(slack_env: Any) -> None
     assert "nothing is firing for grocery" in (await command(h, "status grocery"))["text"]
 
 
-async def test_silence_from_slack_mutes_matching_alerts(slack_env: Any) -> None:
+async def test_silence_from_slack_mutes_matching_alerts(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     answer = await command(h, "silence service=recipe-service 2h")
@@ -115,7 +120,7 @@ async def test_silence_from_slack_mutes_matching_alerts(slack_env: Any) -> None:
     assert ":warning:" in (await command(h, "silence service=x forever"))["text"]
 
 
-async def test_runbook_list(slack_env: Any) -> None:
+async def test_runbook_list(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     text = (await command(h, "runbook list"))["text"]
@@ -136,7 +141,7 @@ async def plan_rollback(h: Harness, responses: ResponseUrl, url: str) -> int:
     return int(buttons[0]["value"])
 
 
-async def test_rollback_is_planned_then_approved_once(slack_env: Any) -> None:
+async def test_rollback_is_planned_then_approved_once(slack_env: SlackEnv) -> None:
     """`/alertbot rollback ns/vs` → plan with buttons; an approver's click applies it (100/0) and the
     message is updated with the outcome and who approved; a second click runs nothing."""
     fake, responses, url, _clock, make = slack_env
@@ -145,7 +150,7 @@ async def test_rollback_is_planned_then_approved_once(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
     answer = await click(h, "runbook_approve", run_id, user="UAPPROVER", response_url=url)
     assert answer["replace_original"] is True and "approved by <@UAPPROVER>" in answer["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
     assert "succeeded" in responses.posts[-1]["text"] and "<@UAPPROVER>" in responses.posts[-1]["text"]
     again = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
@@ -153,7 +158,7 @@ async def test_rollback_is_planned_then_approved_once(slack_env: Any) -> None:
     assert len([p for p in fake.patches if not p["dry_run"]]) == 1
 
 
-async def test_only_approvers_and_not_the_requester(slack_env: Any) -> None:
+async def test_only_approvers_and_not_the_requester(slack_env: SlackEnv) -> None:
     fake, responses, url, _clock, make = slack_env
     h = await make()
     run_id = await plan_rollback(h, responses, url)
@@ -164,7 +169,7 @@ async def test_only_approvers_and_not_the_requester(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
 
-async def test_self_approval_needs_the_setting(slack_env: Any) -> None:
+async def test_self_approval_needs_the_setting(slack_env: SlackEnv) -> None:
     _fake, responses, url, _clock, make = slack_env
     h = await make(runbook_approvers=["UALICE"])
     run_id = await plan_rollback(h, responses, url)
@@ -172,7 +177,7 @@ async def test_self_approval_needs_the_setting(slack_env: Any) -> None:
     assert "someone else must approve" in refused["text"]
 
 
-async def test_cancel_discards_the_plan(slack_env: Any) -> None:
+async def test_cancel_discards_the_plan(slack_env: SlackEnv) -> None:
     fake, responses, url, _clock, make = slack_env
     h = await make()
     run_id = await plan_rollback(h, responses, url)
@@ -183,7 +188,7 @@ async def test_cancel_discards_the_plan(slack_env: Any) -> None:
     assert fake.patches == [p for p in fake.patches if p["dry_run"]]
 
 
-async def test_pending_approval_expires(slack_env: Any) -> None:
+async def test_pending_approval_expires(slack_env: SlackEnv) -> None:
     fake, responses, url, clock, make = slack_env
     h = await make()
     run_id = await plan_rollback(h, responses, url)
@@ -195,7 +200,7 @@ async def test_pending_approval_expires(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
 
-async def test_bad_runbook_requests_answer_helpfully(slack_env: Any) -> None:
+async def test_bad_runbook_requests_answer_helpfully(slack_env: SlackEnv) -> None:
     *_, make = slack_env
     h = await make()
     assert "no runbook `nope`" in (await command(h, "runbook run nope"))["text"]
@@ -234,7 +239,7 @@ async def test_ack_and_resolve_from_slack_reach_pagerduty_and_the_message(
     assert (incident["status"], incident["resolved_by"]) == ("resolved", "slack:UALICE")
 
     await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
-    await h.state.dispatcher.deliver_due("pagerduty")
+    await h.dispatcher.deliver_due("pagerduty")
     assert len(peers.pagerduty.resolves()) == 1
     assert "no incident 99" in (await command(h, "ack 99"))["text"]
     assert "is resolved: nothing to resolve" in (await command(h, "resolve 1"))["text"]
@@ -262,7 +267,7 @@ async def test_alert_message_buttons_ack_and_silence(make_harness: MakeHarness, 
 
 
 async def test_approvers_may_be_a_user_group(
-    make_harness: MakeHarness, peers: Peers, aiohttp_server: Any, tmp_path: Path
+    make_harness: MakeHarness, peers: Peers, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     """slack.runbook_approvers: ["S…"] → members of that user group (asked of Slack) may approve."""
     fake = FakeKubernetes()
@@ -282,11 +287,11 @@ async def test_approvers_may_be_a_user_group(
     assert "may not approve" in refused["text"]
     approved = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
     assert "approved by <@UBOB>" in approved["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
 
 
-async def test_high_risk_runbooks_need_two_approvers(slack_env: Any) -> None:
+async def test_high_risk_runbooks_need_two_approvers(slack_env: SlackEnv) -> None:
     """canary-promote is risk: high — one approval is not enough, the same person twice is not two."""
     fake, responses, url, _clock, make = slack_env
     h = await make()
@@ -305,5 +310,5 @@ async def test_high_risk_runbooks_need_two_approvers(slack_env: Any) -> None:
     assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
     second = await click(h, "runbook_approve", run_id, user="UBOB", response_url=url)
     assert "approved by <@UAPPROVER> and <@UBOB>" in second["text"]
-    await h.state.slack.idle()  # type: ignore[union-attr]
+    await h.slack.idle()
     assert fake.weights(*KEY) == [[("stable", 50), ("canary", 50)]]

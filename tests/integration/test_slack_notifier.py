@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import aiohttp
+from pytest_aiohttp import AiohttpServer
 
 from alertbot.domain.incident import IncidentView
 from alertbot.domain.models import Severity
@@ -54,7 +55,9 @@ def trigger(target: str) -> Notification:
     return Notification.build(incident, "trigger", Destination("slack", target))
 
 
-async def test_slack_send_writes_nothing_and_returns_the_posted_message(aiohttp_server: Any, peers: Peers) -> None:
+async def test_slack_send_writes_nothing_and_returns_the_posted_message(
+    aiohttp_server: AiohttpServer, peers: Peers
+) -> None:
     """A trigger is posted once and its channel and ts are returned; the notifier writes nothing, so a
     database failure after the post cannot turn a delivered message into a retry that posts it twice."""
     server = await aiohttp_server(peers.slack.app)

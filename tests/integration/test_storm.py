@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from alertbot.store import storms as storm_repo
 from alertbot.store.schema import migrate, schema_migrations, storms
 from tests.conftest import MakeHarness, Peers
+from tests.fakes.slack import Message
 from tests.helpers import payload_json, wait_until
 
 GROUP = "am-highlatencyp95-grocery-3alerts-firing.json"
@@ -51,7 +52,7 @@ async def test_storm_collapses_a_group_into_one_summary(make_harness: MakeHarnes
     def storm_events() -> list[dict[str, Any]]:
         return [e for e in peers.pagerduty.triggers() if e["dedup_key"].startswith("alertbot/group/")]
 
-    def summaries() -> list[Any]:
+    def summaries() -> list[Message]:
         return [m for m in peers.slack.roots() if m.text.startswith("[STORM")]
 
     def settled() -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest_aiohttp import AiohttpServer
+
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from tests.conftest import Harness, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
@@ -15,7 +17,7 @@ NS = "ai-nutritionist"
 WATCH = {"kubernetes": {"watch": {"namespaces": [NS], "initial_backoff": "20ms", "max_backoff": "100ms"}}}
 
 
-async def serve(aiohttp_server: Any, tmp_path: Path, k8s: FakeKubernetes) -> Path:
+async def serve(aiohttp_server: AiohttpServer, tmp_path: Path, k8s: FakeKubernetes) -> Path:
     server = await aiohttp_server(k8s.app)
     path = tmp_path / "kubeconfig"
     path.write_text(kubeconfig(str(server.make_url(""))))
@@ -41,7 +43,7 @@ async def events(h: Harness) -> list[dict[str, Any]]:
 
 
 async def test_weight_changes_and_rollouts_are_recorded(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
@@ -73,7 +75,7 @@ async def test_weight_changes_and_rollouts_are_recorded(
 
 
 async def test_a_dropped_stream_resumes_from_its_resource_version(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
@@ -87,7 +89,7 @@ async def test_a_dropped_stream_resumes_from_its_resource_version(
 
 
 async def test_410_gone_relists_and_still_sees_the_change(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     k8s = cluster()
     h = await start(make_harness, await serve(aiohttp_server, tmp_path, k8s), k8s)
@@ -100,7 +102,7 @@ async def test_410_gone_relists_and_still_sees_the_change(
 
 
 async def test_a_change_made_while_alertbot_was_down_is_noticed_at_start(
-    make_harness: MakeHarness, aiohttp_server: Any, tmp_path: Path
+    make_harness: MakeHarness, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     """The last state seen is kept in the store, so the first list after a restart compares with it."""
     k8s = cluster()

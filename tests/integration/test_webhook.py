@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ async def test_ha_pair_duplicates_notify_once(make_harness: MakeHarness) -> None
     for name in (RESOLVED, RESOLVED.replace(".json", ".bearer.json"), RESOLVED):
         assert (await h.post_file(name)).status == 200
     await wait_until(lambda: len(h.console.lines()) >= 2, what="trigger and resolve")
-    await h.state.dispatcher.deliver_due("console")  # nothing else is waiting to go out
+    await h.dispatcher.deliver_due("console")  # nothing else is waiting to go out
     events = [(line["event"], line["incident_id"]) for line in h.console.lines()]
     assert events == [("trigger", 1), ("resolve", 1)]
 
@@ -66,7 +67,7 @@ async def test_late_firing_copy_after_resolve_is_ignored(make_harness: MakeHarne
     await h.post_file(RESOLVED)
     assert (await h.post_file(FIRING)).status == 200
     await wait_until(lambda: len(h.console.lines()) == 2, what="trigger + resolve")
-    await h.state.dispatcher.deliver_due("console")
+    await h.dispatcher.deliver_due("console")
     assert [line["event"] for line in h.console.lines()] == ["trigger", "resolve"]
     firing = await (await h.client.get("/api/v1/incidents?status=firing")).json()
     assert firing == []
@@ -93,7 +94,7 @@ async def test_multi_alert_payload_gives_one_incident_each(make_harness: MakeHar
     resp = await h.post_file("am-highlatencyp95-grocery-3alerts-firing.json")
     assert (await resp.json())["alerts"] == 3
     await wait_until(lambda: len(h.console.lines()) == 1, what="the critical notification")
-    await h.state.dispatcher.deliver_due("console")
+    await h.dispatcher.deliver_due("console")
     assert [x["labels"]["pod"] for x in h.console.lines()] == ["grocery-7d9f8b6c5-klmno"]
     incidents = await (await h.client.get("/api/v1/incidents")).json()
     by_pod = {i["labels"]["pod"]: i for i in incidents}
@@ -204,7 +205,7 @@ async def test_chunked_body_over_the_limit_is_413(make_harness: MakeHarness) -> 
     """Without Content-Length (chunked), the limit is enforced while reading."""
     h = await make_harness({"webhook": {"max_body_bytes": 4096}})
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"y" * 1024
 

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from alertbot.runbooks.loader import load_runbooks
+from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.steps import StepPlan
 from alertbot.services.approvals import ApprovalService, Verdict
 from alertbot.services.roles import Actor, Forbidden, Roles
 from alertbot.store.engine import Store
+from alertbot.store.runbook_runs import RunRecord
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -27,12 +29,12 @@ class StubPlanner:
     def __init__(self) -> None:
         self.weights = "stable 90 → 100, canary 10 → 0"
 
-    async def plan(self, runbook: Any, params: dict[str, str]) -> list[StepPlan]:
+    async def plan(self, runbook: Runbook, params: dict[str, str]) -> list[StepPlan]:
         return [
             StepPlan(0, "istio.rollback", "virtualservice ai-nutritionist/nutrition-service-canary", [self.weights])
         ]
 
-    async def reject_outside_targets(self, runbook: Any, record: Any) -> None:
+    async def reject_outside_targets(self, runbook: Runbook, record: RunRecord) -> None:
         return None  # these requests come from people, not automations: no allow-list applies
 
 
@@ -48,7 +50,7 @@ def _service(
 ) -> ApprovalService:
     return ApprovalService(
         store,
-        planner,  # type: ignore[arg-type]
+        planner,  # type: ignore[arg-type]  # stands in for the Executor: plans without Kubernetes
         load_runbooks(ROOT / "runbooks"),
         roles=Roles(responders=["URESPONDER"], approvers=["UA", "UB", "UREQ"]),
         clock=clock,
@@ -67,7 +69,9 @@ def _service(
         ("emergency-rollback", ["UNOBODY", "UA"], [Forbidden, Verdict.APPROVED]),
     ],
 )
-async def test_approval_table(store: Store, runbook: str, clicks: list[str], verdicts: list[Any]) -> None:
+async def test_approval_table(
+    store: Store, runbook: str, clicks: list[str], verdicts: list[Verdict | type[Forbidden]]
+) -> None:
     """Each click's verdict, in order: roles, the two-person rule, self-approval, once only."""
     service = _service(store, StubPlanner())
     params = dict(PARAMS)

@@ -9,7 +9,7 @@ import pytest
 
 from alertbot.domain.classify import ClassificationPolicy, Thresholds, classify
 from alertbot.domain.parse import parse_webhook
-from alertbot.notify.base import Destination, Notification, StormSummary
+from alertbot.notify.base import Destination, Event, Notification, StormSummary
 from alertbot.notify.pagerduty import build_event, dedup_key
 from alertbot.store.incidents import IncidentRecord
 from tests.fakes.pagerduty import ENQUEUE_SCHEMA
@@ -18,7 +18,7 @@ from tests.helpers import all_payload_names, payload_bytes
 KEY = "R0UT1NGKEYfake0000000000000000001"
 
 
-def notifications(name: str, event: str = "trigger") -> list[Notification]:
+def notifications(name: str, event: Event = "trigger") -> list[Notification]:
     out = []
     for index, alert in enumerate(parse_webhook(payload_bytes(name)).alerts):
         cls = classify(alert, ClassificationPolicy(), Thresholds())
@@ -46,13 +46,13 @@ def notifications(name: str, event: str = "trigger") -> list[Notification]:
             updated_at=now,
             resolved_at=None,
         )
-        out.append(Notification.build(record, event, Destination("pagerduty")))  # type: ignore[arg-type]
+        out.append(Notification.build(record, event, Destination("pagerduty")))
     return out
 
 
 @pytest.mark.parametrize("name", all_payload_names())
 @pytest.mark.parametrize("event", ["trigger", "resolve"])
-def test_every_event_is_schema_valid(name: str, event: str) -> None:
+def test_every_event_is_schema_valid(name: str, event: Event) -> None:
     """For every captured alert, trigger and resolve bodies validate against PagerDuty's schema."""
     for notification in notifications(name, event):
         body = build_event(notification, KEY)

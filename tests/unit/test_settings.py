@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from alertbot.errors import ConfigError
 from alertbot.settings import Config, load_config, load_secrets
@@ -20,15 +21,15 @@ def test_example_config_is_valid_and_equals_the_defaults() -> None:
     assert load_config(ROOT / "config" / "alertbot.example.yaml") == Config()
 
 
-def _keys(model: type[object], prefix: str = "") -> set[str]:
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     out = set()
-    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+    for name, field in model.model_fields.items():
         key = field.alias or name
         out.add(prefix + key)
         annotation = field.annotation
         inner = getattr(annotation, "__args__", (annotation,))
         for candidate in inner:
-            if hasattr(candidate, "model_fields") and prefix.count(".") < 2:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel) and prefix.count(".") < 2:
                 out |= _keys(candidate, f"{prefix}{key}.")
     return out
 

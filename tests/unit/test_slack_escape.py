@@ -15,7 +15,7 @@ import pytest
 from alertbot.domain.models import Severity
 from alertbot.domain.text import escape_mrkdwn
 from alertbot.notify import slack_blocks
-from alertbot.notify.base import CorrelatedChange, Notification, StormSummary
+from alertbot.notify.base import CorrelatedChange, Event, Notification, StormSummary
 
 HOSTILE = [
     "<!channel> urgent",
@@ -33,7 +33,7 @@ def _hostile(i: int) -> str:
     return HOSTILE[i % len(HOSTILE)] + f" {i}"
 
 
-def _notification(*, event: Any = "trigger", storm: bool = False, actor: str | None = None) -> Notification:
+def _notification(*, event: Event = "trigger", storm: bool = False, actor: str | None = None) -> Notification:
     labels = {f"label{i}": _hostile(i) for i in range(5)}
     annotations = {"summary": _hostile(0), "description": _hostile(1), "dashboard_url": "https://dash.example/x"}
     return Notification(
