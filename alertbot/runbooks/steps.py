@@ -8,12 +8,24 @@ import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypedDict, cast
+from typing import Any, Protocol, cast
 
 import structlog
 
 from alertbot.domain.changes import pod_images, vs_service
 from alertbot.domain.jsontypes import KubeObject
+from alertbot.domain.plans import (
+    AbortDetail,
+    CheckDetail,
+    IstioDetail,
+    NoDetail,
+    NotifyDetail,
+    PlanEntry,
+    ScaleDetail,
+    StepDetail,
+    UndoDetail,
+    WaitDetail,
+)
 from alertbot.errors import RunbookError
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
@@ -34,63 +46,6 @@ from alertbot.store.kube_objects import LastGood
 
 log = structlog.get_logger("alertbot.runbooks")
 NO_CLUSTER = "no Kubernetes cluster configured"
-
-
-class RouteChangeDetail(TypedDict):
-    index: int
-    name: str
-    before: list[KubeObject]
-    after: list[KubeObject]
-
-
-class IstioDetail(TypedDict):
-    """``istio.*``: the weight changes per route, and the VirtualService's service."""
-
-    changes: list[RouteChangeDetail]
-    service: str
-
-
-class AbortDetail(TypedDict):
-    """``istio.rollback`` on a VirtualService an Argo Rollout owns: the Rollout to abort."""
-
-    abort_rollout: str
-
-
-class ScaleDetail(TypedDict):
-    """``k8s.scale``: replicas before and after."""
-
-    before: int
-    after: int
-
-
-class UndoDetail(TypedDict):
-    """``k8s.rollout_undo``: the pod template before and after, and the Deployment's service."""
-
-    before: KubeObject
-    after: KubeObject
-    service: str
-
-
-class CheckDetail(TypedDict):
-    """``prometheus.check``: the step itself (as JSON), run again when applied."""
-
-    check: dict[str, object]
-
-
-class WaitDetail(TypedDict):
-    seconds: float
-
-
-class NotifyDetail(TypedDict):
-    message: str
-
-
-class NoDetail(TypedDict):
-    """A step with nothing to carry to apply (no cluster, skipped, a restart)."""
-
-
-StepDetail = IstioDetail | AbortDetail | ScaleDetail | UndoDetail | CheckDetail | WaitDetail | NotifyDetail | NoDetail
-"""What a step's ``apply`` (and undo) needs from its plan; each step type reads only its own."""
 
 
 def _no_detail() -> StepDetail:
@@ -121,7 +76,7 @@ class StepPlan:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StepPlan:
+    def from_json(cls, data: PlanEntry) -> StepPlan:
         return cls(
             data["index"],
             data["type"],

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.plans import PlanEntry
 from alertbot.store.schema import insert_ignore, record_json, runbook_locks, runbook_runs
 
 # A running run's process records a heartbeat this often; a run without one for RUN_STALE_AFTER is
@@ -52,8 +53,8 @@ class RunRecord:
     params: dict[str, str]
     trigger: str
     status: RunStatus
-    plan: list[dict[str, Any]]
-    applied: list[dict[str, Any]]
+    plan: list[PlanEntry]
+    applied: list[PlanEntry]  # the steps carried out, in order
     result: str
     undo_of: int | None
     automation: str | None
