@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 
 class OutboxEvent(StrEnum):
@@ -19,6 +19,15 @@ class Channel(StrEnum):
     PAGERDUTY = "pagerduty"
     SLACK = "slack"
     CONSOLE = "console"
+
+
+class StoredDestination(TypedDict):
+    """Where an incident was sent, as stored with it (``shadow``: only recorded, in shadow mode)."""
+
+    channel: str
+    target: str
+    stands_in_for: list[str]  # the receivers a console line stands in for
+    shadow: NotRequired[bool]
 
 
 @dataclass(frozen=True)
