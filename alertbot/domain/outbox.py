@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
+from alertbot.domain.jsontypes import JSONObject
+
 
 class OutboxEvent(StrEnum):
     TRIGGER = "trigger"
@@ -30,6 +32,17 @@ class StoredDestination(TypedDict):
     shadow: NotRequired[bool]
 
 
+class OutboxValues(TypedDict):
+    """The outbox columns an intent fills."""
+
+    incident_id: int
+    event: str
+    channel: str
+    target: str
+    payload: JSONObject
+    fingerprint: str
+
+
 @dataclass(frozen=True)
 class OutboxIntent:
     """One notification to queue: this incident's ``event`` to ``channel``/``target``, carrying the
@@ -39,7 +52,7 @@ class OutboxIntent:
     event: OutboxEvent
     channel: str  # a Channel, or the name of another registered notifier
     target: str
-    payload: dict[str, Any]
+    payload: JSONObject  # the Notification as JSON: opaque here, validated back by the notifier
 
     @property
     def fingerprint(self) -> str:
@@ -53,7 +66,7 @@ class OutboxIntent:
             return row
         return cls(row["incident_id"], OutboxEvent(row["event"]), row["channel"], row["target"], dict(row["payload"]))
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> OutboxValues:
         """The outbox columns it fills."""
         return {
             "incident_id": self.incident_id,

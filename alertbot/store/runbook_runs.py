@@ -194,16 +194,16 @@ def finish(
 ) -> bool:
     """End a run that is in one of the ``expect`` states; False (nothing written) when it is not — it
     moved on meanwhile (another replica took it, cancelled it, or ended it)."""
-    values: dict[str, Any] = {"status": status, "applied": applied, "result": result, "finished_at": now}
-    if plan is not None:
-        values["plan"] = plan
-    if params is not None:
-        values["params"] = params
-    done = conn.execute(
+    statement = (
         runbook_runs.update()
         .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(list(expect)))
-        .values(**values)
+        .values(status=status, applied=applied, result=result, finished_at=now)
     )
+    if plan is not None:
+        statement = statement.values(plan=plan)
+    if params is not None:
+        statement = statement.values(params=params)
+    done = conn.execute(statement)
     return done.rowcount > 0
 
 
