@@ -18,7 +18,8 @@ from alertbot.store.incidents import IncidentRecord
 
 
 def stored_destinations(live: list[Destination], shadow: list[Destination]) -> list[dict[str, Any]]:
-    return [d.to_json() for d in live] + [{**d.to_json(), "shadow": True} for d in shadow]
+    # (plain dicts: what ingest hands the store today)
+    return [{**d.to_json()} for d in live] + [{**d.to_json(), "shadow": True} for d in shadow]
 
 
 def record_shadow(
@@ -28,11 +29,19 @@ def record_shadow(
     verb = {"trigger": "notify", "resolve": "resolve on", "acknowledge": "acknowledge on", "update": "update on"}[event]
     for dest in shadow:
         where = f"{dest.channel}:{dest.target}" if dest.target else dest.channel
+        stored = dest.to_json()
+        detail: decisions.NotifyDecision = {
+            "event": event,
+            "channel": stored["channel"],
+            "target": stored["target"],
+            "stands_in_for": stored["stands_in_for"],
+            "severity": incident.severity.value,
+        }
         decisions.record(
             conn,
             incident_id=incident.id,
             kind="notify",
             now=now,
             summary=f"would {verb} {where} ({incident.alertname} {incident.service})".strip(),
-            detail={"event": event, **dest.to_json(), "severity": incident.severity.value},
+            detail=detail,
         )

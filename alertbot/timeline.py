@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.changes import correlate
 from alertbot.store import change_events, incident_notes, incidents, outbox, runbook_runs
+
+
+class EntryJSON(TypedDict):
+    at: str  # ISO 8601
+    kind: str
+    text: str
+    incident_id: int | None
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,7 @@ class Entry:
     text: str
     incident_id: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EntryJSON:
         return {"at": self.at.isoformat(), "kind": self.kind, "text": self.text, "incident_id": self.incident_id}
 
 
@@ -71,10 +78,10 @@ def incident_timeline(conn: Connection, incident_id: int, *, lookback: timedelta
     return sorted(entries, key=lambda e: (e.at, order.get(e.kind, 9)))
 
 
-def _notification(row: dict[str, Any], incident_id: int) -> Entry:
+def _notification(row: outbox.Delivery, incident_id: int) -> Entry:
     where = f"{row['channel']}:{row['target']}" if row["target"] else row["channel"]
     what = f"{row['event']} to {where}"
-    if row["status"] == "delivered":
+    if row["status"] == "delivered" and row["delivered_at"]:  # (set together)
         return Entry(datetime.fromisoformat(row["delivered_at"]), "notification", f"{what} delivered", incident_id)
     created = datetime.fromisoformat(row["created_at"])
     if row["held_until"]:

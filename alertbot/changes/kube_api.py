@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import TypedDict, cast
 
 import aiohttp
 from kubernetes import client as k8s
 
+from alertbot.domain.jsontypes import KubeObject
 from alertbot.errors import AlertbotError
+
+# One entry of the client configuration's ``auth_settings()`` ("in": header or query).
+_AuthSetting = TypedDict("_AuthSetting", {"in": str, "type": str, "key": str, "value": str}, total=False)
 
 
 class KubeApiError(AlertbotError):
@@ -50,7 +54,7 @@ class KubeApi:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        settings = cast(dict[str, dict[str, Any]], self._config.auth_settings())  # refreshes an expiring token
+        settings = cast(dict[str, _AuthSetting], self._config.auth_settings())  # refreshes an expiring token
         for auth in settings.values():
             if auth.get("in") == "header" and auth.get("value"):
                 headers[str(auth["key"])] = str(auth["value"])
@@ -69,7 +73,7 @@ class KubeApi:
             await self._session.close()
             self._session = None
 
-    async def list(self, path: str) -> tuple[list[dict[str, Any]], str]:
+    async def list(self, path: str) -> tuple[list[KubeObject], str]:
         session = await self._open()
         async with session.get(
             self._url(path), headers=self._headers(), timeout=aiohttp.ClientTimeout(total=60)
@@ -82,7 +86,7 @@ class KubeApi:
 
     async def watch(
         self, path: str, resource_version: str, *, server_timeout: float
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncIterator[tuple[str, KubeObject]]:
         """Events after ``resource_version`` until the server ends the stream (``server_timeout``
         seconds, or sooner); a stream silent for longer than that is treated as dropped."""
         session = await self._open()

@@ -36,6 +36,7 @@ from alertbot.domain.changes import (
     traffic_split,
     vs_service,
 )
+from alertbot.domain.jsontypes import KubeObject
 from alertbot.errors import AlertbotError
 from alertbot.store import change_events, kube_objects
 from alertbot.store.engine import Store
@@ -61,8 +62,8 @@ class ListWatch:
         resource: str,
         namespace: str,
         *,
-        on_list: Callable[[str, str, list[dict[str, Any]]], Awaitable[None]],
-        on_event: Callable[[str, str, dict[str, Any]], Awaitable[None]],
+        on_list: Callable[[str, str, list[KubeObject]], Awaitable[None]],
+        on_event: Callable[[str, str, KubeObject], Awaitable[None]],
         resync: timedelta,
         initial_backoff: timedelta,
         max_backoff: timedelta,
@@ -124,15 +125,13 @@ class ChangeRecorder:
     def __init__(self, store: Store, clock: Clock, *, settle: timedelta) -> None:
         self._store, self._clock, self._settle = store, clock, settle
 
-    async def listed(self, resource: str, namespace: str, items: list[dict[str, Any]]) -> None:
+    async def listed(self, resource: str, namespace: str, items: list[KubeObject]) -> None:
         await self._store.write(self._listed, resource, namespace, items, self._clock())
 
-    async def changed(self, resource: str, namespace: str, obj: dict[str, Any]) -> None:
+    async def changed(self, resource: str, namespace: str, obj: KubeObject) -> None:
         await self._store.write(self._listed, resource, namespace, [obj], self._clock())
 
-    def _listed(
-        self, conn: Connection, resource: str, namespace: str, items: list[dict[str, Any]], now: datetime
-    ) -> int:
+    def _listed(self, conn: Connection, resource: str, namespace: str, items: list[KubeObject], now: datetime) -> int:
         """Record what changed since each object was last seen; returns how many changes were new."""
         before = kube_objects.seen(conn, resource, namespace)
         judge = _virtualservice if resource == "virtualservices" else _deployment
@@ -187,7 +186,7 @@ class ChangeRecorder:
 Judged = tuple[Any, dict[str, str] | None, str]  # the state to keep, the change event (if any), the service
 
 
-def _virtualservice(namespace: str, name: str, obj: dict[str, Any], before: kube_objects.Seen | None) -> Judged:
+def _virtualservice(namespace: str, name: str, obj: KubeObject, before: kube_objects.Seen | None) -> Judged:
     state = traffic_split(obj)
     service = vs_service(obj)
     what = describe_shift(name, before.state, state) if before is not None else None
@@ -205,7 +204,7 @@ def _virtualservice(namespace: str, name: str, obj: dict[str, Any], before: kube
     return state, change, service
 
 
-def _deployment(namespace: str, name: str, obj: dict[str, Any], before: kube_objects.Seen | None) -> Judged:
+def _deployment(namespace: str, name: str, obj: KubeObject, before: kube_objects.Seen | None) -> Judged:
     state = pod_images(obj)
     labels = obj.get("metadata", {}).get("labels") or {}
     service = str(labels.get("app.kubernetes.io/name") or labels.get("app") or name)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+from alertbot.domain.jsontypes import JSONObject
 
 
 class OutboxEvent(StrEnum):
@@ -21,6 +23,26 @@ class Channel(StrEnum):
     CONSOLE = "console"
 
 
+class StoredDestination(TypedDict):
+    """Where an incident was sent, as stored with it (``shadow``: only recorded, in shadow mode)."""
+
+    channel: str
+    target: str
+    stands_in_for: list[str]  # the receivers a console line stands in for
+    shadow: NotRequired[bool]
+
+
+class OutboxValues(TypedDict):
+    """The outbox columns an intent fills."""
+
+    incident_id: int
+    event: str
+    channel: str
+    target: str
+    payload: JSONObject
+    fingerprint: str
+
+
 @dataclass(frozen=True)
 class OutboxIntent:
     """One notification to queue: this incident's ``event`` to ``channel``/``target``, carrying the
@@ -30,7 +52,7 @@ class OutboxIntent:
     event: OutboxEvent
     channel: str  # a Channel, or the name of another registered notifier
     target: str
-    payload: dict[str, Any]
+    payload: JSONObject  # the Notification as JSON: opaque here, validated back by the notifier
 
     @property
     def fingerprint(self) -> str:
@@ -44,7 +66,7 @@ class OutboxIntent:
             return row
         return cls(row["incident_id"], OutboxEvent(row["event"]), row["channel"], row["target"], dict(row["payload"]))
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> OutboxValues:
         """The outbox columns it fills."""
         return {
             "incident_id": self.incident_id,

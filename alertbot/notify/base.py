@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from alertbot.domain.incident import IncidentFacts
 from alertbot.domain.models import Severity
+from alertbot.domain.outbox import StoredDestination
 from alertbot.settings import SlackChannels
 
 # update: the same alert's message changed in place (a flapping count); only channels that can edit a
@@ -31,7 +32,7 @@ class Destination:
     target: str = ""
     stands_in_for: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> StoredDestination:
         return {"channel": self.channel, "target": self.target, "stands_in_for": list(self.stands_in_for)}
 
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
 import aiohttp
 from pydantic import SecretStr
@@ -57,15 +57,81 @@ def _summary(n: Notification) -> str:
     return _clip(text)
 
 
-def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
+class StormDetails(TypedDict):
+    group_key: str
+    group_labels: dict[str, str]
+    count: int
+    firing: int
+    sample: list[str]
+
+
+class CustomDetails(TypedDict):
+    """What alertbot puts in ``payload.custom_details`` (free-form for PagerDuty, fixed here)."""
+
+    reason: str
+    incident_id: int
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    storm: NotRequired[StormDetails]
+    recent_changes: NotRequired[list[str]]
+
+
+# The event's ``payload`` (``class`` is a keyword, hence the functional form); absent keys are omitted.
+EventPayload = TypedDict(
+    "EventPayload",
+    {
+        "summary": str,
+        "source": str,
+        "severity": str,
+        "timestamp": str,
+        "component": NotRequired[str],
+        "group": NotRequired[str],
+        "class": NotRequired[str],
+        "custom_details": NotRequired[CustomDetails],
+    },
+)
+
+
+class Link(TypedDict):
+    href: str
+    text: str
+
+
+class Event(TypedDict):
+    """An Events API v2 request body."""
+
+    routing_key: str
+    dedup_key: str
+    event_action: Literal["trigger", "resolve", "acknowledge"]
+    client: NotRequired[str]
+    payload: NotRequired[EventPayload]
+    links: NotRequired[list[Link]]
+
+
+def build_event(n: Notification, routing_key: str) -> Event:
     """The Events API v2 body for a notification (pure; validated against the official schema in tests)."""
-    event: dict[str, Any] = {"routing_key": routing_key, "dedup_key": dedup_key(n)}
     if n.event in ("resolve", "acknowledge"):
-        event["event_action"] = n.event
-        return event
-    event["event_action"] = "trigger"
-    event["client"] = "alertbot"
-    event["payload"] = {
+        return {"routing_key": routing_key, "dedup_key": dedup_key(n), "event_action": n.event}
+    details: CustomDetails = {
+        "reason": n.reason,
+        "incident_id": n.incident_id,
+        "fingerprint": n.fingerprint,
+        "labels": n.labels,
+        "annotations": n.annotations,
+    }
+    if n.storm is not None:
+        storm = n.storm
+        details["storm"] = {
+            "group_key": storm.group_key,
+            "group_labels": dict(storm.group_labels),
+            "count": storm.count,
+            "firing": storm.firing,
+            "sample": list(storm.sample),
+        }
+    if n.changes:
+        details["recent_changes"] = [c.text for c in n.changes]
+    payload: EventPayload = {
         "summary": _summary(n),
         "source": n.labels.get("instance")
         or "/".join(p for p in (n.namespace, n.service) if p)
@@ -73,23 +139,22 @@ def build_event(n: Notification, routing_key: str) -> dict[str, Any]:
         or "alertbot",
         "severity": PD_SEVERITY[n.severity.value],
         "timestamp": n.starts_at.isoformat(),
-        "component": n.service or None,
-        "group": n.namespace or None,
-        "class": n.alertname or None,
-        "custom_details": {
-            "reason": n.reason,
-            "incident_id": n.incident_id,
-            "fingerprint": n.fingerprint,
-            "labels": n.labels,
-            "annotations": n.annotations,
-        },
     }
-    if n.storm is not None:
-        event["payload"]["custom_details"]["storm"] = n.storm.model_dump()
-    if n.changes:
-        event["payload"]["custom_details"]["recent_changes"] = [c.text for c in n.changes]
-    event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
-    links = [
+    if n.service:
+        payload["component"] = n.service
+    if n.namespace:
+        payload["group"] = n.namespace
+    if n.alertname:
+        payload["class"] = n.alertname
+    payload["custom_details"] = details
+    event: Event = {
+        "routing_key": routing_key,
+        "dedup_key": dedup_key(n),
+        "event_action": "trigger",
+        "client": "alertbot",
+        "payload": payload,
+    }
+    links: list[Link] = [
         {"href": url, "text": text}
         for url, text in ((n.generator_url, "Source (Prometheus)"), (n.runbook_url, "Runbook"))
         if url

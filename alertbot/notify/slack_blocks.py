@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
+from alertbot.domain.jsontypes import SlackBlock
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.notify.base import Notification
@@ -77,7 +77,7 @@ def _group(n: Notification) -> str:
     return e(", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or n.storm.group_key)
 
 
-def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
+def storm_blocks(n: Notification, *, resolved: bool) -> list[SlackBlock]:
     """One message for a whole group in an alert storm, updated in place as alerts join and clear."""
     assert n.storm is not None
     emoji = RESOLVED_EMOJI if resolved else ":rotating_light:"
@@ -106,8 +106,8 @@ def storm_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     ]
 
 
-def _button(text: str, action: str, value: int, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
+def _button(text: str, action: str, value: int, style: str | None = None) -> SlackBlock:
+    button: SlackBlock = {
         "type": "button",
         "text": {"type": "plain_text", "text": _clip(text, 75)},
         "action_id": action,
@@ -121,7 +121,7 @@ def _button(text: str, action: str, value: int, style: str | None = None) -> dic
 UNDO_LABELS = {"virtualservice": "Restore last good traffic", "deployment": "Undo rollout"}
 
 
-def undo_button(n: Notification) -> dict[str, Any] | None:
+def undo_button(n: Notification) -> SlackBlock | None:
     """When the newest correlated change is a traffic shift or rollout alertbot can undo: its button."""
     if not n.changes or not n.changes[0].target:
         return None
@@ -129,7 +129,7 @@ def undo_button(n: Notification) -> dict[str, Any] | None:
     return _button(UNDO_LABELS[kind], "change_undo", n.changes[0].id) if kind in UNDO_LABELS else None
 
 
-def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
+def alert_blocks(n: Notification, *, resolved: bool) -> list[SlackBlock]:
     if n.storm is not None:
         return storm_blocks(n, resolved=resolved)
     emoji = RESOLVED_EMOJI if resolved else EMOJI[n.severity.value]
@@ -144,7 +144,7 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
     if resolved and n.ends_at is not None:
         lasted = format_duration(n.ends_at - n.starts_at) if n.ends_at >= n.starts_at else "—"
         fields.append({"type": "mrkdwn", "text": f"*Resolved*\n{_ts(n.ends_at)} (after {lasted})"})
-    blocks: list[dict[str, Any]] = [
+    blocks: list[SlackBlock] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
         {
             "type": "section",
@@ -176,7 +176,7 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[dict[str, Any]]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"resolved by hand by {who(n.actor)}"}]}
         )
     if not resolved:
-        buttons: list[dict[str, Any]] = []
+        buttons: list[SlackBlock] = []
         if n.event != "acknowledge":
             buttons.append(_button("Ack", "incident_ack", n.incident_id))
         buttons += [

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from alertbot.domain.jsontypes import KubeObject
 from alertbot.errors import RunbookError
+from alertbot.runbooks.k8s import JsonPatchOp
 
 
 @dataclass(frozen=True)
 class RouteChange:
     index: int
     name: str
-    before: list[dict[str, Any]]  # the route's destinations as read
-    after: list[dict[str, Any]]  # the same, with new weights
+    before: list[KubeObject]  # the route's destinations as read
+    after: list[KubeObject]  # the same, with new weights
 
     def describe(self) -> str:
         label = f"http[{self.index}]" + (f" ({self.name})" if self.name else "")
@@ -37,7 +39,7 @@ def _weight(destination: Mapping[str, Any]) -> int:
     return int(destination.get("weight", 0))
 
 
-def _http_routes(vs: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _http_routes(vs: Mapping[str, Any]) -> list[KubeObject]:
     routes = vs.get("spec", {}).get("http") or []
     if not isinstance(routes, list):
         raise RunbookError("the VirtualService has a malformed spec.http")
@@ -117,14 +119,14 @@ def plan_restore(vs: Mapping[str, Any], recorded: list[list[list[Any]]]) -> list
     return changes
 
 
-def json_patch(changes: list[RouteChange], *, reverse: bool = False) -> list[dict[str, Any]]:
+def json_patch(changes: list[RouteChange], *, reverse: bool = False) -> list[JsonPatchOp]:
     """The guarded JSON patch for ``changes`` (``reverse``: from after back to before, for undo)."""
-    ops: list[dict[str, Any]] = []
+    ops: list[JsonPatchOp] = []
     for change in changes:
         expected, target = (change.after, change.before) if reverse else (change.before, change.after)
         ops.append({"op": "test", "path": f"/spec/http/{change.index}/route", "value": expected})
         for j, (old, new) in enumerate(zip(expected, target, strict=True)):
-            op = "replace" if "weight" in old else "add"
+            op: Literal["replace", "add"] = "replace" if "weight" in old else "add"
             ops.append({"op": op, "path": f"/spec/http/{change.index}/route/{j}/weight", "value": _weight(new)})
     return ops
 

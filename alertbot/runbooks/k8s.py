@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypedDict, TypeVar, cast
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -22,12 +22,28 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from alertbot.domain.changes import FIELD_MANAGER
+from alertbot.domain.jsontypes import KubeObject
 from alertbot.errors import RunbookError
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1")
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
+
+
+class JsonPatchOp(TypedDict):
+    """One operation of a JSON patch (RFC 6902) as alertbot writes them: a guard, then the change."""
+
+    op: Literal["test", "replace", "add"]
+    path: str
+    value: object  # a part of the object as read (a route's destinations, a pod template) or a number
+
+
+class WriteOptions(TypedDict):
+    """What every write passes to the client: server-side dry run or not, and alertbot's field manager."""
+
+    dry_run: str | None
+    field_manager: str
 
 
 def api_client(kubeconfig: Path | None) -> k8s.ApiClient:
@@ -58,16 +74,16 @@ class Kubernetes:
         except (Urllib3Error, OSError) as exc:
             raise RunbookError(f"{what}: Kubernetes API server unreachable: {type(exc).__name__}") from None
 
-    async def get_virtualservice(self, namespace: str, name: str) -> dict[str, Any]:
+    async def get_virtualservice(self, namespace: str, name: str) -> KubeObject:
         """Read it as v1; an API server that does not serve v1 answers 404, so then try v1beta1."""
         what = f"virtualservice {namespace}/{name}"
         versions = [self._vs_version] if self._vs_version else list(ISTIO_VERSIONS)
         first_error: RunbookError | None = None
         for version in versions:
 
-            def get(version: str = version) -> dict[str, Any]:
+            def get(version: str = version) -> KubeObject:
                 return cast(
-                    dict[str, Any],
+                    KubeObject,
                     self._custom.get_namespaced_custom_object(ISTIO_GROUP, version, namespace, "virtualservices", name),
                 )
 
@@ -84,20 +100,20 @@ class Kubernetes:
         raise first_error
 
     async def patch_virtualservice(
-        self, namespace: str, name: str, patch: list[dict[str, Any]], *, dry_run: bool
-    ) -> dict[str, Any]:
+        self, namespace: str, name: str, patch: list[JsonPatchOp], *, dry_run: bool
+    ) -> KubeObject:
         version = self._vs_version or ISTIO_VERSIONS[0]
 
-        def apply() -> dict[str, Any]:
+        def apply() -> KubeObject:
             return cast(
-                dict[str, Any],
+                KubeObject,
                 self._custom.patch_namespaced_custom_object(
                     ISTIO_GROUP,
                     version,
                     namespace,
                     "virtualservices",
                     name,
-                    patch,
+                    _body(patch),
                     **_write_options(dry_run),
                     _content_type=JSON_PATCH,
                 ),
@@ -148,17 +164,17 @@ class Kubernetes:
             ),
         )
 
-    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        def get() -> dict[str, Any]:
+    async def get_deployment(self, namespace: str, name: str) -> KubeObject:
+        def get() -> KubeObject:
             resp: Any = self._apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-            return cast(dict[str, Any], json.loads(resp.data))  # raw JSON: no model round-trip
+            return cast(KubeObject, json.loads(resp.data))  # raw JSON: no model round-trip
 
         return await self._call(f"deployment {namespace}/{name}", "get", "deployments", get)
 
-    async def replica_sets(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
+    async def replica_sets(self, namespace: str, match_labels: dict[str, str]) -> list[KubeObject]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
-        def list_them() -> list[dict[str, Any]]:
+        def list_them() -> list[KubeObject]:
             resp: Any = self._apps.list_namespaced_replica_set(
                 namespace, label_selector=selector, _preload_content=False
             )
@@ -166,14 +182,14 @@ class Kubernetes:
 
         return await self._call(f"replicasets in {namespace} ({selector})", "list", "replicasets", list_them)
 
-    async def patch_deployment(self, namespace: str, name: str, patch: list[dict[str, Any]], *, dry_run: bool) -> None:
+    async def patch_deployment(self, namespace: str, name: str, patch: list[JsonPatchOp], *, dry_run: bool) -> None:
         """A guarded JSON patch of a Deployment (its ``test`` ops make a concurrent change fail it)."""
         await self._call(
             f"deployment {namespace}/{name}",
             "patch",
             "deployments",
             lambda: self._apps.patch_namespaced_deployment(
-                name, namespace, patch, **_write_options(dry_run), _content_type=JSON_PATCH
+                name, namespace, _body(patch), **_write_options(dry_run), _content_type=JSON_PATCH
             ),
         )
 
@@ -195,7 +211,12 @@ class Kubernetes:
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def _write_options(dry_run: bool) -> dict[str, Any]:
+def _body(patch: list[JsonPatchOp]) -> list[KubeObject]:
+    """The patch as the client's signature wants it (plain dicts; the same objects)."""
+    return cast("list[KubeObject]", patch)
+
+
+def _write_options(dry_run: bool) -> WriteOptions:
     """Every write: server-side dry run or not, and signed with alertbot's field manager."""
     return {"dry_run": "All" if dry_run else None, "field_manager": FIELD_MANAGER}
 

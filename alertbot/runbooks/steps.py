@@ -8,11 +8,24 @@ import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
 from alertbot.domain.changes import pod_images, vs_service
+from alertbot.domain.jsontypes import KubeObject
+from alertbot.domain.plans import (
+    AbortDetail,
+    CheckDetail,
+    IstioDetail,
+    NoDetail,
+    NotifyDetail,
+    PlanEntry,
+    ScaleDetail,
+    StepDetail,
+    UndoDetail,
+    WaitDetail,
+)
 from alertbot.errors import RunbookError
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
@@ -35,6 +48,10 @@ log = structlog.get_logger("alertbot.runbooks")
 NO_CLUSTER = "no Kubernetes cluster configured"
 
 
+def _no_detail() -> StepDetail:
+    return NoDetail()
+
+
 @dataclass
 class StepPlan:
     """What one step would do, as planned; stored with the run (its ``detail`` is what undo needs)."""
@@ -43,11 +60,11 @@ class StepPlan:
     type: str
     target: str  # what it changes, e.g. "virtualservice ns/name" ("" for none)
     lines: list[str]  # human-readable: before → after
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: StepDetail = field(default_factory=_no_detail)
     noop: bool = False  # the target is already as wanted
     undoable: bool = False  # applying it changes state that undo can restore
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:  # stored with the run as JSON (store/runbook_runs.py)
         return {
             "index": self.index,
             "type": self.type,
@@ -59,13 +76,13 @@ class StepPlan:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StepPlan:
+    def from_json(cls, data: PlanEntry) -> StepPlan:
         return cls(
             data["index"],
             data["type"],
             data["target"],
             list(data["lines"]),
-            dict(data["detail"]),
+            cast(StepDetail, dict(data["detail"])),  # as its step type wrote it
             bool(data["noop"]),
             bool(data["undoable"]),
         )
@@ -163,7 +180,7 @@ class IstioTrafficStep:
         else:
             changes = istio.plan_set_weights(vs, {k: int(v) for k, v in step.weights.items()})
             nothing = f"{target}: weights already as requested — nothing to do"
-        detail = {
+        detail: IstioDetail = {
             "changes": [{"index": c.index, "name": c.name, "before": c.before, "after": c.after} for c in changes],
             "service": vs_service(vs),
         }
@@ -176,11 +193,12 @@ class IstioTrafficStep:
         if "abort_rollout" in plan.detail:
             if not reverse:  # an abort is not undone here: `kubectl argo rollouts retry` resumes it
                 namespace, _ = plan.namespace_and_name()
-                await _require(ctx.kube).abort_rollout(namespace, plan.detail["abort_rollout"], dry_run=dry_run)
+                await _require(ctx.kube).abort_rollout(
+                    namespace, cast(AbortDetail, plan.detail)["abort_rollout"], dry_run=dry_run
+                )
             return None
-        changes = [
-            istio.RouteChange(c["index"], c["name"], c["before"], c["after"]) for c in plan.detail.get("changes", [])
-        ]
+        detail = cast(IstioDetail, plan.detail)
+        changes = [istio.RouteChange(c["index"], c["name"], c["before"], c["after"]) for c in detail.get("changes", [])]
         if changes:
             namespace, name = plan.namespace_and_name()
             await _require(ctx.kube).patch_virtualservice(
@@ -217,9 +235,10 @@ class K8sScaleStep:
         )
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
-        if "before" not in plan.detail or plan.detail["before"] == plan.detail["after"]:
+        detail = cast(ScaleDetail, plan.detail)
+        if "before" not in detail or detail["before"] == detail["after"]:
             return None
-        before, after = int(plan.detail["before"]), int(plan.detail["after"])
+        before, after = int(detail["before"]), int(detail["after"])
         expect, want = (after, before) if reverse else (before, after)
         namespace, name = plan.namespace_and_name()
         await _require(ctx.kube).set_replicas(namespace, name, expect=expect, replicas=want, dry_run=dry_run)
@@ -241,7 +260,7 @@ class K8sRolloutRestartStep:
 REVISION = "deployment.kubernetes.io/revision"
 
 
-def _revision(obj: dict[str, Any]) -> int:
+def _revision(obj: KubeObject) -> int:
     """A Deployment's or ReplicaSet's revision number (0 when it has none)."""
     return int((obj.get("metadata", {}).get("annotations") or {}).get(REVISION, "0") or 0)
 
@@ -285,16 +304,17 @@ class K8sRolloutUndoStep:
         )
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
-        if "before" not in plan.detail or plan.noop:
+        detail = cast(UndoDetail, plan.detail)
+        if "before" not in detail or plan.noop:
             return None
-        expect, want = ("after", "before") if reverse else ("before", "after")
+        expect, want = (detail["after"], detail["before"]) if reverse else (detail["before"], detail["after"])
         namespace, name = plan.namespace_and_name()
         await _require(ctx.kube).patch_deployment(
             namespace,
             name,
             [
-                {"op": "test", "path": "/spec/template", "value": plan.detail[expect]},
-                {"op": "replace", "path": "/spec/template", "value": plan.detail[want]},
+                {"op": "test", "path": "/spec/template", "value": expect},
+                {"op": "replace", "path": "/spec/template", "value": want},
             ],
             dry_run=dry_run,
         )
@@ -333,7 +353,7 @@ class PrometheusCheckStep:
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
         if dry_run or reverse or "check" not in plan.detail or ctx.prometheus is None:
             return None
-        step = PrometheusCheck.model_validate(plan.detail["check"])
+        step = PrometheusCheck.model_validate(cast(CheckDetail, plan.detail)["check"])
         op, bound = _expectation(step.expect)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + step.timeout.total_seconds()
@@ -361,7 +381,7 @@ class WaitStep:
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
         if not dry_run and not reverse:
-            await asyncio.sleep(min(float(plan.detail["seconds"]), ctx.max_wait))
+            await asyncio.sleep(min(float(cast(WaitDetail, plan.detail)["seconds"]), ctx.max_wait))
         return None
 
 
@@ -371,7 +391,7 @@ class NotifyStep:
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
         if not dry_run and not reverse:
-            log.warning("runbook_notify", message=plan.detail["message"])
+            log.warning("runbook_notify", message=cast(NotifyDetail, plan.detail)["message"])
         return None
 
 

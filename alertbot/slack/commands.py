@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from alertbot.domain.jsontypes import SlackPayload
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
@@ -24,7 +25,7 @@ from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import Action, Actor, Forbidden, Roles
 from alertbot.services.silences import SilenceService
-from alertbot.slack.common import Background, ephemeral, not_an_incident_id, proposal_message
+from alertbot.slack.common import Background, SlackMessage, ephemeral, not_an_incident_id, proposal_message
 from alertbot.slack.interactions import Interactions
 from alertbot.store import incidents
 from alertbot.store.engine import Store
@@ -53,7 +54,7 @@ class Command:
     response_url: str
 
 
-Handler = Callable[["SlackCommands", Command, list[str]], Awaitable[dict[str, Any] | None]]
+Handler = Callable[["SlackCommands", Command, list[str]], Awaitable[SlackMessage | None]]
 
 
 class SlackCommands:
@@ -97,7 +98,7 @@ class SlackCommands:
     async def stop(self) -> None:
         await self.background.stop()
 
-    async def command(self, cmd: Command) -> dict[str, Any]:
+    async def command(self, cmd: Command) -> SlackMessage:
         words = cmd.text.split()
         verb = words[0].lower() if words else "help"
         handler = VERBS.get(verb)
@@ -111,7 +112,7 @@ class SlackCommands:
             return ephemeral(f"I don't know `{mrkdwn(cmd.text.strip() or verb)}`.\n{USAGE}")
         return answer
 
-    async def interaction(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def interaction(self, payload: Mapping[str, Any]) -> SlackMessage | None:
         return await self.interactions.handle(payload)
 
     async def cancel_resolved_approvals(self) -> None:
@@ -122,10 +123,10 @@ class SlackCommands:
 
     # --- handlers -------------------------------------------------------------------------
 
-    async def _help(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _help(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         return ephemeral(USAGE)
 
-    async def _status(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _status(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         firing = await self._store.read(incidents.list_incidents, status="firing", limit=200)
         if args:
             firing = [i for i in firing if i.service == args[0]]
@@ -149,15 +150,15 @@ class SlackCommands:
                 )
         return ephemeral("\n".join(lines))
 
-    async def _ack(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _ack(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         return await self.interactions.incident_action(Action.ACK, args[0], cmd.user_id) if len(args) == 1 else None
 
-    async def _resolve(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _resolve(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         if len(args) != 1:
             return None
         return await self.interactions.incident_action(Action.RESOLVE, args[0], cmd.user_id)
 
-    async def _silence(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _silence(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         if len(args) < 2:
             return ephemeral("usage: `silence name=value... DURATION`, e.g. `silence service=grocery 2h`")
         silence = await self._silences.create(
@@ -170,14 +171,14 @@ class SlackCommands:
             "text": f":mute: <@{cmd.user_id}> silenced {shown} for {length} (silence {silence.id})",
         }
 
-    async def _runbook(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _runbook(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         if args[:1] == ["list"]:
             return self._runbook_list()
         if args[:1] == ["run"] and len(args) >= 2:
             return self.plan_for_approval(cmd.user_id, cmd.response_url, args[1], args[2:])
         return None
 
-    async def _rollback(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _rollback(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         if len(args) == 1 and args[0].count("/") == 1:
             runbook, target = "emergency-rollback", args[0]
         elif args[:2] == ["--to", "last-good"] and len(args) == 3 and args[2].count("/") == 1:
@@ -189,7 +190,7 @@ class SlackCommands:
             cmd.user_id, cmd.response_url, runbook, [f"namespace={namespace}", f"virtualservice={vs}"]
         )
 
-    async def _timeline(self, cmd: Command, args: list[str]) -> dict[str, Any] | None:
+    async def _timeline(self, cmd: Command, args: list[str]) -> SlackMessage | None:
         if len(args) != 1:
             return None
         incident_id = parse_id(args[0])
@@ -205,7 +206,7 @@ class SlackCommands:
         )
         return ephemeral("\n".join([head, *lines]))
 
-    def _runbook_list(self) -> dict[str, Any]:
+    def _runbook_list(self) -> SlackMessage:
         runbooks = self._approvals.runbooks
         if not runbooks:
             return ephemeral("no runbooks are loaded")
@@ -216,7 +217,7 @@ class SlackCommands:
         ]
         return ephemeral("*Runbooks* (* = required)\n" + "\n".join(lines))
 
-    def plan_for_approval(self, user: str, response_url: str, name: str, args: list[str]) -> dict[str, Any]:
+    def plan_for_approval(self, user: str, response_url: str, name: str, args: list[str]) -> SlackMessage:
         """Validate now, plan in the background, post the plan with Approve / Cancel to ``response_url``."""
         params: dict[str, str] = {}
         for arg in args:
@@ -251,7 +252,7 @@ VERBS: dict[str, Handler] = {
 }
 
 
-def parse_interaction(form_payload: str) -> dict[str, Any]:
+def parse_interaction(form_payload: str) -> SlackPayload:
     data = json.loads(form_payload)
     if not isinstance(data, dict):
         raise ValueError("payload must be a JSON object")

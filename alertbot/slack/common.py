@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import aiohttp
 import structlog
 
+from alertbot.domain.jsontypes import SlackBlock
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.services.approvals import Proposal
@@ -26,11 +27,20 @@ def mention(entry: str) -> str:
     return f"<!subteam^{entry}>" if entry.startswith("S") else f"<@{entry}>"
 
 
-def ephemeral(text: str) -> dict[str, Any]:
+class SlackMessage(TypedDict):
+    """An answer to a slash command or a click, or a message for a ``response_url`` or a thread."""
+
+    text: str
+    response_type: NotRequired[Literal["ephemeral", "in_channel"]]
+    blocks: NotRequired[list[SlackBlock]]
+    replace_original: NotRequired[bool]
+
+
+def ephemeral(text: str) -> SlackMessage:
     return {"response_type": "ephemeral", "text": text}
 
 
-def not_an_incident_id(raw_id: str) -> dict[str, Any]:
+def not_an_incident_id(raw_id: str) -> SlackMessage:
     return ephemeral(f":warning: `{mrkdwn(raw_id)}` is not an incident id (see `/alertbot status`)")
 
 
@@ -62,7 +72,7 @@ class Background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def respond(self, url: str, message: dict[str, Any]) -> None:
+    async def respond(self, url: str, message: SlackMessage) -> None:
         """Post to a command's or a click's ``response_url`` (best effort, logged)."""
         if not url:
             return
@@ -74,7 +84,7 @@ class Background:
             log.warning("slack_response_url_failed", error=type(exc).__name__)
 
 
-def _button(text: str, action_id: str, run_id: int, style: str) -> dict[str, Any]:
+def _button(text: str, action_id: str, run_id: int, style: str) -> SlackBlock:
     return {
         "type": "button",
         "style": style,
@@ -84,7 +94,7 @@ def _button(text: str, action_id: str, run_id: int, style: str) -> dict[str, Any
     }
 
 
-def proposal_message(proposal: Proposal, approvers: Sequence[str], ttl: timedelta, *, lead: str) -> dict[str, Any]:
+def proposal_message(proposal: Proposal, approvers: Sequence[str], ttl: timedelta, *, lead: str) -> SlackMessage:
     """Runbook, exact target, dry-run plan, Approve / Cancel: what approving will do, all of it shown."""
     run_id = proposal.run_id
     target = ", ".join(f"`{mrkdwn(t)}`" for t in proposal.targets) or "no cluster object"

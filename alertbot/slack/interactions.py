@@ -22,7 +22,7 @@ from alertbot.services.approvals import ApprovalService, Verdict, incident_of
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import Action, Actor, Forbidden, Roles
 from alertbot.services.silences import SilenceService
-from alertbot.slack.common import Background, ephemeral, not_an_incident_id, proposal_message
+from alertbot.slack.common import Background, SlackMessage, ephemeral, not_an_incident_id, proposal_message
 from alertbot.store import change_events, incidents, slack_messages
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunRecord
@@ -35,10 +35,10 @@ UNDO_RUNBOOKS = {
     "virtualservice": ("restore-last-good", "virtualservice"),
     "deployment": ("rollout-undo", "deployment"),
 }
-PlanForApproval = Callable[[str, str, str, list[str]], dict[str, Any]]
+PlanForApproval = Callable[[str, str, str, list[str]], SlackMessage]
 
 
-def _aside(answer: dict[str, Any]) -> dict[str, Any]:
+def _aside(answer: SlackMessage) -> SlackMessage:
     return {**answer, "replace_original": False}
 
 
@@ -64,7 +64,7 @@ class Interactions:
         self._client = client
         self._plan = plan
 
-    async def handle(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def handle(self, payload: Mapping[str, Any]) -> SlackMessage | None:
         actions = payload.get("actions")
         user_info = payload.get("user")
         user = str(user_info.get("id") or "") if isinstance(user_info, dict) else ""
@@ -97,7 +97,7 @@ class Interactions:
             return _aside(ephemeral(f":warning: {mrkdwn(exc.message)}"))
         return None
 
-    async def incident_action(self, action: Action, raw_id: str, user: str) -> dict[str, Any]:
+    async def incident_action(self, action: Action, raw_id: str, user: str) -> SlackMessage:
         incident_id = parse_id(raw_id)
         if incident_id is None:
             return not_an_incident_id(raw_id)
@@ -115,7 +115,7 @@ class Interactions:
             f"{mrkdwn(incident.service)})",
         }
 
-    async def _silence_incident(self, incident_id: int, user: str) -> dict[str, Any]:
+    async def _silence_incident(self, incident_id: int, user: str) -> SlackMessage:
         """Silence 1h: this alert (its alertname, service and namespace) for an hour."""
         silence = await self._silences.for_incident(Actor.slack(user), incident_id, timedelta(hours=1))
         shown = ", ".join(f"`{mrkdwn(str(m))}`" for m in silence.matchers)
@@ -124,7 +124,7 @@ class Interactions:
             "text": f":mute: <@{user}> silenced {shown} for 1h (silence {silence.id})",
         }
 
-    async def _plan_undo(self, change_id: int, user: str, url: str) -> dict[str, Any]:
+    async def _plan_undo(self, change_id: int, user: str, url: str) -> SlackMessage:
         """The button on an alert that started after a traffic shift or rollout: plan undoing it,
         posted with Approve / Cancel like any runbook request."""
         change = await self._store.read(change_events.get, change_id)
@@ -136,7 +136,7 @@ class Interactions:
 
     async def _approve(
         self, user: str, run_id: int, url: str, *, on_plan: bool, where: tuple[str, str] | None
-    ) -> dict[str, Any]:
+    ) -> SlackMessage:
         outcome = await self._approvals.approve(Actor.slack(user), run_id)
         record = outcome.record
         if outcome.verdict is Verdict.ALREADY:
@@ -180,7 +180,7 @@ class Interactions:
         else:
             await self._post_in_thread(where, url, {"text": text})
 
-    async def _cancel(self, user: str, run_id: int, *, on_plan: bool) -> dict[str, Any]:
+    async def _cancel(self, user: str, run_id: int, *, on_plan: bool) -> SlackMessage:
         cancelled = await self._approvals.cancel(Actor.slack(user), run_id)
         if cancelled is None:
             return _aside(ephemeral(f"run {run_id} is no longer pending"))
@@ -191,7 +191,7 @@ class Interactions:
             else _aside({"response_type": "in_channel", "text": text})
         )
 
-    async def _post_in_thread(self, where: tuple[str, str] | None, url: str, message: dict[str, Any]) -> None:
+    async def _post_in_thread(self, where: tuple[str, str] | None, url: str, message: SlackMessage) -> None:
         """Post in the thread of the clicked message; without a bot token or a message, via response_url
         as a new message (never replacing the original)."""
         if where is not None and self._client is not None:

@@ -10,7 +10,7 @@ insert fails whole (and ingest's group commit does it again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ _PLAIN: dict[str, sa.Insert] = {}
 _MAX_ID: dict[str, sa.Select[Any]] = {}
 
 
-def insert_ordered(conn: Connection, table: sa.Table, values: Sequence[dict[str, Any]]) -> list[int]:
+def insert_ordered(conn: Connection, table: sa.Table, values: Sequence[Mapping[str, object]]) -> list[int]:
     """Insert rows with one statement; returns their ids in the order given."""
     if not values:
         return []

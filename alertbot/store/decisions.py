@@ -4,12 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.store.schema import decisions, record_json
+
+
+class NotifyDecision(TypedDict):
+    """Shadow mode would have notified: the event and the destination (``StoredDestination``'s keys)."""
+
+    event: str
+    channel: str
+    target: str
+    stands_in_for: list[str]
+    severity: str
+
+
+class RunDecision(TypedDict):
+    """Shadow mode would have run an automation's runbook."""
+
+    automation: str
+    runbook: str
+    params: dict[str, str]
+
+
+DecisionDetail = NotifyDecision | RunDecision
 
 
 @dataclass(frozen=True)
@@ -18,7 +39,7 @@ class Decision:
     incident_id: int
     kind: str
     summary: str
-    detail: dict[str, Any]
+    detail: DecisionDetail
     created_at: datetime
 
     def to_json(self) -> dict[str, Any]:
@@ -26,7 +47,7 @@ class Decision:
 
 
 def record(
-    conn: Connection, *, incident_id: int, kind: str, summary: str, detail: dict[str, Any], now: datetime
+    conn: Connection, *, incident_id: int, kind: str, summary: str, detail: DecisionDetail, now: datetime
 ) -> None:
     conn.execute(
         decisions.insert().values(incident_id=incident_id, kind=kind, summary=summary, detail=detail, created_at=now)

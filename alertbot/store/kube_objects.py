@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,6 +52,18 @@ def proven(
     )
 
 
+class _Seen(TypedDict, total=False):
+    """The columns ``save`` writes."""
+
+    resource_version: str
+    service: str
+    seen_at: datetime
+    state: object  # what the watch keeps of the object (weights, images)
+    state_since: datetime
+    good_state: object
+    good_at: datetime
+
+
 def save(
     conn: Connection,
     resource: str,
@@ -68,11 +80,11 @@ def save(
     """Record what was seen. When the state changed and the one it replaces had proven itself
     (``before_good``), that one becomes the last-known-good state."""
     key = (kube_objects.c.resource == resource, kube_objects.c.namespace == namespace, kube_objects.c.name == name)
-    values: dict[str, Any] = {"resource_version": resource_version, "service": service, "seen_at": now}
+    values: _Seen = {"resource_version": resource_version, "service": service, "seen_at": now}
     if before is None or before.state != state:
-        values.update(state=state, state_since=now)
+        values["state"], values["state_since"] = state, now
     if before is not None and before.state != state and before_good:
-        values.update(good_state=before.state, good_at=now)
+        values["good_state"], values["good_at"] = before.state, now
     if before is None and insert_ignore(
         conn,
         kube_objects,

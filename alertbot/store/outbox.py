@@ -12,16 +12,33 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.jsontypes import JSONObject
 from alertbot.domain.outbox import OutboxIntent
 from alertbot.store.bulk import insert_ordered
 from alertbot.store.schema import UTCDateTime, outbox
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
+
+
+class Delivery(TypedDict):
+    """One notification of an incident as the API and the timeline show it (times in ISO 8601)."""
+
+    id: int
+    event: str
+    channel: str
+    target: str
+    status: str  # pending | delivered | failed | cancelled
+    attempts: int
+    last_error: str | None
+    hold: str | None  # why a resolve waits
+    created_at: str
+    delivered_at: str | None
+    held_until: str | None  # a held resolve: until when
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,7 @@ class OutboxRow:
     event: str
     channel: str
     target: str
-    payload: dict[str, Any]
+    payload: JSONObject  # the Notification as JSON (see OutboxIntent)
     attempts: int
     created_at: datetime
 
@@ -83,15 +100,15 @@ def enqueue_all(
     return [
         OutboxRow(
             id=row_id,
-            incident_id=v["incident_id"],
-            event=v["event"],
-            channel=v["channel"],
-            target=v["target"],
-            payload=v["payload"],
+            incident_id=n.row.incident_id,
+            event=n.row.event.value,
+            channel=str(n.row.channel),
+            target=n.row.target,
+            payload=n.row.payload,
             attempts=0,
             created_at=now,
         )
-        for row_id, v, n in zip(ids, values, new, strict=True)
+        for row_id, n in zip(ids, new, strict=True)
         if n.leased
     ]
 
@@ -301,7 +318,7 @@ def pending_count(conn: Connection) -> int:
     return int((conn.execute(sa.select(sa.func.count()).select_from(outbox).where(_PENDING))).scalar_one())
 
 
-def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+def for_incident(conn: Connection, incident_id: int) -> list[Delivery]:
     rows = conn.execute(
         sa.select(
             outbox.c.id,
@@ -319,15 +336,22 @@ def for_incident(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
         .where(outbox.c.incident_id == incident_id)
         .order_by(outbox.c.id)
     )
-    out = []
-    for row in rows:
-        item = row._asdict()
-        due = item.pop("next_attempt_at")
-        item["held_until"] = due.isoformat() if item["hold"] and item["status"] == PENDING else None
-        for key in ("created_at", "delivered_at"):
-            item[key] = item[key].isoformat() if item[key] else None
-        out.append(item)
-    return out
+    return [
+        {
+            "id": row.id,
+            "event": row.event,
+            "channel": row.channel,
+            "target": row.target,
+            "status": row.status,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "hold": row.hold,
+            "created_at": row.created_at.isoformat(),  # NOT NULL
+            "delivered_at": row.delivered_at.isoformat() if row.delivered_at else None,
+            "held_until": row.next_attempt_at.isoformat() if row.hold and row.status == PENDING else None,
+        }
+        for row in rows
+    ]
 
 
 def coalesce_pending(conn: Connection, row: OutboxIntent) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.plans import PlanEntry
 from alertbot.store.schema import insert_ignore, record_json, runbook_locks, runbook_runs
 
 # A running run's process records a heartbeat this often; a run without one for RUN_STALE_AFTER is
@@ -52,8 +53,8 @@ class RunRecord:
     params: dict[str, str]
     trigger: str
     status: RunStatus
-    plan: list[dict[str, Any]]
-    applied: list[dict[str, Any]]
+    plan: list[PlanEntry]
+    applied: list[PlanEntry]  # the steps carried out, in order
     result: str
     undo_of: int | None
     automation: str | None
@@ -193,16 +194,16 @@ def finish(
 ) -> bool:
     """End a run that is in one of the ``expect`` states; False (nothing written) when it is not — it
     moved on meanwhile (another replica took it, cancelled it, or ended it)."""
-    values: dict[str, Any] = {"status": status, "applied": applied, "result": result, "finished_at": now}
-    if plan is not None:
-        values["plan"] = plan
-    if params is not None:
-        values["params"] = params
-    done = conn.execute(
+    statement = (
         runbook_runs.update()
         .where(runbook_runs.c.id == run_id, runbook_runs.c.status.in_(list(expect)))
-        .values(**values)
+        .values(status=status, applied=applied, result=result, finished_at=now)
     )
+    if plan is not None:
+        statement = statement.values(plan=plan)
+    if params is not None:
+        statement = statement.values(params=params)
+    done = conn.execute(statement)
     return done.rowcount > 0
 
 

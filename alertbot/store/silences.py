@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -80,7 +80,18 @@ def expire(conn: Connection, silence_id: int, now: datetime) -> bool:
     return result.rowcount > 0
 
 
-def silence_json(silence: Silence) -> dict[str, Any]:
+class SilenceJSON(TypedDict):
+    """A silence as the API and the CLI show it (times in ISO 8601)."""
+
+    id: int
+    matchers: list[str]
+    starts_at: str
+    ends_at: str
+    created_by: str
+    comment: str
+
+
+def silence_json(silence: Silence) -> SilenceJSON:
     return {
         "id": silence.id,
         "matchers": [str(m) for m in silence.matchers],

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alertbot.domain.outbox import StoredDestination
 from alertbot.store.schema import UTCDateTime, incidents, storms
 
 
@@ -20,7 +21,7 @@ class Storm:
     group_labels: dict[str, str]
     anchor_incident_id: int
     count: int
-    destinations: list[dict[str, Any]]
+    destinations: list[StoredDestination]
 
     @property
     def marker(self) -> str:
@@ -51,7 +52,7 @@ def start(
     group_key: str,
     group_labels: dict[str, str],
     anchor_incident_id: int,
-    destinations: Sequence[dict[str, Any]],
+    destinations: Sequence[StoredDestination],
     now: datetime,
 ) -> Storm:
     result = conn.execute(
@@ -69,7 +70,7 @@ def start(
     return _storm(result.one())
 
 
-def joined(storm: Storm, destinations: Sequence[dict[str, Any]]) -> Storm:
+def joined(storm: Storm, destinations: Sequence[StoredDestination]) -> Storm:
     """The storm with one more member (going to ``destinations``), as the store will have it once
     ``add_members`` has written the batch's members."""
     merged = list(storm.destinations) + [d for d in destinations if d not in storm.destinations]

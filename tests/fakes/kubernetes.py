@@ -13,7 +13,7 @@ import copy
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -46,7 +46,7 @@ def _parent(doc: Any, parts: list[str]) -> tuple[Any, str]:
     return node, parts[-1]
 
 
-def apply_json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+def apply_json_patch(doc: Any, ops: Sequence[Mapping[str, Any]]) -> Any:
     doc = copy.deepcopy(doc)
     for op in ops:
         try:
