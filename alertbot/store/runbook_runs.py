@@ -257,32 +257,35 @@ def unlock(conn: Connection, run_id: int) -> None:
 
 
 def recover_interrupted(conn: Connection, *, now: datetime, run_ids: list[int] | None = None) -> list[int]:
-    """Runs left ``running`` by a process that died (no heartbeat for ``RUN_STALE_AFTER``): mark them
-    failed and release their locks. ``run_ids``: only these (default: every such run)."""
+    """Runs a process that died left behind, with no heartbeat for ``RUN_STALE_AFTER``: ``running``
+    ones are failed and their locks released; ``approved`` ones that never started are failed too
+    (an approval is for now, not for whenever alertbot comes back). ``run_ids``: only these."""
     alive_since = now - RUN_STALE_AFTER
-    query = sa.select(runbook_runs.c.id).where(
-        runbook_runs.c.status == RunStatus.RUNNING,
+    stale = [
+        runbook_runs.c.status.in_([RunStatus.RUNNING, RunStatus.APPROVED]),
         sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since,
-    )
+    ]
+    query = sa.select(runbook_runs.c.id, runbook_runs.c.status).where(*stale)
     if run_ids is not None:
         query = query.where(runbook_runs.c.id.in_(run_ids))
     ids = []
     for row in conn.execute(query).all():
+        result = INTERRUPTED if row.status == RunStatus.RUNNING else NEVER_STARTED
         failed = conn.execute(
             runbook_runs.update()
-            .where(
-                runbook_runs.c.id == row.id,
-                runbook_runs.c.status == RunStatus.RUNNING,
-                sa.func.coalesce(runbook_runs.c.heartbeat_at, runbook_runs.c.started_at) < alive_since,
-            )
-            .values(status=RunStatus.FAILED, applied=[], result=INTERRUPTED, finished_at=now)
+            .where(runbook_runs.c.id == row.id, runbook_runs.c.status == row.status, *stale[1:])
+            .values(status=RunStatus.FAILED, applied=[], result=result, finished_at=now)
         )
-        if failed.rowcount:  # else it beat meanwhile, or another replica failed it first
+        if failed.rowcount:  # else it beat or started meanwhile, or another replica failed it first
             unlock(conn, row.id)
             ids.append(row.id)
     return ids
 
 
+NEVER_STARTED = (
+    "interrupted: approved, but alertbot stopped before running it; nothing was changed — ask for the run "
+    "again if it is still needed"
+)
 INTERRUPTED = (
     "interrupted: alertbot stopped during this run; check the target (and `alertbot runbook history`) "
     "before running it again"
@@ -345,5 +348,7 @@ def add_approval(
         runbook_runs.update()
         .where(runbook_runs.c.id == run_id, runbook_runs.c.status == RunStatus.PENDING)
         .values(approvals=approvers, status=status, result=result)
+        # Approved: its process runs it at once; the stamp lets recovery tell one that never started.
+        .values(**({"heartbeat_at": now} if status == RunStatus.APPROVED else {}))
     )
     return (status, approvers) if counted.rowcount else None

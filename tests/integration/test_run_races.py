@@ -128,3 +128,18 @@ async def test_the_end_of_a_run_does_not_overwrite_another_replicas_record(
     undone = await replica_b.undo(run_id, execute=True, trigger="cli:test")
     assert undone.status == RunStatus.SUCCEEDED
     assert fake.weights("ai-nutritionist", "nutrition-service-canary") == [[("stable", 90), ("canary", 10)]]
+
+
+async def test_an_approved_run_whose_process_stopped_before_running_it_is_failed_at_start(store: Store) -> None:
+    """A run approved just as alertbot stopped (it never reached `running`) does not stay `approved`
+    for ever: recovery at start fails it, saying nothing was changed — once its approval is older
+    than a heartbeat allows, never a run that is about to start."""
+    run_id = await pending_run(store)
+    assert await approve(store, run_id, "slack:UAPPROVER") == (RunStatus.APPROVED, ["slack:UAPPROVER"])
+    soon = NOW + runbook_runs.RUN_STALE_AFTER / 2
+    assert await store.write(runbook_runs.recover_interrupted, now=soon) == []
+    later = NOW + runbook_runs.RUN_STALE_AFTER + timedelta(seconds=1)
+    assert await store.write(runbook_runs.recover_interrupted, now=later) == [run_id]
+    record = await store.read(runbook_runs.get, run_id)
+    assert record is not None and record.status == RunStatus.FAILED
+    assert record.result.startswith("interrupted: approved, but alertbot stopped before running it")
