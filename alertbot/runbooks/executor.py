@@ -23,7 +23,7 @@ from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
 from alertbot.runbooks.targets import target_refusal
-from alertbot.settings import AutomationConfig
+from alertbot.settings_sections import AutomationConfig
 from alertbot.store import kube_objects, runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import INTERRUPTED, NOT_STARTED, RunRecord, RunStatus
