@@ -35,7 +35,8 @@ from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import target_refusal
-from alertbot.settings import AutomationConfig, Config, load_config, load_secrets
+from alertbot.settings import Config, load_config, load_secrets
+from alertbot.settings_sections import AutomationConfig
 from alertbot.store import decisions as decision_repo
 from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store

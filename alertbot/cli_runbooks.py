@@ -13,7 +13,8 @@ from alertbot.bootstrap import kube_factory, make_executor
 from alertbot.cli_support import ConfigOpt, fail, load, run, runbooks_of, with_store
 from alertbot.domain.matchers import parse_label_args
 from alertbot.errors import PayloadError
-from alertbot.runbooks.executor import Executor, RunResult
+from alertbot.runbooks.audit import RunResult
+from alertbot.runbooks.executor import Executor
 from alertbot.settings import Config
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store

@@ -20,7 +20,7 @@ from alertbot.ingest.routing import outbox_row
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
 from alertbot.notify.base import Destination, Event, StormSummary
-from alertbot.settings import StormConfig
+from alertbot.settings_sections import StormConfig
 from alertbot.store import incidents, outbox
 from alertbot.store import storms as storm_repo
 from alertbot.store.incidents import IncidentRecord

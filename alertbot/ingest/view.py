@@ -21,7 +21,7 @@ from alertbot.domain.inhibit import InhibitRule
 from alertbot.domain.matchers import MatchOp, all_match
 from alertbot.domain.models import AlertStatus, WebhookPayload
 from alertbot.domain.silence import Silence
-from alertbot.settings import StormConfig
+from alertbot.settings_sections import StormConfig
 from alertbot.store import change_events, incidents
 from alertbot.store import silences as silence_repo
 from alertbot.store import storms as storm_repo

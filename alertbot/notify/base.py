@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from alertbot.domain.incident import IncidentFacts
 from alertbot.domain.models import Severity
 from alertbot.domain.outbox import StoredDestination
-from alertbot.settings import SlackChannels
+from alertbot.settings_sections import SlackChannels
 
 # update: the same alert's message changed in place (a flapping count); only channels that can edit a
 # message they sent (Slack, and the console standing in for it) are sent updates.

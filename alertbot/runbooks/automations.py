@@ -22,7 +22,7 @@ from alertbot.domain.automation import automation_matches, render_params
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import labelled_target_params
-from alertbot.settings import AutomationConfig
+from alertbot.settings_sections import AutomationConfig
 from alertbot.store import decisions, runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunStatus

@@ -1,49 +1,34 @@
 """Running a runbook: plan every step first (reading live state, writing nothing), then — only when
 asked to execute — take the targets' locks and apply the steps in order, recording before-state.
 
-Every run is audited, dry-runs included. An applied run can be undone: each changed target is
-restored to the state the run found, guarded by a ``test`` of the state the run left, so an undo
-never overwrites a change made since.
+Every run is audited, dry-runs included (the records: runbooks/audit.py). An applied run can be
+undone: each changed target is restored to the state the run found, guarded by a ``test`` of the
+state the run left, so an undo never overwrites a change made since.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection
 
-from alertbot.errors import AlertbotError, RunbookError, RunbookUsageError
+from alertbot.errors import RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
+from alertbot.runbooks.audit import RunAudit, RunResult
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
 from alertbot.runbooks.targets import target_refusal
-from alertbot.settings import AutomationConfig
-from alertbot.store import change_events, incident_notes, kube_objects, runbook_runs
+from alertbot.settings_sections import AutomationConfig
+from alertbot.store import kube_objects, runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import INTERRUPTED, NOT_STARTED, RunRecord, RunStatus
 
 log = structlog.get_logger("alertbot.runbooks")
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    status: RunStatus  # planned | succeeded | noop | failed | rejected (another replica's, if it took the run)
-    plans: list[StepPlan]
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (RunStatus.PLANNED, RunStatus.SUCCEEDED, RunStatus.NOOP)
 
 
 class Executor:
@@ -63,9 +48,8 @@ class Executor:
     ) -> None:
         # Runs an automation asked for may only act on its `targets` (alert labels chose the params).
         self._automations = {a.name: a for a in automations}
-        self._heartbeat = heartbeat  # how often a running run records that its process is alive
+        self._audit = RunAudit(store, clock=clock, metrics=metrics, heartbeat=heartbeat)
         self._settle = settle  # how long weights must stay healthy to be last-known-good
-        self._metrics = metrics
         self._prometheus = prometheus
         self._store = store
         self._kube_factory = kube
@@ -105,7 +89,7 @@ class Executor:
             targets = runbook.targets(params)
         except ValueError as exc:
             if run_id is not None:
-                return await self._end(
+                return await self._audit.end(
                     run_id,
                     runbook.name,
                     given,
@@ -121,7 +105,7 @@ class Executor:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
             log.warning("runbook_plan_failed", runbook=runbook.name, trigger=trigger, error=exc.message)
-            return await self._end(
+            return await self._audit.end(
                 run_id,
                 runbook.name,
                 params,
@@ -131,7 +115,7 @@ class Executor:
                 message=f"planning failed: {exc.message}",
             )
         if run_id is not None and (changed := await self._unlike_approved(run_id, plans)) is not None:
-            return await self._end(
+            return await self._audit.end(
                 run_id, runbook.name, params, trigger=trigger, status=RunStatus.REJECTED, plans=plans, message=changed
             )
         note = ""
@@ -139,7 +123,7 @@ class Executor:
             execute, note = False, " (runbooks.dry_run is on: planned only)"
         if not execute:
             await self._server_dry_run(plans)
-            return await self._end(
+            return await self._audit.end(
                 run_id,
                 runbook.name,
                 params,
@@ -177,8 +161,8 @@ class Executor:
         expect: Collection[RunStatus] = NOT_STARTED,
     ) -> RunResult:
         log.warning("automation_target_rejected", run_id=run_id, runbook=name, reason=reason)
-        await self._store.write(_note_on_incident, trigger, kind="automation_rejected", text=reason, now=self.now())
-        return await self._end(
+        await self._audit.note_on_incident(trigger, kind="automation_rejected", text=reason)
+        return await self._audit.end(
             run_id, name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=reason, expect=expect
         )
 
@@ -203,62 +187,6 @@ class Executor:
         if automation is None:
             return f"automation {record.automation} is no longer configured: its runs are not carried out"
         return target_refusal(automation, runbook, targets)
-
-    async def _end(
-        self,
-        run_id: int | None,
-        name: str,
-        params: dict[str, str],
-        *,
-        trigger: str,
-        status: RunStatus,
-        plans: list[StepPlan],
-        message: str,
-        undo_of: int | None = None,
-        expect: Collection[RunStatus] = NOT_STARTED,
-    ) -> RunResult:
-        """Audit a run that ends without applying anything (planned, noop, failed to plan, rejected)."""
-        plan = [p.to_json() for p in plans]
-        if run_id is None:
-            run_id = await self._store.write(
-                runbook_runs.start,
-                runbook=name,
-                params=params,
-                trigger=trigger,
-                status=status,
-                plan=plan,
-                undo_of=undo_of,
-                now=self._clock(),
-                result=message,
-            )
-        else:
-            ended = await self._store.write(
-                runbook_runs.finish,
-                run_id,
-                expect=expect,
-                status=status,
-                applied=[],
-                result=message,
-                now=self._clock(),
-                plan=plan,
-                params=params,
-            )
-            if not ended:
-                return await self._taken_elsewhere(run_id, plans)
-        self._count(name, status)
-        return RunResult(run_id, status, plans, message)
-
-    async def _taken_elsewhere(self, run_id: int, plans: list[StepPlan]) -> RunResult:
-        """The run moved on while this process looked at it (another replica ran it, or it was
-        cancelled): its record is that other outcome's, left as it is."""
-        current = await self._store.read(runbook_runs.get, run_id)
-        status = current.status if current is not None else RunStatus.REJECTED
-        log.info("runbook_run_taken_elsewhere", run_id=run_id, status=status)
-        return RunResult(run_id, status, plans, f"run {run_id} is {status} elsewhere: nothing was done here")
-
-    def _count(self, name: str, status: RunStatus) -> None:
-        if self._metrics is not None:
-            self._metrics.runbook_runs.labels(name, status).inc()
 
     async def _server_dry_run(self, plans: list[StepPlan]) -> None:
         """With a cluster, let the API server check the patches too (RBAC, schema) without applying."""
@@ -285,12 +213,12 @@ class Executor:
                 "runbooks can only plan"
             )
             if run_id is not None:
-                return await self._end(
+                return await self._audit.end(
                     run_id, name, params, trigger=trigger, status=RunStatus.FAILED, plans=plans, message=message
                 )
             raise RunbookUsageError(message)
         if all(p.noop for p in plans if p.target) and any(p.target for p in plans):
-            return await self._end(
+            return await self._audit.end(
                 run_id,
                 name,
                 params,
@@ -301,18 +229,11 @@ class Executor:
                 message="nothing to change: " + "; ".join(line for p in plans if p.target for line in p.lines),
             )
         try:
-            run_id = await self._store.write(
-                _start_locked,
-                name=name,
-                params=params,
-                trigger=trigger,
-                plans=plans,
-                undo_of=undo_of,
-                now=self._clock(),
-                run_id=run_id,
+            run_id = await self._audit.start(
+                name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of, run_id=run_id
             )
         except RunbookError as exc:
-            return await self._end(
+            return await self._audit.end(
                 run_id,
                 name,
                 params,
@@ -327,7 +248,7 @@ class Executor:
         notes: list[str] = []
         status, message = RunStatus.SUCCEEDED, "applied: " + "; ".join(line for p in plans for line in p.lines)
         try:
-            async with self._beating(run_id):
+            async with self._audit.beating(run_id):
                 ctx = self._context()
                 for plan in plans:
                     note = await apply_step(plan, ctx, dry_run=False)
@@ -342,32 +263,10 @@ class Executor:
             status, message = RunStatus.FAILED, _stopped_at(plan, f"interrupted: {INTERRUPTED}", applied, run_id)
             raise
         finally:
-            await self._store.write(
-                _finish_and_unlock, run_id, status=status, applied=applied, result=message, now=self._clock()
-            )
-        self._count(name, status)
+            await self._audit.finish(run_id, status=status, applied=applied, result=message)
+        self._audit.count(name, status)
         log.info("runbook_run", run_id=run_id, runbook=name, status=status, trigger=trigger)
         return RunResult(run_id, status, plans, message)
-
-    @contextlib.asynccontextmanager
-    async def _beating(self, run_id: int) -> AsyncIterator[None]:
-        """Record a heartbeat for the run while in the block: while it beats, no other process takes
-        the run for interrupted (a wait or a slow rollout can keep a run going for minutes)."""
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self._heartbeat.total_seconds())
-                try:
-                    await self._store.write(runbook_runs.beat, run_id, self._clock())
-                except AlertbotError as exc:  # the store is down: the next beat may get through
-                    log.warning("runbook_heartbeat_failed", run_id=run_id, error=exc.message)
-
-        task = asyncio.create_task(beat(), name=f"runbook-heartbeat-{run_id}")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.wait({task})  # its end (the caller's own cancellation still propagates)
 
     def _context(self) -> StepContext:
         return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good)
@@ -401,12 +300,10 @@ class Executor:
         self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str, undo_of: int
     ) -> RunResult:
         ctx = self._context()
-        run_id = await self._store.write(
-            _start_locked, name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of, now=self._clock()
-        )
+        run_id = await self._audit.start(name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of)
         status, message, restored = RunStatus.SUCCEEDED, f"restored the state run {undo_of} found", []
         try:
-            async with self._beating(run_id):
+            async with self._audit.beating(run_id):
                 for plan in plans:
                     await apply_step(plan, ctx, dry_run=False, reverse=True)
                     restored.append(plan.to_json())
@@ -416,110 +313,8 @@ class Executor:
             status, message = RunStatus.FAILED, f"undo of step {plan.index} interrupted: {INTERRUPTED}"
             raise
         finally:
-            await self._store.write(
-                _finish_and_unlock, run_id, status=status, applied=[], result=message, now=self._clock()
-            )
+            await self._audit.finish(run_id, status=status, applied=[], result=message)
         return RunResult(run_id, status, plans, message)
-
-
-def _start_locked(
-    conn: Connection,
-    *,
-    name: str,
-    params: dict[str, str],
-    trigger: str,
-    plans: list[StepPlan],
-    undo_of: int | None,
-    now: datetime,
-    run_id: int | None = None,
-) -> int:
-    """Audit the run as running and take its targets' locks, in one transaction (all or nothing)."""
-    plan = [p.to_json() for p in plans]
-    if run_id is None:
-        run_id = runbook_runs.start(
-            conn,
-            runbook=name,
-            params=params,
-            trigger=trigger,
-            status=RunStatus.RUNNING,
-            plan=plan,
-            undo_of=undo_of,
-            now=now,
-        )
-    elif not runbook_runs.mark_running(conn, run_id, plan=plan, params=params, now=now):
-        raise RunbookError(f"run {run_id} is no longer queued (another replica took it, or it was cancelled)")
-    held = runbook_runs.lock(conn, sorted({p.target for p in plans if p.target}), run_id, now)
-    if held is not None:
-        raise RunbookError(f"another run holds {held}: one run at a time per target")
-    return run_id
-
-
-_ALERT_TRIGGER = re.compile(r"^alert:(\d+)(\s|$)")
-
-
-def _note_on_incident(conn: Connection, trigger: str, *, kind: str, text: str, now: datetime) -> None:
-    """Tell the incident that asked for a run (trigger ``alert:ID ...``) what became of it."""
-    found = _ALERT_TRIGGER.match(trigger)
-    if found is not None:
-        incident_notes.add(conn, [int(found.group(1))], kind=kind, text=text, now=now)
-
-
-def _finish_and_unlock(
-    conn: Connection, run_id: int, *, status: RunStatus, applied: list[dict[str, Any]], result: str, now: datetime
-) -> None:
-    """The end of a run this process carried out. Its record is still ``running`` — unless another
-    replica took it for interrupted meanwhile (no heartbeat got through): then this outcome, which
-    knows what was applied (for undo), replaces that guess."""
-    if not runbook_runs.finish(
-        conn, run_id, expect=[RunStatus.RUNNING], status=status, applied=applied, result=result, now=now
-    ):
-        current = runbook_runs.get(conn, run_id)
-        if current is not None and current.status == RunStatus.FAILED and current.result == runbook_runs.INTERRUPTED:
-            runbook_runs.finish(
-                conn, run_id, expect=[RunStatus.FAILED], status=status, applied=applied, result=result, now=now
-            )
-        else:
-            log.warning("runbook_run_end_not_recorded", run_id=run_id, status=status, found=current)
-            return
-    runbook_runs.unlock(conn, run_id)
-    if applied:
-        _record_change(conn, run_id, applied, now)
-
-
-def _record_change(conn: Connection, run_id: int, applied: list[dict[str, Any]], now: datetime) -> None:
-    """A run that changed something is a change too: it shows in "what changed?" and in timelines."""
-    run = runbook_runs.get(conn, run_id)
-    assert run is not None
-    types = {plan["type"] for plan in applied}
-    kind = (
-        "traffic_shift"
-        if any(t.startswith("istio.") for t in types)
-        else ("deployment" if types & {"k8s.rollout_restart", "k8s.rollout_undo"} else "config_change")
-    )
-    params = run.params
-    lines = [line for plan in applied for line in plan["lines"]]
-    services = [plan["detail"]["service"] for plan in applied if plan["detail"].get("service")]
-    verb = f"undo of run {run.undo_of}" if run.undo_of else f"runbook {run.runbook}"
-    change_events.record(
-        conn,
-        source="runbook",
-        now=now,
-        values={
-            "event_id": f"runbook:{run_id}",
-            "kind": kind,
-            "service": params.get("service")
-            or (services[0] if services else "")
-            or params.get("deployment")
-            or params.get("virtualservice")
-            or run.runbook,
-            "namespace": params.get("namespace", ""),
-            "version": "",
-            "actor": run.trigger,
-            "description": f"{verb} (run {run_id}): " + "; ".join(lines),
-            "links": [],
-            "timestamp": now,
-        },
-    )
 
 
 def _stopped_at(plan: StepPlan, what: str, applied: list[dict[str, Any]], run_id: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alertbot.domain.automation import from_labels, outside_targets
 from alertbot.runbooks.model import Runbook
-from alertbot.settings import AutomationConfig
+from alertbot.settings_sections import AutomationConfig
 
 
 def labelled_target_params(automation: AutomationConfig, runbook: Runbook) -> list[str]:

@@ -19,7 +19,8 @@ from enum import StrEnum
 import structlog
 
 from alertbot.errors import AlertbotError, PayloadError
-from alertbot.runbooks.executor import Executor, RunResult
+from alertbot.runbooks.audit import RunResult
+from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.steps import StepPlan
 from alertbot.services.roles import Action, Actor, Forbidden, Roles

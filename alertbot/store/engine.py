@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from alertbot.errors import ConfigError, StoreUnavailable
-from alertbot.store.schema import migrate
+from alertbot.store.migrations import migrate
 
 P = ParamSpec("P")
 T = TypeVar("T")

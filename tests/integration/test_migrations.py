@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from alertbot.errors import StoreTooNew, StoreUnavailable
 from alertbot.store.engine import Store, sync_url
-from alertbot.store.schema import MIGRATIONS, schema_migrations
+from alertbot.store.migrations import MIGRATIONS
+from alertbot.store.schema import schema_migrations
 from tests.postgres import PostgresServer
 from tests.schema_compare import differences, load_schema_module, schema_of
 

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from alertbot.store import storms as storm_repo
-from alertbot.store.schema import migrate, schema_migrations, storms
+from alertbot.store.migrations import migrate
+from alertbot.store.schema import schema_migrations, storms
 from tests.conftest import MakeHarness, Peers
 from tests.fakes.slack import Message
 from tests.helpers import payload_json, wait_until

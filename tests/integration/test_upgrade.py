@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from alertbot.store.schema import MIGRATIONS, outbox, schema_migrations
+from alertbot.store.migrations import MIGRATIONS
+from alertbot.store.schema import outbox, schema_migrations
 from tests.conftest import MakeHarness, Peers
 from tests.helpers import payload_json, wait_until
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from alertbot.domain.outbox import Channel, OutboxEvent, OutboxIntent
 from alertbot.store import outbox
-from alertbot.store.schema import migrate
+from alertbot.store.migrations import migrate
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from alertbot.domain.models import Severity
 from alertbot.domain.route import RouteNode, default_route_tree, route
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.notify.base import Destination, destinations
-from alertbot.settings import SlackChannels
+from alertbot.settings_sections import SlackChannels
 
 
 def tree(data: dict[str, object]) -> RouteNode:

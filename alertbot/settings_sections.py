@@ -1,0 +1,238 @@
+"""The sections of the configuration file: one pydantic model per top-level key (``server``,
+``webhook``, ``storage``, ``slack``, ``automations``, ...) and the models nested in them.
+
+Every key is optional; the defaults are the contract's (docs/configuration.md). Unknown keys are
+errors naming the key path. The root model, ``Config``, and loading live in alertbot/settings.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alertbot.domain.flapping import FlapPolicy
+from alertbot.domain.models import Severity
+from alertbot.domain.parse import Duration
+from alertbot.errors import ConfigError
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are frozen once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    shutdown_timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookConfig(Section):
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    # Bodies read and parsed at once; further requests wait their turn with their bytes still in the
+    # socket, so a flood of large posts costs at most about this many bodies of memory.
+    max_concurrent_bodies: int = Field(32, gt=0)
+    token_file: Path | None = None
+    # Per-alert limits and timeouts against clients that are slow or hostile (docs/operations.md,
+    # "Timeouts and input limits").
+    max_value_bytes: int = Field(16_384, ge=256)  # longer label / annotation values are cut, marked
+    body_timeout: Duration = timedelta(seconds=10)  # from a request's headers to the end of its body
+    header_timeout: Duration = timedelta(seconds=10)  # for a request's headers (and an idle connection)
+
+    @field_validator("body_timeout", "header_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than 0")
+        return value
+
+
+class ApiConfig(Section):
+    token_file: Path | None = None
+
+
+_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+
+
+class StorageConfig(Section):
+    url: str = "sqlite:///var/alertbot.db"
+    url_file: Path | None = None  # a file holding the URL (a password in it stays out of the config)
+    busy_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(_STORE_SCHEMES):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    def database_url(self) -> str:
+        """``url``, or the URL in ``url_file`` when that is set."""
+        if self.url_file is None:
+            return self.url
+        try:
+            url = self.url_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"storage.url_file: cannot read {self.url_file}: {exc.strerror}") from None
+        if not url.startswith(_STORE_SCHEMES):
+            raise ConfigError(f"storage.url_file: {self.url_file} must hold a sqlite:/// or postgresql:// URL")
+        return url
+
+
+class OutboxConfig(Section):
+    """How undelivered notifications are retried: exponential backoff with jitter, then give up."""
+
+    initial_backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(minutes=5)
+    give_up_after: Duration = timedelta(hours=24)
+    send_timeout: Duration = timedelta(seconds=10)
+    poll_interval: Duration = timedelta(seconds=5)
+
+
+class CorrelationConfig(Section):
+    """Changes to an alert's service within ``lookback`` before it started are shown with its page."""
+
+    lookback: Duration = timedelta(minutes=30)
+
+
+class StormConfig(Section):
+    """Alert storms: past ``threshold`` new alerts of one Alertmanager group within ``window``,
+    further alerts of the group are summarised in one message (one PagerDuty incident) per group."""
+
+    threshold: int = Field(10, ge=1)
+    window: Duration = timedelta(minutes=5)
+
+
+class FlappingConfig(Section):
+    """Flap damping: ``transitions`` firing↔resolved flips of one alert within ``window`` make it
+    flapping: no new pages, one Slack message updated with the count, resolves held until ``quiet``."""
+
+    transitions: int = Field(6, ge=2)
+    window: Duration = timedelta(minutes=30)
+    quiet: Duration = timedelta(minutes=10)
+
+    def policy(self) -> FlapPolicy:
+        return FlapPolicy(self.transitions, self.window, self.quiet)
+
+
+class PagerDutyConfig(Section):
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_file: Path | None = None
+    # Per-route keys: a route receiver `pagerduty:NAME` pages with the key from this file, else from
+    # ALERTBOT_PAGERDUTY_ROUTING_KEY_NAME (NAME upper-cased, other characters as _).
+    routing_key_files: dict[str, Path] = Field(default_factory=dict)
+
+
+class SlackChannels(Section):
+    critical: str = "#alerts-critical"
+    warning: str = "#alerts"
+    info: str = "#alerts-info"
+
+    def for_severity(self, severity: Severity) -> str:
+        return str(getattr(self, severity.value))
+
+
+class SlackConfig(Section):
+    api_url: str = "https://slack.com/api/"
+    channels: SlackChannels = SlackChannels()
+    runbook_approvers: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = False
+    # Who may ack, resolve and silence from Slack (user IDs U…/W…, user-group IDs S…; ["*"]: anyone
+    # in the workspace). Empty: nobody — runbook approvers may too. See docs/operations.md.
+    responders: list[str] = Field(default_factory=list)
+    bot_token_file: Path | None = None
+    signing_secret_file: Path | None = None
+
+
+class KubeWatchConfig(Section):
+    """Record Deployment rollouts and VirtualService weight changes in these namespaces as changes."""
+
+    namespaces: list[str] = Field(min_length=1)
+    resync: Duration = timedelta(minutes=10)  # list again this often, whatever the watch said
+    settle: Duration = timedelta(minutes=10)  # weights healthy this long are last-known-good
+    initial_backoff: Duration = timedelta(milliseconds=500)
+    max_backoff: Duration = timedelta(seconds=30)
+
+
+class KubernetesConfig(Section):
+    kubeconfig: Path | None = None
+    watch: KubeWatchConfig | None = None  # None: no watch (POST /api/v1/events still works)
+
+    @property
+    def settle(self) -> timedelta:
+        """How long weights must stay healthy to count as last-known-good."""
+        return self.watch.settle if self.watch is not None else KubeWatchConfig.model_fields["settle"].default
+
+
+class PrometheusConfig(Section):
+    url: str | None = None
+
+
+class RunbooksConfig(Section):
+    dir: Path = Path("runbooks")
+    dry_run: bool = False
+
+
+class HeartbeatConfig(Section):
+    alertname: str = "Watchdog"
+    max_interval: Duration = timedelta(minutes=5)
+
+
+class AutomationConfig(Section):
+    name: str = Field(min_length=1)
+    match: dict[str, str] = Field(default_factory=dict)
+    runbook: str = Field(min_length=1)
+    params: dict[str, str] = Field(default_factory=dict)
+    mode: Literal["auto", "approve", "shadow"] = "approve"  # shadow: record that it would run, run nothing
+    cooldown: Duration = timedelta(minutes=10)
+    keep_after_resolve: bool = False  # a pending approval outlives its alert's resolve
+
+    # The Kubernetes objects its runs may act on, as `namespace/name` glob patterns (`payments/*`):
+    # whoever can post to Alertmanager chooses the labels a target is templated from. Required when
+    # the target comes from labels (check-config); a run whose target is outside is rejected.
+    targets: list[str] = Field(default_factory=list)
+
+    @field_validator("targets")
+    @classmethod
+    def _namespace_slash_name(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            namespace, slash, name = pattern.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValueError(f"{pattern!r} must be a namespace/name glob pattern, e.g. payments/*")
+        return value
+
+
+class SilencesConfig(Section):
+    """Limits on every new silence, whether from Slack, the HTTP API or the CLI."""
+
+    max_duration: Duration = timedelta(days=7)
+
+
+class RetentionConfig(Section):
+    """How long history is kept (see docs/operations.md, Retention). A background job deletes, every
+    ``interval``, in small batches: incidents resolved more than ``incidents`` ago (with their
+    notifications, notes and decisions), silences ended and alerts rejected as long ago; runbook runs
+    and change events older than ``audit``. ``retention: null`` keeps everything."""
+
+    incidents: Duration = timedelta(days=30)
+    audit: Duration = timedelta(days=365)
+    interval: Duration = timedelta(minutes=5)
+
+    @field_validator("incidents", "audit", "interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+
+class SecurityConfig(Section):
+    """``allow_unauthenticated``: serve the webhook and the HTTP API on a non-loopback address
+    without their bearer tokens (anyone who reaches the port may post alerts, silence and read).
+    Off: ``alertbot serve`` refuses to start there without both tokens (docs/operations.md)."""
+
+    allow_unauthenticated: bool = False
