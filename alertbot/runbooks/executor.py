@@ -21,7 +21,8 @@ from alertbot.runbooks.audit import RunAudit, RunResult
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
-from alertbot.runbooks.steps import StepContext, StepPlan, apply_step, plan_step
+from alertbot.runbooks.registry import apply_step, plan_step
+from alertbot.runbooks.steps import StepContext, StepPlan
 from alertbot.runbooks.targets import target_refusal
 from alertbot.settings_sections import AutomationConfig
 from alertbot.store import kube_objects, runbook_runs

@@ -1,9 +1,10 @@
-"""Runbook step types: each plans (reads live state, computes the change, writes nothing) and applies
-(or, for undo, reverses) what it planned. The registry ``STEPS`` lists every type."""
+"""Runbook steps: what a step type is (plan, then apply or reverse), its plan, and the steps that act
+on the cluster (Istio traffic, Kubernetes workloads). Each plans (reads live state, computes the
+change, writes nothing) and applies (or, for undo, reverses) what it planned. The other steps are in
+``flow_steps``; ``registry.STEPS`` lists every type."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,15 +17,12 @@ from alertbot.domain.changes import pod_images, vs_service
 from alertbot.domain.jsontypes import KubeObject
 from alertbot.domain.plans import (
     AbortDetail,
-    CheckDetail,
     IstioDetail,
     NoDetail,
-    NotifyDetail,
     PlanEntry,
     ScaleDetail,
     StepDetail,
     UndoDetail,
-    WaitDetail,
 )
 from alertbot.errors import RunbookError
 from alertbot.runbooks import istio
@@ -36,10 +34,6 @@ from alertbot.runbooks.model import (
     K8sRolloutRestart,
     K8sRolloutUndo,
     K8sScale,
-    Notify,
-    PrometheusCheck,
-    Step,
-    Wait,
 )
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.store.kube_objects import LastGood
@@ -319,98 +313,3 @@ class K8sRolloutUndoStep:
             dry_run=dry_run,
         )
         return None
-
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
-
-
-def _expectation(text: str) -> tuple[Callable[[float, float], bool], float]:
-    text = text.strip()
-    for symbol in ("<=", ">=", "==", "!=", "<", ">"):
-        if text.startswith(symbol):
-            return _OPS[symbol], float(text[len(symbol) :])
-    raise RunbookError(f"invalid expectation {text!r}")
-
-
-class PrometheusCheckStep:
-    """``prometheus.check``: poll until the query meets the expectation; a miss warns or fails."""
-
-    async def plan(self, index: int, step: PrometheusCheck, ctx: StepContext) -> StepPlan:
-        if step.skip_unless is not None and not step.skip_unless.strip():
-            return StepPlan(index, step.type, "", ["check skipped (its skip_unless value is empty)"])
-        if ctx.prometheus is None:
-            return StepPlan(index, step.type, "", ["check skipped (no prometheus.url configured)"])
-        line = f"check: {step.query} {step.expect.strip()} within {step.timeout.total_seconds():g}s"
-        return StepPlan(index, step.type, "", [line], {"check": step.model_dump(mode="json")})
-
-    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
-        if dry_run or reverse or "check" not in plan.detail or ctx.prometheus is None:
-            return None
-        step = PrometheusCheck.model_validate(cast(CheckDetail, plan.detail)["check"])
-        op, bound = _expectation(step.expect)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + step.timeout.total_seconds()
-        while True:
-            value = await ctx.prometheus.value(step.query)
-            if value is not None and op(value, bound):
-                return None
-            if loop.time() + step.interval.total_seconds() > deadline:
-                break
-            await asyncio.sleep(step.interval.total_seconds())
-        seen = "no data" if value is None else f"{value:g}"
-        miss = (
-            f"still failing: {step.query} is {seen}, expected {step.expect.strip()} after "
-            f"{step.timeout.total_seconds():g}s"
-        )
-        if step.on_fail == "fail":
-            raise RunbookError(miss)
-        return miss
-
-
-class WaitStep:
-    async def plan(self, index: int, step: Wait, ctx: StepContext) -> StepPlan:
-        seconds = step.duration.total_seconds()
-        return StepPlan(index, step.type, "", [f"wait {seconds:g}s"], {"seconds": seconds})
-
-    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
-        if not dry_run and not reverse:
-            await asyncio.sleep(min(float(cast(WaitDetail, plan.detail)["seconds"]), ctx.max_wait))
-        return None
-
-
-class NotifyStep:
-    async def plan(self, index: int, step: Notify, ctx: StepContext) -> StepPlan:
-        return StepPlan(index, step.type, "", [f"notify: {step.message}"], {"message": step.message})
-
-    async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
-        if not dry_run and not reverse:
-            log.warning("runbook_notify", message=cast(NotifyDetail, plan.detail)["message"])
-        return None
-
-
-STEPS: dict[str, StepType] = {
-    "istio.rollback": IstioRollbackStep(),
-    "istio.set_weights": IstioSetWeightsStep(),
-    "istio.restore_last_good": IstioRestoreLastGoodStep(),
-    "k8s.scale": K8sScaleStep(),
-    "k8s.rollout_restart": K8sRolloutRestartStep(),
-    "k8s.rollout_undo": K8sRolloutUndoStep(),
-    "prometheus.check": PrometheusCheckStep(),
-    "wait": WaitStep(),
-    "notify": NotifyStep(),
-}
-
-
-async def plan_step(index: int, step: Step, ctx: StepContext) -> StepPlan:
-    return await STEPS[step.type].plan(index, step, ctx)
-
-
-async def apply_step(plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool = False) -> str | None:
-    return await STEPS[plan.type].apply(plan, ctx, dry_run=dry_run, reverse=reverse)

@@ -21,7 +21,7 @@ from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import PrometheusCheck, Runbook
 from alertbot.runbooks.prometheus import Prometheus
-from alertbot.runbooks.steps import apply_step
+from alertbot.runbooks.registry import apply_step
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary

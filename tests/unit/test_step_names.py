@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from alertbot.runbooks.model import Step
-from alertbot.runbooks.steps import STEPS
+from alertbot.runbooks.registry import STEPS
 
 
 def class_name(step_type: str) -> str:
