@@ -1,4 +1,4 @@
-"""Text from alerts is data, never markup (docs/operations.md, "Alert content")."""
+"""Text from alerts is data, never markup (docs/operations.md, "Alert content is untrusted")."""
 
 from __future__ import annotations
 
