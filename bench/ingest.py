@@ -16,12 +16,14 @@ shares the cores. Targets:
   ``psycopg2-binary`` and ``gunicorn`` installed.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--clients 32] [--alerta /path/to/venv]
-        [--no-postgres] [--profile DIR]
+        [--no-postgres] [--profile DIR] [--baseline DIR]
 
 ``--profile DIR`` adds one unmeasured round per alertbot target with py-spy (``pip install py-spy``)
 sampling the server process, written as collapsed stacks to ``DIR/sqlite.txt`` / ``DIR/postgresql.txt``
 (``bench/_profile.py`` groups them per stage). ``--replicas 1,2,4`` measures instead alertbot on one
-PostgreSQL with that many ``alertbot serve`` processes, the senders spread over them.
+PostgreSQL with that many ``alertbot serve`` processes, the senders spread over them. ``--baseline DIR``
+adds alertbot from another tree (``git archive main alertbot | tar -x -C DIR``) to the same rounds, for
+a before/after under the same load.
 
 ``--storm`` measures the realistic worst case instead: 10,000 new warning alerts of one service, all in
 one Alertmanager group (storm control on, as by default), against alertbot on SQLite and PostgreSQL.
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import hashlib
 import itertools
 import json
 import os
@@ -66,7 +69,7 @@ PAYLOAD = json.loads((ROOT / "tests/data/payloads/am-highload-nutrition-service-
 def webhook(i: int, run: str) -> bytes:
     data = json.loads(json.dumps(PAYLOAD))
     alert = data["alerts"][0]
-    alert["fingerprint"] = f"{run}{i:015x}"[-16:]
+    alert["fingerprint"] = hashlib.blake2b(f"{run}:{i}".encode(), digest_size=8).hexdigest()  # new every run
     alert["labels"]["service"] = f"svc-{run}-{i}"
     data["groupKey"] = f'{{}}:{{service="svc-{run}-{i}"}}'
     return json.dumps(data).encode()
@@ -444,6 +447,12 @@ async def main() -> None:
         type=lambda text: [int(n) for n in text.split(",")],
         help="e.g. 1,2,4: alertbot on one PostgreSQL with that many serve processes, senders spread over them",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a directory holding another tree's alertbot package (e.g. git archive main alertbot | tar -x -C DIR): "
+        "its SQLite and PostgreSQL targets join the rounds",
+    )
     parser.add_argument("--profile", type=Path, help="a directory: py-spy raw profiles of an extra round")
     args = parser.parse_args()
     if args.storm:
@@ -472,6 +481,13 @@ async def build_targets(args: argparse.Namespace, tmp: str, pg: PostgresServer |
     if pg is not None:
         command = alertbot_command(tmp, "pg", pg.new_database())
         targets.append(Target("alertbot, PostgreSQL", [command], webhook_path, cwd=tmp))
+    if args.baseline is not None:  # the same targets from another tree, interleaved with these
+        env = {"PYTHONPATH": str(args.baseline.resolve())}
+        sqlite = alertbot_command(tmp, "base-sqlite", f"sqlite:///{tmp}/baseline.db")
+        targets.append(Target("alertbot baseline, SQLite", [sqlite], webhook_path, cwd=tmp, env=env))
+        if pg is not None:
+            command = alertbot_command(tmp, "base-pg", pg.new_database())
+            targets.append(Target("alertbot baseline, PostgreSQL", [command], webhook_path, cwd=tmp, env=env))
     if args.alerta is not None and pg is not None:
         database = pg.new_database().replace("postgresql://", "postgres://")
         env = {"DATABASE_URL": database, "AUTH_REQUIRED": "False", "LOG_LEVEL": "WARNING"}
@@ -506,7 +522,7 @@ async def run_rounds(targets: list[Target], args: argparse.Namespace) -> None:
     if args.profile is not None:
         for i, target in enumerate(targets):
             if target.name.startswith("alertbot") and len(target.procs) == 1:
-                slug = target.name.split(", ")[1].lower()
+                slug = target.name.replace("alertbot", "").replace(",", "").strip().replace(" ", "-").lower()
                 await profile(target, args, args.profile / f"{slug}.txt", run=f"prof{i}")
 
 
