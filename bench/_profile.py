@@ -1,10 +1,10 @@
 """Per-alert breakdown of a py-spy profile of ``alertbot serve`` taken by ``bench/ingest.py --profile DIR``.
 
 Each sampled stack (py-spy's raw, collapsed format) is put in the first stage below whose rule
-matches one of its frames. Samples whose leaf is a wait (epoll, the database thread's work queue) are
-set apart: on a loaded machine py-spy counts a thread that is runnable but not running as active.
-A stage's share of the other ("busy") samples times the CPU per alert measured in the same round
-gives its milliseconds per alert.
+matches one of its frames. Samples whose leaf is a wait (epoll, the database thread's work queue,
+psycopg waiting for PostgreSQL's answer) are set apart: on a loaded machine py-spy counts a thread
+that is runnable but not running as active. A stage's share of the other ("busy") samples times the
+CPU per alert measured in the same round gives its milliseconds per alert.
 
     .venv/bin/python bench/_profile.py DIR/sqlite.txt [--top 25]
 """
@@ -35,6 +35,7 @@ def in_dispatcher(rule: Rule) -> Rule:
 SQL_DRIVER = has("do_execute", "do_executemany", "psycopg/", "Connection.commit", "_commit_impl")
 
 WAITING = "waiting in epoll / for work (runnable, not running: machine load)"
+WAITING_PG = "waiting for PostgreSQL's answers (round trips)"
 
 
 def waiting(frames: list[str]) -> bool:
@@ -43,8 +44,14 @@ def waiting(frames: list[str]) -> bool:
     return leaf.startswith(("EpollSelector.select", "_worker (concurrent/futures/thread.py:81)", "Condition.wait"))
 
 
+def waiting_for_postgres(frames: list[str]) -> bool:
+    """psycopg waiting for the server's answer (a round trip; the CPU it costs is PostgreSQL's)."""
+    return frames[-1].startswith("Connection.wait (psycopg/")
+
+
 STAGES: list[tuple[str, Rule]] = [
     (WAITING, waiting),
+    (WAITING_PG, waiting_for_postgres),
     ("logging (structlog, logging)", has("structlog/", "observability.py", "logging/__init__.py")),
     ("dispatcher/delivery: SQL driver (execute, commit)", in_dispatcher(SQL_DRIVER)),
     ("dispatcher/delivery: SQLAlchemy", in_dispatcher(has("sqlalchemy/"))),
@@ -87,13 +94,12 @@ def main() -> None:
         leaves[frames[-1]] += count
     cpu = meta["cpu_ms_per_alert"]
     print(f"{args.profile}: {total} samples, {meta['accepted']} alerts, {cpu:.3f} CPU ms/alert\n")
-    waiting = per_stage[WAITING]
-    busy = total - waiting
+    busy = total - per_stage[WAITING] - per_stage[WAITING_PG]
     print("| stage | % of samples | % of busy samples | ms/alert |\n|---|---|---|---|")
     for name, _ in STAGES:
         if per_stage[name]:
             share = per_stage[name] / total
-            if name == WAITING:
+            if name in (WAITING, WAITING_PG):
                 print(f"| {name} | {share * 100:.1f} | - | - |")
             else:
                 busy_share = per_stage[name] / busy

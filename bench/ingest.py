@@ -414,6 +414,9 @@ async def start_once(command: list[str], probe: str, env: dict[str, str]) -> Non
         proc.wait()
 
 
+LOG_LEVEL = ["warning"]  # --log-level
+
+
 def alertbot_command(tmp: str, name: str, url: str) -> list[str]:
     config = Path(tmp) / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"storage": {"url": url}, "routes": {"receivers": ["console"]}}))
@@ -427,7 +430,7 @@ def alertbot_command(tmp: str, name: str, url: str) -> list[str]:
         "--config",
         str(config),
         "--log-level",
-        "warning",
+        LOG_LEVEL[0],
     ]
 
 
@@ -454,7 +457,11 @@ async def main() -> None:
         "its SQLite and PostgreSQL targets join the rounds",
     )
     parser.add_argument("--profile", type=Path, help="a directory: py-spy raw profiles of an extra round")
+    parser.add_argument(
+        "--log-level", default="warning", help="alertbot's (serve's default is info: a line per delivery)"
+    )
     args = parser.parse_args()
+    LOG_LEVEL[0] = args.log_level
     if args.storm:
         await storm(args)
         return
