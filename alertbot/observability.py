@@ -7,6 +7,7 @@ Metrics live in one ``CollectorRegistry`` per process (per app in tests).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -22,6 +23,15 @@ _SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|routing_ke
 REDACTED = "[REDACTED]"
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    """Field names are few (the code's own, label names): each is tested against the pattern once."""
+    return _SECRET_KEY.search(key) is not None
+
+
+_PLAIN = (int, float, bool, type(None))
+
+
 class Redactor:
     """A structlog processor: secret values and secret-named fields never reach the output."""
 
@@ -33,20 +43,22 @@ class Redactor:
         self._values = sorted({v for v in values if v}, key=len, reverse=True)
 
     def scrub(self, value: Any) -> Any:
+        if type(value) in _PLAIN:  # most fields of a log line: ids, counts, flags
+            return value
         if isinstance(value, str):
             for secret in self._values:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
             return value
         if isinstance(value, dict):
-            return {k: REDACTED if _SECRET_KEY.search(str(k)) else self.scrub(v) for k, v in value.items()}
+            return {k: REDACTED if _secret_name(str(k)) else self.scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
 
     def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key in list(event_dict):
-            if _SECRET_KEY.search(key):
+            if _secret_name(key):
                 event_dict[key] = REDACTED
             else:
                 event_dict[key] = self.scrub(event_dict[key])

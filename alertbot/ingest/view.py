@@ -174,6 +174,7 @@ class BatchView:
             else []
         )
         self._storms = storm_repo.active_of(conn, groups)
+        self._storm_groups = groups
         self._storm_since = now - storm.window if storm is not None else now
         self._counted_before: dict[str, int] = {}  # group → arrivals in the window before this batch
         self._new_per_group: Counter[str] = Counter()  # group → incidents this batch inserted up front
@@ -253,10 +254,16 @@ class BatchView:
     def arrivals_in_window(self, group_key: str, incident_id: int) -> int:
         """Alerts of the group that arrived within the storm window, up to and including this one."""
         if group_key not in self._counted_before:
-            # The store counts every incident this batch inserted up front: only those taken so
-            # far count, below.
-            stored = storm_repo.arrived_in(self._conn, [group_key], self._storm_since).get(group_key, 0)
-            self._counted_before[group_key] = stored - self._new_per_group[group_key]
+            # Counted for every group of the batch not counted yet, with one statement (the batch's
+            # incidents are all inserted up front, so the counts cannot change before each group is
+            # asked). The store counts every incident this batch inserted up front: only those taken
+            # so far count, below.
+            groups = [g for g in self._storm_groups if g not in self._counted_before]
+            if group_key not in groups:
+                groups.append(group_key)
+            stored = storm_repo.arrived_in(self._conn, groups, self._storm_since)
+            for group in groups:
+                self._counted_before[group] = stored.get(group, 0) - self._new_per_group[group]
         here = self._new_here.get(group_key, ())
         return self._counted_before[group_key] + sum(1 for i in here if i <= incident_id)
 
