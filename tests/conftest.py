@@ -17,12 +17,13 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
 from alertbot.runbooks.automations import AutomationRunner
-from alertbot.runbooks.k8s import Kubernetes
+from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.settings import Config, Secrets, parse_config
 from alertbot.slack.commands import SlackCommands
 from alertbot.web.app import create_app
 from alertbot.web.state import STATE, AppState, Clock
 from tests import postgres
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.helpers import ConsoleSink, payload_bytes
@@ -190,3 +191,15 @@ async def peers(aiohttp_server: AiohttpServer) -> Peers:
         "outbox": {"initial_backoff": "20ms", "max_backoff": "200ms", "poll_interval": "50ms", "send_timeout": "2s"},
     }
     return Peers(pagerduty, slack, config, {"pagerduty_routing_key": PD_KEY, "slack_bot_token": SLACK_TOKEN})
+
+
+@pytest.fixture
+async def k8s(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
+    """A fake Kubernetes API holding the canary VirtualService (stable 90 / canary 10), and a client
+    factory for it (what `kubernetes.kubeconfig` would give)."""
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    server = await aiohttp_server(fake.app)
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig(str(server.make_url(""))))
+    return fake, lambda: Kubernetes(api_client(path))

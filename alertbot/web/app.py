@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -53,27 +53,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _watch_heartbeat(pipeline: Pipeline, max_interval: timedelta) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run ``job`` every ``seconds`` until cancelled; a failing pass is logged and the next one runs."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except AlertbotError as exc:
+            log.warning(f"{name}_failed", error=exc.message)
+        except Exception as exc:  # keep going: the next pass may succeed
+            log.error(f"{name}_failed", error=repr(exc))
+
+
+def _heartbeat_every(max_interval: timedelta) -> float:
     """Look for an overdue Watchdog a few times per interval (between 1 s and 1 min apart)."""
-    every = min(max(max_interval.total_seconds() / 4, 1.0), 60.0)
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await pipeline.check_heartbeat()
-        except AlertbotError as exc:
-            log.warning("heartbeat_check_failed", error=exc.message)
-
-
-async def _cancel_resolved_approvals(slack: SlackCommands, every: float) -> None:
-    """Cancel approvals whose alert resolved (and say so in the alert's thread), every ``every`` s."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await slack.cancel_resolved_approvals()
-        except AlertbotError as exc:
-            log.warning("approval_sweep_failed", error=exc.message)
-        except Exception as exc:  # keep sweeping; the next pass may succeed
-            log.error("approval_sweep_failed", error=repr(exc))
+    return min(max(max_interval.total_seconds() / 4, 1.0), 60.0)
 
 
 def build_notifiers(
@@ -170,7 +164,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await executor.warm_up()
     await state.automations.start()
     watchdog = (
-        asyncio.create_task(_watch_heartbeat(pipeline, config.heartbeat.max_interval), name="heartbeat")
+        asyncio.create_task(
+            _every(_heartbeat_every(config.heartbeat.max_interval), pipeline.check_heartbeat, "heartbeat_check"),
+            name="heartbeat",
+        )
         if config.heartbeat is not None
         else None
     )
@@ -178,7 +175,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # Only automations raise approvals that an alert's resolve can cancel.
     sweep = (
         asyncio.create_task(
-            _cancel_resolved_approvals(state.slack, max(config.outbox.poll_interval.total_seconds(), 0.5)),
+            _every(
+                max(config.outbox.poll_interval.total_seconds(), 0.5),
+                state.slack.cancel_resolved_approvals,
+                "approval_sweep",
+            ),
             name="approval-sweep",
         )
         if any(a.mode == "approve" for a in config.automations)

@@ -13,18 +13,17 @@ from typing import Any
 
 import pytest
 import yaml
-from pytest_aiohttp import AiohttpServer
 
 from alertbot.errors import RunbookUsageError
 from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.executor import Executor
-from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import parse_config
 from alertbot.store import incident_notes, runbook_runs
 from alertbot.store.engine import Store
 from tests.conftest import ROOT, MakeHarness
-from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.fakes.kubernetes import FakeKubernetes, seed_canary
 from tests.helpers import PAYLOADS, payload_json, wait_until
 from tests.slack_client import SECRET, click
 
@@ -47,15 +46,12 @@ def hostile_vs() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def k8s(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
-    fake = FakeKubernetes()
-    fake.add_virtualservice(seed_canary())
+def k8s(k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
+    """The shared fake cluster, plus a VirtualService outside the allow-list and a Deployment."""
+    fake, _ = k8s
     fake.add_virtualservice(hostile_vs())
     fake.add_deployment("ai-nutritionist", "recipe-service", "recipe:1")
-    server = await aiohttp_server(fake.app)
-    path = tmp_path / "kubeconfig"
-    path.write_text(kubeconfig(str(server.make_url(""))))
-    return fake, lambda: Kubernetes(api_client(path))
+    return k8s
 
 
 def relabelled(**labels: str) -> bytes:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-from pytest_aiohttp import AiohttpServer
 from sqlalchemy.engine import Connection
 
-from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from tests.conftest import ROOT, Harness, MakeHarness
-from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.helpers import payload_json, wait_until
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -29,16 +26,6 @@ ROLLBACK = {
     "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
     "targets": ["ai-nutritionist/*"],
 }
-
-
-@pytest.fixture
-async def k8s(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
-    fake = FakeKubernetes()
-    fake.add_virtualservice(seed_canary())
-    server = await aiohttp_server(fake.app)
-    path = tmp_path / "kubeconfig"
-    path.write_text(kubeconfig(str(server.make_url(""))))
-    return fake, lambda: Kubernetes(api_client(path))
 
 
 async def runs(h: Harness) -> list[runbook_runs.RunRecord]:

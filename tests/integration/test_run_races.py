@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.executor import Executor
-from alertbot.runbooks.k8s import Kubernetes, api_client
+from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunStatus
 from tests.conftest import ROOT
-from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.fakes.kubernetes import FakeKubernetes
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 PARAMS = {
@@ -95,23 +93,13 @@ async def test_finish_only_from_the_expected_status(store: Store) -> None:
     assert record is not None and record.status == RunStatus.PENDING
 
 
-@pytest.fixture
-async def kube(aiohttp_server: AiohttpServer, tmp_path: Path) -> tuple[FakeKubernetes, Callable[[], Kubernetes]]:
-    fake = FakeKubernetes()
-    fake.add_virtualservice(seed_canary())
-    server = await aiohttp_server(fake.app)
-    path = tmp_path / "kubeconfig"
-    path.write_text(kubeconfig(str(server.make_url(""))))
-    return fake, lambda: Kubernetes(api_client(path))
-
-
 async def test_the_end_of_a_run_does_not_overwrite_another_replicas_record(
-    store: Store, kube: tuple[FakeKubernetes, Callable[[], Kubernetes]]
+    store: Store, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
 ) -> None:
     """Replica A carried out an approved run; replica B, which also got to it, finds the rollback
     already applied (a noop plan) — its end-of-run write must leave A's `succeeded` record, with what
     A applied (for undo), as it is."""
-    fake, factory = kube
+    fake, factory = k8s
     runbook = load_runbooks(ROOT / "runbooks")["emergency-rollback"]
     replica_a = Executor(store, factory, clock=lambda: NOW)
     replica_b = Executor(store, factory, clock=lambda: NOW)
