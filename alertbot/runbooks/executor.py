@@ -261,7 +261,7 @@ class Executor:
         except RunbookError as exc:
             status, message = RunStatus.FAILED, _stopped_at(plan, f"failed: {exc.message}", applied, run_id)
         except asyncio.CancelledError:  # alertbot is stopping: what ran is recorded, never "succeeded"
-            status, message = RunStatus.FAILED, _stopped_at(plan, f"interrupted: {INTERRUPTED}", applied, run_id)
+            status, message = RunStatus.FAILED, _stopped_at(plan, INTERRUPTED, applied, run_id)
             raise
         finally:
             await self._audit.finish(run_id, status=status, applied=applied, result=message)
@@ -311,7 +311,7 @@ class Executor:
         except RunbookError as exc:
             status, message = RunStatus.FAILED, f"undo of step {plan.index} failed: {exc.message}"
         except asyncio.CancelledError:  # alertbot is stopping: the undo is not complete
-            status, message = RunStatus.FAILED, f"undo of step {plan.index} interrupted: {INTERRUPTED}"
+            status, message = RunStatus.FAILED, f"undo of step {plan.index} {INTERRUPTED}"
             raise
         finally:
             await self._audit.finish(run_id, status=status, applied=[], result=message)

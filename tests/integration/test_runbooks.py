@@ -409,13 +409,17 @@ async def test_a_running_run_keeps_beating_so_no_one_takes_it_for_interrupted(tm
         await store.close()
 
 
-async def test_a_run_cancelled_by_shutdown_is_recorded_as_interrupted_not_succeeded(env: Env) -> None:
-    """alertbot stopping during a run (here: the rollback applied, then a wait step) records it as
-    failed and interrupted, naming the step it stopped at and what it had applied — never the
-    `succeeded` with every step listed that it wrote before — and the rollback stays undoable."""
+async def test_a_run_cancelled_by_shutdown_is_recorded_as_interrupted_not_succeeded(
+    env: Env, aiohttp_server: AiohttpServer
+) -> None:
+    """alertbot stopping during a run (here: the rollback applied, then a Prometheus check that keeps
+    polling) records it as failed and interrupted, naming the step it stopped at and what it had
+    applied — never the `succeeded` with every step listed that it wrote before — and the rollback
+    stays undoable."""
+    prometheus = await with_prometheus(env, aiohttp_server, [0.5])  # never under the expectation
     runbook = Runbook.model_validate(
         {
-            "name": "rollback-then-watch",
+            "name": "rollback-then-check",
             "params": [{"name": "namespace", "required": True}, {"name": "virtualservice", "required": True}],
             "steps": [
                 {
@@ -423,23 +427,25 @@ async def test_a_run_cancelled_by_shutdown_is_recorded_as_interrupted_not_succee
                     "namespace": "{{ params.namespace }}",
                     "virtualservice": "{{ params.virtualservice }}",
                 },
-                {"type": "wait", "duration": "10m"},
+                {"type": "prometheus.check", "query": "error_ratio", "expect": "< 0.01", "timeout": "10m"},
             ],
         }
     )
     run = asyncio.create_task(env.executor.run(runbook, TARGET, execute=True, trigger="cli:alice"))
 
-    async def rolled_back() -> bool:
-        return env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+    async def checking() -> bool:  # the check queries only once the rollback step has returned
+        return bool(prometheus.queries)
 
-    await wait_until(rolled_back, what="the rollback step applied")
+    await wait_until(checking, what="the check step under way")
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
     [record] = await env.store.read(runbook_runs.history)
     assert record.status == "failed", record
-    assert record.result.startswith("step 1 (wait) interrupted") and "Applied before it: step 0" in record.result
+    assert record.result.startswith("step 1 (prometheus.check) interrupted"), record.result
+    assert "Applied before it: step 0" in record.result
     assert [a["index"] for a in record.applied] == [0]  # the rollback, so that undo can restore it
+    assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
     undone = await env.executor.undo(record.id, execute=True, trigger="cli:alice")
     assert undone.status == "succeeded" and env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
 
