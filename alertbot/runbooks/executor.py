@@ -100,8 +100,10 @@ class Executor:
                     message=f"invalid params: {exc}",
                 )
             raise RunbookUsageError(f"runbook {runbook.name}: {exc}") from None
-        if run_id is not None and (refusal := await self._refusal(run_id, runbook, targets)) is not None:
-            return await self._reject(run_id, runbook.name, params, trigger=trigger, reason=refusal)
+        # A stored request (an automation's, or an approved one): read once, checked before and after planning.
+        record = await self._store.read(runbook_runs.get, run_id) if run_id is not None else None
+        if record is not None and (refusal := self._refusal(record, runbook, targets)) is not None:
+            return await self._reject(record.id, runbook.name, params, trigger=trigger, reason=refusal)
         try:
             plans = await self.plan(runbook, params)
         except RunbookError as exc:
@@ -115,7 +117,7 @@ class Executor:
                 plans=[],
                 message=f"planning failed: {exc.message}",
             )
-        if run_id is not None and (changed := await self._unlike_approved(run_id, plans)) is not None:
+        if record is not None and (changed := _unlike_approved(record, plans)) is not None:
             return await self._audit.end(
                 run_id, runbook.name, params, trigger=trigger, status=RunStatus.REJECTED, plans=plans, message=changed
             )
@@ -144,7 +146,7 @@ class Executor:
             targets = runbook.targets(params)
         except ValueError:
             return None  # invalid params fail where the run is planned, with their own message
-        refusal = await self._refusal(record.id, runbook, targets)
+        refusal = self._refusal(record, runbook, targets)
         if refusal is None:
             return None
         return await self._reject(
@@ -167,22 +169,9 @@ class Executor:
             run_id, name, params, trigger=trigger, status=RunStatus.REJECTED, plans=[], message=reason, expect=expect
         )
 
-    async def _unlike_approved(self, run_id: int, plans: list[StepPlan]) -> str | None:
-        """Why an approved run may not apply ``plans``: they are not the plan its approvers were shown
-        (the object changed in between). None: they are, or nobody was shown one (an automation's
-        ``auto`` run)."""
-        record = await self._store.read(runbook_runs.get, run_id)
-        if record is None or record.status != RunStatus.APPROVED or not record.plan:
-            return None
-        if [p.to_json() for p in plans] == record.plan:
-            return None
-        log.warning("approved_plan_changed", run_id=run_id, runbook=record.runbook)
-        return "the target changed after the plan was approved: nothing was applied; ask for the run again"
-
-    async def _refusal(self, run_id: int, runbook: Runbook, targets: list[str]) -> str | None:
+    def _refusal(self, record: RunRecord, runbook: Runbook, targets: list[str]) -> str | None:
         """Why an automation's run may not act on ``targets`` (None: it may, or no automation asked)."""
-        record = await self._store.read(runbook_runs.get, run_id)
-        if record is None or not record.automation:  # asked for by a person (CLI, Slack), not by an alert
+        if not record.automation:  # asked for by a person (CLI, Slack), not by an alert
             return None
         automation = self._automations.get(record.automation)
         if automation is None:
@@ -323,3 +312,15 @@ def _stopped_at(plan: StepPlan, what: str, applied: list[dict[str, Any]], run_id
     done = ", ".join(f"step {a['index']}" for a in applied) or "no step"
     undo = f" — `alertbot runbook undo {run_id}` restores them" if applied else ""
     return f"step {plan.index} ({plan.type}) {what}. Applied before it: {done}{undo}"
+
+
+def _unlike_approved(record: RunRecord, plans: list[StepPlan]) -> str | None:
+    """Why an approved run may not apply ``plans``: they are not the plan its approvers were shown
+    (the object changed in between). None: they are, or nobody was shown one (an automation's
+    ``auto`` run)."""
+    if record.status != RunStatus.APPROVED or not record.plan:
+        return None
+    if [p.to_json() for p in plans] == record.plan:
+        return None
+    log.warning("approved_plan_changed", run_id=record.id, runbook=record.runbook)
+    return "the target changed after the plan was approved: nothing was applied; ask for the run again"
