@@ -88,11 +88,7 @@ def make_services(
 ) -> Services:
     roles = Roles(responders=config.slack.responders, approvers=config.slack.runbook_approvers, members=members)
     limits = SilenceLimits(max_duration=config.silences.max_duration)
-    silences = (
-        SilenceService(store, roles=roles, clock=clock, limits=limits, announce=announce)
-        if announce is not None
-        else SilenceService(store, roles=roles, clock=clock, limits=limits)
-    )
+    silences = SilenceService(store, roles=roles, clock=clock, limits=limits, announce=announce)
     return Services(
         roles=roles,
         silences=silences,

@@ -117,13 +117,13 @@ class SilenceService:
         roles: Roles,
         clock: Callable[[], datetime],
         limits: SilenceLimits = SilenceLimits(),
-        announce: Announce = _log_only,
+        announce: Announce | None = None,  # None: logged only
     ) -> None:
         self._store = store
         self._roles = roles
         self._clock = clock
         self.limits = limits
-        self._announce = announce
+        self._announce = announce or _log_only
 
     async def create(
         self,
