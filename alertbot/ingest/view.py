@@ -96,11 +96,11 @@ class InhibitionSources:
         self,
         rules: Sequence[InhibitRule],
         read: Callable[[str | None, str | None, str | None], Mapping[int, tuple[str, str, Labels]]],
-        not_arrived: Callable[[], set[int]],
+        not_arrived: Mapping[tuple[str, datetime], IncidentRecord],
     ) -> None:
         self._rules = list(rules)
         self._read = read
-        self._not_arrived = not_arrived
+        self._not_arrived = not_arrived  # the batch's incidents inserted up front, not arrived yet
         self._loaded: list[set[Scope]] = [set() for _ in self._rules]
         self._index: list[dict[tuple[Scope, tuple[str, ...]], dict[int, Labels]]] = [{} for _ in self._rules]
         self._gone: set[int] = set()  # resolved in this batch
@@ -115,7 +115,7 @@ class InhibitionSources:
 
     def _load(self, rule_index: int, scope: Scope) -> None:
         rule = self._rules[rule_index]
-        skip = self._not_arrived() | self._gone
+        skip = {record.id for record in self._not_arrived.values()} | self._gone
         index = self._index[rule_index]
         for incident_id, (_, _, labels) in self._read(scope[0], scope[1], _severity_of(rule)).items():
             if incident_id not in skip and all_match(rule.source_matchers, labels):
@@ -185,7 +185,15 @@ class BatchView:
         self._silences: list[Silence] | None = None
         self._changes: dict[str, list[change_events.ChangeEvent]] | None = None
         self._not_taken: dict[tuple[str, datetime], IncidentRecord] = {}  # inserted up front, not yet arrived
-        self.inhibition = InhibitionSources(inhibit_rules, self._read_sources, self._not_arrived)
+        # No callbacks into the view itself: a view and its parts referring to each other would be
+        # a reference cycle per batch, left for the garbage collector (test_ingest_garbage.py).
+        self.inhibition = InhibitionSources(
+            inhibit_rules,
+            lambda service, namespace, severity: incidents.firing_sources(
+                conn, service=service, namespace=namespace, severity=severity
+            ),
+            self._not_taken,
+        )
 
     @property
     def conn(self) -> Connection:
@@ -194,7 +202,7 @@ class BatchView:
     def inserted_up_front(self, records: list[IncidentRecord]) -> None:
         """The batch's new incidents, stored before its payloads are ingested: each counts from its
         first arrival (``take_new``) on."""
-        self._not_taken = {record.key: record for record in records}
+        self._not_taken.update((record.key, record) for record in records)
         self._new_per_group = Counter(record.group_key for record in records)
 
     def take_new(self, key: tuple[str, datetime]) -> IncidentRecord:
@@ -205,9 +213,6 @@ class BatchView:
         if incident.status == "firing":
             self.inhibition.firing(incident)
         return incident
-
-    def _not_arrived(self) -> set[int]:
-        return {record.id for record in self._not_taken.values()}
 
     def apply(self, record: IncidentRecord) -> None:
         """A newer state of one of the batch's incidents (its outcome, its chain): later payloads of
@@ -235,11 +240,6 @@ class BatchView:
     def changes_recorded(self) -> None:
         """A change was recorded in this transaction: read them again when next asked."""
         self._changes = None
-
-    def _read_sources(
-        self, service: str | None, namespace: str | None, severity: str | None
-    ) -> Mapping[int, tuple[str, str, Labels]]:
-        return incidents.firing_sources(self._conn, service=service, namespace=namespace, severity=severity)
 
     def storm(self, group_key: str) -> storm_repo.Storm | None:
         return self._storms.get(group_key)

@@ -31,6 +31,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _UNAVAILABLE = (OperationalError, OSError, TimeoutError, ConnectionError)
+_WRITING = "alertbot_write"  # in Connection.info: this transaction writes (SQLite: BEGIN IMMEDIATE)
 
 
 def sync_url(url: str) -> str:
@@ -146,8 +147,11 @@ class Store:
             # A commit into a deleted (or replaced) file would be answered 200 and lost at restart.
             raise StoreUnavailable(f"store unavailable: {problem}")
         try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(alertbot_write=writing)
+            with self.engine.connect() as conn:
+                # A flag on the pooled connection, not execution_options(): each branched
+                # Connection that makes is a reference cycle, left for the collector once per
+                # transaction (tests/integration/test_ingest_garbage.py).
+                conn.info[_WRITING] = writing
                 with conn.begin():
                     return fn(conn)
         except IntegrityError:
@@ -197,5 +201,5 @@ def _configure_sqlite(engine: Engine, busy_timeout: timedelta) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("alertbot_write", False)
+        immediate = conn.info.get(_WRITING, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

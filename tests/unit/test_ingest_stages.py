@@ -83,7 +83,8 @@ def inhibitor(
     firing: list[IncidentRecord], rules: list[InhibitRule] | None = None, not_arrived: set[int] | None = None
 ) -> tuple[InhibitMuter, InhibitionSources, FakeStore]:
     store = FakeStore(firing)
-    sources = InhibitionSources(rules or [RULE], store.read, lambda: set(not_arrived or ()))
+    waiting = {r.key: r for r in firing if r.id in (not_arrived or set())}
+    sources = InhibitionSources(rules or [RULE], store.read, waiting)
     return InhibitMuter(rules or [RULE], sources), sources, store
 
 
