@@ -7,7 +7,6 @@ import dataclasses
 from datetime import datetime
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from alertbot.domain.flapping import FlapPolicy, FlapState, ResolveHold, continuation_reason, flap_state, resolve_hold
 from alertbot.domain.outbox import OutboxIntent
@@ -26,9 +25,11 @@ log = structlog.get_logger("alertbot.pipeline")
 
 
 class Chains:
-    def __init__(self, config: Config, conn: Connection, view: BatchView, writer: BatchWriter, now: datetime) -> None:
+    """Statements go through ``writer.conn``: they see everything the batch decided before."""
+
+    def __init__(self, config: Config, view: BatchView, writer: BatchWriter, now: datetime) -> None:
         self._config = config
-        self._conn, self._view, self._writer, self._now = conn, view, writer, now
+        self._view, self._writer, self._now = view, writer, now
 
     def _flap_policy(self) -> FlapPolicy | None:
         return self._config.flapping.policy() if self._config.flapping is not None else None
@@ -36,12 +37,12 @@ class Chains:
     def continue_chain(self, incident: IncidentRecord) -> list[OutboxIntent] | None:
         """A re-fire that continues an earlier incident instead of paging: the rows it sends (flap
         updates of the earlier message), or None when it is an incident of its own."""
-        conn, episodes = self._conn, self._view.episodes
+        episodes = self._view.episodes
         previous = episodes.previous(incident)
         if previous is None:
             return None
+        conn = self._writer.conn
         lead = episodes.lead_of(conn, previous)
-        self._writer.flush()  # the held rows it may cancel can be this batch's
         was_held = (
             previous.status == "resolved"
             and outbox.cancel_held(conn, lead.id, why=f"cancelled: re-fired (incident {incident.id})") > 0
@@ -59,7 +60,7 @@ class Chains:
     def resolve(self, incident: IncidentRecord, queued: list[OutboxIntent]) -> tuple[list[OutboxIntent], ResolveHold]:
         """The resolve rows of an episode (under its chain's identity) and how long they are held;
         while flapping, the message's flap update goes into ``queued``."""
-        conn, now = self._conn, self._now
+        conn, now = self._writer.conn, self._now
         episodes = self._view.episodes
         lead = episodes.lead_of(conn, incident)
         view = incident.under(lead)
@@ -93,11 +94,10 @@ class Chains:
             f"({now_state}). PagerDuty is not re-triggered."
         )
         live, _ = live_and_shadow(lead.destinations)
-        self._writer.flush()  # an update still pending may be this batch's
         rows = []
         for dest in live:
             if dest.channel in UPDATABLE_CHANNELS:
                 row = outbox_row(dataclasses.replace(lead, status="firing"), "update", dest, note=note)
-                if not outbox.coalesce_pending(self._conn, row):
+                if not outbox.coalesce_pending(self._writer.conn, row):
                     rows.append(row)
         return rows

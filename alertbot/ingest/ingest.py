@@ -2,7 +2,7 @@
 
     insert the batch's new alerts (one statement) ─▶ per payload, per alert:
         heartbeat? (heartbeat.py) · dedup by (fingerprint, startsAt) · a resolve (chains.py)
-        new and firing: continue/flap (chains.py) ─▶ silence ─▶ automations ─▶ inhibit
+        new and firing: continue/flap (chains.py) ─▶ silence ─▶ inhibit ─▶ automations
             ─▶ route (+ shadow) ─▶ storm (storm.py) ─▶ correlate ─▶ outbox rows
     ─▶ the writer writes outcomes and rows (writer.py) ─▶ storms' summaries, once per batch
 
@@ -28,7 +28,15 @@ from alertbot.domain.outbox import OutboxIntent
 from alertbot.ingest.chains import Chains
 from alertbot.ingest.heartbeat import DeadMansSwitch
 from alertbot.ingest.routing import outbox_row, route_destinations
-from alertbot.ingest.stages import InhibitMuter, SilenceMuter, first_muter, recent_changes
+from alertbot.ingest.stages import (
+    Arrival,
+    InhibitMuter,
+    SilenceMuter,
+    arrival,
+    first_muter,
+    mute_may_have_ended,
+    recent_changes,
+)
 from alertbot.ingest.storm import Storms
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
@@ -124,7 +132,10 @@ class Ingest:
 
 
 class _Batch:
-    """The stages of one transaction, over its view, writing through its writer."""
+    """The stages of one transaction, over its view, writing through its writer. ``conn`` is for
+    statements on what the writer never buffers (an incident's status and last-seen time, run
+    requests, shadow decisions, change events); anything that reads or changes outcomes or outbox
+    rows goes through ``writer.conn``."""
 
     def __init__(
         self,
@@ -139,12 +150,13 @@ class _Batch:
     ) -> None:
         self._config, self._enabled, self._heartbeat = config, enabled, heartbeat
         self._conn, self._view, self._writer, self._now = conn, view, writer, now
-        self.chains = Chains(config, conn, view, writer, now)
-        self.storms = Storms(config.storm, conn, view, writer, now)
+        self.chains = Chains(config, view, writer, now)
+        self.storms = Storms(config.storm, view, writer, now)
         self._silence = SilenceMuter(view.silences, now)
         self._inhibit = InhibitMuter(config.inhibit_rules, view.inhibition)
 
-    def ingest(self, payload: WebhookPayload) -> IngestStats:  # noqa: C901, PLR0912
+    def ingest(self, payload: WebhookPayload) -> IngestStats:
+        """Each alert of the payload, by what its arrival is (``stages.arrival``)."""
         conn, now, view = self._conn, self._now, self._view
         stats = IngestStats(alerts=len(payload.alerts))
         known = view.episodes.known
@@ -155,12 +167,12 @@ class _Batch:
         for alert in payload.alerts:
             if self._heartbeat.is_heartbeat(alert):
                 # The dead man's switch: recorded, never notified (but it resolves a "broken" page).
-                self._writer.flush()
-                stats.notifications += self._heartbeat.seen(conn, alert, now)
+                stats.notifications += self._heartbeat.seen(self._writer.conn, alert, now)
                 continue
             key = (alert.fingerprint, alert.starts_at)
-            incident = known.get(key)
-            if incident is None:
+            stored = known.get(key)
+            kind = arrival(alert.status, stored)
+            if kind is Arrival.NEW:
                 incident = view.take_new(key)  # inserted up front for this batch; this is its first arrival
                 if alert.status is AlertStatus.FIRING and incident.reason.startswith("event:"):
                     _record_change(conn, alert, now)
@@ -173,23 +185,19 @@ class _Batch:
                         rows += continued
                         continue
                 decide.append((incident, "trigger" if alert.status is AlertStatus.FIRING else "resolve"))
-            elif alert.status is AlertStatus.FIRING:
+                continue
+            assert stored is not None
+            if kind is Arrival.REPEAT:
                 stats.duplicates += 1
-                if incident.status == "firing":
-                    incidents.refresh(conn, incident.id, alert, now)
-                    if (
-                        incident.suppressed_by
-                        and incident.lead_id is None
-                        and storm_repo.storm_id_of(incident.suppressed_by) is None
-                    ):
-                        decide.append((incident, "trigger"))  # a silence may have ended since
-                # else: a late copy of a firing alert that has resolved since; nothing to do.
-            elif incident.status == "firing":
-                if not incidents.resolve(conn, incident.id, alert, now):
+                incidents.refresh(conn, stored.id, alert, now)
+                if mute_may_have_ended(stored):
+                    decide.append((stored, "trigger"))
+            elif kind is Arrival.RESOLVE:
+                if not incidents.resolve(conn, stored.id, alert, now):
                     stats.duplicates += 1  # resolved meanwhile by another replica's copy: notify nothing
                     continue
                 updated = dataclasses.replace(
-                    incident,
+                    stored,
                     status="resolved",
                     ends_at=alert.ends_at or now,
                     annotations=dict(alert.annotations),
@@ -197,9 +205,21 @@ class _Batch:
                 )
                 view.resolved(updated)
                 resolved.append(updated)
-            else:
+            else:  # a late copy, a repeated resolve
                 stats.duplicates += 1
+        self._queue(payload, stats, decide, resolved, rows)
+        return stats
 
+    def _queue(
+        self,
+        payload: WebhookPayload,
+        stats: IngestStats,
+        decide: list[tuple[IncidentRecord, Event]],
+        resolved: list[IncidentRecord],
+        rows: list[OutboxIntent],
+    ) -> None:
+        """The notifications of the payload's decided triggers and resolves, queued in order."""
+        now, view = self._now, self._view
         # A new alert's own trigger: nothing can be ahead of it, so it is handed to the local sender
         # at once. A re-fire's is queued behind whatever its previous episode still has to send.
         direct: list[OutboxIntent] = []
@@ -225,7 +245,6 @@ class _Batch:
             self._writer.enqueue(held_rows, hold=(until, why))
         self._writer.enqueue(direct, hand_to=stats.handed_off)
         stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
-        return stats
 
     def _decide(
         self, incident: IncidentRecord, event: Event, payload: WebhookPayload, stats: IngestStats
@@ -233,25 +252,10 @@ class _Batch:
         """The notification rows of one alert's own (storm members send theirs once per batch)."""
         conn, now = self._conn, self._now
         labels = {**incident.labels, "severity": incident.severity.value}
-        silenced = self._silence.muted(incident, labels)
-        approvals: list[dict[str, Any]] = []
-        if silenced is None and event == "trigger" and self._config.automations:
-            for request in request_runs(
-                conn,
-                self._config.automations,
-                labels,
-                incident.labels,
-                incident_id=incident.id,
-                now=now,
-                shadow=self._config.mode == "shadow",
-            ):
-                if request.status == "queued":
-                    stats.automation_runs.append(request.run_id)
-                elif request.status == "pending":
-                    approvals.append({"run_id": request.run_id, "runbook": request.runbook})
-        # Silences mute triggers and resolves; inhibition only triggers.
+        # Silences mute triggers and resolves; inhibition only triggers. A muted alert starts no
+        # automation either.
         muted: tuple[str, str] | None = None
-        if silenced is not None:
+        if (silenced := self._silence.muted(incident, labels)) is not None:
             muted = (self._silence.reason, silenced)
         elif event == "trigger":
             muted = first_muter([self._inhibit], incident, labels)
@@ -267,6 +271,7 @@ class _Batch:
                     suppressed_by=suppressed_by,
                 )
             return []
+        approvals = self._request_automations(incident, labels, stats) if event == "trigger" else []
         dests, shadow = route_destinations(self._config, labels, incident.severity, self._enabled)
         record_shadow(conn, incident, event, shadow, now)
         storm = self.storms.join_or_start(incident, payload, dests) if event == "trigger" and dests else None
@@ -282,10 +287,9 @@ class _Batch:
         stored = stored_destinations(dests, shadow)
         if incident.suppressed_by is None:
             self._writer.set_outcome(incident, destinations=stored, suppressed_by=None)
-        else:
-            self._writer.flush()  # the suppression it lifts may be this batch's
+        else:  # the suppression it lifts may be this batch's: through writer.conn
             if not incidents.lift_suppression(
-                conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now
+                self._writer.conn, incident.id, was=incident.suppressed_by, destinations=stored, now=now
             ):
                 return []  # another replica lifted it from its copy of the same alert, and notified
             self._view.apply(dataclasses.replace(incident, destinations=stored, suppressed_by=None))
@@ -295,6 +299,28 @@ class _Batch:
             else []
         )
         return [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+
+    def _request_automations(
+        self, incident: IncidentRecord, labels: Mapping[str, str], stats: IngestStats
+    ) -> list[dict[str, Any]]:
+        """Store the runs the matching automations ask for; the approval buttons of pending ones."""
+        approvals: list[dict[str, Any]] = []
+        if not self._config.automations:
+            return approvals
+        for request in request_runs(
+            self._conn,
+            self._config.automations,
+            labels,
+            incident.labels,
+            incident_id=incident.id,
+            now=self._now,
+            shadow=self._config.mode == "shadow",
+        ):
+            if request.status == "queued":
+                stats.automation_runs.append(request.run_id)
+            elif request.status == "pending":
+                approvals.append({"run_id": request.run_id, "runbook": request.runbook})
+        return approvals
 
 
 def _record_change(conn: Connection, alert: Alert, now: datetime) -> None:

@@ -1,7 +1,8 @@
-"""The per-alert decisions of ingest that read the batch view and write nothing: muting (silences
-and inhibition, behind one ``Muter`` interface that answers "muted? by what?", as Alertmanager's),
-routing and change correlation. Each is testable from a table without HTTP or a database
-(tests/unit/test_ingest_stages.py).
+"""The per-alert decisions of ingest that read the batch view and write nothing: what an arrival is
+(dedup), muting (silences and inhibition, behind one ``Muter`` interface that answers "muted? by
+what?", as Alertmanager's), whether an alert joins or starts a storm, and change correlation.
+Each is testable from a table without HTTP or a database (tests/unit/test_ingest_stages.py);
+routing is domain/route.py's, flapping domain/flapping.py's, automations domain/automation.py's.
 
 The order a new firing alert meets them (ingest.py):
 dedup → continue/flap (chains.py) → silence → inhibit → automations → route → storm (storm.py)
@@ -12,18 +13,65 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 from alertbot.domain.changes import correlate
 from alertbot.domain.changes import describe as describe_change
 from alertbot.domain.inhibit import InhibitRule, inhibiting_rule
 from alertbot.domain.matchers import all_match
-from alertbot.domain.models import Severity
+from alertbot.domain.models import AlertStatus, Severity
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.ingest.view import Labels, Scope, scope_of
 from alertbot.notify.base import CorrelatedChange
+from alertbot.settings_sections import StormConfig
 from alertbot.store.change_events import ChangeEvent
 from alertbot.store.incidents import IncidentRecord
+from alertbot.store.storms import storm_id_of
+
+
+class Arrival(StrEnum):
+    """What an alert in a payload is, against the incident stored for its (fingerprint, startsAt)."""
+
+    NEW = "new"  # not stored before: classified, and (firing) on to continue/flap, muting, routing
+    REPEAT = "repeat"  # still firing, seen before: refreshed; a muted one is looked at again
+    LATE_COPY = "late copy"  # a firing copy of an episode that has resolved since: nothing to do
+    RESOLVE = "resolve"  # the resolve of a firing episode
+    REPEATED_RESOLVE = "repeated resolve"  # a resolve of an episode resolved already: nothing to do
+
+
+def arrival(status: AlertStatus, stored: IncidentRecord | None) -> Arrival:
+    """Dedup by (fingerprint, startsAt)."""
+    if stored is None:
+        return Arrival.NEW
+    firing_before = stored.status == "firing"
+    if status is AlertStatus.FIRING:
+        return Arrival.REPEAT if firing_before else Arrival.LATE_COPY
+    return Arrival.RESOLVE if firing_before else Arrival.REPEATED_RESOLVE
+
+
+def mute_may_have_ended(incident: IncidentRecord) -> bool:
+    """A repeat of a muted alert is decided again (its silence may have ended, its inhibiting source
+    resolved) — unless it is muted as part of a chain or a storm, which end by their own rules."""
+    return bool(incident.suppressed_by) and incident.lead_id is None and storm_id_of(incident.suppressed_by) is None
+
+
+class StormStep(StrEnum):
+    JOIN = "join"
+    START = "start"
+
+
+def storm_step(
+    policy: StormConfig | None, incident: IncidentRecord, in_storm: bool, arrivals: Callable[[], int]
+) -> StormStep | None:
+    """A new firing alert of a group already in a storm joins it; one that takes the group's arrivals
+    within the window past the threshold starts one. ``arrivals`` (a statement) is only asked when
+    the group has no storm."""
+    if policy is None or not incident.group_key:
+        return None
+    if in_storm:
+        return StormStep.JOIN
+    return StormStep.START if arrivals() > policy.threshold else None
 
 
 class SourcesView(Protocol):

@@ -12,11 +12,11 @@ from collections import Counter
 from datetime import datetime
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from alertbot.domain.models import WebhookPayload
 from alertbot.domain.outbox import OutboxIntent
 from alertbot.ingest.routing import outbox_row
+from alertbot.ingest.stages import StormStep, storm_step
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
 from alertbot.notify.base import Destination, Event, StormSummary
@@ -29,11 +29,11 @@ log = structlog.get_logger("alertbot.pipeline")
 
 
 class Storms:
-    def __init__(
-        self, policy: StormConfig | None, conn: Connection, view: BatchView, writer: BatchWriter, now: datetime
-    ) -> None:
+    """Statements go through ``writer.conn``: they see everything the batch decided before."""
+
+    def __init__(self, policy: StormConfig | None, view: BatchView, writer: BatchWriter, now: datetime) -> None:
         self._policy = policy
-        self._conn, self._view, self._writer, self._now = conn, view, writer, now
+        self._view, self._writer, self._now = view, writer, now
         self._pending: dict[int, storm_repo.Storm] = {}  # storms whose summary this batch has not written
         self._joined: Counter[int] = Counter()  # members joined since the storm's count was last written
         self.queued = 0  # summary rows queued
@@ -43,17 +43,19 @@ class Storms:
     ) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
         policy = self._policy
-        if policy is None or not incident.group_key:
-            return None
         dest_json = [d.to_json() for d in dests]
         storm = self._view.storm(incident.group_key)
-        if storm is not None:
+        step = storm_step(
+            policy, incident, storm is not None, lambda: self._view.arrivals_in_window(incident.group_key, incident.id)
+        )
+        if step is StormStep.JOIN:
+            assert storm is not None
             storm = storm_repo.joined(storm, dest_json)
             self._joined[storm.id] += 1
-        elif self._view.arrivals_in_window(incident.group_key, incident.id) > policy.threshold:
+        elif step is StormStep.START:
             log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
             storm = storm_repo.start(
-                self._conn,
+                self._writer.conn,
                 group_key=incident.group_key,
                 group_labels=dict(payload.group_labels),
                 anchor_incident_id=incident.id,
@@ -73,17 +75,17 @@ class Storms:
             if storm is None:
                 continue
             if joined := self._joined.pop(sid, 0):
-                storm_repo.add_members(self._conn, storm, joined)
+                storm_repo.add_members(self._writer.conn, storm, joined)
             self._queue(self._summary_rows(storm, "trigger"))
 
     def end_if_quiet(self, storm_id: int) -> list[OutboxIntent]:
         """A member resolved: the storm ends when none is firing; returns its summary's resolve rows."""
         self.write(storm_id)
-        self._writer.flush()
-        storm = storm_repo.get(self._conn, storm_id)
-        if storm is None or storm_repo.any_firing(self._conn, storm):
+        conn = self._writer.conn
+        storm = storm_repo.get(conn, storm_id)
+        if storm is None or storm_repo.any_firing(conn, storm):
             return []
-        storm_repo.finish(self._conn, storm.id, self._now)
+        storm_repo.finish(conn, storm.id, self._now)
         self._view.storm_ended(storm)
         log.info("alert_storm_ended", group_key=storm.group_key, alerts=storm.count)
         return self._summary_rows(storm, "resolve")
@@ -94,19 +96,19 @@ class Storms:
 
     def _summary_rows(self, storm: storm_repo.Storm, event: Event) -> list[OutboxIntent]:
         """The storm's summary notifications; a summary not yet sent is updated instead of repeated."""
-        self._writer.flush()  # its members' outcomes and pending summaries may be this batch's
-        anchor = incidents.get(self._conn, storm.anchor_incident_id)
+        conn = self._writer.conn  # its members' outcomes and pending summaries may be this batch's
+        anchor = incidents.get(conn, storm.anchor_incident_id)
         assert anchor is not None
         summary = StormSummary(
             group_key=storm.group_key,
             group_labels=storm.group_labels,
             count=storm.count,
-            firing=storm_repo.firing_count(self._conn, storm),
-            sample=storm_repo.sample(self._conn, storm),
+            firing=storm_repo.firing_count(conn, storm),
+            sample=storm_repo.sample(conn, storm),
         )
         rows = []
         for dest in map(Destination.from_json, storm.destinations):
             row = outbox_row(anchor, event, dest, storm=summary)
-            if not outbox.coalesce_pending(self._conn, row):
+            if not outbox.coalesce_pending(conn, row):
                 rows.append(row)
         return rows

@@ -195,10 +195,6 @@ class BatchView:
             self._not_taken,
         )
 
-    @property
-    def conn(self) -> Connection:
-        return self._conn
-
     def inserted_up_front(self, records: list[IncidentRecord]) -> None:
         """The batch's new incidents, stored before its payloads are ingested: each counts from its
         first arrival (``take_new``) on."""

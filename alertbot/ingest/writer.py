@@ -1,8 +1,9 @@
 """The batch writer: incident outcomes and outbox rows, buffered and written together.
 
 An outcome is applied to the batch view at once (a later payload of the batch — its resolve, say —
-sees it) and written to the store at the next ``flush``: at the end of the batch, or before a
-statement that reads or changes what is buffered (the stages that need one call ``flush``).
+sees it) and written to the store when the batch ends, or earlier, the moment a stage asks for the
+connection (``conn``) to run a statement of its own: whatever it reads or changes then includes
+everything the batch decided before. No stage flushes by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class BatchWriter:
         """Queue notification rows (in this order): held, or leased to the local dispatcher and
         handed over through ``hand_to`` after commit."""
         self._queued += [(outbox.NewRow(row, hold=hold, leased=hand_to is not None), hand_to) for row in rows]
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection, with everything buffered written first."""
+        self.flush()
+        return self._conn
 
     def flush(self) -> None:
         """Write the buffered outcomes and outbox rows."""

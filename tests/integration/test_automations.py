@@ -189,3 +189,25 @@ async def test_a_lock_left_by_a_dead_process_is_taken_over_without_a_restart(
     await wait_until(lambda: fake.weights(*KEY)[0][0] == ("stable", 100), what="the rollback")
     record = await h.state.store.read(runbook_runs.get, dead)
     assert record is not None and record.status == "failed" and "interrupted" in record.result
+
+
+async def test_an_inhibited_alert_starts_no_automation(
+    make_harness: MakeHarness, k8s: tuple[FakeKubernetes, Callable[[], Kubernetes]]
+) -> None:
+    """Automations come after inhibition (docs/architecture.md): a warning muted by its service's
+    firing critical (the default inhibit rule) asks for no run, as a silenced one asks for none."""
+    _, kube = k8s
+    scale_up = {
+        **ROLLBACK,
+        "name": "scale-on-load",
+        "match": {"alertname": "HighLoad"},
+        "mode": "approve",
+        "params": {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"},
+    }
+    h = await make_harness({"automations": [scale_up]}, kube=kube)
+    await h.post_file(FIRING)  # critical, nutrition-service: the inhibition source
+    await h.post_file("am-highload-nutrition-service-firing.json")  # warning, same service and namespace
+    incidents = await (await h.client.get("/api/v1/incidents")).json()
+    (load,) = [i for i in incidents if i["labels"]["alertname"] == "HighLoad"]
+    assert load["suppressed_by"] and "inhibited" in load["suppressed_by"], load
+    assert await runs(h) == []

@@ -1,5 +1,7 @@
-"""Ingest stages decided from tables: muting (silences, inhibition) and the inhibition index, without
-HTTP or a database (the store read is a function over a list)."""
+"""Ingest stages decided from tables, without HTTP or a database (a store read is a function over a
+list), in the order an alert meets them: dedup, muting (silences, inhibition, and the inhibition
+index), routing, storm, correlation. Continue/flap is domain/flapping.py's (tests/unit/test_flapping.py),
+automation matching domain/automation.py's (tests/unit/test_automation.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,24 @@ import pytest
 
 from alertbot.domain.inhibit import InhibitRule, default_inhibit_rules
 from alertbot.domain.matchers import Matcher
-from alertbot.domain.models import Severity
+from alertbot.domain.models import AlertStatus, Severity
 from alertbot.domain.silence import Silence
-from alertbot.ingest.stages import InhibitMuter, SilenceMuter, first_muter
+from alertbot.ingest.routing import route_destinations
+from alertbot.ingest.stages import (
+    Arrival,
+    InhibitMuter,
+    SilenceMuter,
+    StormStep,
+    arrival,
+    first_muter,
+    mute_may_have_ended,
+    recent_changes,
+    storm_step,
+)
 from alertbot.ingest.view import InhibitionSources, Labels
+from alertbot.settings import parse_config
+from alertbot.settings_sections import StormConfig
+from alertbot.store.change_events import ChangeEvent
 from alertbot.store.incidents import IncidentRecord
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -28,6 +44,9 @@ def record(
     service: str = "checkout",
     namespace: str = "shop",
     status: str = "firing",
+    suppressed_by: str | None = None,
+    lead_id: int | None = None,
+    group_key: str = "g",
     **labels: str,
 ) -> IncidentRecord:
     return IncidentRecord(
@@ -45,9 +64,10 @@ def record(
         labels={"alertname": "HighErrorRate", "service": service, "namespace": namespace, **labels},
         annotations={},
         generator_url="",
-        group_key="g",
+        group_key=group_key,
         destinations=[],
-        suppressed_by=None,
+        suppressed_by=suppressed_by,
+        lead_id=lead_id,
         ends_at=None,
         created_at=NOW,
         updated_at=NOW,
@@ -57,6 +77,127 @@ def record(
 
 def matching(r: IncidentRecord) -> dict[str, str]:
     return {**r.labels, "severity": r.severity.value}
+
+
+ARRIVAL_CASES = [
+    # (the alert's status, what is stored for its fingerprint and startsAt, what the arrival is)
+    (AlertStatus.FIRING, None, Arrival.NEW),
+    (AlertStatus.RESOLVED, None, Arrival.NEW),  # a resolve never seen firing is stored, and resolved
+    (AlertStatus.FIRING, "firing", Arrival.REPEAT),
+    (AlertStatus.FIRING, "resolved", Arrival.LATE_COPY),
+    (AlertStatus.RESOLVED, "firing", Arrival.RESOLVE),
+    (AlertStatus.RESOLVED, "resolved", Arrival.REPEATED_RESOLVE),
+]
+
+
+@pytest.mark.parametrize(("status", "stored", "expected"), ARRIVAL_CASES)
+def test_dedup_from_a_table(status: AlertStatus, stored: str | None, expected: Arrival) -> None:
+    incident = None if stored is None else record(1, "warning", status=stored)
+    assert arrival(status, incident) is expected
+
+
+MUTE_AGAIN_CASES = [
+    (None, None, False),  # not muted: nothing to look at again
+    ("silence 3 by alice until 2026-12-01T13:00:00+00:00", None, True),
+    (INHIBITED, None, True),
+    ("flapping (incident 4)", 4, False),  # continues a chain: ends with it
+    ("storm 9: summarised with 12 alerts of its group (incident 5)", None, False),
+]
+
+
+@pytest.mark.parametrize(("suppressed_by", "lead_id", "expected"), MUTE_AGAIN_CASES)
+def test_a_repeat_of_a_muted_alert_is_decided_again_from_a_table(
+    suppressed_by: str | None, lead_id: int | None, expected: bool
+) -> None:
+    assert mute_may_have_ended(record(2, "warning", suppressed_by=suppressed_by, lead_id=lead_id)) is expected
+
+
+ROUTES = {
+    "receivers": ["pagerduty", "slack"],
+    "routes": [
+        {"matchers": ['severity="info"'], "receivers": ["slack"]},
+        {"matchers": ['team="data"'], "receivers": ["pagerduty"], "mode": "shadow", "continue": True},
+        {"matchers": ['team="data"'], "receivers": ["slack"]},
+    ],
+}
+ROUTING_CASES = [
+    # (config, the alert, enabled channels, live channels, shadow channels)
+    ({"routes": ROUTES}, record(1, "critical"), ["pagerduty", "slack"], ["pagerduty", "slack"], []),
+    ({"routes": ROUTES}, record(1, "info"), ["pagerduty", "slack"], ["slack"], []),
+    # PagerDuty not configured: the console stands in for it (and says so)
+    ({"routes": ROUTES}, record(1, "critical"), ["slack"], ["console", "slack"], []),
+    ({"routes": ROUTES}, record(1, "warning", team="data"), ["pagerduty", "slack"], ["slack"], ["pagerduty"]),
+    ({"routes": ROUTES, "mode": "shadow"}, record(1, "critical"), ["pagerduty", "slack"], [], ["pagerduty", "slack"]),
+]
+
+
+@pytest.mark.parametrize(("config", "incident", "enabled", "live", "shadow"), ROUTING_CASES)
+def test_routing_from_a_table(
+    config: dict[str, object], incident: IncidentRecord, enabled: list[str], live: list[str], shadow: list[str]
+) -> None:
+    dests, shadowed = route_destinations(parse_config(config), matching(incident), incident.severity, enabled)
+    assert sorted(d.channel for d in dests) == live
+    assert sorted(d.channel for d in shadowed) == shadow
+
+
+POLICY = StormConfig(threshold=3)
+STORM_CASES = [
+    # (policy, group key, group already in a storm, arrivals in the window, step)
+    (POLICY, "g", True, None, StormStep.JOIN),  # arrivals not even counted
+    (POLICY, "g", False, 4, StormStep.START),
+    (POLICY, "g", False, 3, None),  # at the threshold: not yet
+    (POLICY, "", False, 99, None),  # no group: never a storm
+    (None, "g", True, None, None),  # storm control off
+]
+
+
+@pytest.mark.parametrize(("policy", "group_key", "in_storm", "arrivals", "expected"), STORM_CASES)
+def test_storm_from_a_table(
+    policy: StormConfig | None, group_key: str, in_storm: bool, arrivals: int | None, expected: StormStep | None
+) -> None:
+    counted: list[int] = []
+
+    def count() -> int:
+        assert arrivals is not None, "arrivals counted when not needed"
+        counted.append(arrivals)
+        return arrivals
+
+    assert storm_step(policy, record(5, "warning", group_key=group_key), in_storm, count) is expected
+    assert len(counted) <= 1
+
+
+def change(change_id: int, minutes_before: float, *, service: str = "checkout", namespace: str = "shop") -> ChangeEvent:
+    return ChangeEvent(
+        id=change_id,
+        kind="deployment",
+        service=service,
+        namespace=namespace,
+        version="1.4.3",
+        actor="deploy-bot",
+        description="",
+        timestamp=NOW - timedelta(minutes=minutes_before),
+        event_id=None,
+        links=[],
+        source="api",
+        created_at=NOW,
+    )
+
+
+CORRELATION_CASES = [
+    # (changes of the service, the alert, ids of the correlated changes, newest first)
+    ([change(1, 3)], record(9, "warning"), [1]),
+    ([change(1, 3), change(2, 1)], record(9, "critical"), [2, 1]),
+    ([change(1, 90)], record(9, "warning"), []),  # before the lookback (1 h)
+    ([change(1, -2)], record(9, "warning"), []),  # after the alert started
+    ([change(1, 3, namespace="other")], record(9, "warning"), []),
+    ([change(1, 3)], record(9, "info"), []),  # info alerts are not correlated
+]
+
+
+@pytest.mark.parametrize(("changes", "incident", "expected"), CORRELATION_CASES)
+def test_correlation_from_a_table(changes: list[ChangeEvent], incident: IncidentRecord, expected: list[int]) -> None:
+    found = recent_changes(incident, lambda service: [c for c in changes if c.service == service], timedelta(hours=1))
+    assert [c.id for c in found] == expected
 
 
 class FakeStore:
