@@ -35,7 +35,7 @@ from alertbot.runbooks.automations import automation_target_problem
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import target_refusal
-from alertbot.settings import Config, load_config, load_secrets
+from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
 from alertbot.settings_sections import AutomationConfig
 from alertbot.store import decisions as decision_repo
 from alertbot.store.decisions import Decision
@@ -80,7 +80,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port (default: server.port, 8080; 0 = any free).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run the daemon until SIGTERM/SIGINT, then drain gracefully."""
+    """Run the daemon until SIGTERM/SIGINT, then drain gracefully. SIGHUP reloads the config file."""
     cfg = load(config)
     try:
         secrets = load_secrets(cfg)
@@ -92,7 +92,13 @@ def serve(
         check_exposure(cfg, secrets, host or cfg.server.host)  # fail closed on a network address
         with sole_owner(cfg.storage.database_url()):  # one serving process per SQLite file
             asyncio.run(
-                run_server(cfg, secrets, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
+                run_server(
+                    cfg,
+                    secrets,
+                    host=host or cfg.server.host,
+                    port=cfg.server.port if port is None else port,
+                    config_path=config_path_from_env(config),
+                )
             )
     except AlertbotError as exc:
         fail(exc)

@@ -112,3 +112,11 @@ class RunbookUsageError(RunbookError):
     code = "runbook_invalid"
     http_status = 400
     exit_code = 2
+
+
+class ReloadRefused(ConfigError):
+    """A reload that was not applied (the running config stays in force): the new file does not
+    validate, its runbooks do not load, or it changes what only a restart applies."""
+
+    code = "reload_refused"
+    http_status = 400

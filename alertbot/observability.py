@@ -138,6 +138,17 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
             registry=r,
         )
+        # As Alertmanager and Prometheus name theirs.
+        self.config_reload_successful = Gauge(
+            "alertbot_config_last_reload_successful",
+            "Whether the last config reload succeeded (1) or not (0).",
+            registry=r,
+        )
+        self.config_reload_success_time = Gauge(
+            "alertbot_config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully (start or reload), Unix time.",
+            registry=r,
+        )
         self.runbook_runs = Counter(
             "alertbot_runbook_runs", "Runbook runs by runbook and outcome.", ["runbook", "outcome"], registry=r
         )

@@ -20,7 +20,7 @@ from alertbot.runbooks.automations import AutomationRunner
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.settings import Config, Secrets, parse_config
 from alertbot.slack.commands import SlackCommands
-from alertbot.web.app import create_app
+from alertbot.web.app import create_app, utcnow
 from alertbot.web.state import STATE, AppState, Clock
 from tests import postgres
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
@@ -151,13 +151,12 @@ async def make_harness(aiohttp_client: AiohttpClient, db_url: str) -> MakeHarnes
         data = {"storage": {"url": db_url}, "runbooks": {"dir": str(ROOT / "runbooks")}, **(config or {})}
         cfg = parse_config(data)
         sink = console or ConsoleSink()
-        extra = {"clock": clock} if clock is not None else {}
         resolved = secrets(**(secret_values or {}))
         if named_pagerduty_keys:
             resolved = resolved.model_copy(
                 update={"pagerduty_routing_keys": {k: SecretStr(v) for k, v in named_pagerduty_keys.items()}}
             )
-        app = create_app(cfg, resolved, console_stream=sink, notifiers=notifiers, kube=kube, **extra)
+        app = create_app(cfg, resolved, clock=clock or utcnow, console_stream=sink, notifiers=notifiers, kube=kube)
         client = await aiohttp_client(app)
         return Harness(client, sink, cfg)
 

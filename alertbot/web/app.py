@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 import aiohttp
@@ -15,10 +15,9 @@ import structlog
 from aiohttp import web
 
 from alertbot import __version__
-from alertbot.bootstrap import kube_factory, make_executor, make_services
+from alertbot.bootstrap import kube_factory
 from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
-from alertbot.errors import AlertbotError
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
@@ -27,20 +26,15 @@ from alertbot.notify.retry import RetryPolicy
 from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
-from alertbot.pipeline import Pipeline, enabled_channels
-from alertbot.runbooks.automations import AutomationRunner, automation_target_problem
 from alertbot.runbooks.k8s import Kubernetes
-from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import Config, Secrets
-from alertbot.slack.announce import SilenceAnnouncer
-from alertbot.slack.commands import SlackCommands
-from alertbot.slack.groups import GroupMembers
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
 from alertbot.store.retention import RetentionJob, RetentionPolicy
 from alertbot.web.middlewares import error_middleware
 from alertbot.web.routes import setup_routes
+from alertbot.web.runtime import Reloader, start_runtime
 from alertbot.web.state import STATE, AppState, Clock
 
 log = structlog.get_logger("alertbot.app")
@@ -51,23 +45,6 @@ READ_BUFFER_BYTES = 64 * 1024
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run ``job`` every ``seconds`` until cancelled; a failing pass is logged and the next one runs."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except AlertbotError as exc:
-            log.warning(f"{name}_failed", error=exc.message)
-        except Exception as exc:  # keep going: the next pass may succeed
-            log.error(f"{name}_failed", error=repr(exc))
-
-
-def _heartbeat_every(max_interval: timedelta) -> float:
-    """Look for an overdue Watchdog a few times per interval (between 1 s and 1 min apart)."""
-    return min(max(max_interval.total_seconds() / 4, 1.0), 60.0)
 
 
 def build_notifiers(
@@ -118,78 +95,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         scrub=state.secrets.scrub,
     )
     kube = state.kube or kube_factory(config)
-    executor = make_executor(config, store, clock=state.clock, kube=kube, metrics=state.metrics)
-    runbooks = load_runbooks(config.runbooks.dir)
-    unsafe = automation_target_problem(config.automations, runbooks)
-    if unsafe is not None:  # its runs are rejected (see Executor); check-config refuses such a config
-        log.warning("automation_without_targets", problem=unsafe)
-    state.automations = AutomationRunner(store, executor, runbooks)
-    slack_client = (
-        make_slack_client(session, state.secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
-        if state.secrets.slack_bot_token is not None
-        else None
-    )
-    state.services = make_services(
-        config,
-        store,
-        executor,
-        runbooks,
-        clock=state.clock,
-        members=GroupMembers(slack_client, state.clock),
-        announce=SilenceAnnouncer(slack_client, config.slack.channels.critical),
-        on_enqueued=state.dispatcher.wake,
-    )
-    state.slack = SlackCommands(
-        store=store,
-        roles=state.services.roles,
-        silences=state.services.silences,
-        incident_actions=state.services.incidents,
-        approvals=state.services.approvals,
-        clock=state.clock,
-        session=session,
-        client=slack_client,
-        lookback=config.correlation.lookback,
-    )
-    pipeline = Pipeline(
-        config,
-        store,
-        enabled_channels=enabled_channels(state.notifiers),
-        metrics=state.metrics,
-        clock=state.clock,
-        dispatcher=state.dispatcher,
-        run_automations=state.automations.submit,
-    )
-    pipeline.start()
+    runtime = await start_runtime(config, state, store, session, kube, recover=True)
     await state.dispatcher.start()
-    await executor.warm_up()
-    await state.automations.start()
-    watchdog = (
-        asyncio.create_task(
-            _every(_heartbeat_every(config.heartbeat.max_interval), pipeline.check_heartbeat, "heartbeat_check"),
-            name="heartbeat",
-        )
-        if config.heartbeat is not None
-        else None
+    runtime.install(state)
+    state.reloader = Reloader(
+        state,
+        state.config_path,
+        lambda new: start_runtime(new, state, store, session, kube, recover=False),
+        runtime,
     )
     retention = _retention(config, store, state.clock)
-    # Only automations raise approvals that an alert's resolve can cancel.
-    sweep = (
-        asyncio.create_task(
-            _every(
-                max(config.outbox.poll_interval.total_seconds(), 0.5),
-                state.slack.cancel_resolved_approvals,
-                "approval_sweep",
-            ),
-            name="approval-sweep",
-        )
-        if any(a.mode == "approve" for a in config.automations)
-        else None
-    )
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
     state.readiness = StoreHealth(store)
-    state._store, state._pipeline = store, pipeline
+    state._store = store
     try:
         yield
     finally:
@@ -197,19 +117,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await retention.stop()
         if kube_watch is not None:
             await kube_watch.stop()
-        if sweep is not None:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
-        state._pipeline = None
         state.readiness = None
-        await pipeline.stop()  # commit what was accepted
-        await state.slack.stop()
-        await state.automations.stop()  # let runbook runs in progress finish (bounded)
+        reloader, state.reloader = state.reloader, None
+        state._pipeline = None
+        await reloader.running.stop()  # commit what was accepted; let runbook runs finish
         await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
         state._store = None
         await session.close()
@@ -253,6 +164,7 @@ def create_app(
     console_stream: TextIO | None = None,
     notifiers: dict[str, Notifier] | None = None,
     kube: Callable[[], Kubernetes] | None = None,
+    config_path: Path | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
     app[STATE] = AppState(
@@ -263,6 +175,7 @@ def create_app(
         notifiers=dict(notifiers or {}),
         console_stream=console_stream,
         kube=kube,
+        config_path=config_path,
         slack_verifier=SlackVerifier(secrets.slack_signing_secret),
         body_slots=asyncio.Semaphore(config.webhook.max_concurrent_bodies),
     )
@@ -304,9 +217,10 @@ def app_runner(app: web.Application, config: Config) -> web.AppRunner:
     )
 
 
-async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> None:
-    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit."""
-    app = create_app(config, secrets)
+async def serve(config: Config, secrets: Secrets, *, host: str, port: int, config_path: Path | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit.
+    SIGHUP reloads the config file (web/runtime.py)."""
+    app = create_app(config, secrets, config_path=config_path)
     runner = app_runner(app, config)
     await runner.setup()
     try:
@@ -320,6 +234,16 @@ async def serve(config: Config, secrets: Secrets, *, host: str, port: int) -> No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[str | None]] = set()
+
+        def reload() -> None:
+            reloader = app[STATE].reloader
+            if reloader is not None:
+                task = asyncio.create_task(reloader.reload("SIGHUP"), name="reload")
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         await stop.wait()
         log.info("draining")
     finally:

@@ -7,7 +7,7 @@ import contextlib
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alertbot.errors import AlertbotError, Unauthorized
+from alertbot.errors import AlertbotError, ReloadRefused, StoreUnavailable, Unauthorized
 from alertbot.store import outbox
 from alertbot.web.checks import app_state, require_bearer
 from alertbot.web.state import AppState
@@ -48,3 +48,16 @@ async def metrics(request: web.Request) -> web.Response:
         state.metrics.outbox_pending.set(await state.store.read(outbox.pending_count))
     body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def reload_config(request: web.Request) -> web.Response:
+    """POST /-/reload (API token): read the config file and the runbooks again (web/runtime.py).
+    200 when applied; 400 with the reason when refused (the running config stays in force)."""
+    state = app_state(request)
+    require_bearer(request, state.secrets.api_token)
+    if state.reloader is None:
+        raise StoreUnavailable("alertbot is starting")
+    refused = await state.reloader.reload(f"POST /-/reload from {request.remote}")
+    if refused is not None:
+        raise ReloadRefused(f"reload refused, the running config is kept: {refused}")
+    return web.json_response({"status": "reloaded"})

@@ -15,7 +15,7 @@ from alertbot.web.api import (
     list_silences,
     post_event,
 )
-from alertbot.web.health import healthz, metrics, readyz
+from alertbot.web.health import healthz, metrics, readyz, reload_config
 from alertbot.web.slack_endpoints import slack_commands, slack_interactions
 from alertbot.web.webhook import WEBHOOK_PATH, webhook_alertmanager
 
@@ -25,6 +25,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/-/reload", reload_config)
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
     app.router.add_get("/api/v1/incidents/{incident_id}/timeline", get_timeline)

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
@@ -23,6 +24,9 @@ from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store
 from alertbot.store.health import StoreHealth
+
+if TYPE_CHECKING:
+    from alertbot.web.runtime import Reloader
 
 Clock = Callable[[], datetime]
 
@@ -45,6 +49,8 @@ class AppState:
     kube: Callable[[], Kubernetes] | None = None
     body_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
     readiness: StoreHealth | None = None  # can the store commit? (/readyz)
+    config_path: Path | None = None  # the file a reload reads again
+    reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
 
     @property
     def started(self) -> bool:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +21,6 @@ from alertbot.store.engine import Store
 from tests.helpers import payload_json
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/alertbot.db")
-    yield store
-    await store.close()
 
 
 @pytest.fixture

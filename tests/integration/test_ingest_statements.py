@@ -4,12 +4,9 @@ once per alert or per group, so the cost of a batch of N alerts does not carry N
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from alertbot.domain.parse import parse_webhook
@@ -20,13 +17,6 @@ from alertbot.store.engine import Store
 from tests.helpers import payload_json
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/alertbot.db")
-    yield store
-    await store.close()
 
 
 def group_payload(group: int) -> bytes:

@@ -4,23 +4,13 @@ rows in id order (no sort of every due row), the next wake-up the first pending 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from alertbot.store import incidents, outbox
 from alertbot.store.engine import Store
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{tmp_path}/alertbot.db")
-    yield store
-    await store.close()
 
 
 def plans(store: Store) -> dict[str, list[str]]:
