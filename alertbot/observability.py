@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import platform
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -16,6 +17,8 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from alertbot import __version__
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape
 
@@ -153,3 +156,30 @@ class Metrics:
             "alertbot_runbook_runs", "Runbook runs by runbook and outcome.", ["runbook", "outcome"], registry=r
         )
         self.outbox_pending = Gauge("alertbot_outbox_pending", "Notifications waiting in the outbox.", registry=r)
+        # Read from the store at each scrape (store/figures.py, web/health.py).
+        self.outbox_oldest_age = Gauge(
+            "alertbot_outbox_oldest_pending_age_seconds",
+            "How long the oldest notification waiting for this channel has waited (held resolves not counted).",
+            ["channel"],
+            registry=r,
+        )
+        self.incidents_firing = Gauge(
+            "alertbot_incidents_firing", "Firing incidents by severity.", ["severity"], registry=r
+        )
+        for severity in ("critical", "warning", "info"):
+            self.incidents_firing.labels(severity)
+        self.watchdog_last_seen = Gauge(
+            "alertbot_watchdog_last_seen_timestamp_seconds",
+            "When the Watchdog (heartbeat.alertname) last arrived, Unix time; absent without heartbeat.",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "alertbot_ready", "1 when the store can commit a webhook now (as /readyz), else 0.", registry=r
+        )
+        self.build_info = Gauge(
+            "alertbot_build_info",
+            "alertbot's version and Python's, as labels; always 1.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)

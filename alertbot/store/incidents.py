@@ -335,3 +335,14 @@ def list_incidents(conn: Connection, *, status: str | None = None, limit: int = 
 def get(conn: Connection, incident_id: int) -> IncidentRecord | None:
     row = conn.execute(_GET, {"iid": incident_id}).first()
     return _record(row) if row is not None else None
+
+
+_FIRING_BY_SEVERITY = (
+    sa.select(incidents.c.severity, sa.func.count())
+    .where(incidents.c.status == "firing")  # ix_incidents_status (status, severity): the index alone
+    .group_by(incidents.c.severity)
+)
+
+
+def firing_by_severity(conn: Connection) -> dict[str, int]:
+    return {str(severity): int(count) for severity, count in conn.execute(_FIRING_BY_SEVERITY)}

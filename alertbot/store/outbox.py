@@ -318,6 +318,18 @@ def pending_count(conn: Connection) -> int:
     return int((conn.execute(sa.select(sa.func.count()).select_from(outbox).where(_PENDING))).scalar_one())
 
 
+_OLDEST_PENDING = (
+    sa.select(outbox.c.channel, sa.func.min(outbox.c.created_at))  # min() keeps the column's UTC type
+    .where(_PENDING, outbox.c.hold.is_(None))  # a held resolve waits on purpose: not a backlog
+    .group_by(outbox.c.channel)
+)
+
+
+def oldest_pending(conn: Connection) -> dict[str, datetime]:
+    """Channel → when its oldest notification still waiting to be sent was queued."""
+    return {channel: queued for channel, queued in conn.execute(_OLDEST_PENDING)}
+
+
 def for_incident(conn: Connection, incident_id: int) -> list[Delivery]:
     rows = conn.execute(
         sa.select(

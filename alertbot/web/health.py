@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alertbot.errors import AlertbotError, ReloadRefused, StoreUnavailable, Unauthorized
-from alertbot.store import outbox
+from alertbot.store import figures
 from alertbot.web.checks import app_state, require_bearer
 from alertbot.web.state import AppState
 
@@ -44,9 +44,23 @@ def _holds_api_token(request: web.Request, state: AppState) -> bool:
 
 async def metrics(request: web.Request) -> web.Response:
     state = app_state(request)
-    with contextlib.suppress(AlertbotError):  # keep the last known value; /readyz reports the store
-        state.metrics.outbox_pending.set(await state.store.read(outbox.pending_count))
-    body = generate_latest(state.metrics.registry)
+    m = state.metrics
+    readiness = state.readiness
+    ready = readiness is not None and state.started and await readiness.check() is None
+    m.ready.set(1 if ready else 0)
+    heartbeat = state.config.heartbeat
+    with contextlib.suppress(AlertbotError):  # keep the last known values; alertbot_ready says why not
+        found = await state.store.read(figures.read, heartbeat.alertname if heartbeat is not None else None)
+        now = state.clock()
+        m.outbox_pending.set(found.pending)
+        for channel in {*state.notifiers, *found.oldest_pending}:
+            queued = found.oldest_pending.get(channel)
+            m.outbox_oldest_age.labels(channel).set(max((now - queued).total_seconds(), 0) if queued else 0)
+        for severity in ("critical", "warning", "info"):
+            m.incidents_firing.labels(severity).set(found.firing.get(severity, 0))
+        if found.watchdog_last_seen is not None:
+            m.watchdog_last_seen.set(found.watchdog_last_seen.timestamp())
+    body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
