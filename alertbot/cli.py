@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from alertbot import policy_tests
+from alertbot import __version__, policy_tests
 from alertbot.bootstrap import enabled_channel_names
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
@@ -31,7 +31,7 @@ from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
 from alertbot.pipeline import plan_routing
-from alertbot.runbooks.automations import automation_target_problem
+from alertbot.runbooks.automations import automation_problem
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import target_refusal
@@ -53,6 +53,21 @@ routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
 app.add_typer(routes_app, name="routes")
 app.add_typer(silence_app, name="silence")
 app.add_typer(runbook_app, name="runbook")
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"alertbot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks."""
 
 
 def _read_payload(path: Path) -> list[Alert]:
@@ -103,7 +118,8 @@ def serve(
     except AlertbotError as exc:
         fail(exc)
     except OSError as exc:
-        fail(AlertbotError(f"cannot listen on {host or cfg.server.host}:{port}: {exc.strerror}"))
+        listen = f"{host or cfg.server.host}:{cfg.server.port if port is None else port}"
+        fail(AlertbotError(f"cannot listen on {listen}: {exc.strerror}"))
 
 
 @app.command("check-config")
@@ -115,15 +131,9 @@ def check_config(file: Annotated[Path, typer.Argument(help="Config file to valid
         runbooks = load_runbooks(cfg.runbooks.dir)
     except AlertbotError as exc:
         fail(exc)
-    for index, automation in enumerate(cfg.automations):
-        if automation.runbook not in runbooks:
-            fail(
-                ConfigError(
-                    f"{file}: automations[{index}].runbook: no runbook {automation.runbook!r} in "
-                    f"{cfg.runbooks.dir} (have: {', '.join(sorted(runbooks)) or 'none'})"
-                )
-            )
-    problem = automation_target_problem(cfg.automations, runbooks)
+    if not cfg.runbooks.dir.is_dir() and ("dir" in cfg.runbooks.model_fields_set or cfg.automations):
+        fail(ConfigError(f"{file}: runbooks.dir: {cfg.runbooks.dir} is not a directory"))
+    problem = automation_problem(cfg.automations, runbooks, cfg.runbooks.dir)
     if problem is not None:
         fail(ConfigError(f"{file}: {problem}"))
     typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -96,6 +97,32 @@ def request_runs(
         )
         requests.append(RunRequest(run_id, automation.runbook, status))
     return requests
+
+
+def automation_problem(
+    automations: list[AutomationConfig], runbooks: Mapping[str, Runbook], runbooks_dir: Path
+) -> str | None:
+    """What would make an automation's runs fail or be rejected, found before any alert: a runbook
+    that is not loaded, a param the runbook does not declare, a required one not given, a target
+    taken from alert labels without ``targets`` (check-config refuses the config; the daemon logs it)."""
+    for index, automation in enumerate(automations):
+        runbook = runbooks.get(automation.runbook)
+        if runbook is None:
+            return (
+                f"automations[{index}].runbook: no runbook {automation.runbook!r} in {runbooks_dir} "
+                f"(have: {', '.join(sorted(runbooks)) or 'none'})"
+            )
+        declared = [p.name for p in runbook.params]
+        unknown = sorted(set(automation.params) - set(declared))
+        if unknown:
+            return (
+                f"automations[{index}].params: unknown param {', '.join(unknown)} "
+                f"(runbook {runbook.name} takes {', '.join(declared) or 'none'})"
+            )
+        for param in runbook.params:
+            if param.required and not param.default and not automation.params.get(param.name):
+                return f"automations[{index}].params: param {param.name} is required by runbook {runbook.name}"
+    return automation_target_problem(automations, runbooks)
 
 
 def automation_target_problem(automations: list[AutomationConfig], runbooks: Mapping[str, Runbook]) -> str | None:

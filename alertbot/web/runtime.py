@@ -31,7 +31,7 @@ from alertbot.bootstrap import Services, make_executor, make_services
 from alertbot.errors import AlertbotError, ConfigError
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.pipeline import Pipeline, enabled_channels
-from alertbot.runbooks.automations import AutomationRunner, automation_target_problem
+from alertbot.runbooks.automations import AutomationRunner, automation_problem
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import Config, load_config
@@ -116,9 +116,9 @@ async def start_runtime(
     assert dispatcher is not None
     executor = make_executor(config, store, clock=state.clock, kube=kube, metrics=state.metrics)
     runbooks = await asyncio.to_thread(load_runbooks, config.runbooks.dir)
-    unsafe = automation_target_problem(config.automations, runbooks)
-    if unsafe is not None:  # its runs are rejected (see Executor); check-config refuses such a config
-        log.warning("automation_without_targets", problem=unsafe)
+    problem = automation_problem(config.automations, runbooks, config.runbooks.dir)
+    if problem is not None:  # its runs fail or are rejected (see Executor); check-config refuses it
+        log.warning("automation_misconfigured", problem=problem)
     automations = AutomationRunner(store, executor, runbooks)
     token = state.secrets.slack_bot_token
     slack_client = make_slack_client(session, token.get_secret_value(), config.slack.api_url) if token else None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from alertbot import __version__
 from tests.helpers import PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,3 +203,50 @@ def test_policy_test_mismatch_exits_1_and_says_why(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("tests: [{name: x, payload: y.json, expect: {severity: urgent}}]\n")
     assert run("test", str(bad)).returncode == 2
+
+
+def test_check_config_refuses_automations_the_daemon_would_fail(tmp_path: Path) -> None:
+    """check-config checks an automation's params against its runbook as a run would: an unknown
+    param, or a required one it does not give, exits 2 with the key path; a runbooks.dir that does
+    not exist is an error, not "0 runbooks"."""
+    config = tmp_path / "c.yaml"
+    automation = {
+        "name": "rollback",
+        "runbook": "emergency-rollback",
+        "targets": ["ai-nutritionist/*"],
+        "params": {"namespace": "{{ labels.namespace }}", "virtualservice": "{{ labels.virtualservice }}"},
+    }
+    good = {"runbooks": {"dir": str(ROOT / "runbooks")}, "automations": [automation]}
+    config.write_text(json.dumps(good))
+    assert run("check-config", str(config)).returncode == 0
+
+    unknown = {**automation, "params": {**automation["params"], "virtual_service": "x"}}  # type: ignore[dict-item]
+    config.write_text(json.dumps({**good, "automations": [unknown]}))
+    result = run("check-config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "automations[0].params: unknown param virtual_service" in result.stderr
+
+    missing = {**automation, "params": {"namespace": "ai-nutritionist"}}
+    config.write_text(json.dumps({**good, "automations": [missing]}))
+    result = run("check-config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "automations[0].params: param virtualservice is required" in result.stderr
+
+    config.write_text(json.dumps({"runbooks": {"dir": str(tmp_path / "nonexistent")}}))
+    result = run("check-config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert f"runbooks.dir: {tmp_path / 'nonexistent'} is not a directory" in result.stderr
+
+
+def test_version_and_a_taken_port_are_reported_plainly(tmp_path: Path) -> None:
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"alertbot {__version__}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "c.yaml"
+        config.write_text(json.dumps({"server": {"port": port}, "storage": {"url": f"sqlite:///{tmp_path}/a.db"}}))
+        result = run("serve", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
