@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from alertbot import __version__
 from tests.conftest import ROOT, MakeHarness
-from tests.e2e.procs import REQUIRE_E2E
+from tests.e2e.procs import real_binary
 from tests.fakes.notifiers import ScriptedNotifier
 from tests.helpers import wait_until
 from tests.integration.test_heartbeat import WATCHDOG
@@ -75,13 +73,7 @@ async def test_metrics_show_build_firing_incidents_backlog_age_watchdog_and_read
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    message = "promtool not found (apt-get install prometheus)"
-    if REQUIRE_E2E:
-        pytest.fail(message + "; ALERTBOT_REQUIRE_E2E=1 forbids skipping")
-    pytest.skip(message)
+    return real_binary("promtool", package="prometheus")
 
 
 def test_the_rules_pass_promtool_and_their_unit_tests() -> None:
