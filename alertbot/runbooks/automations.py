@@ -112,16 +112,8 @@ def automation_problem(
                 f"automations[{index}].runbook: no runbook {automation.runbook!r} in {runbooks_dir} "
                 f"(have: {', '.join(sorted(runbooks)) or 'none'})"
             )
-        declared = [p.name for p in runbook.params]
-        unknown = sorted(set(automation.params) - set(declared))
-        if unknown:
-            return (
-                f"automations[{index}].params: unknown param {', '.join(unknown)} "
-                f"(runbook {runbook.name} takes {', '.join(declared) or 'none'})"
-            )
-        for param in runbook.params:
-            if param.required and not param.default and not automation.params.get(param.name):
-                return f"automations[{index}].params: param {param.name} is required by runbook {runbook.name}"
+        if (problem := runbook.param_names_problem(automation.params)) is not None:
+            return f"automations[{index}].params: {problem}"
     return automation_target_problem(automations, runbooks)
 
 

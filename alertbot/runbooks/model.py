@@ -6,6 +6,7 @@ Step fields may use ``{{ params.NAME }}``; they are filled in, and checked, befo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -161,20 +162,27 @@ class Runbook(_Strict):
                         raise ValueError(f"steps[{index}].{field}: uses undeclared param {ref!r}")
         return self
 
-    def resolve_params(self, given: dict[str, str]) -> dict[str, str]:
-        """Declared params with defaults applied; unknown, missing or malformed ones raise ValueError."""
-        declared = {p.name: p for p in self.params}
+    def param_names_problem(self, given: Mapping[str, str]) -> str | None:
+        """An unknown param, or a required one given empty or not at all (values are not checked:
+        an automation's may still be label templates). ``resolve_params`` and check-config share it."""
+        declared = [p.name for p in self.params]
         unknown = sorted(set(given) - set(declared))
         if unknown:
-            raise ValueError(
-                f"unknown param {', '.join(unknown)} (runbook {self.name} takes {', '.join(declared) or 'none'})"
-            )
+            return f"unknown param {', '.join(unknown)} (runbook {self.name} takes {', '.join(declared) or 'none'})"
+        for param in self.params:
+            if param.required and not given.get(param.name, param.default):
+                return f"param {param.name} is required"
+        return None
+
+    def resolve_params(self, given: dict[str, str]) -> dict[str, str]:
+        """Declared params with defaults applied; unknown, missing or malformed ones raise ValueError."""
+        if (problem := self.param_names_problem(given)) is not None:
+            raise ValueError(problem)
         out: dict[str, str] = {}
-        for name, param in declared.items():
+        for param in self.params:
+            name = param.name
             value = given.get(name, param.default)
             if value is None or value == "":
-                if param.required:
-                    raise ValueError(f"param {name} is required")
                 out[name] = ""  # declared, optional, empty: steps may test it (skip_unless)
                 continue
             if param.type != "string" and (why := check_typed(param.type, value)) is not None:
