@@ -42,17 +42,21 @@ class Storms:
         self, incident: IncidentRecord, payload: WebhookPayload, dests: list[Destination]
     ) -> storm_repo.Storm | None:
         """The storm this new alert belongs to, joining or starting one; None when there is no storm."""
-        policy = self._policy
-        dest_json = [d.to_json() for d in dests]
         storm = self._view.storm(incident.group_key)
         step = storm_step(
-            policy, incident, storm is not None, lambda: self._view.arrivals_in_window(incident.group_key, incident.id)
+            self._policy,
+            incident,
+            storm is not None,
+            lambda: self._view.arrivals_in_window(incident.group_key, incident.id),
         )
+        if step is None:
+            return None
+        dest_json = [d.to_json() for d in dests]
         if step is StormStep.JOIN:
             assert storm is not None
             storm = storm_repo.joined(storm, dest_json)
             self._joined[storm.id] += 1
-        elif step is StormStep.START:
+        else:
             log.warning("alert_storm_started", group_key=incident.group_key, anchor_incident_id=incident.id)
             storm = storm_repo.start(
                 self._writer.conn,
@@ -62,9 +66,8 @@ class Storms:
                 destinations=dest_json,
                 now=self._now,
             )
-        if storm is not None:
-            self._view.storm_changed(storm)
-            self._pending[storm.id] = storm
+        self._view.storm_changed(storm)
+        self._pending[storm.id] = storm
         return storm
 
     def write(self, storm_id: int | None = None) -> None:
