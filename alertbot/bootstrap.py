@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from alertbot.observability import Metrics
@@ -13,6 +12,7 @@ from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.prometheus import Prometheus
+from alertbot.services import Services
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import GroupMembers, Roles
@@ -59,16 +59,6 @@ def make_executor(
         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None,
         automations=config.automations,
     )
-
-
-@dataclass(frozen=True)
-class Services:
-    """The policy layer as one process uses it."""
-
-    roles: Roles
-    silences: SilenceService
-    incidents: IncidentService
-    approvals: ApprovalService
 
 
 async def _nobody(group: str) -> set[str]:

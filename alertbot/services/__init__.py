@@ -4,3 +4,22 @@ Slack, the HTTP API and the CLI are thin adapters over these services: silences 
 one set of limits), incident actions (ack / resolve), runbook approvals (who, how many, how long,
 what exactly) and the roles behind them. Adapters never decide who may do what themselves.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alertbot.services.approvals import ApprovalService
+from alertbot.services.incidents import IncidentService
+from alertbot.services.roles import Roles
+from alertbot.services.silences import SilenceService
+
+
+@dataclass(frozen=True)
+class Services:
+    """The policy layer as one process uses it (built by ``bootstrap.make_services``)."""
+
+    roles: Roles
+    silences: SilenceService
+    incidents: IncidentService
+    approvals: ApprovalService

@@ -21,10 +21,8 @@ from alertbot.domain.jsontypes import SlackPayload
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
-from alertbot.services.approvals import ApprovalService
-from alertbot.services.incidents import IncidentService
-from alertbot.services.roles import Action, Actor, Forbidden, Roles
-from alertbot.services.silences import SilenceService
+from alertbot.services import Services
+from alertbot.services.roles import Action, Actor, Forbidden
 from alertbot.slack.common import Background, SlackMessage, ephemeral, not_an_incident_id, proposal_message
 from alertbot.slack.interactions import Interactions
 from alertbot.store import incidents
@@ -64,29 +62,23 @@ class SlackCommands:
         self,
         *,
         store: Store,
-        roles: Roles,
-        silences: SilenceService,
-        incident_actions: IncidentService,
-        approvals: ApprovalService,
+        services: Services,
         clock: Callable[[], datetime],
         session: aiohttp.ClientSession,
         client: AsyncWebClient | None = None,
         lookback: timedelta = timedelta(minutes=30),
     ) -> None:
         self._store = store
-        self._roles = roles
-        self._silences = silences
-        self._incidents = incident_actions
-        self._approvals = approvals
+        self._roles = services.roles
+        self._silences = services.silences
+        self._incidents = services.incidents
+        self._approvals = services.approvals
         self._clock = clock
         self._lookback = lookback
         self.background = Background(session)
         self.interactions = Interactions(
             store=store,
-            roles=roles,
-            silences=silences,
-            incident_actions=incident_actions,
-            approvals=approvals,
+            services=services,
             background=self.background,
             client=client,
             plan=self.plan_for_approval,

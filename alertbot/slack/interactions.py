@@ -18,10 +18,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
-from alertbot.services.approvals import ApprovalService, Verdict, incident_of
-from alertbot.services.incidents import IncidentService
-from alertbot.services.roles import Action, Actor, Forbidden, Roles
-from alertbot.services.silences import SilenceService
+from alertbot.services import Services
+from alertbot.services.approvals import Verdict, incident_of
+from alertbot.services.roles import Action, Actor, Forbidden
 from alertbot.slack.common import Background, SlackMessage, ephemeral, not_an_incident_id, proposal_message
 from alertbot.store import change_events, incidents, slack_messages
 from alertbot.store.engine import Store
@@ -47,19 +46,16 @@ class Interactions:
         self,
         *,
         store: Store,
-        roles: Roles,
-        silences: SilenceService,
-        incident_actions: IncidentService,
-        approvals: ApprovalService,
+        services: Services,
         background: Background,
         client: AsyncWebClient | None,
         plan: PlanForApproval,
     ) -> None:
         self._store = store
-        self._roles = roles
-        self._silences = silences
-        self._incidents = incident_actions
-        self._approvals = approvals
+        self._roles = services.roles
+        self._silences = services.silences
+        self._incidents = services.incidents
+        self._approvals = services.approvals
         self._background = background
         self._client = client
         self._plan = plan

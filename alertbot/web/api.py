@@ -9,9 +9,9 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alertbot.bootstrap import Services
 from alertbot.domain.route import MatcherField
 from alertbot.errors import NotFound, PayloadError, StoreUnavailable
+from alertbot.services import Services
 from alertbot.services.roles import Actor, Source
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox, rejected_alerts
 from alertbot.store import silences as silence_repo

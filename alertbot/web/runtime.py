@@ -27,13 +27,14 @@ from pathlib import Path
 import aiohttp
 import structlog
 
-from alertbot.bootstrap import Services, make_executor, make_services
+from alertbot.bootstrap import make_executor, make_services
 from alertbot.errors import AlertbotError, ConfigError
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.pipeline import Pipeline, enabled_channels
 from alertbot.runbooks.automations import AutomationRunner, automation_problem
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.loader import load_runbooks
+from alertbot.services import Services
 from alertbot.settings import Config, load_config
 from alertbot.slack.announce import SilenceAnnouncer
 from alertbot.slack.commands import SlackCommands
@@ -134,10 +135,7 @@ async def start_runtime(
     )
     slack = SlackCommands(
         store=store,
-        roles=services.roles,
-        silences=services.silences,
-        incident_actions=services.incidents,
-        approvals=services.approvals,
+        services=services,
         clock=state.clock,
         session=session,
         client=slack_client,

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
-from alertbot.bootstrap import Services
 from alertbot.errors import StoreUnavailable
 from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
@@ -19,6 +18,7 @@ from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline
 from alertbot.runbooks.automations import AutomationRunner
 from alertbot.runbooks.k8s import Kubernetes
+from alertbot.services import Services
 from alertbot.settings import Config, Secrets
 from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
