@@ -136,7 +136,7 @@ def check_config(file: Annotated[Path, typer.Argument(help="Config file to valid
     problem = automation_problem(cfg.automations, runbooks, cfg.runbooks.dir)
     if problem is not None:
         fail(ConfigError(f"{file}: {problem}"))
-    typer.echo(f"{file}: ok ({len(runbooks)} runbooks)")
+    typer.echo(f"{file}: ok ({len(runbooks)} runbooks in {cfg.runbooks.dir.absolute()})")
 
 
 def _classification_line(alert: Alert, cls: Classification) -> str:

@@ -10,11 +10,11 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from alertbot.errors import AlertbotError
+from alertbot.errors import AlertbotError, ConfigError
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config, config_path_from_env, load_config
-from alertbot.store.engine import Store
+from alertbot.store.engine import Store, sqlite_path
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $ALERTBOT_CONFIG).")]
 T = TypeVar("T")
@@ -48,7 +48,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def with_store(cfg: Config, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    store = await Store.open(cfg.storage.database_url(), busy_timeout=cfg.storage.busy_timeout)
+    """Run ``action`` on the daemon's store. With no database named in a config file, the default
+    SQLite file (relative to the current directory) must exist already: a new, empty database made
+    wherever the CLI happens to run is never the one the daemon reads."""
+    url = cfg.storage.database_url()
+    path = sqlite_path(url)
+    named = "storage" in cfg.model_fields_set and cfg.storage.model_fields_set & {"url", "url_file"}
+    if path is not None and not named and not path.exists():
+        raise ConfigError(
+            f"no alertbot database at {path.absolute()}: give the daemon's config file "
+            "(--config or ALERTBOT_CONFIG); its relative paths are read against its own directory"
+        )
+    store = await Store.open(url, busy_timeout=cfg.storage.busy_timeout)
     try:
         return await action(store)
     finally:

@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from alertbot.domain.automation import automation_matches
 from alertbot.domain.models import Severity
-from alertbot.domain.parse import describe_validation_error, parse_webhook
-from alertbot.errors import ConfigError, PayloadError
+from alertbot.domain.parse import parse_webhook
+from alertbot.errors import PayloadError
 from alertbot.pipeline import plan_routing
-from alertbot.settings import Config, read_yaml_file
+from alertbot.settings import Config, load_yaml_model
 
 
 class Expectation(BaseModel):
@@ -64,11 +64,7 @@ class Outcome:
 
 
 def load(path: Path) -> PolicyTests:
-    data = read_yaml_file(path, what="policy tests")
-    try:
-        return PolicyTests.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    return load_yaml_model(path, PolicyTests, what="policy tests file")
 
 
 def run(path: Path, config: Config) -> list[Outcome]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -20,10 +20,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alertbot.domain.classify import ClassificationPolicy, Thresholds
 from alertbot.domain.inhibit import InhibitRule, default_inhibit_rules
-from alertbot.domain.parse import describe_validation_error
+from alertbot.domain.parse import Loc, describe_validation_error
 from alertbot.domain.route import RouteNode, default_route_tree
 from alertbot.errors import ConfigError
 from alertbot.settings_sections import (
+    CONFIG_DIR,
     ApiConfig,
     AutomationConfig,
     CorrelationConfig,
@@ -167,6 +168,7 @@ def _key_name(name: str) -> str:
 
 
 def parse_config(data: Any, *, source: str = "config") -> Config:
+    """A config from already-parsed data (errors name ``source`` and the key path)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -174,15 +176,22 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, model=Config)}") from None
 
 
 def read_yaml_file(path: Path, *, what: str) -> Any:
     """A YAML file's data; unreadable files and syntax errors are ConfigErrors naming file and line."""
+    return _parse_yaml(_read_text(path, what), path)
+
+
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -192,12 +201,54 @@ def read_yaml_file(path: Path, *, what: str) -> Any:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(
+    path: Path, model: type[M], *, what: str, empty: Any = None, context: dict[str, Any] | None = None
+) -> M:
+    """A YAML file validated as ``model``. Each problem is named by ``file:line:``, its key path and,
+    for a misspelt key, the key it was probably meant to be. An empty file is ``empty``."""
+    text = _read_text(path, what)
+    data = _parse_yaml(text, path)
+    data = empty if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        lines = _key_lines(yaml.compose(text))
+
+        def where(loc: Loc) -> str:
+            while loc and loc not in lines:
+                loc = loc[:-1]  # a model-level problem: the line of the key holding it
+            return f"{path}:{lines[loc]}: " if loc else f"{path}: "
+
+        raise ConfigError(describe_validation_error(exc, model=model, where=where)) from None
+
+
+def _key_lines(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, int]:
+    """Where each key path of a composed YAML document starts (1-based line)."""
+    out: dict[Loc, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                out[(*loc, key.value)] = key.start_mark.line + 1
+                out.update(_key_lines(value, (*loc, key.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out[(*loc, index)] = item.start_mark.line + 1
+            out.update(_key_lines(item, (*loc, index)))
+    return out
+
+
 def load_config(path: Path | str | None) -> Config:
-    """Read and validate a config file; ``None`` gives the embedded defaults."""
+    """Read and validate a config file; ``None`` gives the embedded defaults. Relative paths in the
+    file are read against its directory (alertbot/settings_sections.py, ``ConfigPath``)."""
     if path is None:
         return Config()
     path = Path(path)
-    return parse_config(read_yaml_file(path, what="config file"), source=str(path))
+    return load_yaml_model(path, Config, what="config file", empty={}, context={CONFIG_DIR: path.parent})
 
 
 def config_path_from_env(explicit: Path | None) -> Path | None:

@@ -9,14 +9,34 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from alertbot.domain.flapping import FlapPolicy
 from alertbot.domain.models import Severity
 from alertbot.domain.parse import Duration
 from alertbot.errors import ConfigError
+
+CONFIG_DIR = "config_dir"  # validation context key: the directory of the file being loaded
+
+
+def _against_config_dir(value: Path, info: ValidationInfo) -> Path:
+    """A relative path written in a config file is read against that file's directory, so the
+    daemon and the CLI mean the same file wherever they are started (defaults are not rewritten)."""
+    base = (info.context or {}).get(CONFIG_DIR)
+    return value if base is None or value.is_absolute() else Path(base) / value
+
+
+def _sqlite_against_config_dir(url: str, info: ValidationInfo) -> str:
+    """``sqlite:///relative.db`` in a config file: relative to the file's directory, like other paths."""
+    path = url.removeprefix("sqlite:///")
+    if path == url or path.startswith(":memory:") or path.startswith("file:"):
+        return url
+    return "sqlite:///" + str(_against_config_dir(Path(path), info))
+
+
+ConfigPath = Annotated[Path, AfterValidator(_against_config_dir)]
 
 
 class Section(BaseModel):
@@ -36,7 +56,7 @@ class WebhookConfig(Section):
     # Bodies read and parsed at once; further requests wait their turn with their bytes still in the
     # socket, so a flood of large posts costs at most about this many bodies of memory.
     max_concurrent_bodies: int = Field(32, gt=0)
-    token_file: Path | None = None
+    token_file: ConfigPath | None = None
     # Per-alert limits and timeouts against clients that are slow or hostile (docs/operations.md,
     # "Timeouts and input limits").
     max_value_bytes: int = Field(16_384, ge=256)  # longer label / annotation values are cut, marked
@@ -52,7 +72,7 @@ class WebhookConfig(Section):
 
 
 class ApiConfig(Section):
-    token_file: Path | None = None
+    token_file: ConfigPath | None = None
 
 
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
@@ -60,15 +80,15 @@ _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 class StorageConfig(Section):
     url: str = "sqlite:///var/alertbot.db"
-    url_file: Path | None = None  # a file holding the URL (a password in it stays out of the config)
+    url_file: ConfigPath | None = None  # a file holding the URL (a password in it stays out of the config)
     busy_timeout: Duration = timedelta(seconds=5)
 
     @field_validator("url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
         if not value.startswith(_STORE_SCHEMES):
             raise ValueError("must start with sqlite:/// or postgresql://")
-        return value
+        return _sqlite_against_config_dir(value, info)
 
     def database_url(self) -> str:
         """``url``, or the URL in ``url_file`` when that is set."""
@@ -121,10 +141,10 @@ class FlappingConfig(Section):
 
 class PagerDutyConfig(Section):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
-    routing_key_file: Path | None = None
+    routing_key_file: ConfigPath | None = None
     # Per-route keys: a route receiver `pagerduty:NAME` pages with the key from this file, else from
     # ALERTBOT_PAGERDUTY_ROUTING_KEY_NAME (NAME upper-cased, other characters as _).
-    routing_key_files: dict[str, Path] = Field(default_factory=dict)
+    routing_key_files: dict[str, ConfigPath] = Field(default_factory=dict)
 
 
 class SlackChannels(Section):
@@ -144,8 +164,8 @@ class SlackConfig(Section):
     # Who may ack, resolve and silence from Slack (user IDs U…/W…, user-group IDs S…; ["*"]: anyone
     # in the workspace). Empty: nobody — runbook approvers may too. See docs/operations.md.
     responders: list[str] = Field(default_factory=list)
-    bot_token_file: Path | None = None
-    signing_secret_file: Path | None = None
+    bot_token_file: ConfigPath | None = None
+    signing_secret_file: ConfigPath | None = None
 
 
 class KubeWatchConfig(Section):
@@ -159,7 +179,7 @@ class KubeWatchConfig(Section):
 
 
 class KubernetesConfig(Section):
-    kubeconfig: Path | None = None
+    kubeconfig: ConfigPath | None = None
     watch: KubeWatchConfig | None = None  # None: no watch (POST /api/v1/events still works)
 
     @property
@@ -173,7 +193,7 @@ class PrometheusConfig(Section):
 
 
 class RunbooksConfig(Section):
-    dir: Path = Path("runbooks")
+    dir: ConfigPath = Path("runbooks")
     dry_run: bool = False
 
 

@@ -11,7 +11,7 @@ Order of precedence (README.md, "What it does with an alert"; thresholds: docs/c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,6 +47,20 @@ class Thresholds(_Strict):
     error_rate: TwoLevel = TwoLevel(warning=0.01, critical=0.05)
     latency: TwoLevel = TwoLevel(warning=2.0, critical=5.0)
     load: LoadThreshold = LoadThreshold()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _levels_left_out_keep_their_defaults(cls, data: Any) -> Any:
+        """``error_rate: {warning: 0.02}`` overrides the warning level alone; critical stays 0.05."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for sli in ("error_rate", "latency"):
+            given = data.get(sli)
+            if isinstance(given, dict):
+                default: TwoLevel = cls.model_fields[sli].default
+                merged[sli] = {"warning": default.warning, "critical": default.critical, **given}
+        return merged
 
 
 class SliRule(_Strict):

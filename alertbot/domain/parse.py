@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainSerializer, ValidationError
+from pydantic_core import ErrorDetails
 
 from alertbot.domain.matchers import compile_label_regex
 from alertbot.domain.models import Alert, WebhookEnvelope, WebhookPayload
@@ -37,18 +41,77 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(root)"
 
 
-def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
-    """One line per problem: ``key.path: message``, at most five, then a count of the rest."""
+Loc = tuple[int | str, ...]
+
+
+def describe_validation_error(
+    exc: ValidationError,
+    *,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+    where: Callable[[Loc], str] | None = None,
+) -> str:
+    """One line per problem: ``key.path: message``, at most five, then a count of the rest.
+
+    ``model`` (the validated class) lets a misspelt key name the key it was probably meant to be;
+    ``where`` gives a problem's place in its source (``file:line: ``), put in front of it."""
     lines = []
     for err in exc.errors(include_url=False)[:5]:
-        loc = format_loc(tuple(err["loc"]))
-        path = f"{prefix}.{loc}" if prefix and loc != "(root)" else (prefix or loc)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {msg}")
+        loc = tuple(err["loc"])
+        path = format_loc(loc)
+        path = f"{prefix}.{path}" if prefix and path != "(root)" else (prefix or path)
+        lines.append(f"{where(loc) if where else ''}{path}: {_problem(err, loc, model)}")
     extra = exc.error_count() - len(lines)
     if extra > 0:
         lines.append(f"... and {extra} more")
     return "; ".join(lines)
+
+
+def _problem(err: ErrorDetails, loc: Loc, model: type[BaseModel] | None) -> str:
+    if err["type"] == "extra_forbidden":
+        known = _keys_at(model, loc[:-1]) if model is not None else set()
+        close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6)
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of keys, got {_kind(err['input'])}"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _keys_at(model: type[BaseModel], loc: Loc) -> set[str]:
+    """The keys a mapping at ``loc`` of ``model``'s input may have (empty when it is not a model)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = current.model_fields.get(part) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None
+            )
+            if field is None:
+                return set()
+            current = _unwrap(field.annotation)
+        elif get_origin(current) in (list, dict):
+            current = _unwrap(get_args(current)[-1])
+        else:
+            return set()
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return {f.alias or name for name, f in current.model_fields.items()}
+    return set()
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` → ``X``."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
+            annotation = args[0]
+            continue
+        return annotation
 
 
 MAX_JSON_DEPTH = 64  # an Alertmanager payload nests 4 deep; Slack and API bodies a few more

@@ -71,7 +71,7 @@ def test_check_config_ok_and_bad(tmp_path: Path) -> None:
     """check-config: 0 for the example (with the shipped runbooks), 2 with the key path for a bad
     config, a bad runbook, or an automation naming a runbook that does not exist."""
     ok = run("check-config", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
-    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok (6 runbooks)")
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(f": ok (6 runbooks in {ROOT / 'runbooks'})")
     config = tmp_path / "c.yaml"
     config.write_text(
         f"runbooks: {{dir: '{ROOT / 'runbooks'}'}}\nautomations: [{{name: a, runbook: emergency-rollbak}}]\n"
@@ -82,7 +82,7 @@ def test_check_config_ok_and_bad(tmp_path: Path) -> None:
     (tmp_path / "rb" / "x.yaml").write_text("name: x\nsteps: [{type: nope}]\n")
     config.write_text(f"runbooks: {{dir: '{tmp_path / 'rb'}'}}\n")
     broken = run("check-config", str(config))
-    assert broken.returncode == 2 and "x.yaml: steps[0]" in broken.stderr
+    assert broken.returncode == 2 and "x.yaml:2: steps[0]" in broken.stderr
     bad = run("check-config", str(ROOT / "config" / "examples" / "inverted-thresholds.bad.yaml"))
     assert bad.returncode == 2
     assert "thresholds.latency: warning (6.0) must not be above critical (5.0)" in bad.stderr
@@ -250,3 +250,22 @@ def test_version_and_a_taken_port_are_reported_plainly(tmp_path: Path) -> None:
         result = run("serve", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_the_cli_finds_the_daemons_store_from_any_directory(tmp_path: Path) -> None:
+    """A relative storage path in the config is the daemon's database wherever the CLI is run from;
+    without one, the CLI refuses to make a new, empty database in the current directory."""
+    etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    etc.mkdir()
+    elsewhere.mkdir()
+    config = etc / "alertbot.yaml"
+    config.write_text("storage: {url: 'sqlite:///alertbot.db'}\n")
+    added = run("silence", "add", 'service="grocery"', "-d", "1h", "--config", str(config), cwd=etc)
+    assert added.returncode == 0, added.stderr
+    listed = run("silence", "list", "--config", str(config), cwd=elsewhere)
+    assert [json.loads(x)["id"] for x in listed.stdout.splitlines()] == [json.loads(added.stdout)["id"]]
+
+    stray = run("silence", "add", 'service="grocery"', "-d", "1h", cwd=elsewhere)
+    assert stray.returncode == 2
+    assert f"no alertbot database at {elsewhere}/var/alertbot.db" in stray.stderr
+    assert list(elsewhere.iterdir()) == []

@@ -116,3 +116,93 @@ def test_named_pagerduty_keys_from_env_and_files(tmp_path: Path, monkeypatch: py
         "search": "key-from-file",
     }
     assert "key-from-env" in secrets.values() and "key-from-file" not in repr(secrets)
+
+
+def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Path) -> None:
+    """A relative path written in a config file means the same file whatever the working directory:
+    it is read against the config file's directory (the daemon and the CLI agree)."""
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "alertbot.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "storage": {"url": "sqlite:///var/alertbot.db", "url_file": "secrets/db-url"},
+                "webhook": {"token_file": "secrets/webhook"},
+                "api": {"token_file": "/abs/api-token"},
+                "pagerduty": {"routing_key_file": "pd", "routing_key_files": {"search": "keys/search"}},
+                "slack": {"bot_token_file": "../slack/bot"},
+                "kubernetes": {"kubeconfig": "kube/config"},
+                "runbooks": {"dir": "runbooks"},
+            }
+        )
+    )
+    config = load_config(conf_dir / "alertbot.yaml")
+    assert config.storage.url == f"sqlite:///{conf_dir}/var/alertbot.db"
+    assert config.storage.url_file == conf_dir / "secrets/db-url"
+    assert config.webhook.token_file == conf_dir / "secrets/webhook"
+    assert config.api.token_file == Path("/abs/api-token")
+    assert config.pagerduty.routing_key_file == conf_dir / "pd"
+    assert config.pagerduty.routing_key_files == {"search": conf_dir / "keys/search"}
+    assert config.slack.bot_token_file == conf_dir / "../slack/bot"
+    assert config.kubernetes.kubeconfig == conf_dir / "kube/config"
+    assert config.runbooks.dir == conf_dir / "runbooks"
+
+
+def test_keys_left_out_keep_their_defaults_relative_to_the_working_directory(tmp_path: Path) -> None:
+    """Defaults are not paths written in the file: they stay as documented (the image's working directory)."""
+    (tmp_path / "alertbot.yaml").write_text("mode: live\n")
+    config = load_config(tmp_path / "alertbot.yaml")
+    assert config.storage.url == "sqlite:///var/alertbot.db" and config.runbooks.dir == Path("runbooks")
+    assert config.storage.url_file is None
+
+
+def test_an_in_memory_database_url_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "alertbot.yaml").write_text("storage: {url: 'sqlite:///:memory:'}\n")
+    assert load_config(tmp_path / "alertbot.yaml").storage.url == "sqlite:///:memory:"
+
+
+def test_one_threshold_alone_overrides_only_itself() -> None:
+    """Every key is optional: `thresholds.error_rate.warning` alone keeps the default critical."""
+    config = Config.model_validate({"thresholds": {"error_rate": {"warning": 0.02}, "latency": {"critical": 9}}})
+    assert (config.thresholds.error_rate.warning, config.thresholds.error_rate.critical) == (0.02, 0.05)
+    assert (config.thresholds.latency.warning, config.thresholds.latency.critical) == (2.0, 9.0)
+
+
+def test_a_partial_threshold_above_the_default_critical_says_so(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("thresholds:\n  error_rate:\n    warning: 0.07\n")
+    with pytest.raises(
+        ConfigError, match=r"thresholds.error_rate: warning \(0.07\) must not be above critical \(0.05\)"
+    ):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_a_list_where_a_mapping_belongs_is_named_plainly(tmp_path: Path) -> None:
+    """`routes:` given a list says what is expected, not the name of an internal class."""
+    (tmp_path / "c.yaml").write_text("routes:\n  - receivers: [slack]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.yaml")
+    assert "RouteNode" not in info.value.message
+    assert "routes: must be a mapping of keys, got a list" in info.value.message
+
+
+def test_config_errors_name_the_file_line_and_a_close_key(tmp_path: Path) -> None:
+    """A misspelt key: file, line and the key it was probably meant to be."""
+    (tmp_path / "c.yaml").write_text("mode: live\nthresholds:\n  error_rate:\n    warning: 0.01\n    critcal: 0.05\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.yaml")
+    assert info.value.message == (
+        f"{tmp_path / 'c.yaml'}:5: thresholds.error_rate.critcal: unknown key (did you mean 'critical'?)"
+    )
+
+
+def test_a_bad_value_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("server:\n  host: 0.0.0.0\n  port: 99999\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.yaml")
+    assert info.value.message.startswith(f"{tmp_path / 'c.yaml'}:3: server.port: ")
+
+
+def test_an_unknown_top_level_key_suggests_the_section(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("sotrage: {url: 'sqlite:///x.db'}\n")
+    with pytest.raises(ConfigError, match=r":1: sotrage: unknown key \(did you mean 'storage'\?\)"):
+        load_config(tmp_path / "c.yaml")
