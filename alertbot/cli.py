@@ -12,31 +12,21 @@ from typing import Annotated
 
 import typer
 
-from alertbot import __version__, policy_tests
-from alertbot.bootstrap import enabled_channel_names
+from alertbot import __version__
+from alertbot.cli_replay import policy_test, read_payload, replay
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
-from alertbot.cli_support import ConfigOpt, fail, load, run, runbooks_of, with_store
-from alertbot.domain.automation import automation_matches, render_params
+from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load, run, with_store
 from alertbot.domain.classify import classify as classify_alert
-from alertbot.domain.incident import IncidentView
 from alertbot.domain.matchers import parse_label_args
-from alertbot.domain.models import Alert, AlertStatus, Classification
-from alertbot.domain.parse import parse_webhook
+from alertbot.domain.models import Alert, Classification
 from alertbot.domain.route import route
 from alertbot.errors import AlertbotError, ConfigError, PayloadError
 from alertbot.exposure import check_exposure
-from alertbot.notify.base import Event, Notification
-from alertbot.notify.pagerduty import build_event
-from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging, redactor
-from alertbot.pipeline import plan_routing
 from alertbot.runbooks.automations import automation_problem
 from alertbot.runbooks.loader import load_runbooks
-from alertbot.runbooks.model import Runbook
-from alertbot.runbooks.targets import target_refusal
-from alertbot.settings import Config, config_path_from_env, load_config, load_secrets
-from alertbot.settings_sections import AutomationConfig
+from alertbot.settings import config_path_from_env, load_config, load_secrets
 from alertbot.store import decisions as decision_repo
 from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
@@ -64,28 +54,11 @@ def _version(shown: bool) -> None:
 @app.callback()
 def _global_options(
     version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+        bool,
+        typer.Option("--version", metavar="", help="Print the version and exit.", callback=_version, is_eager=True),
     ] = False,
 ) -> None:
     """alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks."""
-
-
-def _read_payload(path: Path) -> list[Alert]:
-    try:
-        body = path.read_bytes()
-    except OSError as exc:
-        fail(PayloadError(f"{path}: {exc.strerror}"))
-    try:
-        return parse_webhook(body).alerts
-    except PayloadError as exc:
-        fail(PayloadError(f"{path}: {exc.message}"))
-
-
-def _notifiers_enabled(config: Config) -> list[str]:
-    try:
-        return enabled_channel_names(load_secrets(config))
-    except AlertbotError as exc:
-        fail(exc)
 
 
 @app.command()
@@ -148,11 +121,11 @@ def _classification_line(alert: Alert, cls: Classification) -> str:
 def classify(
     file: Annotated[Path, typer.Argument(help="Alertmanager webhook payload (JSON).")],
     config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print fingerprint, alertname, service, severity and reason for each alert in a payload."""
     cfg = load(config)
-    for alert in _read_payload(file):
+    for alert in read_payload(file).alerts:
         cls = classify_alert(alert, cfg.classification, cfg.thresholds)
         if as_json:
             typer.echo(
@@ -189,78 +162,9 @@ def routes_test(
         typer.echo("  path: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
 
 
-@app.command()
-def replay(
-    files: Annotated[list[Path], typer.Argument(help="Alertmanager webhook payloads (JSON).")],
-    config: ConfigOpt = None,
-) -> None:
-    """Explain, without sending anything: classification, route, the PagerDuty event and Slack message
-    that would be sent, and the automations that would fire."""
-    cfg = load(config)
-    enabled = _notifiers_enabled(cfg)
-    runbooks = runbooks_of(cfg) if cfg.automations else {}
-    for file in files:
-        for alert in _read_payload(file):
-            plan = plan_routing(cfg, alert, ["pagerduty", "slack"])
-            cls = plan.classification
-            typer.echo(f"== {file.name}: {alert.alertname or '-'} {alert.fingerprint} ({alert.status.value})")
-            typer.echo(f"  classification: {cls.severity.value} — {cls.reason}")
-            for match in plan.route.matches:
-                typer.echo("  route: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
-            event: Event = "trigger" if alert.status is AlertStatus.FIRING else "resolve"
-            incident = IncidentView.preview(alert, cls)
-            for dest in plan.destinations:
-                notification = Notification.build(incident, event, dest)
-                note = (
-                    ""
-                    if dest.channel in enabled or dest.channel == "console"
-                    else " [not enabled here, the console would print it instead]"
-                )
-                if dest.channel == "pagerduty":
-                    body = build_event(notification, "<ALERTBOT_PAGERDUTY_ROUTING_KEY>")
-                    typer.echo(f"  would send PagerDuty{note}: {json.dumps(body, sort_keys=True)}")
-                elif dest.channel == "slack":
-                    resolved = event == "resolve"
-                    message = {
-                        "channel": dest.target,
-                        "text": fallback_text(notification, resolved=resolved),
-                        "blocks": alert_blocks(notification, resolved=resolved),
-                    }
-                    typer.echo(f"  would send Slack {dest.target}{note}: {json.dumps(message)}")
-                else:
-                    typer.echo(f"  would print: {json.dumps(notification.model_dump(mode='json'), sort_keys=True)}")
-            for dest in plan.shadow:
-                where = f"{dest.channel} {dest.target}".strip()
-                typer.echo(f"  would record, not send (shadow mode): {event} to {where}")
-            if not plan.destinations and not plan.shadow:
-                typer.echo("  would send nothing (no receivers)")
-            for automation in cfg.automations:
-                if automation_matches(automation.match, plan.labels):
-                    typer.echo(f"  would start automation {_automation_preview(automation, alert, runbooks)}")
-
-
-def _automation_preview(automation: AutomationConfig, alert: Alert, runbooks: dict[str, Runbook]) -> str:
-    """What an automation would do with this alert: its params, and whether its target is allowed."""
-    head = f"{automation.name}: runbook {automation.runbook} ({automation.mode})"
-    try:
-        rendered = render_params(automation.params, alert.labels)
-    except ValueError as exc:
-        return f"{head} params (cannot run: {exc})"
-    text = f"{head} params {json.dumps(rendered, sort_keys=True)}"
-    runbook = runbooks.get(automation.runbook)
-    if runbook is None:
-        return text
-    try:
-        targets = runbook.targets(runbook.resolve_params(rendered))
-    except ValueError as exc:
-        return f"{text} — would fail: {exc}"
-    refusal = target_refusal(automation, runbook, targets)
-    return f"{text} — would be rejected: {refusal}" if refusal else f"{text} on {', '.join(targets) or 'no target'}"
-
-
 @app.command("decisions")
 def decisions_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 100,
     config: ConfigOpt = None,
 ) -> None:
@@ -277,24 +181,8 @@ def decisions_cmd(
             typer.echo(f"{decision.created_at.isoformat()}  incident {decision.incident_id}  {decision.summary}")
 
 
-@app.command("test")
-def policy_test(
-    file: Annotated[Path, typer.Argument(help="Policy tests (YAML): payloads and the expected decisions.")],
-    config: ConfigOpt = None,
-) -> None:
-    """Check severities, receivers and runbooks for recorded payloads; exit 1 on any mismatch."""
-    cfg = load(config)
-    try:
-        outcomes = policy_tests.run(file, cfg)
-    except AlertbotError as exc:
-        fail(exc)
-    for outcome in outcomes:
-        typer.echo(f"{'ok  ' if outcome.passed else 'FAIL'} {outcome.name}")
-        for failure in outcome.failures:
-            typer.echo(f"     {failure}")
-    failed = sum(not o.passed for o in outcomes)
-    typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
-    raise typer.Exit(1 if failed else 0)
+app.command()(replay)
+app.command("test")(policy_test)
 
 
 def main() -> None:

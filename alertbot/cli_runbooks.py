@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from alertbot.bootstrap import kube_factory, make_executor
-from alertbot.cli_support import ConfigOpt, fail, load, run, runbooks_of, with_store
+from alertbot.cli_support import ConfigOpt, JsonOpt, fail, flag, load, run, runbooks_of, with_store
 from alertbot.domain.matchers import parse_label_args
 from alertbot.errors import PayloadError
 from alertbot.runbooks.audit import RunResult
@@ -54,7 +54,7 @@ def runbook_list(config: ConfigOpt = None) -> None:
 def runbook_run(
     name: Annotated[str, typer.Argument(help="Runbook name.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="k=v, repeatable.")] = None,
-    execute: Annotated[bool, typer.Option("--execute", help="Apply the plan (default: dry run).")] = False,
+    execute: Annotated[bool, flag("--execute", "Apply the plan (default: dry run).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Plan a runbook (dry run) and, with --execute, apply it. Exit 0 done, 1 failed, 2 bad input."""
@@ -78,7 +78,7 @@ def runbook_run(
 @runbook_app.command("undo")
 def runbook_undo(
     run_id: Annotated[int, typer.Argument(help="The run to undo.")],
-    execute: Annotated[bool, typer.Option("--execute", help="Apply the undo (default: dry run).")] = False,
+    execute: Annotated[bool, flag("--execute", "Apply the undo (default: dry run).")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Restore the state a run found before it changed anything (guarded: fails if changed since)."""
@@ -94,7 +94,7 @@ def runbook_undo(
 
 @runbook_app.command("history")
 def runbook_history(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 50,
     config: ConfigOpt = None,
 ) -> None:

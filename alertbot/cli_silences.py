@@ -12,7 +12,7 @@ import aiohttp
 import typer
 
 from alertbot import __version__
-from alertbot.cli_support import ConfigOpt, fail, load, run, with_store
+from alertbot.cli_support import ConfigOpt, fail, flag, load, run, with_store
 from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, NotFound, PayloadError
 from alertbot.notify.slack import make_client as make_slack_client
@@ -43,7 +43,7 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
     duration: Annotated[str, typer.Option("--duration", "-d", help="How long, e.g. 2h or 30m.")] = "1h",
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     created_by: Annotated[str | None, typer.Option("--by", help="Who (default: cli:$USER).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Allow matchers that would match every alert.")] = False,
+    force: Annotated[bool, flag("--force", "Allow matchers that would match every alert.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Silence matching alerts for a while (stored; the running daemon sees it at once), announced in
@@ -74,7 +74,7 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
 
 @silence_app.command("list")
 def silence_list(
-    include_expired: Annotated[bool, typer.Option("--expired", help="Include ended silences.")] = False,
+    include_expired: Annotated[bool, flag("--expired", "Include ended silences.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """List silences, newest first, one JSON object per line."""

@@ -16,6 +16,13 @@ from alertbot.runbooks.model import Runbook
 from alertbot.settings import Config, config_path_from_env, load_config
 from alertbot.store.engine import Store, sqlite_path
 
+
+def flag(name: str, help: str) -> Any:
+    """A boolean option that takes no value (metavar "": `--help` shows no `<bool>` after it)."""
+    return typer.Option(name, metavar="", help=help)
+
+
+JsonOpt = Annotated[bool, flag("--json", "One JSON object per line.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $ALERTBOT_CONFIG).")]
 T = TypeVar("T")
 

@@ -32,7 +32,7 @@ from alertbot.slack.verify import SlackVerifier
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
 from alertbot.store.retention import RetentionJob, RetentionPolicy
-from alertbot.web.middlewares import error_middleware
+from alertbot.web.middlewares import RefusalLog, error_middleware
 from alertbot.web.routes import setup_routes
 from alertbot.web.runtime import Reloader, start_runtime
 from alertbot.web.state import STATE, AppState, Clock
@@ -166,7 +166,9 @@ def create_app(
     kube: Callable[[], Kubernetes] | None = None,
     config_path: Path | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.webhook.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware(RefusalLog(clock))], client_max_size=config.webhook.max_body_bytes
+    )
     app[STATE] = AppState(
         config=config,
         secrets=secrets,

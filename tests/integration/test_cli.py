@@ -136,6 +136,37 @@ def test_replay_explains_without_sending(tmp_path: Path) -> None:
     ) in out
 
 
+def test_replay_decides_as_the_daemon_does(tmp_path: Path) -> None:
+    """replay runs the webhook's own stages: a resolve starts no automation, a repeat sends nothing,
+    and an alert the same payload inhibits is shown muted (the daemon does all three)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "automations:\n"
+        "  - {name: rollback, match: {alertname: HighErrorRate}, runbook: emergency-rollback, mode: auto,\n"
+        "     params: {namespace: ns, virtualservice: vs}, targets: ['ns/*']}\n"
+    )
+    firing = str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json")
+    resolved = str(PAYLOADS / "am-higherrorrate-nutrition-service-resolved.json")
+    result = run("replay", "--config", str(config), firing, firing, resolved)
+    assert result.returncode == 0, result.stderr
+    first, repeat, resolve = result.stdout.split("== ")[1:]
+    assert "would start automation rollback: runbook emergency-rollback (auto)" in first
+    assert "would send Slack #alerts-critical" in first
+    assert "would do nothing: the same alert is already firing" in repeat and "would send" not in repeat
+    assert "would start automation" not in resolve
+    assert "would send Slack #alerts-critical" in resolve and '"event_action": "resolve"' in resolve
+    as_json = run("replay", "--json", "--config", str(config), firing, resolved)
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(r["status"], [a["runbook"] for a in r["automations"]]) for r in rows] == [
+        ("firing", ["emergency-rollback"]),
+        ("resolved", []),
+    ]
+    assert {(n["channel"], n["event"]) for n in rows[1]["notifications"]} == {
+        ("pagerduty", "resolve"),
+        ("slack", "resolve"),
+    }
+
+
 def test_replay_shows_shadow_routes_as_recorded_not_sent(tmp_path: Path) -> None:
     """A route in shadow mode: its receivers are listed as recorded, not as sent."""
     config = tmp_path / "c.yaml"
@@ -149,7 +180,7 @@ def test_replay_shows_shadow_routes_as_recorded_not_sent(tmp_path: Path) -> None
     )
     result = run("replay", "--config", str(config), str(PAYLOADS / "am-higherrorrate-nutrition-service-firing.json"))
     assert result.returncode == 0, result.stderr
-    assert "would record, not send (shadow mode): trigger to pagerduty" in result.stdout
+    assert "recorded, not sent (shadow mode): would notify pagerduty (HighErrorRate" in result.stdout
     assert "would send PagerDuty" not in result.stdout
     assert "would send Slack #alerts-critical" in result.stdout
 

@@ -6,9 +6,11 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests import postgres
 from tests.conftest import MakeHarness
@@ -17,6 +19,7 @@ from tests.postgres import PostgresServer
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
 RESOLVED = "am-higherrorrate-nutrition-service-resolved.json"
+JSON = {"Content-Type": "application/json"}
 
 
 async def test_accepted_alert_is_classified_stored_and_notified(make_harness: MakeHarness) -> None:
@@ -131,6 +134,27 @@ async def test_bearer_token_required_when_configured(make_harness: MakeHarness) 
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "unauthorized"
     assert (await h.post_file(FIRING + "", token="s3cret-token")).status == 200
+
+
+async def test_refused_requests_are_logged_once_per_client_per_minute(make_harness: MakeHarness) -> None:
+    """A refused webhook leaves a trace in the log — status, reason, client address, never the token —
+    once per client and status a minute, then with the count of those not logged in between."""
+    now = [datetime(2026, 12, 2, 9, 0, tzinfo=UTC)]
+    h = await make_harness(secret_values={"webhook_token": "s3cret-token"}, clock=lambda: now[0])
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert (await h.post_file(FIRING, token="s3cret-tokex")).status == 401
+        assert (await h.client.post("/webhook/alertmanager", data=b"{", headers=JSON)).status == 401
+        now[0] += timedelta(seconds=61)
+        assert (await h.post_file(FIRING, token="wrong")).status == 401
+        assert (await h.post_file(FIRING, token="s3cret-token")).status == 200
+    refused = [e for e in logs if e["event"] == "request_refused"]
+    assert [(e["status"], e["reason"], e["remote"], e["path"], e["suppressed"]) for e in refused] == [
+        (401, "missing or invalid bearer token", "127.0.0.1", "/webhook/alertmanager", 0),
+        (401, "missing or invalid bearer token", "127.0.0.1", "/webhook/alertmanager", 3),
+    ]
+    assert refused[0]["log_level"] == "warning"
+    assert "s3cret" not in repr(logs)
 
 
 async def test_basic_auth_scheme_is_refused(make_harness: MakeHarness) -> None:
