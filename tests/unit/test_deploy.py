@@ -77,6 +77,17 @@ def test_the_ha_deployment_hangs_together() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
+@pytest.mark.parametrize("name", ["alertbot.yaml", "alertbot-single.yaml"])
+def test_the_config_is_mounted_as_a_directory(name: str) -> None:
+    """No subPath: a subPath mount never sees an edited ConfigMap, so a reload would re-read the old file."""
+    pod = documents(name)["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert all("subPath" not in m for m in container["volumeMounts"])
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "config"]
+    assert container["args"][container["args"].index("--config") + 1] == f"{mount['mountPath']}/alertbot.yaml"
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
 def test_the_alertmanager_receiver_points_at_the_service() -> None:
     receiver = yaml.safe_load((ROOT / "deploy" / "alertmanager-receiver.yaml").read_text())
     service = documents("alertbot.yaml")["Service"]
