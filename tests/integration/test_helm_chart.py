@@ -112,7 +112,10 @@ def test_the_config_is_mounted_as_a_directory_and_its_hash_rolls_the_pods() -> N
     (config_mount,) = [m for m in container["volumeMounts"] if m["name"] == "config"]
     assert container["args"] == ["serve", "--config", f"{config_mount['mountPath']}/alertbot.yaml"]
     text = one(docs, "ConfigMap")["data"]["alertbot.yaml"]
-    assert template["metadata"]["annotations"]["checksum/config"] == hashlib.sha256(text.removesuffix("\n").encode()).hexdigest()
+    assert (
+        template["metadata"]["annotations"]["checksum/config"]
+        == hashlib.sha256(text.removesuffix("\n").encode()).hexdigest()
+    )
     changed = render("--set", "config.mode=shadow")
     assert (
         one(changed, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
