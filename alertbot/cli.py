@@ -16,6 +16,7 @@ from alertbot import __version__
 from alertbot.cli_replay import policy_test, read_payload, replay
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
+from alertbot.cli_slack import slack_app
 from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load, run, with_store
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import parse_label_args
@@ -43,6 +44,7 @@ routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
 app.add_typer(routes_app, name="routes")
 app.add_typer(silence_app, name="silence")
 app.add_typer(runbook_app, name="runbook")
+app.add_typer(slack_app, name="slack")
 
 
 def _version(shown: bool) -> None:

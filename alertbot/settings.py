@@ -94,6 +94,7 @@ class EnvSecrets(BaseSettings):
     pagerduty_routing_key: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
 
 
 class Secrets(BaseModel):
@@ -106,6 +107,7 @@ class Secrets(BaseModel):
     pagerduty_routing_key: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
     pagerduty_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)  # per route: pagerduty:NAME
 
     def scrub(self, text: str) -> str:
@@ -142,6 +144,7 @@ def load_secrets(config: Config) -> Secrets:
         "pagerduty_routing_key": ("pagerduty.routing_key_file", config.pagerduty.routing_key_file),
         "slack_bot_token": ("slack.bot_token_file", config.slack.bot_token_file),
         "slack_signing_secret": ("slack.signing_secret_file", config.slack.signing_secret_file),
+        "slack_app_token": ("slack.app_token_file", config.slack.app_token_file),
     }
     values: dict[str, SecretStr | None] = {}
     for name, (key, path) in files.items():

@@ -166,6 +166,9 @@ class SlackConfig(Section):
     responders: list[str] = Field(default_factory=list)
     bot_token_file: ConfigPath | None = None
     signing_secret_file: ConfigPath | None = None
+    # Socket Mode's app-level token (xapp-..., scope connections:write): with one, slash commands and
+    # buttons arrive over a WebSocket alertbot opens to Slack, no public endpoint needed.
+    app_token_file: ConfigPath | None = None
 
 
 class KubeWatchConfig(Section):

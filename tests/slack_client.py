@@ -66,9 +66,26 @@ async def click(
     block_id: str | None = None,
     message: tuple[str, str] | None = None,
 ) -> Any:
-    """Click a button as Slack reports it: Approve / Cancel on a plan message sit in block ``run-ID``
-    (``block_id`` overrides, e.g. ``incident-N`` for an alert message); ``message``: the clicked
-    message's (channel id, ts)."""
+    """Click a button as Slack reports it over HTTP (see ``block_action``)."""
+    payload = block_action(action, run_id, user=user, response_url=response_url, block_id=block_id, message=message)
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def block_action(
+    action: str,
+    run_id: int,
+    *,
+    user: str,
+    response_url: str = "",
+    block_id: str | None = None,
+    message: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A button click's ``block_actions`` payload: Approve / Cancel on a plan message sit in block
+    ``run-ID`` (``block_id`` overrides, e.g. ``incident-N`` for an alert message); ``message``: the
+    clicked message's (channel id, ts)."""
     if block_id is None:
         block_id = f"run-{run_id}" if action in ("runbook_approve", "runbook_cancel") else f"incident-{run_id}"
     payload: dict[str, Any] = {
@@ -81,7 +98,4 @@ async def click(
     if message is not None:
         payload["channel"] = {"id": message[0]}
         payload["message"] = {"ts": message[1]}
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-    resp = await h.client.post("/slack/interactions", data=body, headers=headers(body, ts=ts))
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return payload

@@ -40,6 +40,8 @@ USAGE = """*`/alertbot` commands*
 • `rollback NAMESPACE/VIRTUALSERVICE` — plan the emergency rollback of that VirtualService (all to stable)
 • `rollback --to last-good NAMESPACE/VIRTUALSERVICE` — plan restoring its last-known-good weights
 • `timeline ID` — incident ID's alerts, notifications, changes, runbook runs and acks, in order"""
+# Slack shows this under the command as it is typed (the app manifest's usage_hint).
+USAGE_HINT = "help | status | ack ID | resolve ID | timeline ID | silence k=v... 2h | runbook list | rollback NS/VS"
 TIMELINE_LINES = 40
 SEVERITY_ORDER = ("critical", "warning", "info")
 

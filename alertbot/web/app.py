@@ -6,7 +6,7 @@ import asyncio
 import gc
 import signal
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -28,7 +28,9 @@ from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.settings import Config, Secrets
+from alertbot.slack.socket_mode import SocketModeLink
 from alertbot.slack.verify import SlackVerifier
+from alertbot.store import slack_requests
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
 from alertbot.store.retention import RetentionJob, RetentionPolicy
@@ -110,9 +112,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         kube_watch.start()
     state.readiness = StoreHealth(store)
     state._store = store
+    socket_mode = _socket_mode(config, state, store)
     try:
         yield
     finally:
+        if socket_mode is not None:
+            await socket_mode.stop()
         if retention is not None:
             await retention.stop()
         if kube_watch is not None:
@@ -126,6 +131,32 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         await store.close()
         log.info("stopped")
+
+
+def _socket_mode(config: Config, state: AppState, store: Store) -> SocketModeLink | None:
+    """Slash commands and buttons over Slack's Socket Mode, when an app-level token is configured."""
+    token = state.secrets.slack_app_token
+    if token is None:
+        return None
+
+    async def first_delivery(envelope_id: str) -> bool:
+        now = state.clock()
+        return await store.write(
+            slack_requests.remember, f"socket:{envelope_id}"[:128], sent_at=now, forget_before=now - ENVELOPE_MEMORY
+        )
+
+    link = SocketModeLink(
+        token.get_secret_value(),
+        api_url=config.slack.api_url,
+        handler=lambda: state.slack,
+        first_delivery=first_delivery,
+    )
+    link.start()
+    return link
+
+
+# How long an envelope's id is remembered: Slack redelivers a late-acked envelope within seconds.
+ENVELOPE_MEMORY = timedelta(minutes=10)
 
 
 def _retention(config: Config, store: Store, clock: Clock) -> RetentionJob | None:

@@ -46,7 +46,7 @@ log = structlog.get_logger("alertbot.app")
 
 # Sections (and Slack keys) that the process is built around: a change needs a restart.
 RESTART_ONLY = ("storage", "server", "webhook", "api", "outbox", "pagerduty", "kubernetes", "retention")
-SLACK_RESTART_ONLY = ("api_url", "bot_token_file", "signing_secret_file")
+SLACK_RESTART_ONLY = ("api_url", "bot_token_file", "signing_secret_file", "app_token_file")
 
 
 def restart_needed(running: Config, new: Config) -> list[str]:

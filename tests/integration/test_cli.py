@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from alertbot import __version__
 from tests.helpers import PAYLOADS
@@ -300,3 +301,25 @@ def test_the_cli_finds_the_daemons_store_from_any_directory(tmp_path: Path) -> N
     assert stray.returncode == 2
     assert f"no alertbot database at {elsewhere}/var/alertbot.db" in stray.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_slack_manifest_for_socket_mode_and_for_https() -> None:
+    """`alertbot slack manifest`: Socket Mode by default (no URL anywhere); --no-socket-mode needs
+    --url and points the command and the buttons at alertbot's two Slack endpoints."""
+    from alertbot.slack.commands import VERBS  # noqa: PLC0415 (the verbs the usage hint must name)
+
+    socket = yaml.safe_load(run("slack", "manifest").stdout)
+    assert socket["settings"]["socket_mode_enabled"] is True
+    assert "url" not in socket["features"]["slash_commands"][0]
+    assert socket["settings"]["interactivity"] == {"is_enabled": True}
+    assert {"chat:write", "commands"} <= set(socket["oauth_config"]["scopes"]["bot"])
+    hint = socket["features"]["slash_commands"][0]["usage_hint"]
+    assert [verb for verb in VERBS if verb not in hint] == []
+
+    assert run("slack", "manifest", "--no-socket-mode").returncode == 2
+    https = json.loads(
+        run("slack", "manifest", "--no-socket-mode", "--url", "https://ab.example.com/", "--json").stdout
+    )
+    assert https["settings"]["socket_mode_enabled"] is False
+    assert https["features"]["slash_commands"][0]["url"] == "https://ab.example.com/slack/commands"
+    assert https["settings"]["interactivity"]["request_url"] == "https://ab.example.com/slack/interactions"

@@ -26,6 +26,7 @@ FULL = [  # every optional part on, two replicas on PostgreSQL
     "--set", "secrets.keys.databaseUrl=database-url",
     "--set", "secrets.keys.slackBotToken=slack-bot-token",
     "--set", "secrets.keys.slackSigningSecret=slack-signing-secret",
+    "--set", "secrets.keys.slackAppToken=slack-app-token",
     "--set", "ingress.enabled=true",
     "--set", "networkPolicy.enabled=true",
     "--set", "serviceMonitor.enabled=true",
@@ -157,7 +158,9 @@ def test_two_replicas_need_postgresql_and_get_a_disruption_budget(tmp_path: Path
     spec = deployment["spec"]
     assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     assert budget["spec"]["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
-    assert config_of(docs, tmp_path).storage.url_file == Path("/etc/alertbot/secrets/database-url")
+    config = config_of(docs, tmp_path)
+    assert config.storage.url_file == Path("/etc/alertbot/secrets/database-url")
+    assert config.slack.app_token_file == Path("/etc/alertbot/secrets/slack-app-token")
     assert [d for d in docs if d["kind"] == "PersistentVolumeClaim"] == []
 
 
