@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from alertbot import __version__
+from alertbot.cli_incidents import incidents_app
+from alertbot.cli_remote import Daemon
 from alertbot.cli_replay import policy_test, read_payload, replay
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
@@ -45,6 +47,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(silence_app, name="silence")
 app.add_typer(runbook_app, name="runbook")
 app.add_typer(slack_app, name="slack")
+app.add_typer(incidents_app, name="incidents")
 
 
 def _version(shown: bool) -> None:
@@ -55,12 +58,26 @@ def _version(shown: bool) -> None:
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     version: Annotated[
-        bool,
-        typer.Option("--version", metavar="", help="Print the version and exit.", callback=_version, is_eager=True),
+        bool, typer.Option("--version", metavar="", help="Print the version.", callback=_version, is_eager=True)
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="ALERTBOT_URL",
+            help="A running alertbot (http://host:8080): silence, incidents and decisions go through its API.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="ALERTBOT_API_TOKEN", help="Its API token.", show_default=False),
+    ] = None,
 ) -> None:
     """alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks."""
+    if url:
+        ctx.obj = Daemon(url, token or None)
 
 
 @app.command()

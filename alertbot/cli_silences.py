@@ -12,7 +12,8 @@ import aiohttp
 import typer
 
 from alertbot import __version__
-from alertbot.cli_support import ConfigOpt, fail, flag, load, run, with_store
+from alertbot.cli_remote import daemon
+from alertbot.cli_support import ConfigOpt, call, fail, flag, load, run, with_store
 from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, NotFound, PayloadError
 from alertbot.notify.slack import make_client as make_slack_client
@@ -39,6 +40,7 @@ def _service(cfg: Config, store: Store, announcer: SilenceAnnouncer) -> SilenceS
 
 @silence_app.command("add")
 def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
+    ctx: typer.Context,
     matchers: Annotated[list[str], typer.Argument(help='Matchers: name=value, name!=value, name=~"re", name!~"re".')],
     duration: Annotated[str, typer.Option("--duration", "-d", help="How long, e.g. 2h or 30m.")] = "1h",
     comment: Annotated[str, typer.Option(help="Why.")] = "",
@@ -47,7 +49,12 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
     config: ConfigOpt = None,
 ) -> None:
     """Silence matching alerts for a while (stored; the running daemon sees it at once), announced in
-    the critical Slack channel when a bot token is configured."""
+    the critical Slack channel when a bot token is configured. With --url: through the daemon's API."""
+    who = created_by or f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    if (remote := daemon(ctx)) is not None:
+        body = {"matchers": matchers, "duration": duration, "comment": comment, "created_by": who, "force": force}
+        typer.echo(json.dumps(call(remote.post, "/api/v1/silences", body)))
+        return
     cfg = load(config)
     try:
         secrets = load_secrets(cfg)
@@ -55,7 +62,6 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
         fail(exc)
     configure_logging("info")  # the audit line goes to stderr; stdout stays one JSON object
     redactor.set_values(secrets.values())
-    who = created_by or f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
 
     async def create(store: Store) -> Silence:
         async with aiohttp.ClientSession(
@@ -74,10 +80,15 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
 
 @silence_app.command("list")
 def silence_list(
+    ctx: typer.Context,
     include_expired: Annotated[bool, flag("--expired", "Include ended silences.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """List silences, newest first, one JSON object per line."""
+    if (remote := daemon(ctx)) is not None:
+        for found in call(remote.get, "/api/v1/silences", expired=str(include_expired).lower()):
+            typer.echo(json.dumps(found))
+        return
     cfg = load(config)
 
     async def fetch(store: Store) -> list[Silence]:
@@ -88,8 +99,14 @@ def silence_list(
 
 
 @silence_app.command("expire")
-def silence_expire(silence_id: Annotated[int, typer.Argument(help="Silence id.")], config: ConfigOpt = None) -> None:
+def silence_expire(
+    ctx: typer.Context, silence_id: Annotated[int, typer.Argument(help="Silence id.")], config: ConfigOpt = None
+) -> None:
     """End a silence now."""
+    if (remote := daemon(ctx)) is not None:
+        call(remote.delete, f"/api/v1/silences/{silence_id}")
+        typer.echo(f"silence {silence_id} expired")
+        return
     cfg = load(config)
 
     async def expire(store: Store) -> None:

@@ -47,6 +47,14 @@ def runbooks_of(cfg: Config) -> dict[str, Runbook]:
         fail(exc)
 
 
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A call whose ``AlertbotError`` becomes the command's error line and exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except AlertbotError as exc:
+        fail(exc)
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
