@@ -196,21 +196,24 @@ def test_the_shipped_deployments_allow_list_their_automations(manifest: str) -> 
 
 def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> None:
     """`alertbot replay` shows the target a matching automation would act on, or that it would be
-    rejected as outside its targets."""
+    rejected as outside its targets. (One payload per run: the two are the same alert, and replay
+    takes the payloads of one run in order, as the daemon would — the second a repeat.)"""
     config = tmp_path / "alertbot.yaml"
     config.write_text(yaml.safe_dump({"runbooks": {"dir": str(ROOT / "runbooks")}, "automations": [ROLLBACK]}))
     hostile = tmp_path / "hostile.json"
     hostile.write_bytes(relabelled(namespace="kube-system", virtualservice="payments"))
-    result = subprocess.run(
-        [sys.executable, "-m", "alertbot", "replay", "--config", str(config), str(hostile), str(PAYLOADS / FIRING)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "would start automation" in line]
-    assert len(lines) == 2, result.stdout
+    lines = []
+    for payload in (hostile, PAYLOADS / FIRING):
+        result = subprocess.run(
+            [sys.executable, "-m", "alertbot", "replay", "--config", str(config), str(payload)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        lines += [line for line in result.stdout.splitlines() if "would start automation" in line]
+    assert len(lines) == 2, lines
     assert "would be rejected: target kube-system/payments is outside" in lines[0]
     assert lines[1].endswith("on ai-nutritionist/nutrition-service-canary")
 
