@@ -21,7 +21,7 @@ def notification() -> Notification:
         status=AlertStatus.FIRING,
         labels={"alertname": "HighErrorRate", "service": "nutrition-service", "namespace": "ai", "sli": "error_rate"},
         annotations={"summary": "errors", "value": "0.072"},
-        startsAt=datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
+        starts_at=datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
         fingerprint="b7879370733ab294",
     )
     incident = IncidentView.preview(alert, classify(alert, ClassificationPolicy(), Thresholds()))
