@@ -39,7 +39,7 @@ from alertbot.web.app import serve as run_server
 app = typer.Typer(
     help="alertbot: Alertmanager webhook → classify → route → PagerDuty / Slack, and runbooks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
 )
 routes_app = typer.Typer(help="Explain the routing tree.", no_args_is_help=True)
@@ -67,7 +67,7 @@ def _global_options(
         typer.Option(
             "--url",
             envvar="ALERTBOT_URL",
-            help="A running alertbot (http://host:8080): silence, incidents and decisions go through its API.",
+            help="A running alertbot (http://host:8080): silence and incidents go through its API.",
         ),
     ] = None,
     token: Annotated[

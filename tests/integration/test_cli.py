@@ -323,3 +323,19 @@ def test_slack_manifest_for_socket_mode_and_for_https() -> None:
     assert https["settings"]["socket_mode_enabled"] is False
     assert https["features"]["slash_commands"][0]["url"] == "https://ab.example.com/slack/commands"
     assert https["settings"]["interactivity"]["request_url"] == "https://ab.example.com/slack/interactions"
+
+
+def test_shell_completion_completes_commands() -> None:
+    """`--show-completion bash` prints the script; the script's protocol completes `alertbot sil`."""
+    script = run("--show-completion", "bash")
+    assert script.returncode == 0 and "_alertbot_completion" in script.stdout
+    env = {"_ALERTBOT_COMPLETE": "complete_bash", "COMP_WORDS": "alertbot sil", "COMP_CWORD": "1"}
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "alertbot")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert completed.stdout.split() == ["silence"]
