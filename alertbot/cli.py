@@ -206,6 +206,6 @@ app.command("test")(policy_test)
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="alertbot")  # the same name in usage and completion, however it was started
     except KeyboardInterrupt:
         sys.exit(130)
