@@ -167,6 +167,7 @@ def classify(
 @routes_app.command("test")
 def routes_test(
     labels: Annotated[list[str], typer.Argument(help="Labels as name=value; severity is alertbot's severity.")],
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Print the receivers a label set reaches, and the path through the tree."""
@@ -176,6 +177,10 @@ def routes_test(
     except ValueError as exc:
         fail(PayloadError(str(exc)))
     result = route(cfg.routes, label_set)
+    if as_json:
+        matches = [{"path": list(m.path), "receivers": list(m.receivers), "shadow": m.shadow} for m in result.matches]
+        typer.echo(json.dumps({"receivers": list(result.receivers), "matches": matches}))
+        return
     typer.echo(" ".join(result.receivers) if result.receivers else "(no receivers)")
     for match in result.matches:
         typer.echo("  path: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")

@@ -39,9 +39,12 @@ def _whoami() -> str:
 
 
 @runbook_app.command("list")
-def runbook_list(config: ConfigOpt = None) -> None:
+def runbook_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Every runbook with its params."""
     for runbook in runbooks_of(load(config)).values():
+        if as_json:
+            typer.echo(json.dumps(runbook.model_dump(mode="json", include={"name", "description", "risk", "params"})))
+            continue
         params = []
         for p in runbook.params:
             text = p.name + (f"={p.default}" if p.default else "") + ("" if not p.required else " (required)")

@@ -339,3 +339,12 @@ def test_shell_completion_completes_commands() -> None:
         check=False,
     )
     assert completed.stdout.split() == ["silence"]
+
+
+def test_routes_test_and_runbook_list_speak_json() -> None:
+    routed = json.loads(run("routes", "test", "severity=critical", "--json").stdout)
+    assert routed["receivers"] == ["pagerduty", "slack"] and routed["matches"][0]["path"][0] == "root"
+    listed = run("runbook", "list", "--json", "--config", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
+    runbooks = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert runbooks["emergency-rollback"]["risk"] == "low"
+    assert [p["name"] for p in runbooks["emergency-rollback"]["params"]][:2] == ["namespace", "virtualservice"]
