@@ -115,20 +115,34 @@ def serve(
 
 
 @app.command("check-config")
-def check_config(file: Annotated[Path, typer.Argument(help="Config file to validate.")]) -> None:
+def check_config(
+    file: Annotated[Path, typer.Argument(help="Config file to validate.")], as_json: JsonOpt = False
+) -> None:
     """Validate a config file, the secret files it names, its runbooks and the automations' references."""
     try:
-        cfg = load_config(file)
-        load_secrets(cfg)
-        runbooks = load_runbooks(cfg.runbooks.dir)
+        runbooks, directory = _checked(file)
     except AlertbotError as exc:
+        if as_json:
+            typer.echo(json.dumps({"file": str(file), "ok": False, "error": exc.message}))
+            raise typer.Exit(exc.exit_code) from None
         fail(exc)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), "ok": True, "runbooks": runbooks, "runbooks_dir": directory}))
+    else:
+        typer.echo(f"{file}: ok ({len(runbooks)} runbooks in {directory})")
+
+
+def _checked(file: Path) -> tuple[list[str], str]:
+    """The config's runbook names and directory, or the first reason the daemon would refuse it."""
+    cfg = load_config(file)
+    load_secrets(cfg)
+    runbooks = load_runbooks(cfg.runbooks.dir)
     if not cfg.runbooks.dir.is_dir() and ("dir" in cfg.runbooks.model_fields_set or cfg.automations):
-        fail(ConfigError(f"{file}: runbooks.dir: {cfg.runbooks.dir} is not a directory"))
+        raise ConfigError(f"{file}: runbooks.dir: {cfg.runbooks.dir} is not a directory")
     problem = automation_problem(cfg.automations, runbooks, cfg.runbooks.dir)
     if problem is not None:
-        fail(ConfigError(f"{file}: {problem}"))
-    typer.echo(f"{file}: ok ({len(runbooks)} runbooks in {cfg.runbooks.dir.absolute()})")
+        raise ConfigError(f"{file}: {problem}")
+    return sorted(runbooks), str(cfg.runbooks.dir.absolute())
 
 
 def _classification_line(alert: Alert, cls: Classification) -> str:

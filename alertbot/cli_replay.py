@@ -23,6 +23,7 @@ from alertbot.errors import AlertbotError, PayloadError
 from alertbot.ingest.preview import Decided, QueuedNotification, RequestedRun, preview
 from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
+from alertbot.observability import configure_logging
 from alertbot.pipeline import plan_routing
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import target_refusal
@@ -48,6 +49,7 @@ def replay(
     """Explain, without sending anything: classification, route, the PagerDuty event and Slack message
     that would be sent, what would mute the alert, and the automations that would start — decided by
     the daemon's own ingest stages, on a fresh start receiving these payloads in order."""
+    configure_logging("warning")  # the stages' own log lines go to stderr, never into this output
     cfg = load(config)
     try:
         enabled = enabled_channel_names(load_secrets(cfg))
@@ -183,15 +185,21 @@ def _mode(status: str) -> str:
 
 def policy_test(
     file: Annotated[Path, typer.Argument(help="Policy tests (YAML): payloads and the expected decisions.")],
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Check severities, receivers and runbooks for recorded payloads; exit 1 on any mismatch."""
+    configure_logging("warning")
     cfg = load(config)
     outcomes = run(policy_tests.run(file, cfg))
     for outcome in outcomes:
+        if as_json:
+            typer.echo(json.dumps({"name": outcome.name, "passed": outcome.passed, "failures": outcome.failures}))
+            continue
         typer.echo(f"{'ok  ' if outcome.passed else 'FAIL'} {outcome.name}")
         for failure in outcome.failures:
             typer.echo(f"     {failure}")
     failed = sum(not o.passed for o in outcomes)
-    typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
+    if not as_json:
+        typer.echo(f"{len(outcomes) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)

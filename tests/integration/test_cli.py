@@ -348,3 +348,22 @@ def test_routes_test_and_runbook_list_speak_json() -> None:
     runbooks = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
     assert runbooks["emergency-rollback"]["risk"] == "low"
     assert [p["name"] for p in runbooks["emergency-rollback"]["params"]][:2] == ["namespace", "virtualservice"]
+
+
+def test_check_config_and_policy_tests_speak_json(tmp_path: Path) -> None:
+    ok = run("check-config", "--json", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
+    report = json.loads(ok.stdout)
+    assert ok.returncode == 0 and report["ok"] is True and "emergency-rollback" in report["runbooks"]
+    bad = tmp_path / "c.yaml"
+    bad.write_text("sotrage: {}\n")
+    refused = run("check-config", "--json", str(bad))
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout) == {
+        "file": str(bad),
+        "ok": False,
+        "error": f"{bad}:1: sotrage: unknown key (did you mean 'storage'?)",
+    }
+    tests = ROOT / "config" / "policy-tests"
+    outcome = run("test", "--json", str(tests / "seed.yaml"), "--config", str(tests / "alertbot.yaml"))
+    rows = [json.loads(line) for line in outcome.stdout.splitlines()]
+    assert outcome.returncode == 0 and rows and all(r["passed"] and r["failures"] == [] for r in rows)
