@@ -326,9 +326,16 @@ def test_slack_manifest_for_socket_mode_and_for_https() -> None:
 
 
 def test_shell_completion_completes_commands() -> None:
-    """`--show-completion bash` prints the script; the script's protocol completes `alertbot sil`."""
-    script = run("--show-completion", "bash")
-    assert script.returncode == 0 and "_alertbot_completion" in script.stdout
+    """`--show-completion` (run from bash: it names the shell it is run from) prints the script; the
+    script's protocol completes `alertbot sil`."""
+    script = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m alertbot --show-completion; exit $?"],  # not exec: bash stays its parent
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert script.returncode == 0 and "_alertbot_completion" in script.stdout, script.stderr
     env = {"_ALERTBOT_COMPLETE": "complete_bash", "COMP_WORDS": "alertbot sil", "COMP_CWORD": "1"}
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "alertbot")],
