@@ -20,7 +20,7 @@ from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load, run, runbooks_o
 from alertbot.domain.models import WebhookPayload
 from alertbot.domain.parse import parse_webhook
 from alertbot.errors import AlertbotError, PayloadError
-from alertbot.ingest.preview import Decided, QueuedNotification, RequestedRun, preview
+from alertbot.ingest.preview import PREVIEW_CHANNELS, Decided, QueuedNotification, RequestedRun, preview
 from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging
@@ -69,7 +69,7 @@ def replay(
 
 def _explain(cfg: Config, one: Decided, enabled: list[str], runbooks: dict[str, Runbook]) -> dict[str, Any]:
     alert = one.alert
-    plan = plan_routing(cfg, alert, ["pagerduty", "slack"])
+    plan = plan_routing(cfg, alert, PREVIEW_CHANNELS)
     return {
         "alertname": alert.alertname,
         "fingerprint": alert.fingerprint,

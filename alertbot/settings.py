@@ -182,11 +182,6 @@ def parse_config(data: Any, *, source: str = "config") -> Config:
         raise ConfigError(f"{source}: {describe_validation_error(exc, model=Config)}") from None
 
 
-def read_yaml_file(path: Path, *, what: str) -> Any:
-    """A YAML file's data; unreadable files and syntax errors are ConfigErrors naming file and line."""
-    return _parse_yaml(_read_text(path, what), path)
-
-
 def _read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -195,6 +190,7 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
+    """A YAML document's data; a syntax error is a ConfigError naming file, line and column."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -56,7 +56,6 @@ class Decided:
 
     alert: Alert
     acted: bool = False  # False: a repeat of what the store already had; nothing was decided
-    severity: str | None = None
     suppressed_by: str | None = None
     notifications: list[QueuedNotification] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # shadow mode: what would have been done
@@ -88,19 +87,14 @@ def _ingest_and_read(conn: Connection, ingest: Ingest, payload: WebhookPayload, 
     since = {table.name: _last_id(conn, table) for table in (schema.outbox, schema.runbook_runs, schema.decisions)}
     before = {alert.fingerprint: _latest(conn, alert.fingerprint) for alert in payload.alerts}
     ingest.ingest_all(conn, [payload], now)
-    out = []
-    for alert in payload.alerts:
-        decided = _decided(conn, alert, since)
-        latest = _latest(conn, alert.fingerprint)
-        decided.acted = latest != before[alert.fingerprint] or bool(
-            decided.notifications or decided.recorded or decided.runs
-        )
-        out.append(decided)
-    return out
+    return [_decided(conn, alert, since, before[alert.fingerprint]) for alert in payload.alerts]
 
 
-def _latest(conn: Connection, fingerprint: str) -> tuple[int, str, str | None] | None:
-    """The alert's latest incident as (id, status, suppressed_by): what a payload may change."""
+Latest = tuple[int, str, str | None]  # an alert's latest incident: (id, status, suppressed_by)
+
+
+def _latest(conn: Connection, fingerprint: str) -> Latest | None:
+    """The alert's latest incident: what a payload may have changed."""
     inc = schema.incidents.c
     row = conn.execute(
         sa.select(inc.id, inc.status, inc.suppressed_by)
@@ -115,22 +109,18 @@ def _last_id(conn: Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one())
 
 
-def _decided(conn: Connection, alert: Alert, since: dict[str, int]) -> Decided:
-    inc = schema.incidents.c
-    row = conn.execute(
-        sa.select(inc.id, inc.severity, inc.suppressed_by)
-        .where(inc.fingerprint == alert.fingerprint)
-        .order_by(inc.id.desc())
-        .limit(1)
-    ).first()
+def _decided(conn: Connection, alert: Alert, since: dict[str, int], before: Latest | None) -> Decided:
+    """What this payload's transaction did for ``alert``: rows newer than ``since`` of its latest
+    incident; ``acted`` when the incident changed from ``before`` or anything was queued for it."""
     decided = Decided(alert)
-    if row is None:
+    latest = _latest(conn, alert.fingerprint)
+    if latest is None:
         return decided
-    decided.severity, decided.suppressed_by = row.severity, row.suppressed_by
+    incident_id, _status, decided.suppressed_by = latest
     ob = schema.outbox.c
     for queued in conn.execute(
         sa.select(ob.channel, ob.target, ob.event, ob.payload, ob.hold)
-        .where(ob.incident_id == row.id, ob.id > since["outbox"])
+        .where(ob.incident_id == incident_id, ob.id > since["outbox"])
         .order_by(ob.id)
     ):
         notification = Notification.model_validate(queued.payload)
@@ -140,14 +130,15 @@ def _decided(conn: Connection, alert: Alert, since: dict[str, int]) -> Decided:
     dc = schema.decisions.c
     decided.recorded = list(
         conn.execute(
-            sa.select(dc.summary).where(dc.incident_id == row.id, dc.id > since["decisions"]).order_by(dc.id)
+            sa.select(dc.summary).where(dc.incident_id == incident_id, dc.id > since["decisions"]).order_by(dc.id)
         ).scalars()
     )
     rr = schema.runbook_runs.c
     for run in conn.execute(
         sa.select(rr.automation, rr.runbook, rr.status, rr.params, rr.result)
-        .where(rr.trigger.like(f"alert:{row.id} %"), rr.id > since["runbook_runs"])
+        .where(rr.trigger.like(f"alert:{incident_id} %"), rr.id > since["runbook_runs"])
         .order_by(rr.id)
     ):
         decided.runs.append(RequestedRun(run.automation or "", run.runbook, run.status, dict(run.params), run.result))
+    decided.acted = latest != before or bool(decided.notifications or decided.recorded or decided.runs)
     return decided

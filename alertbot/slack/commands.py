@@ -53,6 +53,16 @@ class Command:
     text: str
     response_url: str
 
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> Command:
+        """A slash command from Slack's fields: the form of an HTTP request or a Socket Mode payload."""
+        return cls(
+            user_id=str(fields.get("user_id", "")),
+            user_name=str(fields.get("user_name", "")),
+            text=str(fields.get("text", "")),
+            response_url=str(fields.get("response_url", "")),
+        )
+
 
 Handler = Callable[["SlackCommands", Command, list[str]], Awaitable[SlackMessage | None]]
 

@@ -66,7 +66,6 @@ class SocketModeLink:
         )
         self._client.socket_mode_request_listeners.append(self._on_request)
         self._connecting: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()
 
     def start(self) -> None:
         """Connect in the background (retrying while Slack cannot be reached): paging never waits for it."""
@@ -88,7 +87,6 @@ class SocketModeLink:
                 await asyncio.sleep(self._retry_delay)
                 continue
             log.info("slack_socket_mode_connected")
-            self.connected.set()
             return
 
     async def _on_request(self, client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
@@ -100,14 +98,7 @@ class SocketModeLink:
             return
         answer: SlackMessage | None = None
         if request.type == "slash_commands":
-            p = request.payload
-            command = Command(
-                user_id=str(p.get("user_id", "")),
-                user_name=str(p.get("user_name", "")),
-                text=str(p.get("text", "")),
-                response_url=str(p.get("response_url", "")),
-            )
-            answer = await handler.command(command)
+            answer = await handler.command(Command.of(request.payload))
         elif request.type == "interactive":
             answer = await handler.interaction(request.payload)
         else:

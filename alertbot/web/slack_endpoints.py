@@ -37,13 +37,7 @@ async def slack_commands(request: web.Request) -> web.Response:
     form = await _verified_slack_form(request, state)
     if state.slack is None:
         raise StoreUnavailable("alertbot is starting")
-    command = Command(
-        user_id=form.get("user_id", ""),
-        user_name=form.get("user_name", ""),
-        text=form.get("text", ""),
-        response_url=form.get("response_url", ""),
-    )
-    return web.json_response(await state.slack.command(command))
+    return web.json_response(await state.slack.command(Command.of(form)))
 
 
 async def slack_interactions(request: web.Request) -> web.Response:
