@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +51,20 @@ class ConsoleSink(io.StringIO):
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.getvalue().splitlines() if line.strip()]
+
+
+def alertbot_cli(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would (``python -m alertbot``), in ``cwd``, with ``env`` added to ``base``
+    (default: this process's environment)."""
+    environment = {**(os.environ if base is None else base), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "alertbot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=60,
+        check=False,
+    )

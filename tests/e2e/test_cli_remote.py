@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.procs import AlertbotProcess, free_port, http
-from tests.helpers import payload_json
+from tests.helpers import alertbot_cli, payload_json
 
 TOKEN = "remote-cli-api-token-0123456789"
 
@@ -29,16 +28,9 @@ def daemon(tmp_path: Path) -> Iterator[AlertbotProcess]:
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI with none of this environment's ALERTBOT_* settings: only what the test gives."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ALERTBOT_")}
-    return subprocess.run(
-        [sys.executable, "-m", "alertbot", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+    return alertbot_cli(*args, cwd=cwd, env=env, base=clean)
 
 
 def test_silences_and_incidents_through_the_daemon(daemon: AlertbotProcess, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
+from tests.helpers import alertbot_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = ("ai-nutritionist", "nutrition-service-canary")
@@ -39,9 +39,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeKubernetes, dict[str, str]]]:
 
 
 def alertbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    return alertbot_cli(*args, base=env)
 
 
 def test_plan_execute_history_undo(cluster: tuple[FakeKubernetes, dict[str, str]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from alertbot.store import incident_notes, runbook_runs
 from alertbot.store.engine import Store
 from tests.conftest import ROOT, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes, seed_canary
-from tests.helpers import PAYLOADS, payload_json, wait_until
+from tests.helpers import PAYLOADS, alertbot_cli, payload_json, wait_until
 from tests.slack_client import SECRET, click
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -154,13 +153,7 @@ async def test_names_in_api_paths_are_dns_1123(
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alertbot", "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return alertbot_cli("check-config", str(path))
 
 
 def test_check_config_requires_targets_for_a_target_templated_from_labels(tmp_path: Path) -> None:
@@ -204,13 +197,7 @@ def test_replay_says_which_target_an_automation_would_act_on(tmp_path: Path) -> 
     hostile.write_bytes(relabelled(namespace="kube-system", virtualservice="payments"))
     lines = []
     for payload in (hostile, PAYLOADS / FIRING):
-        result = subprocess.run(
-            [sys.executable, "-m", "alertbot", "replay", "--config", str(config), str(payload)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = alertbot_cli("replay", "--config", str(config), str(payload))
         assert result.returncode == 0, result.stderr
         lines += [line for line in result.stdout.splitlines() if "would start automation" in line]
     assert len(lines) == 2, lines

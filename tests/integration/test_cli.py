@@ -13,21 +13,12 @@ import pytest
 import yaml
 
 from alertbot import __version__
-from tests.helpers import PAYLOADS
+from tests.helpers import PAYLOADS, alertbot_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alertbot", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+run = alertbot_cli
 
 
 def test_classify_prints_one_line_per_alert() -> None:

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, SLACK_TOKEN, Harness, MakeHarness, Peers
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.fakes.slack import FakeSlack, Message
-from tests.helpers import payload_json, wait_until
+from tests.helpers import alertbot_cli, payload_json, wait_until
 from tests.slack_client import SECRET, ResponseUrl, click, command
 
 FIRING = "am-higherrorrate-nutrition-service-firing.json"
@@ -162,10 +162,7 @@ async def test_slack_refuses_oversized_and_match_everything_silences(make_harnes
 CLI = [sys.executable, "-m", "alertbot"]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alertbot", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+_cli = alertbot_cli
 
 
 def test_cli_silence_limits_and_force(tmp_path: Path) -> None:
