@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,12 @@ app.add_typer(slack_app, name="slack")
 app.add_typer(incidents_app, name="incidents")
 
 
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
 def _version(shown: bool) -> None:
     if shown:
         typer.echo(f"alertbot {__version__}")
@@ -86,6 +93,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default: server.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: server.port, 8080; 0 = any free).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        LogFormat, typer.Option(help="Logs and console notifications: readable on a terminal, else JSON (auto).")
+    ] = LogFormat.AUTO,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT, then drain gracefully. SIGHUP reloads the config file."""
     cfg = load(config)
@@ -93,7 +103,8 @@ def serve(
         secrets = load_secrets(cfg)
     except AlertbotError as exc:
         fail(exc)
-    configure_logging(log_level)
+    readable = {LogFormat.AUTO: None, LogFormat.JSON: False, LogFormat.CONSOLE: True}[log_format]
+    configure_logging(log_level, json_logs=None if readable is None else not readable)
     redactor.set_values(secrets.values())
     try:
         check_exposure(cfg, secrets, host or cfg.server.host)  # fail closed on a network address
@@ -105,6 +116,7 @@ def serve(
                     host=host or cfg.server.host,
                     port=cfg.server.port if port is None else port,
                     config_path=config_path_from_env(config),
+                    readable_console=readable,
                 )
             )
     except AlertbotError as exc:

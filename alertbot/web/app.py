@@ -57,9 +57,10 @@ def build_notifiers(
     store: Store,
     clock: Clock,
     console_stream: TextIO | None,
+    readable_console: bool | None = None,
 ) -> dict[str, Notifier]:
     """The notifier registry: console always; PagerDuty and Slack when their secret is present."""
-    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream)}
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream, human=readable_console)}
     if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
         notifiers["pagerduty"] = PagerDutyNotifier(
             session, config.pagerduty.events_url, secrets.pagerduty_routing_key, secrets.pagerduty_routing_keys
@@ -83,7 +84,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     if not state.notifiers:
         state.notifiers = build_notifiers(
-            config, state.secrets, session=session, store=store, clock=state.clock, console_stream=state.console_stream
+            config,
+            state.secrets,
+            session=session,
+            store=store,
+            clock=state.clock,
+            console_stream=state.console_stream,
+            readable_console=state.readable_console,
         )
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
@@ -196,6 +203,7 @@ def create_app(
     notifiers: dict[str, Notifier] | None = None,
     kube: Callable[[], Kubernetes] | None = None,
     config_path: Path | None = None,
+    readable_console: bool | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware(RefusalLog(clock))], client_max_size=config.webhook.max_body_bytes
@@ -207,6 +215,7 @@ def create_app(
         clock=clock,
         notifiers=dict(notifiers or {}),
         console_stream=console_stream,
+        readable_console=readable_console,
         kube=kube,
         config_path=config_path,
         slack_verifier=SlackVerifier(secrets.slack_signing_secret),
@@ -250,10 +259,18 @@ def app_runner(app: web.Application, config: Config) -> web.AppRunner:
     )
 
 
-async def serve(config: Config, secrets: Secrets, *, host: str, port: int, config_path: Path | None = None) -> None:
+async def serve(
+    config: Config,
+    secrets: Secrets,
+    *,
+    host: str,
+    port: int,
+    config_path: Path | None = None,
+    readable_console: bool | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, commit.
-    SIGHUP reloads the config file (web/runtime.py)."""
-    app = create_app(config, secrets, config_path=config_path)
+    SIGHUP reloads the config file (web/runtime.py). ``readable_console``: None, readable on a terminal."""
+    app = create_app(config, secrets, config_path=config_path, readable_console=readable_console)
     runner = app_runner(app, config)
     await runner.setup()
     try:

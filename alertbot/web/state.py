@@ -39,6 +39,7 @@ class AppState:
     clock: Clock
     notifiers: dict[str, Notifier]
     console_stream: TextIO | None = None
+    readable_console: bool | None = None  # console notifier: None readable on a terminal, else JSON
     _store: Store | None = None
     _pipeline: Pipeline | None = None
     dispatcher: OutboxDispatcher | None = None

@@ -83,9 +83,20 @@ class AlertbotProcess:
     """``alertbot serve`` in its own working directory; stdout (console notifier) and stderr to files."""
 
     def __init__(
-        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None, *, port: int = 0
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        *,
+        port: int = 0,
+        args: tuple[str, ...] = (),
+        stdout: int | None = None,
     ) -> None:
+        """``args``: more `serve` options; ``stdout``: a file descriptor for stdout (e.g. a terminal)
+        instead of a file."""
         self.workdir = workdir
+        self.args = args
+        self.stdout_fd = stdout
         self.fixed_port = port  # 0: any free port, new at each start
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "alertbot.yaml"
@@ -113,9 +124,10 @@ class AlertbotProcess:
                 str(self.fixed_port),
                 "--config",
                 str(self.config_path),
+                *self.args,
             ],
             cwd=self.workdir,
-            stdout=out,
+            stdout=out if self.stdout_fd is None else self.stdout_fd,
             stderr=err,
             env=self.env,
         )
