@@ -113,6 +113,7 @@ def test_replay_explains_without_sending(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "classification: critical — error_rate 7.2% > critical threshold 5%" in out
+    assert "\\u2014" not in out  # text as it reads, not JSON escapes
     assert "route: root → routes[0] (critical)" in out
     lines = {line.split(":", 1)[0].strip(): line for line in out.splitlines() if "would " in line}
     pd_line = next(v for k, v in lines.items() if k.startswith("would send PagerDuty"))
@@ -365,3 +366,11 @@ def test_check_config_and_policy_tests_speak_json(tmp_path: Path) -> None:
     outcome = run("test", "--json", str(tests / "seed.yaml"), "--config", str(tests / "alertbot.yaml"))
     rows = [json.loads(line) for line in outcome.stdout.splitlines()]
     assert outcome.returncode == 0 and rows and all(r["passed"] and r["failures"] == [] for r in rows)
+
+
+def test_flags_take_no_value_in_help() -> None:
+    """`--help` shows `--json`, `--force`, `--execute` as flags, not as options taking a <bool>."""
+    for command in (["decisions"], ["silence", "add"], ["runbook", "run"], ["replay"]):
+        shown = run(*command, "--help", env={"COLUMNS": "200"}).stdout
+        flags = [line for line in shown.splitlines() if any(f in line for f in ("--json", "--force", "--execute"))]
+        assert flags and not [line for line in flags if "<bool>" in line], (command, flags)
