@@ -16,6 +16,7 @@ from alertbot.services import Services
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import GroupMembers, Roles
+from alertbot.services.runs import RunService
 from alertbot.services.silences import Announce, SilenceLimits, SilenceService
 from alertbot.settings import Config, Secrets
 from alertbot.store.engine import Store
@@ -92,4 +93,5 @@ def make_services(
             allow_self_approval=config.slack.allow_self_approval,
             keep_after_resolve={a.name for a in config.automations if a.keep_after_resolve},
         ),
+        runs=RunService(executor, runbooks),
     )

@@ -9,18 +9,18 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from alertbot import __version__
 from alertbot.cli_incidents import incidents_app
-from alertbot.cli_remote import Daemon
+from alertbot.cli_remote import Daemon, daemon
 from alertbot.cli_replay import policy_test, read_payload, replay
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
 from alertbot.cli_slack import slack_app
-from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load, run, with_store
+from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, load, run, with_store
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import parse_label_args
 from alertbot.domain.models import Alert, Classification
@@ -32,7 +32,6 @@ from alertbot.runbooks.automations import automation_problem
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.settings import config_path_from_env, load_config, load_secrets
 from alertbot.store import decisions as decision_repo
-from alertbot.store.decisions import Decision
 from alertbot.store.engine import Store
 from alertbot.store.owner import sole_owner
 from alertbot.web.app import serve as run_server
@@ -214,21 +213,25 @@ def routes_test(
 
 @app.command("decisions")
 def decisions_cmd(
+    ctx: typer.Context,
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 100,
     config: ConfigOpt = None,
 ) -> None:
     """What shadow mode would have sent or run (nothing was), newest first."""
-    cfg = load(config)
+    if (remote := daemon(ctx)) is not None:
+        found: list[dict[str, Any]] = call(remote.get, "/api/v1/decisions", limit=str(limit))
+    else:
 
-    async def fetch(store: Store) -> list[Decision]:
-        return await store.read(decision_repo.recent, limit)
+        async def fetch(store: Store) -> list[dict[str, Any]]:
+            return [d.to_json() for d in await store.read(decision_repo.recent, limit)]
 
-    for decision in run(with_store(cfg, fetch)):
+        found = run(with_store(load(config), fetch))
+    for decision in found:
         if as_json:
-            typer.echo(json.dumps(decision.to_json()))
+            typer.echo(json.dumps(decision))
         else:
-            typer.echo(f"{decision.created_at.isoformat()}  incident {decision.incident_id}  {decision.summary}")
+            typer.echo(f"{decision['created_at']}  incident {decision['incident_id']}  {decision['summary']}")
 
 
 app.command()(replay)

@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import typer
 
 from alertbot import __version__
 from alertbot.errors import AlertbotError, PayloadError
+from alertbot.services.roles import Forbidden
 
 
 class DaemonUnreachable(AlertbotError):
@@ -39,26 +41,54 @@ class Daemon:
     def delete(self, path: str) -> Any:
         return self._call("DELETE", path)
 
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST ``body`` and yield the answer's lines as they arrive (a run's steps, then its result).
+        The daemon sends a heartbeat line every 10 s, so a minute of silence means it is gone."""
+        request = self._request("POST", path, body=body, accept="application/x-ndjson")
+        try:
+            with urllib.request.urlopen(request, timeout=max(self.timeout, 60.0)) as response:
+                for line in response:
+                    if line.strip():
+                        yield json.loads(line)
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise self._unreachable(exc) from None
+
     def _call(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: dict[str, Any] | None = None
     ) -> Any:
-        url = self.url.rstrip("/") + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        headers = {"User-Agent": f"alertbot-cli/{__version__}", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        request = self._request(method, path, query=query, body=body)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DaemonUnreachable(f"cannot reach alertbot at {self.url}: {reason}") from None
+            raise self._unreachable(exc) from None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        accept: str = "application/json",
+    ) -> urllib.request.Request:
+        url = self.url.rstrip("/") + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        headers = {"User-Agent": f"alertbot-cli/{__version__}", "Accept": accept}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
+
+    def _unreachable(self, exc: Exception) -> DaemonUnreachable:
+        reason = getattr(exc, "reason", exc)
+        return DaemonUnreachable(f"cannot reach alertbot at {self.url}: {reason}")
 
 
 def _api_error(exc: urllib.error.HTTPError) -> AlertbotError:
@@ -67,11 +97,18 @@ def _api_error(exc: urllib.error.HTTPError) -> AlertbotError:
         message = json.loads(exc.read())["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = exc.reason
-    if exc.code == 401:
+    return answered(exc.code, message)
+
+
+def answered(status: int, message: str) -> AlertbotError:
+    """An error the daemon answered with (as a status, or as a streamed ``error`` line)."""
+    if status == 401:
         message += " (give the API token with --token or ALERTBOT_API_TOKEN)"
-    if exc.code < 500:
-        return PayloadError(f"alertbot answered {exc.code}: {message}")
-    return DaemonUnreachable(f"alertbot answered {exc.code}: {message}")
+    if status == 403:  # refused by policy (exit 1, as the local CLI), not a usage mistake
+        return Forbidden(f"alertbot answered 403: {message}")
+    if status < 500:
+        return PayloadError(f"alertbot answered {status}: {message}")
+    return DaemonUnreachable(f"alertbot answered {status}: {message}")
 
 
 def daemon(ctx: typer.Context) -> Daemon | None:

@@ -41,6 +41,16 @@ class RunResult:
     def ok(self) -> bool:
         return self.status in (RunStatus.PLANNED, RunStatus.SUCCEEDED, RunStatus.NOOP)
 
+    def to_json(self) -> dict[str, Any]:
+        """As the API answers and the CLI prints it (each step's plan without its stored detail)."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "ok": self.ok,
+            "message": self.message,
+            "plan": [{k: v for k, v in p.to_json().items() if k != "detail"} for p in self.plans],
+        }
+
 
 class RunAudit:
     """Writes the records of one executor's runs (and counts them in the metrics)."""

@@ -9,6 +9,7 @@ state the run left, so an undo never overwrites a change made since.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from alertbot.observability import Metrics
 from alertbot.runbooks.audit import RunAudit, RunResult
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.progress import Progress, StepEvent, tell
 from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.registry import apply_step, plan_step
 from alertbot.runbooks.steps import StepContext, StepPlan
@@ -81,10 +83,18 @@ class Executor:
         return [await plan_step(i, step, ctx) for i, step in enumerate(runbook.bound_steps(params))]
 
     async def run(
-        self, runbook: Runbook, given: dict[str, str], *, execute: bool, trigger: str, run_id: int | None = None
+        self,
+        runbook: Runbook,
+        given: dict[str, str],
+        *,
+        execute: bool,
+        trigger: str,
+        run_id: int | None = None,
+        progress: Progress | None = None,
     ) -> RunResult:
-        """Plan, audit, and (``execute``) apply. ``run_id``: an automation's queued run to carry out.
-        Invalid params raise RunbookUsageError before anything is read."""
+        """Plan, audit, and (``execute``) apply, telling ``progress`` of each step as it starts and ends.
+        ``run_id``: an automation's queued run to carry out. Invalid params raise RunbookUsageError
+        before anything is read."""
         try:
             params = runbook.resolve_params(given)
             targets = runbook.targets(params)
@@ -135,7 +145,9 @@ class Executor:
                 plans=plans,
                 message="dry run: nothing was changed" + note,
             )
-        return await self._apply(runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id)
+        return await self._apply(
+            runbook.name, params, plans, trigger=trigger, undo_of=None, run_id=run_id, progress=progress
+        )
 
     async def reject_outside_targets(self, runbook: Runbook, record: RunRecord) -> RunResult | None:
         """An automation's request (pending approval, or queued) whose target is outside its ``targets``:
@@ -195,6 +207,7 @@ class Executor:
         trigger: str,
         undo_of: int | None,
         run_id: int | None = None,
+        progress: Progress | None = None,
     ) -> RunResult:
         kube = self._cluster()
         if kube is None and any(p.target for p in plans):
@@ -241,7 +254,7 @@ class Executor:
             async with self._audit.beating(run_id):
                 ctx = self._context()
                 for plan in plans:
-                    note = await apply_step(plan, ctx, dry_run=False)
+                    note = await _step(plan, ctx, progress)
                     if note:
                         notes.append(note)
                         message = "applied, but " + "; ".join(notes) + " — " + message.removeprefix("applied: ")
@@ -264,7 +277,7 @@ class Executor:
     async def _last_good(self, namespace: str, name: str) -> kube_objects.LastGood | None:
         return await self._store.read(kube_objects.last_good, namespace, name, now=self._clock(), settle=self._settle)
 
-    async def undo(self, run_id: int, *, execute: bool, trigger: str) -> RunResult:
+    async def undo(self, run_id: int, *, execute: bool, trigger: str, progress: Progress | None = None) -> RunResult:
         record = await self._store.read(runbook_runs.get, run_id)
         if record is None:
             raise RunbookUsageError(f"no runbook run {run_id}")
@@ -284,10 +297,19 @@ class Executor:
         kube = self._cluster()
         if kube is None:
             raise RunbookUsageError("no Kubernetes cluster configured: runbooks can only plan")
-        return await self._apply_reverse(record.runbook, record.params, plans, trigger=trigger, undo_of=run_id)
+        return await self._apply_reverse(
+            record.runbook, record.params, plans, trigger=trigger, undo_of=run_id, progress=progress
+        )
 
     async def _apply_reverse(
-        self, name: str, params: dict[str, str], plans: list[StepPlan], *, trigger: str, undo_of: int
+        self,
+        name: str,
+        params: dict[str, str],
+        plans: list[StepPlan],
+        *,
+        trigger: str,
+        undo_of: int,
+        progress: Progress | None,
     ) -> RunResult:
         ctx = self._context()
         run_id = await self._audit.start(name=name, params=params, trigger=trigger, plans=plans, undo_of=undo_of)
@@ -295,7 +317,7 @@ class Executor:
         try:
             async with self._audit.beating(run_id):
                 for plan in plans:
-                    await apply_step(plan, ctx, dry_run=False, reverse=True)
+                    await _step(plan, ctx, progress, reverse=True)
                     restored.append(plan.to_json())
         except RunbookError as exc:
             status, message = RunStatus.FAILED, f"undo of step {plan.index} failed: {exc.message}"
@@ -305,6 +327,19 @@ class Executor:
         finally:
             await self._audit.finish(run_id, status=status, applied=[], result=message)
         return RunResult(run_id, status, plans, message)
+
+
+async def _step(plan: StepPlan, ctx: StepContext, progress: Progress | None, *, reverse: bool = False) -> str | None:
+    """Apply (or reverse) one step, telling ``progress`` when it starts and how it ended."""
+    await tell(progress, StepEvent("started", plan))
+    began = time.monotonic()
+    try:
+        note = await apply_step(plan, ctx, dry_run=False, reverse=reverse)
+    except RunbookError as exc:
+        await tell(progress, StepEvent("failed", plan, time.monotonic() - began, exc.message))
+        raise
+    await tell(progress, StepEvent("done", plan, time.monotonic() - began, note or ""))
+    return note
 
 
 def _stopped_at(plan: StepPlan, what: str, applied: list[dict[str, Any]], run_id: int) -> str:

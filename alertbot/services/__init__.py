@@ -2,7 +2,8 @@
 
 Slack, the HTTP API and the CLI are thin adapters over these services: silences (one validation,
 one set of limits), incident actions (ack / resolve), runbook approvals (who, how many, how long,
-what exactly) and the roles behind them. Adapters never decide who may do what themselves.
+what exactly), runbook runs an operator asks for by hand, and the roles behind them. Adapters
+never decide who may do what themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
 from alertbot.services.roles import Roles
+from alertbot.services.runs import RunService
 from alertbot.services.silences import SilenceService
 
 
@@ -23,3 +25,4 @@ class Services:
     silences: SilenceService
     incidents: IncidentService
     approvals: ApprovalService
+    runs: RunService

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
@@ -22,6 +23,7 @@ from alertbot.errors import AlertbotError, PayloadError
 from alertbot.runbooks.audit import RunResult
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.progress import Progress
 from alertbot.runbooks.steps import StepPlan
 from alertbot.services.roles import Action, Actor, Forbidden, Roles
 from alertbot.store import incidents, runbook_runs
@@ -69,6 +71,20 @@ class ApprovalOutcome:
     needed: int = 1
     proposal: Proposal | None = None  # REPLANNED: the new request
     state: str = ""  # NOT_PENDING: the run's status
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "run_id": self.record.id,
+            "runbook": self.record.runbook,
+            "verdict": self.verdict.value,
+            "approvers": self.approvers,
+            "needed": self.needed,
+        }
+        if self.state:
+            body["state"] = self.state
+        if self.proposal is not None:  # the plan changed since it was asked for: the new run to approve
+            body["replaced_by"] = {"run_id": self.proposal.run_id, "plan": self.proposal.lines}
+        return body
 
 
 def incident_of(record: RunRecord) -> int | None:
@@ -152,7 +168,7 @@ class ApprovalService:
         if runbook is None:
             raise AlertbotError(f"runbook {record.runbook} is no longer loaded")
         needed = self.needed(runbook)
-        if actor.audit in (record.approvals or []):
+        if record.status == "pending" and actor.audit in (record.approvals or []):
             return ApprovalOutcome(Verdict.ALREADY, record, list(record.approvals or []), needed)
         now = self._clock()
         # Expired requests fall through to add_approval, which marks them expired (never re-planned).
@@ -216,10 +232,12 @@ class ApprovalService:
         incident = await self._store.read(incidents.current_of_chain, incident_id)
         return incident is not None and incident.status == "resolved"
 
-    async def execute(self, record: RunRecord) -> RunResult:
+    async def execute(self, record: RunRecord, progress: Progress | None = None) -> RunResult:
         """Carry out an approved run."""
         runbook = self.runbooks[record.runbook]
-        return await self._executor.run(runbook, record.params, execute=True, trigger=record.trigger, run_id=record.id)
+        return await self._executor.run(
+            runbook, record.params, execute=True, trigger=record.trigger, run_id=record.id, progress=progress
+        )
 
     async def cancel(self, actor: Actor, run_id: int) -> RunRecord | None:
         """Cancel a pending run (its requester or an approver); None when it was no longer pending."""

@@ -10,14 +10,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alertbot.domain.route import MatcherField
-from alertbot.errors import NotFound, PayloadError, StoreUnavailable
-from alertbot.services import Services
+from alertbot.errors import NotFound, PayloadError
 from alertbot.services.roles import Actor, Source
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox, rejected_alerts
 from alertbot.store import silences as silence_repo
 from alertbot.timeline import incident_timeline
-from alertbot.web.checks import api_request, app_state, path_id, require_bearer
-from alertbot.web.state import AppState
+from alertbot.web.checks import api_request, app_state, path_id, query_limit, require_bearer, services_of
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -26,12 +24,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status not in (None, "firing", "resolved", "rejected"):
         raise PayloadError(f"status: must be firing, resolved or rejected, got {status!r}")
-    try:
-        limit = int(request.query.get("limit", "500"))
-    except ValueError:
-        raise PayloadError("limit: must be an integer") from None
-    if not 1 <= limit <= 5000:
-        raise PayloadError("limit: must be between 1 and 5000")
+    limit = query_limit(request, default=500, maximum=5000)
     if status == "rejected":  # alerts that could not be processed (docs/operations.md)
         rejected = await state.store.read(rejected_alerts.recent, limit)
         return web.json_response([r.to_json() for r in rejected])
@@ -87,16 +80,10 @@ class SilenceRequest(BaseModel):
         return self
 
 
-def _services(state: AppState) -> Services:
-    if state.services is None:
-        raise StoreUnavailable("alertbot is starting")
-    return state.services
-
-
 async def create_silence(request: web.Request) -> web.Response:
     state = app_state(request)
     spec = await api_request(request, SilenceRequest)
-    silence = await _services(state).silences.create(
+    silence = await services_of(state).silences.create(
         Actor(Source.API, spec.created_by),
         list(spec.matchers),
         duration=spec.duration,
@@ -111,7 +98,7 @@ async def list_silences(request: web.Request) -> web.Response:
     state = app_state(request)
     require_bearer(request, state.secrets.api_token)
     include_expired = request.query.get("expired", "false").lower() in ("1", "true", "yes")
-    found = await _services(state).silences.list(include_expired=include_expired)
+    found = await services_of(state).silences.list(include_expired=include_expired)
     return web.json_response([silence_repo.silence_json(s) for s in found])
 
 
@@ -119,7 +106,7 @@ async def expire_silence(request: web.Request) -> web.Response:
     state = app_state(request)
     require_bearer(request, state.secrets.api_token)
     silence_id = path_id(request, "silence_id")
-    await _services(state).silences.expire(Actor(Source.API, "api"), silence_id)
+    await services_of(state).silences.expire(Actor(Source.API, "api"), silence_id)
     return web.json_response({"id": silence_id, "status": "expired"})
 
 
@@ -204,5 +191,5 @@ async def list_decisions(request: web.Request) -> web.Response:
     """What shadow mode would have sent or run, newest first."""
     state = app_state(request)
     require_bearer(request, state.secrets.api_token)
-    found = await state.store.read(decisions.recent, 500)
+    found = await state.store.read(decisions.recent, query_limit(request, default=500, maximum=5000))
     return web.json_response([d.to_json() for d in found])

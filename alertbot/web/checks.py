@@ -13,7 +13,16 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from alertbot.domain.parse import decode_json, describe_validation_error
-from alertbot.errors import NotFound, PayloadError, PayloadTooLarge, RequestTimeout, Unauthorized, UnsupportedMediaType
+from alertbot.errors import (
+    NotFound,
+    PayloadError,
+    PayloadTooLarge,
+    RequestTimeout,
+    StoreUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from alertbot.services import Services
 from alertbot.store.schema import parse_id
 from alertbot.web.state import STATE, AppState
 
@@ -88,6 +97,24 @@ async def api_request(request: web.Request, model: type[M]) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc)) from None
+
+
+def query_limit(request: web.Request, *, default: int, maximum: int) -> int:
+    """The ``limit`` query parameter: how many rows a list returns (400 unless 1..``maximum``)."""
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        raise PayloadError("limit: must be an integer") from None
+    if not 1 <= limit <= maximum:
+        raise PayloadError(f"limit: must be between 1 and {maximum}")
+    return limit
+
+
+def services_of(state: AppState) -> Services:
+    """The policy layer (503 while alertbot is starting)."""
+    if state.services is None:
+        raise StoreUnavailable("alertbot is starting")
+    return state.services
 
 
 def path_id(request: web.Request, name: str) -> int:

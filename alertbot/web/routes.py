@@ -16,6 +16,7 @@ from alertbot.web.api import (
     post_event,
 )
 from alertbot.web.health import healthz, metrics, readyz, reload_config
+from alertbot.web.runs_api import approve_run, cancel_run, get_run, list_runbooks, list_runs, start_run, undo_run
 from alertbot.web.slack_endpoints import slack_commands, slack_interactions
 from alertbot.web.webhook import WEBHOOK_PATH, webhook_alertmanager
 
@@ -32,6 +33,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)
+    app.router.add_get("/api/v1/runbooks", list_runbooks)
+    app.router.add_get("/api/v1/runs", list_runs)
+    app.router.add_post("/api/v1/runs", start_run)
+    app.router.add_get("/api/v1/runs/{run_id}", get_run)
+    app.router.add_post("/api/v1/runs/{run_id}/undo", undo_run)
+    app.router.add_post("/api/v1/runs/{run_id}/approve", approve_run)
+    app.router.add_post("/api/v1/runs/{run_id}/cancel", cancel_run)
     app.router.add_get("/api/v1/decisions", list_decisions)
     app.router.add_post("/api/v1/events", post_event)
     app.router.add_get("/api/v1/events", list_events)

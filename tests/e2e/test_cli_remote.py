@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.procs import AlertbotProcess, free_port, http
+from tests.e2e.threaded import ThreadedServer
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.helpers import alertbot_cli, payload_json
 
 TOKEN = "remote-cli-api-token-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
+FIRING = "am-higherrorrate-nutrition-service-firing.json"
+KEY = ("ai-nutritionist", "nutrition-service-canary")
+TARGET = ["-p", "namespace=ai-nutritionist", "-p", "virtualservice=nutrition-service-canary"]
 
 
 @pytest.fixture
@@ -74,3 +80,53 @@ def test_a_wrong_token_or_no_daemon_is_a_clear_error(daemon: AlertbotProcess, tm
     nobody = f"http://127.0.0.1:{free_port()}"
     gone = cli("--url", nobody, "incidents", "list", cwd=tmp_path)
     assert gone.returncode == 1 and f"cannot reach alertbot at {nobody}" in gone.stderr
+
+
+def test_runbooks_and_decisions_through_the_daemon(tmp_path: Path) -> None:
+    """`runbook list|run|history|undo` and `decisions` with --url: the daemon's runbooks, cluster and
+    audit log, from a directory with no config, as the user who ran the CLI."""
+    fake = FakeKubernetes()
+    fake.add_virtualservice(seed_canary())
+    cluster = ThreadedServer(fake.app)
+    (tmp_path / "kubeconfig").write_text(kubeconfig(cluster.url("")))
+    config = {
+        "mode": "shadow",
+        "routes": {"receivers": ["console"]},
+        "kubernetes": {"kubeconfig": str(tmp_path / "kubeconfig")},
+        "runbooks": {"dir": str(ROOT / "runbooks")},
+    }
+    proc = AlertbotProcess(tmp_path / "d", config, {"ALERTBOT_API_TOKEN": TOKEN}).start()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"ALERTBOT_URL": proc.url, "ALERTBOT_API_TOKEN": TOKEN, "USER": "alice"}
+    try:
+        listed = cli("runbook", "list", "--json", cwd=elsewhere, env=env)
+        assert "emergency-rollback" in [json.loads(line)["name"] for line in listed.stdout.splitlines()]
+
+        executed = cli("runbook", "run", "emergency-rollback", *TARGET, "--execute", cwd=elsewhere, env=env)
+        assert executed.returncode == 0, executed.stderr
+        assert executed.stdout.splitlines()[0].startswith("step 0 (istio.rollback) started: ")
+        run_id = executed.stdout.splitlines()[-1].split(":")[0].removeprefix("run ")
+        assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+        history = cli("runbook", "history", "--json", cwd=elsewhere, env=env)
+        assert [(h["id"], h["trigger"]) for h in map(json.loads, history.stdout.splitlines())] == [
+            (int(run_id), "cli:alice")
+        ]
+        planned = cli("runbook", "undo", run_id, cwd=elsewhere, env=env)
+        assert planned.returncode == 0 and "undo: virtualservice" in planned.stdout
+        undone = cli("runbook", "undo", run_id, "--execute", cwd=elsewhere, env=env)
+        assert undone.returncode == 0, undone.stdout + undone.stderr
+        assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+        bad = cli("runbook", "undo", "999", cwd=elsewhere, env=env)
+        assert bad.returncode == 2 and "alertbot answered 404: no run 999" in bad.stderr
+
+        status, _ = http("POST", f"{proc.url}/webhook/alertmanager", payload_json(FIRING))
+        assert status == 200
+        decisions = cli("decisions", cwd=elsewhere, env=env)
+        assert decisions.returncode == 0, decisions.stderr
+        assert "would notify console (HighErrorRate nutrition-service)" in decisions.stdout
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        proc.close()
+        cluster.close()

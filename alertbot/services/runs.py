@@ -1,0 +1,86 @@
+"""Runbook runs an operator asks for by hand: the CLI on the host, or the HTTP API with its token.
+
+Both are trusted the way docs/operations.md ("Roles and silences") describes — whoever holds the API
+token or a shell on the host already holds production — so a run is a dry run unless ``execute``,
+and executed at once when asked, audited under the name given. Slack users never run by hand: they
+ask, and the configured approvers approve (services/approvals.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+import structlog
+
+from alertbot.errors import AlertbotError, PayloadError
+from alertbot.runbooks.audit import RunResult
+from alertbot.runbooks.executor import Executor
+from alertbot.runbooks.model import Runbook
+from alertbot.runbooks.progress import Progress
+from alertbot.services.roles import Actor, Forbidden, Source
+
+log = structlog.get_logger("alertbot.runbooks")
+T = TypeVar("T")
+
+
+class RunService:
+    def __init__(self, executor: Executor, runbooks: Mapping[str, Runbook]) -> None:
+        self._executor = executor
+        self.runbooks = dict(runbooks)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def detached(self, work: Coroutine[Any, Any, T]) -> T:
+        """Carry ``work`` (a run, an approval and its run) to its end even when whoever awaits it goes
+        away — a client that disconnects must not leave a rollback half-applied. ``stop`` waits for it."""
+        task = asyncio.create_task(work, name="operator-run")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here too: its client may be gone
+        if error is not None and not isinstance(error, AlertbotError):
+            log.error("operator_run_crashed", error=repr(error))
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Let runs in progress finish, up to ``grace`` seconds; then they are interrupted (and say so)."""
+        if not self._tasks:
+            return
+        _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run(
+        self,
+        actor: Actor,
+        name: str,
+        params: dict[str, str],
+        *,
+        execute: bool,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """Plan runbook ``name`` (audited as a dry run) or, with ``execute``, apply it step by step."""
+        _require_operator(actor)
+        runbook = self.runbooks.get(name)
+        if runbook is None:
+            raise PayloadError(f"no runbook {name!r} (have: {', '.join(sorted(self.runbooks)) or 'none'})")
+        return await self._executor.run(runbook, params, execute=execute, trigger=actor.audit, progress=progress)
+
+    async def undo(self, actor: Actor, run_id: int, *, execute: bool, progress: Progress | None = None) -> RunResult:
+        """Plan (or apply) restoring what run ``run_id`` found, guarded against changes made since."""
+        _require_operator(actor)
+        return await self._executor.undo(run_id, execute=execute, trigger=actor.audit, progress=progress)
+
+
+def _require_operator(actor: Actor) -> None:
+    if actor.source is Source.SLACK:
+        raise Forbidden(":no_entry: in Slack, runbooks run once approved: use `/alertbot runbook NAME ...`")
