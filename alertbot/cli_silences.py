@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import aiohttp
 import typer
 
 from alertbot import __version__
 from alertbot.cli_remote import daemon
-from alertbot.cli_support import ConfigOpt, call, fail, flag, load, run, with_store
+from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, flag, load, run, with_store
 from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, NotFound, PayloadError
 from alertbot.notify.slack import make_client as make_slack_client
@@ -26,6 +26,20 @@ from alertbot.store import silences as silence_repo
 from alertbot.store.engine import Store
 
 silence_app = typer.Typer(help="Create, list and expire silences (in the configured store).", no_args_is_help=True)
+
+
+def _show(silence: dict[str, Any], as_json: bool, *, now: datetime | None = None) -> None:
+    """One silence: its JSON (``--json``), or one line for a person."""
+    if as_json:
+        typer.echo(json.dumps(silence))
+        return
+    ends = datetime.fromisoformat(silence["ends_at"])
+    state = "expired" if now is not None and ends <= now else "until"
+    comment = f" — {silence['comment']}" if silence["comment"] else ""
+    typer.echo(
+        f"{silence['id']}  {' '.join(silence['matchers'])}  {state} {ends.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        f"  by {silence['created_by']}{comment}"
+    )
 
 
 def _now() -> datetime:
@@ -46,6 +60,7 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     created_by: Annotated[str | None, typer.Option("--by", help="Who (default: cli:$USER).")] = None,
     force: Annotated[bool, flag("--force", "Allow matchers that would match every alert.")] = False,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Silence matching alerts for a while (stored; the running daemon sees it at once), announced in
@@ -53,7 +68,7 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
     who = created_by or f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
     if (remote := daemon(ctx)) is not None:
         body = {"matchers": matchers, "duration": duration, "comment": comment, "created_by": who, "force": force}
-        typer.echo(json.dumps(call(remote.post, "/api/v1/silences", body)))
+        _show(call(remote.post, "/api/v1/silences", body), as_json)
         return
     cfg = load(config)
     try:
@@ -75,27 +90,29 @@ def silence_add(  # noqa: PLR0917 (typer reads the options from the signature)
             )
 
     silence = run(with_store(cfg, create))
-    typer.echo(json.dumps(silence_repo.silence_json(silence)))
+    _show(dict(silence_repo.silence_json(silence)), as_json)
 
 
 @silence_app.command("list")
 def silence_list(
     ctx: typer.Context,
     include_expired: Annotated[bool, flag("--expired", "Include ended silences.")] = False,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """List silences, newest first, one JSON object per line."""
+    """List silences, newest first."""
     if (remote := daemon(ctx)) is not None:
-        for found in call(remote.get, "/api/v1/silences", expired=str(include_expired).lower()):
-            typer.echo(json.dumps(found))
-        return
-    cfg = load(config)
+        found: list[dict[str, Any]] = call(remote.get, "/api/v1/silences", expired=str(include_expired).lower())
+    else:
 
-    async def fetch(store: Store) -> list[Silence]:
-        return await store.read(silence_repo.list_all, include_expired=include_expired, now=_now())
+        async def fetch(store: Store) -> list[dict[str, Any]]:
+            listed = await store.read(silence_repo.list_all, include_expired=include_expired, now=_now())
+            return [dict(silence_repo.silence_json(s)) for s in listed]
 
-    for silence in run(with_store(cfg, fetch)):
-        typer.echo(json.dumps(silence_repo.silence_json(silence)))
+        found = run(with_store(load(config), fetch))
+    now = _now()
+    for silence in found:
+        _show(silence, as_json, now=now)
 
 
 @silence_app.command("expire")

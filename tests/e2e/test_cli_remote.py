@@ -42,12 +42,13 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 def test_silences_and_incidents_through_the_daemon(daemon: AlertbotProcess, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    added = cli("--url", daemon.url, "--token", TOKEN, "silence", "add", 'service="grocery"', "-d", "1h", cwd=elsewhere)
+    remote = ["--url", daemon.url, "--token", TOKEN]
+    added = cli(*remote, "silence", "add", 'service="grocery"', "-d", "1h", "--json", cwd=elsewhere)
     assert added.returncode == 0, added.stderr
     silence = json.loads(added.stdout)
     assert silence["created_by"].startswith("cli:")
     env = {"ALERTBOT_URL": daemon.url, "ALERTBOT_API_TOKEN": TOKEN}
-    listed = cli("silence", "list", cwd=elsewhere, env=env)
+    listed = cli("silence", "list", "--json", cwd=elsewhere, env=env)
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [silence["id"]]
     _, via_api = http("GET", f"{daemon.url}/api/v1/silences", headers={"Authorization": f"Bearer {TOKEN}"})
     assert [s["id"] for s in via_api] == [silence["id"]]  # the daemon's own store has it

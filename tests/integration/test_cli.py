@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -182,11 +183,20 @@ def test_silence_cli_round_trip(tmp_path: Path) -> None:
     """silence add / list / expire work against the configured store."""
     config = tmp_path / "c.yaml"
     config.write_text(f"storage: {{url: 'sqlite:///{tmp_path}/a.db'}}\n")
-    added = run("silence", "add", 'service="grocery"', "--duration", "2h", "--by", "bob", "--config", str(config))
+    added = run(
+        "silence", "add", 'service="grocery"', "--duration", "2h", "--by", "bob", "--json", "--config", str(config)
+    )
     assert added.returncode == 0, added.stderr
     silence = json.loads(added.stdout)
-    listed = run("silence", "list", "--config", str(config))
+    listed = run("silence", "list", "--json", "--config", str(config))
     assert [json.loads(x)["id"] for x in listed.stdout.splitlines()] == [silence["id"]]
+    # Without --json: one line a person reads — id, matchers, until when, who, why.
+    readable = run("silence", "add", "team=payments", "-d", "30m", "--by=eve", "--comment=db down", "-c", str(config))
+    (line,) = readable.stdout.splitlines()
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    assert re.fullmatch(rf'\d+  team="payments"  until {when}  by eve — db down', line), line
+    assert run("silence", "list", "--config", str(config)).stdout.splitlines()[0] == line
+    assert run("silence", "expire", line.split()[0], "--config", str(config)).returncode == 0
     assert run("silence", "expire", str(silence["id"]), "--config", str(config)).returncode == 0
     assert run("silence", "list", "--config", str(config)).stdout == ""
     again = run("silence", "expire", str(silence["id"]), "--config", str(config))
@@ -284,9 +294,9 @@ def test_the_cli_finds_the_daemons_store_from_any_directory(tmp_path: Path) -> N
     elsewhere.mkdir()
     config = etc / "alertbot.yaml"
     config.write_text("storage: {url: 'sqlite:///alertbot.db'}\n")
-    added = run("silence", "add", 'service="grocery"', "-d", "1h", "--config", str(config), cwd=etc)
+    added = run("silence", "add", 'service="grocery"', "-d", "1h", "--json", "--config", str(config), cwd=etc)
     assert added.returncode == 0, added.stderr
-    listed = run("silence", "list", "--config", str(config), cwd=elsewhere)
+    listed = run("silence", "list", "--json", "--config", str(config), cwd=elsewhere)
     assert [json.loads(x)["id"] for x in listed.stdout.splitlines()] == [json.loads(added.stdout)["id"]]
 
     stray = run("silence", "add", 'service="grocery"', "-d", "1h", cwd=elsewhere)

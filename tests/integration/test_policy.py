@@ -173,7 +173,7 @@ def test_cli_silence_limits_and_force(tmp_path: Path) -> None:
     assert huge.returncode == 2 and "too long" in huge.stderr and "Traceback" not in huge.stderr
     everything = _cli("silence", "add", 'alertname=~".+"', "--config", str(config))
     assert everything.returncode == 2 and "--force" in everything.stderr
-    forced = _cli("silence", "add", 'alertname=~".+"', "--force", "--by", "carol", "--config", str(config))
+    forced = _cli("silence", "add", 'alertname=~".+"', "--force", "--by", "carol", "--json", "--config", str(config))
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["created_by"] == "carol"
 
