@@ -49,6 +49,16 @@ class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     shutdown_timeout: Duration = timedelta(seconds=10)
+    # How often to look whether the config file or a runbook changed, and reload when it did (as
+    # SIGHUP does); null: only SIGHUP and POST /-/reload reload.
+    watch_config: Duration | None = None
+
+    @field_validator("watch_config")
+    @classmethod
+    def _watch_at_least_a_second(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s (or null: no watching)")
+        return value
 
 
 class WebhookConfig(Section):

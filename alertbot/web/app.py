@@ -113,6 +113,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         lambda new: start_runtime(new, state, store, session, kube, recover=False),
         runtime,
     )
+    watch = config.server.watch_config
+    watcher = (
+        asyncio.create_task(state.reloader.watch(watch.total_seconds()), name="config-watch")
+        if watch is not None and state.config_path is not None
+        else None
+    )
     retention = _retention(config, store, state.clock)
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
@@ -123,6 +129,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.wait({watcher})
         if socket_mode is not None:
             await socket_mode.stop()
         if retention is not None:

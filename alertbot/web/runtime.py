@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -203,6 +204,31 @@ class Reloader:
             self._record(True)
             log.info("config_reloaded", by=by, file=str(self._path) if self._path else None)
             return None
+
+    async def watch(self, interval: float) -> None:
+        """Reload whenever the config file or a runbook file changes (a ConfigMap edit reaching a
+        mounted directory, an operator's edit): looked at every ``interval`` seconds, until cancelled.
+        A change that is refused is not retried until the files change again."""
+        seen = await asyncio.to_thread(self._fingerprint)
+        while True:
+            await asyncio.sleep(interval)
+            now = await asyncio.to_thread(self._fingerprint)
+            if now != seen:
+                seen = now
+                await self.reload("watch")
+
+    def _fingerprint(self) -> str:
+        """A digest of what a reload reads: the config file and the runbook files."""
+        digest = hashlib.sha256()
+        files = [self._path] if self._path is not None else []
+        files += sorted(self._state.config.runbooks.dir.glob("*.yaml"))
+        for path in files:
+            digest.update(str(path).encode() + b"\0")
+            try:
+                digest.update(path.read_bytes())
+            except OSError as exc:  # gone or unreadable: that is a change too
+                digest.update(type(exc).__name__.encode())
+        return digest.hexdigest()
 
     def _record(self, ok: bool) -> None:
         metrics = self._state.metrics

@@ -89,3 +89,24 @@ def test_post_reload_refuses_a_bad_config_and_keeps_the_old_one(daemon: Alertbot
     assert silence_for(daemon, "2h") == 201
     after = metric(daemon, "alertbot_config_last_reload_success_timestamp_seconds")
     assert after is not None and after >= before
+
+
+def test_an_edited_config_is_reloaded_when_watched(tmp_path: Path) -> None:
+    """`server.watch_config`: a ConfigMap edit that reaches the mounted file is applied without a
+    signal; an edit that does not validate is refused and the running config stays."""
+    config = {**CONFIG, "server": {"watch_config": "1s"}}
+    proc = AlertbotProcess(tmp_path / "w", config, {"ALERTBOT_API_TOKEN": TOKEN}).start()
+    try:
+        assert silence_for(proc, "2h") == 201
+        write_config(proc, {**config, "silences": {"max_duration": "1h"}})
+        poll(lambda: '"by": "watch"' in proc.stderr(), within=15, what="a reload by the watcher")
+        assert '"config_reloaded"' in proc.stderr()
+        assert silence_for(proc, "2h") == 400
+
+        write_config(proc, {**config, "silences": {"max_duration": "forever"}})
+        poll(lambda: '"config_reload_failed"' in proc.stderr(), within=15, what="the bad edit refused")
+        assert metric(proc, "alertbot_config_last_reload_successful") == 0.0
+        assert silence_for(proc, "30m") == 201 and silence_for(proc, "2h") == 400  # the last good config
+        assert proc.proc is not None and proc.proc.poll() is None
+    finally:
+        proc.close()
