@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-FROM python:3.11-slim AS build
+ARG BASE=python:3.11-slim
+FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/alertbot
+RUN python3 -m venv /opt/alertbot
 # Pinned, hashed runtime dependencies and build tools first (a layer that changes only with the lock),
 # then alertbot itself built by the locked setuptools, pulling nothing else.
 COPY requirements.lock /src/
@@ -10,7 +11,7 @@ COPY pyproject.toml README.md /src/
 COPY alertbot /src/alertbot
 RUN /opt/alertbot/bin/pip install --no-deps --no-build-isolation /src && /opt/alertbot/bin/pip check
 
-FROM python:3.11-slim
+FROM ${BASE}
 RUN useradd --system --uid 10001 --home-dir /var/lib/alertbot --create-home alertbot
 COPY --from=build /opt/alertbot /opt/alertbot
 COPY config/alertbot.example.yaml /etc/alertbot/alertbot.example.yaml

