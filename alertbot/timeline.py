@@ -103,9 +103,4 @@ def _changes(
     recorded = change_events.around(conn, services=[lead.service], since=lead.starts_at - lookback, until=until)
     window = until - lead.starts_at + lookback
     kept = correlate(recorded, service=lead.service, namespace=lead.namespace, started=until, lookback=window)
-    return [
-        Entry(
-            c.timestamp, "change", f"{c.kind.replace('_', ' ')}: {c.what()}" + (f" (by {c.actor})" if c.actor else "")
-        )
-        for c in kept
-    ]
+    return [Entry(c.timestamp, "change", c.what() + (f" (by {c.actor})" if c.actor else "")) for c in kept]

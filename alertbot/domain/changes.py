@@ -1,11 +1,12 @@
 """Changes (deployments, config changes, feature flags, traffic shifts) and the pages they cause.
 
 Pure: what a watched Kubernetes object's change amounts to, and which recorded changes an incident
-is correlated with ("started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)").
+is correlated with ("started 3 min after deployment nutrition-service 1.4.3: canary at 10 % (by deploy-bot)").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,13 +33,22 @@ class Change:
     timestamp: datetime
 
     def what(self) -> str:
-        """The change in a few words: its description, or kind + service + version."""
-        if self.description:
-            return self.description
-        return " ".join(p for p in (self.kind.replace("_", " "), self.service, self.version) if p)
+        """The change in a few words: always its kind, service and version, then its description —
+        ``deployment nutrition-service 1.4.3-rc7: canary at 10 %``. The version is what on-call
+        needs to decide on a rollback, so a description is added, never substituted; a service or
+        version the description already names (as a word of its own) is not repeated before it."""
+        named = [p for p in (self.service, self.version) if p and not _names(self.description, p)]
+        head = " ".join([self.kind.replace("_", " "), *named])
+        return f"{head}: {self.description}" if self.description else head
 
 
 C = TypeVar("C", bound="Change")
+
+
+def _names(text: str, word: str) -> bool:
+    """Whether ``text`` has ``word`` as a word of its own (``nutrition-service-canary`` does not
+    name ``nutrition-service``, nor ``1.4.3-rc1`` ``1.4.3``)."""
+    return re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w.-])", text) is not None
 
 
 def correlate(changes: Iterable[C], *, service: str, namespace: str, started: datetime, lookback: timedelta) -> list[C]:
@@ -58,7 +68,7 @@ def correlate(changes: Iterable[C], *, service: str, namespace: str, started: da
 
 
 def describe(change: Change, started: datetime) -> str:
-    """``started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)``"""
+    """``started 3 min after deployment nutrition-service 1.4.3: canary at 10 % (by deploy-bot)``"""
     gap = started - change.timestamp
     after = f"{int(gap.total_seconds() // 60)} min" if gap >= timedelta(minutes=1) else format_duration(gap)
     by = f" (by {change.actor})" if change.actor else ""
@@ -81,7 +91,7 @@ def traffic_split(vs: Mapping[str, Any]) -> list[list[list[Any]]]:
 
 
 def describe_shift(name: str, before: list[list[list[Any]]], after: list[list[list[Any]]]) -> str | None:
-    """``traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 %``; None: no weight moved."""
+    """``nutrition-service-canary weights canary 10 % → 50 %, stable 90 % → 50 %``; None: nothing moved."""
     moves = []
     for old, new in zip(before, after, strict=False):
         old_weights = dict((str(d), int(w)) for d, w in old)
@@ -92,8 +102,8 @@ def describe_shift(name: str, before: list[list[list[Any]]], after: list[list[li
     if not moves and before == after:
         return None
     if not moves:
-        return f"traffic {name}: routes changed"
-    return f"traffic {name}: " + ", ".join(sorted(moves))
+        return f"{name} routes changed"
+    return f"{name} weights " + ", ".join(sorted(moves))
 
 
 def pod_images(deployment: Mapping[str, Any]) -> dict[str, str]:
@@ -117,7 +127,7 @@ def describe_rollout(name: str, before: Mapping[str, str], after: Mapping[str, s
         f"{old or '(none)'} → {new}" if len(changed) == 1 else f"{c}: {old or '(none)'} → {new}"
         for c, old, new in changed
     ]
-    return f"rollout {name}: " + ", ".join(parts), image_tag(changed[0][2])
+    return f"{name} image " + ", ".join(parts), image_tag(changed[0][2])
 
 
 def vs_service(vs: Mapping[str, Any]) -> str:

@@ -89,7 +89,7 @@ class CorrelatedChange(BaseModel):
 
     id: int
     kind: str
-    text: str  # started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)
+    text: str  # started 3 min after deployment nutrition-service 1.4.3: canary at 10 % (by deploy-bot)
     target: str = ""  # virtualservice/NAME | deployment/NAME: a rollback can be offered
 
 

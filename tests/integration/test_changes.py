@@ -59,16 +59,17 @@ async def test_a_page_says_what_changed_shortly_before(make_harness: MakeHarness
     await wait_until(lambda: bool(peers.pagerduty.triggers() and peers.slack.roots()), what="the page")
 
     payload = peers.pagerduty.triggers()[0]["payload"]
-    assert payload["summary"].endswith(" — started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)")
+    shifted = "started 3 min after traffic shift: nutrition-service 1.4.3 → 10 % canary (by deploy-bot)"
+    assert payload["summary"].endswith(" — " + shifted)
     assert payload["custom_details"]["recent_changes"] == [
-        "started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)",
-        "started 10 min after nutrition-service 1.4.3 rolled out (by argocd)",
+        shifted,
+        "started 10 min after deployment: nutrition-service 1.4.3 rolled out (by argocd)",
     ]
     blocks = peers.slack.roots()[0].blocks
     [what] = [b["text"]["text"] for b in blocks if b["type"] == "section" and "What changed" in b["text"]["text"]]
     assert what == (
-        "*What changed*\n• started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)\n"
-        "• started 10 min after nutrition-service 1.4.3 rolled out (by argocd)"
+        f"*What changed*\n• {shifted}\n"
+        "• started 10 min after deployment: nutrition-service 1.4.3 rolled out (by argocd)"
     )
     [undo] = [
         b
@@ -135,7 +136,8 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(
     summary = peers.slack.roots()[0].blocks
     text = json.dumps(summary, ensure_ascii=False)
     assert (
-        "started 5 min after traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 % (by deploy-bot)"
+        "started 5 min after traffic shift nutrition-service: nutrition-service-canary weights canary 10 % → 50 %, "
+        "stable 90 % → 50 % (by deploy-bot)"
     ) in text
     undo = next(
         b
@@ -169,14 +171,16 @@ async def test_a_bad_traffic_shift_is_undone_from_the_page(
     timeline = await (await h.client.get("/api/v1/incidents/1/timeline")).json()
     kinds = [entry["kind"] for entry in timeline]
     assert kinds[:2] == ["change", "alert"]
-    assert timeline[0]["text"].startswith("traffic shift: traffic nutrition-service-canary: canary 10 % → 50 %")
+    assert timeline[0]["text"].startswith(
+        "traffic shift nutrition-service: nutrition-service-canary weights canary 10 % → 50 %"
+    )
     assert any(e["kind"] == "notification" and e["text"] == "trigger to pagerduty delivered" for e in timeline)
     assert [e["kind"] for e in timeline if "restore-last-good" in e["text"]] == ["change"]
     assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
 
     shown = await command(h, "timeline 1", response_url=url, ts=int(clock["now"].timestamp()))
     assert shown["text"].startswith("*Timeline of incident 1*")
-    assert "*change* traffic shift: traffic nutrition-service-canary" in shown["text"]
+    assert "*change* traffic shift nutrition-service: nutrition-service-canary weights" in shown["text"]
 
 
 async def test_rollback_to_last_good_from_slack(

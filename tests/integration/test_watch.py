@@ -61,7 +61,7 @@ async def test_weight_changes_and_rollouts_are_recorded(
         "kubernetes",
         "virtualservice/nutrition-service-canary",
     )
-    assert shift["description"] == "traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 %"
+    assert shift["description"] == "nutrition-service-canary weights canary 10 % → 50 %, stable 90 % → 50 %"
     assert (rollout["kind"], rollout["version"], rollout["actor"], rollout["target"]) == (
         "deployment",
         "1.4.3",
@@ -69,7 +69,7 @@ async def test_weight_changes_and_rollouts_are_recorded(
         "deployment/nutrition-service",
     )
     assert rollout["description"] == (
-        "rollout nutrition-service: registry.example.com/nutrition-service:1.4.2 → "
+        "nutrition-service image registry.example.com/nutrition-service:1.4.2 → "
         "registry.example.com/nutrition-service:1.4.3"
     )
 

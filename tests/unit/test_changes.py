@@ -71,9 +71,27 @@ def test_only_the_same_service_and_namespace() -> None:
 
 def test_describe_says_how_long_before_what_and_who() -> None:
     shift = change(1, 3, kind="traffic_shift", description="nutrition-service 1.4.3 → 10 % canary")
-    assert describe(shift, STARTED) == "started 3 min after nutrition-service 1.4.3 → 10 % canary (by deploy-bot)"
+    assert describe(shift, STARTED) == (
+        "started 3 min after traffic shift: nutrition-service 1.4.3 → 10 % canary (by deploy-bot)"
+    )
     assert describe(change(2, 0.5), STARTED) == "started 30s after deployment nutrition-service 1.4.3 (by deploy-bot)"
     assert describe(change(3, 59.9), STARTED).startswith("started 59 min after")
+
+
+def test_a_description_is_added_to_service_kind_and_version_never_substituted() -> None:
+    """The version is what on-call needs to decide on a rollback: a description never hides it."""
+    canary = change(1, 0.825 / 60, version="1.4.3-rc7", description="canary at 10 %")
+    assert describe(canary, STARTED) == (
+        "started 825ms after deployment nutrition-service 1.4.3-rc7: canary at 10 % (by deploy-bot)"
+    )
+    # Named only once: what the description already says as a word of its own is not repeated.
+    said = change(2, 2, version="1.4.3", description="nutrition-service 1.4.3 → 10 % canary")
+    assert said.what() == "deployment: nutrition-service 1.4.3 → 10 % canary"
+    # ...but a longer word that merely contains it does not count.
+    other = change(3, 2, version="1.4.3", description="nutrition-service-canary 1.4.3-rc1 rolled back")
+    assert other.what() == "deployment nutrition-service 1.4.3: nutrition-service-canary 1.4.3-rc1 rolled back"
+    flag = change(4, 1, kind="feature_flag", version="", description="new-checkout on for 5 %")
+    assert flag.what() == "feature flag nutrition-service: new-checkout on for 5 %"
 
 
 def vs(*routes: list[tuple[str, int]]) -> dict[str, object]:
@@ -91,16 +109,16 @@ def test_weight_moves_are_described_and_unchanged_weights_are_no_change() -> Non
     before = traffic_split(vs([("stable", 90), ("canary", 10)]))
     after = traffic_split(vs([("stable", 50), ("canary", 50)]))
     assert describe_shift("nutrition-service-canary", before, after) == (
-        "traffic nutrition-service-canary: canary 10 % → 50 %, stable 90 % → 50 %"
+        "nutrition-service-canary weights canary 10 % → 50 %, stable 90 % → 50 %"
     )
     assert describe_shift("nutrition-service-canary", before, before) is None
-    assert describe_shift("x", before, traffic_split(vs([("stable", 100)]))) == "traffic x: stable 90 % → 100 %"
-    assert describe_shift("x", before, traffic_split(vs([("blue", 100)]))) == "traffic x: routes changed"
+    assert describe_shift("x", before, traffic_split(vs([("stable", 100)]))) == "x weights stable 90 % → 100 %"
+    assert describe_shift("x", before, traffic_split(vs([("blue", 100)]))) == "x routes changed"
 
 
 def test_rollouts_are_image_changes() -> None:
     assert describe_rollout("api", {"api": "r/api:1.4.2"}, {"api": "r/api:1.4.3"}) == (
-        "rollout api: r/api:1.4.2 → r/api:1.4.3",
+        "api image r/api:1.4.2 → r/api:1.4.3",
         "1.4.3",
     )
     assert describe_rollout("api", {"api": "r/api:1.4.2"}, {"api": "r/api:1.4.2"}) is None
