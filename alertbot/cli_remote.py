@@ -46,10 +46,13 @@ class Daemon:
         The daemon sends a heartbeat line every 10 s, so a minute of silence means it is gone."""
         request = self._request("POST", path, body=body, accept="application/x-ndjson")
         try:
-            with urllib.request.urlopen(request, timeout=max(self.timeout, 60.0)) as response:
+            with _OPENER.open(request, timeout=max(self.timeout, 60.0)) as response:
                 for line in response:
                     if line.strip():
-                        yield json.loads(line)
+                        event = _answer(line, self.url)
+                        if not isinstance(event, dict):
+                            raise DaemonUnreachable(f"{self.url} did not answer as alertbot's API does")
+                        yield event
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -60,8 +63,8 @@ class Daemon:
     ) -> Any:
         request = self._request(method, path, query=query, body=body)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                return _answer(response.read() or b"null", self.url)
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -91,8 +94,29 @@ class Daemon:
         return DaemonUnreachable(f"cannot reach alertbot at {self.url}: {reason}")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is refused, not followed: following would turn a POST into a GET and send the
+    API token to wherever the redirect points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _answer(raw: bytes, url: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise DaemonUnreachable(f"{url} did not answer with JSON: is it alertbot's API?") from None
+
+
 def _api_error(exc: urllib.error.HTTPError) -> AlertbotError:
     """The API's own error message; 4xx is the caller's mistake (exit 2), anything else exit 1."""
+    if 300 <= exc.code < 400:
+        where = exc.headers.get("Location", "elsewhere")
+        return PayloadError(f"alertbot answered {exc.code}: a redirect to {where}, not followed (give that as --url)")
     try:
         message = json.loads(exc.read())["error"]["message"]
     except (ValueError, KeyError, TypeError):

@@ -80,12 +80,13 @@ def _follow(remote: Daemon, path: str, body: dict[str, Any], steps: _Steps) -> d
             if event.get("event") == "step":
                 steps.show(event)
             elif event.get("event") == "result":
-                return dict(event)
+                return event
             elif event.get("event") == "error":
                 fail(answered(int(event.get("status", 500)), str(event.get("error", {}).get("message", "failed"))))
     except AlertbotError as exc:
         fail(exc)
-    fail(answered(502, "the answer ended before the run's result"))
+    ended = "the answer ended before the run's result: the run may still be going (`alertbot runbook history`)"
+    fail(answered(502, ended))
 
 
 def _finish(result: dict[str, Any], steps: _Steps) -> NoReturn:
@@ -186,7 +187,12 @@ def _decided(body: dict[str, Any], steps: _Steps) -> NoReturn:
     if verdict == "need_more":
         typer.echo(f"run {run_id}: approval recorded ({len(body['approvers'])} of {body['needed']})")
         raise typer.Exit(0)
-    if verdict == "already":
+    if verdict == "operator_counted":
+        typer.echo(
+            f"run {run_id} already has an approval from the API or the CLI (they count as one approver); "
+            f"it needs {body['needed']}: the other must come from a Slack approver"
+        )
+    elif verdict == "already":
         typer.echo(f"you already approved run {run_id}; it needs {body['needed']} different approvers")
     elif verdict == "replanned":
         new = body["replaced_by"]

@@ -19,13 +19,13 @@ from typing import Any
 
 import structlog
 
-from alertbot.errors import AlertbotError, PayloadError
+from alertbot.errors import PayloadError
 from alertbot.runbooks.audit import RunResult
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.progress import Progress
 from alertbot.runbooks.steps import StepPlan
-from alertbot.services.roles import Action, Actor, Forbidden, Roles
+from alertbot.services.roles import Action, Actor, Forbidden, Roles, Source
 from alertbot.store import incidents, runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunRecord
@@ -61,6 +61,9 @@ class Verdict(StrEnum):
     REPLANNED = "replanned"  # the plan changed (or was never shown): a new request replaces it
     NOT_PENDING = "not_pending"  # done, cancelled or expired meanwhile
     ALREADY = "already"  # this approver already approved
+    # An approval from the API or the CLI is already counted: they share one credential (the API
+    # token, a shell on the host), so they count as one approver; the other must come from Slack.
+    OPERATOR_COUNTED = "operator_counted"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class ApprovalOutcome:
         if self.proposal is not None:  # the plan changed since it was asked for: the new run to approve
             body["replaced_by"] = {"run_id": self.proposal.run_id, "plan": self.proposal.lines}
         return body
+
+
+def by_slack(approver: str) -> bool:
+    """Whether an approval came from a Slack user (signed by Slack), not the API or the CLI."""
+    return approver.startswith("slack:")
 
 
 def incident_of(record: RunRecord) -> int | None:
@@ -166,10 +174,13 @@ class ApprovalService:
             )
         runbook = self.runbooks.get(record.runbook)
         if runbook is None:
-            raise AlertbotError(f"runbook {record.runbook} is no longer loaded")
+            raise PayloadError(f"run {run_id}: runbook {record.runbook} is no longer loaded: it cannot run")
         needed = self.needed(runbook)
-        if record.status == "pending" and actor.audit in (record.approvals or []):
-            return ApprovalOutcome(Verdict.ALREADY, record, list(record.approvals or []), needed)
+        approvals = list(record.approvals or [])
+        if record.status == "pending" and actor.audit in approvals:
+            return ApprovalOutcome(Verdict.ALREADY, record, approvals, needed)
+        if record.status == "pending" and actor.source is not Source.SLACK and any(not by_slack(a) for a in approvals):
+            return ApprovalOutcome(Verdict.OPERATOR_COUNTED, record, approvals, needed)
         now = self._clock()
         # Expired requests fall through to add_approval, which marks them expired (never re-planned).
         live = record.status == "pending" and record.started_at >= now - self.ttl

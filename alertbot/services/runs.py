@@ -26,15 +26,24 @@ log = structlog.get_logger("alertbot.runbooks")
 T = TypeVar("T")
 
 
-class RunService:
-    def __init__(self, executor: Executor, runbooks: Mapping[str, Runbook]) -> None:
-        self._executor = executor
-        self.runbooks = dict(runbooks)
+class TooManyRuns(AlertbotError):
+    code = "too_many_runs"
+    http_status = 429
+
+
+class OperatorRuns:
+    """The runs operators started through the API, for the whole process: each carried to its end
+    even when whoever awaits it goes away (a client that disconnects must not leave a rollback
+    half-applied), and through config reloads; at most ``limit`` at once; waited for at shutdown."""
+
+    def __init__(self, limit: int = 8) -> None:
+        self._limit = limit
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def detached(self, work: Coroutine[Any, Any, T]) -> T:
-        """Carry ``work`` (a run, an approval and its run) to its end even when whoever awaits it goes
-        away — a client that disconnects must not leave a rollback half-applied. ``stop`` waits for it."""
+        if len(self._tasks) >= self._limit:
+            work.close()
+            raise TooManyRuns(f"{self._limit} runs started through the API are still going: try again when one ends")
         task = asyncio.create_task(work, name="operator-run")
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -58,6 +67,12 @@ class RunService:
         for task in late:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class RunService:
+    def __init__(self, executor: Executor, runbooks: Mapping[str, Runbook]) -> None:
+        self._executor = executor
+        self.runbooks = dict(runbooks)
 
     async def run(
         self,

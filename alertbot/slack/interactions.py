@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.errors import AlertbotError
 from alertbot.services import Services
-from alertbot.services.approvals import Verdict, incident_of
+from alertbot.services.approvals import Verdict, by_slack, incident_of
 from alertbot.services.roles import Action, Actor, Forbidden
 from alertbot.slack.common import Background, SlackMessage, ephemeral, not_an_incident_id, proposal_message
 from alertbot.store import change_events, incidents, slack_messages
@@ -139,6 +139,8 @@ class Interactions:
             return _aside(
                 ephemeral(f"you already approved run {run_id}; it needs {outcome.needed} different approvers")
             )
+        if outcome.verdict is Verdict.OPERATOR_COUNTED:  # not for a Slack user; told as "already"
+            return _aside(ephemeral(f"run {run_id} already has its approval from the API or the CLI"))
         if outcome.verdict is Verdict.NOT_PENDING:
             return _aside(ephemeral(f"run {run_id} is {outcome.state}: nothing to approve"))
         if outcome.verdict is Verdict.REPLANNED:
@@ -154,7 +156,7 @@ class Interactions:
         if outcome.verdict is Verdict.NEED_MORE:
             state = f":one: <@{user}> approved run {run_id} `{record.runbook}` (risk high): one more approver needed"
             return _aside({"response_type": "in_channel", "text": state})
-        by = " and ".join(f"<@{a.removeprefix('slack:')}>" for a in outcome.approvers)
+        by = " and ".join(f"<@{a.removeprefix('slack:')}>" if by_slack(a) else mrkdwn(a) for a in outcome.approvers)
         running = f":hourglass: run {run_id} approved by {by}: running…"
         self._background.later(f"slack-run-{run_id}", self._execute(outcome.record, user, url, on_plan, where))
         if on_plan:

@@ -141,7 +141,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         state.readiness = None
         reloader, state.reloader = state.reloader, None
         state._pipeline = None
-        await reloader.running.stop()  # commit what was accepted; let runbook runs finish
+        # Commit what was accepted; let runbook runs finish — automations' and operators' at once,
+        # so both fit in one grace period.
+        await asyncio.gather(reloader.running.stop(), state.operator_runs.stop())
         await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
         state._store = None
         await session.close()

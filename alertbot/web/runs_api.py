@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alertbot.errors import AlertbotError, NotFound, PayloadError
 from alertbot.runbooks.progress import Progress, StepEvent
-from alertbot.services import Services
 from alertbot.services.approvals import Verdict
 from alertbot.services.roles import Actor, Forbidden, Source
 from alertbot.store import runbook_runs
@@ -36,15 +36,22 @@ log = structlog.get_logger("alertbot.api")
 
 NDJSON = "application/x-ndjson"
 HEARTBEAT = 10.0  # seconds between heartbeat lines on a streamed run (ingress idle timeouts are ~60 s)
+WRITE_TIMEOUT = 5.0  # seconds a streamed line may wait for a client that does not read
 
 # Trigger prefixes alertbot writes itself (an alert's automation, a Slack user): a name given through
 # the API may not pose as one — `alert:ID` would tie the run to that incident.
 _RESERVED = ("alert:", "slack:")
 
 
+# A Slack user, user-group or bot ID: an API name shaped like one would show as that person in Slack.
+_SLACK_ID = re.compile(r"^[UWSB][A-Z0-9]{6,}$")
+
+
 def _operator(value: str) -> str:
-    if value.startswith(_RESERVED) or any(ord(c) < 32 for c in value):
-        raise ValueError(f"must be a plain name such as cli:alice, not starting with {' or '.join(_RESERVED)}")
+    if value.lower().startswith(_RESERVED) or _SLACK_ID.match(value) or any(ord(c) < 32 for c in value):
+        raise ValueError(
+            f"must be a plain name such as cli:alice — not a Slack ID, not starting with {' or '.join(_RESERVED)}"
+        )
     return value
 
 
@@ -141,7 +148,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         run = services.runs.run(actor, spec.runbook, spec.params, execute=spec.execute, progress=progress)
         return (await run).to_json()
 
-    return await _respond(request, services, work)
+    return await _respond(request, state, work)
 
 
 async def undo_run(request: web.Request) -> web.StreamResponse:
@@ -160,7 +167,7 @@ async def undo_run(request: web.Request) -> web.StreamResponse:
         result = await services.runs.undo(actor, record.id, execute=spec.execute, progress=progress)
         return result.to_json()
 
-    return await _respond(request, services, work)
+    return await _respond(request, state, work)
 
 
 async def approve_run(request: web.Request) -> web.StreamResponse:
@@ -181,7 +188,7 @@ async def approve_run(request: web.Request) -> web.StreamResponse:
             body["result"] = (await services.approvals.execute(outcome.record, progress)).to_json()
         return body
 
-    return await _respond(request, services, work)
+    return await _respond(request, state, work)
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -197,18 +204,20 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 async def _respond(
-    request: web.Request, services: Services, work: Callable[[Progress | None], Coroutine[Any, Any, dict[str, Any]]]
+    request: web.Request, state: AppState, work: Callable[[Progress | None], Coroutine[Any, Any, dict[str, Any]]]
 ) -> web.StreamResponse:
     """``work``'s result as JSON; streamed with its steps' progress when the client accepts NDJSON.
-    The work is detached from the request: it goes on when the client goes away."""
+    The work is detached from the request: it goes on when the client goes away, and through reloads."""
+    runs = state.operator_runs
     if NDJSON not in request.headers.get("Accept", ""):
-        return web.json_response(await services.runs.detached(work(None)))
+        return web.json_response(await runs.detached(work(None)))
     response = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
     await response.prepare(request)
     lock = asyncio.Lock()
 
     async def send(line: dict[str, Any]) -> None:
-        async with lock:
+        # A client that stops reading must not hold the run up: a line it does not take in time is dropped.
+        async with asyncio.timeout(WRITE_TIMEOUT), lock:
             await response.write(json.dumps(line).encode() + b"\n")
 
     async def progress(event: StepEvent) -> None:
@@ -217,18 +226,23 @@ async def _respond(
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(HEARTBEAT)
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, TimeoutError):
                 await send({"event": "heartbeat"})
 
     beating = asyncio.create_task(heartbeat(), name="api-run-heartbeat")
     try:
-        final = {"event": "result", **await services.runs.detached(work(progress))}
+        final = {"event": "result", **await runs.detached(work(progress))}
     except AlertbotError as exc:  # the status line has gone: the error is the last line instead
         final = {"event": "error", "status": exc.http_status, "error": {"code": exc.code, "message": exc.message}}
+    except Exception as exc:  # never end the stream without saying so (the run may have changed things)
+        log.error("unhandled_error", path=request.path, error=repr(exc))
+        message = "internal error: see `alertbot runbook history` for what the run did"
+        final = {"event": "error", "status": 500, "error": {"code": "internal", "message": message}}
     finally:
         beating.cancel()
         await asyncio.wait({beating})
-    with contextlib.suppress(ConnectionError):  # the client went away: the run is recorded all the same
+    with contextlib.suppress(ConnectionError, TimeoutError):  # the client went away: the run is recorded all the same
         await send(final)
-        await response.write_eof()
+        async with asyncio.timeout(WRITE_TIMEOUT):
+            await response.write_eof()
     return response

@@ -100,7 +100,6 @@ class Runtime:
         await self.pipeline.stop()  # commit what was accepted
         await self.slack.stop()
         await self.automations.stop()  # let runbook runs in progress finish (bounded)
-        await self.services.runs.stop()  # and those an operator started through the API
 
 
 async def start_runtime(

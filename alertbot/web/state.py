@@ -19,6 +19,7 @@ from alertbot.pipeline import Pipeline
 from alertbot.runbooks.automations import AutomationRunner
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.services import Services
+from alertbot.services.runs import OperatorRuns
 from alertbot.settings import Config, Secrets
 from alertbot.slack.commands import SlackCommands
 from alertbot.slack.verify import SlackVerifier
@@ -52,6 +53,7 @@ class AppState:
     readiness: StoreHealth | None = None  # can the store commit? (/readyz)
     config_path: Path | None = None  # the file a reload reads again
     reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
+    operator_runs: OperatorRuns = field(default_factory=OperatorRuns)  # through reloads, until shutdown
 
     @property
     def started(self) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.e2e.procs import AlertbotProcess, free_port, http
 from tests.e2e.threaded import ThreadedServer
@@ -131,3 +132,30 @@ def test_runbooks_and_decisions_through_the_daemon(tmp_path: Path) -> None:
     finally:
         proc.close()
         cluster.close()
+
+
+def test_an_answer_that_is_not_alertbots_is_a_clear_error(tmp_path: Path) -> None:
+    """A login page or a redirect in front of the daemon: said so, no traceback, the token never
+    sent on to where a redirect points, and a POST never turned into a GET."""
+    seen: list[tuple[str, str, str | None]] = []
+
+    async def login_page(request: web.Request) -> web.StreamResponse:
+        seen.append((request.method, request.path, request.headers.get("Authorization")))
+        if request.path.startswith("/moved"):
+            raise web.HTTPFound("/elsewhere/api/v1/runs")
+        return web.Response(text="<html>please sign in</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", login_page)
+    server = ThreadedServer(app)
+    try:
+        for base, expected in ((server.url(""), "did not answer with JSON"), (server.url("/moved"), "not followed")):
+            env = {"ALERTBOT_URL": base, "ALERTBOT_API_TOKEN": TOKEN}
+            for args in (["runbook", "run", "emergency-rollback", *TARGET, "--execute"], ["incidents", "list"]):
+                answer = cli(*args, cwd=tmp_path, env=env)
+                assert answer.returncode in (1, 2) and expected in answer.stderr, answer.stderr
+                assert "Traceback" not in answer.stderr
+    finally:
+        server.close()
+    assert seen and not any(path.startswith("/elsewhere") for _, path, _ in seen)  # the redirect was not followed
+    assert ("POST", "/moved/api/v1/runs", f"Bearer {TOKEN}") in seen

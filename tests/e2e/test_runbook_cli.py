@@ -23,7 +23,7 @@ from alertbot.runbooks.loader import load_runbooks
 from alertbot.services.roles import Actor
 from alertbot.settings import load_config
 from alertbot.store.engine import Store
-from tests.e2e.procs import AlertbotProcess
+from tests.e2e.procs import AlertbotProcess, http
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.fakes.prometheus import FakePrometheus
@@ -171,6 +171,10 @@ def test_each_step_is_printed_as_it_starts_and_ends(tmp_path: Path, via: str) ->
         lines.until("step 1 (prometheus.check) started: check: error_ratio < 0.01 within 60s")
         assert proc.poll() is None  # still waiting for Prometheus: the lines came as the steps ran
         assert fake.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+        if daemon is not None:  # a reload meanwhile neither waits for the run nor stops it
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            assert http("POST", f"{daemon.url}/-/reload", headers=auth) == (200, {"status": "reloaded"})
+            assert proc.poll() is None
 
         prometheus.values = [0.0]
         lines.until("step 1 (prometheus.check) done after ")

@@ -14,6 +14,7 @@ from pytest_aiohttp import AiohttpServer
 
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.services.roles import Actor
+from alertbot.services.runs import OperatorRuns
 from tests.conftest import Harness, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.prometheus import FakePrometheus
@@ -231,3 +232,63 @@ steps:
   - {type: istio.rollback, namespace: "{{ params.namespace }}", virtualservice: "{{ params.virtualservice }}"}
   - {type: prometheus.check, query: error_ratio, expect: "< 0.01", timeout: 60s, interval: 100ms, on_fail: fail}
 """
+
+
+async def test_the_api_and_the_cli_count_as_one_approver(make_harness: MakeHarness, k8s: Cluster) -> None:
+    """Names given through the API are the client's own: whoever holds the token could approve a
+    high-risk run twice under two names. So API and CLI approvals count as one approver together;
+    the second must come from a Slack approver (signed by Slack)."""
+    fake, factory = k8s
+    approvers = {"slack": {"runbook_approvers": ["UAPPROVER"]}}
+    h = await make_harness(approvers, secret_values={"api_token": TOKEN}, kube=factory)
+    approvals = h.state.services.approvals if h.state.services else None
+    assert approvals is not None
+    runbook, params = approvals.prepare("canary-promote", {**TARGET, "canary_weight": "50", "stable_weight": "50"})
+    assert runbook.risk == "high"
+    proposal = await approvals.propose(Actor.slack("UREQ"), runbook, params)
+
+    _, first = await post(h, f"/api/v1/runs/{proposal.run_id}/approve", {"by": "cli:mallory"})
+    assert (first["verdict"], first["approvers"], first["needed"]) == ("need_more", ["cli:mallory"], 2)
+    _, second = await post(h, f"/api/v1/runs/{proposal.run_id}/approve", {"by": "cli:mallory-again"})
+    assert second["verdict"] == "operator_counted"
+    assert fake.weights(*KEY) == [[("stable", 90), ("canary", 10)]]  # nothing applied
+
+    outcome = await approvals.approve(Actor.slack("UAPPROVER"), proposal.run_id)
+    assert outcome.verdict.value == "approved" and outcome.approvers == ["cli:mallory", "slack:UAPPROVER"]
+
+
+@pytest.mark.parametrize("name", ["UBOSS1234", "W0ADMIN99", "SLACK:UX", "Alert:3", "cli:a\nb"])
+async def test_an_api_name_cannot_pose_as_slack_or_an_alert(make_harness: MakeHarness, k8s: Cluster, name: str) -> None:
+    h = await harness(make_harness, k8s)
+    for path, body in (
+        ("/api/v1/runs", {"runbook": "emergency-rollback", "params": TARGET, "requested_by": name}),
+        ("/api/v1/runs/1/approve", {"by": name}),
+    ):
+        status, answer = await post(h, path, body)
+        assert status == 400 and "not a Slack ID" in answer["error"]["message"], (path, answer)
+
+
+async def test_runs_through_the_api_are_bounded(
+    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """A burst of requests cannot start unbounded runs: past the limit, 429 and nothing starts."""
+    prometheus = FakePrometheus([0.2])
+    prom_server = await aiohttp_server(prometheus.app)
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "rollback-and-check.yaml").write_text(ROLLBACK_AND_CHECK)
+    h = await harness(
+        make_harness,
+        k8s,
+        runbooks={"dir": str(tmp_path / "runbooks")},
+        prometheus={"url": str(prom_server.make_url(""))},
+    )
+    h.state.operator_runs = OperatorRuns(limit=1)
+    body = {"runbook": "rollback-and-check", "params": TARGET, "execute": True}
+    first = await h.client.post("/api/v1/runs", json=body, headers=STREAM)
+    assert json.loads(await first.content.readline())["state"] == "started"
+    status, answer = await post(h, "/api/v1/runs", {"runbook": "rollback-and-check", "params": TARGET})
+    assert status == 429 and "try again when one ends" in answer["error"]["message"]
+    prometheus.values = [0.0]
+    lines = [json.loads(line) for line in (await first.text()).splitlines()]
+    assert lines[-1]["status"] == "succeeded"
+    assert (await post(h, "/api/v1/runs", {"runbook": "rollback-and-check", "params": TARGET}))[0] == 200
