@@ -21,6 +21,7 @@ from alertbot.domain.models import WebhookPayload
 from alertbot.domain.parse import parse_webhook
 from alertbot.errors import AlertbotError, PayloadError
 from alertbot.ingest.preview import PREVIEW_CHANNELS, Decided, QueuedNotification, RequestedRun, preview
+from alertbot.notify.links import context_links
 from alertbot.notify.pagerduty import build_event
 from alertbot.notify.slack_blocks import alert_blocks, fallback_text
 from alertbot.observability import configure_logging
@@ -82,22 +83,23 @@ def _explain(cfg: Config, one: Decided, enabled: list[str], runbooks: dict[str, 
         ],
         "acted": one.acted,
         "suppressed_by": one.suppressed_by,
-        "notifications": [_notification(n, enabled) for n in one.notifications],
+        "notifications": [_notification(cfg, n, enabled) for n in one.notifications],
         "recorded": one.recorded,
         "automations": [_run(cfg, r, runbooks) for r in one.runs],
     }
 
 
-def _notification(queued: QueuedNotification, enabled: list[str]) -> dict[str, Any]:
+def _notification(cfg: Config, queued: QueuedNotification, enabled: list[str]) -> dict[str, Any]:
     resolved = queued.event == "resolve"
+    links = context_links(cfg.context, queued.notification, datetime.now(UTC))
     body: dict[str, Any]
     if queued.channel == "pagerduty":
-        body = dict(build_event(queued.notification, "<ALERTBOT_PAGERDUTY_ROUTING_KEY>"))
+        body = dict(build_event(queued.notification, "<ALERTBOT_PAGERDUTY_ROUTING_KEY>", links))
     elif queued.channel == "slack":
         body = {
             "channel": queued.target,
             "text": fallback_text(queued.notification, resolved=resolved),
-            "blocks": alert_blocks(queued.notification, resolved=resolved),
+            "blocks": alert_blocks(queued.notification, resolved=resolved, links=links),
         }
     else:
         body = queued.notification.model_dump(mode="json")

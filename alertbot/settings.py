@@ -27,6 +27,7 @@ from alertbot.settings_sections import (
     CONFIG_DIR,
     ApiConfig,
     AutomationConfig,
+    ContextConfig,
     CorrelationConfig,
     FlappingConfig,
     HeartbeatConfig,
@@ -63,6 +64,7 @@ class Config(Section):
     storm: StormConfig | None = StormConfig()
     flapping: FlappingConfig | None = FlappingConfig()
     correlation: CorrelationConfig = CorrelationConfig()
+    context: ContextConfig = ContextConfig()
     pagerduty: PagerDutyConfig = PagerDutyConfig()
     slack: SlackConfig = SlackConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from alertbot.domain.flapping import FlapPolicy
+from alertbot.domain.link_templates import placeholder_problem
 from alertbot.domain.models import Severity
 from alertbot.domain.parse import Duration
 from alertbot.errors import ConfigError
@@ -127,6 +128,59 @@ class CorrelationConfig(Section):
     """Changes to an alert's service within ``lookback`` before it started are shown with its page."""
 
     lookback: Duration = timedelta(minutes=30)
+
+
+def _link_template(value: str) -> str:
+    if (problem := placeholder_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value[:80]!r}")
+    return value
+
+
+TemplateText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_link_template)]
+LinkURL = Annotated[TemplateText, AfterValidator(_http_url)]
+
+
+class LinkTemplate(Section):
+    """A deep link on every page: ``text`` and ``url`` with placeholders (alertbot/notify/links.py)."""
+
+    text: TemplateText
+    url: LinkURL
+
+
+class GrafanaContext(Section):
+    url: Annotated[str, AfterValidator(_http_url)]
+    dashboard: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")  # the dashboard's UID
+    # Query parameters for the dashboard's variables, templated like links.
+    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], TemplateText] = Field(
+        default_factory=lambda: {"var-service": "{{ service }}", "var-namespace": "{{ namespace }}"}
+    )
+
+
+class JaegerContext(Section):
+    url: Annotated[str, AfterValidator(_http_url)]
+    # The service name Jaeger knows the alerting service by: with Istio, "{{ service }}.{{ namespace }}".
+    service: TemplateText = "{{ service }}"
+
+
+class KialiContext(Section):
+    url: Annotated[str, AfterValidator(_http_url)]
+
+
+class ContextConfig(Section):
+    """What a page carries besides the alert: deep links into the stack, over ``lookback`` before the
+    alert started until it ended (or now)."""
+
+    lookback: Duration = timedelta(hours=1)
+    links: list[LinkTemplate] = Field(default_factory=list, max_length=20)
+    grafana: GrafanaContext | None = None
+    jaeger: JaegerContext | None = None
+    kiali: KialiContext | None = None
 
 
 class StormConfig(Section):

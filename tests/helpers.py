@@ -10,8 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from alertbot.domain.classify import ClassificationPolicy, Thresholds, classify
+from alertbot.domain.parse import parse_webhook
+from alertbot.notify.base import Destination, Event, Notification
+from alertbot.store.incidents import IncidentRecord
 
 DATA = Path(__file__).parent / "data"
 PAYLOADS = DATA / "payloads"
@@ -68,3 +74,36 @@ def alertbot_cli(
         timeout=60,
         check=False,
     )
+
+
+def notifications(name: str, event: Event = "trigger") -> list[Notification]:
+    """The notifications a recorded payload's alerts would make, as firing incidents 1, 2, …"""
+    out = []
+    for index, alert in enumerate(parse_webhook(payload_bytes(name)).alerts):
+        cls = classify(alert, ClassificationPolicy(), Thresholds())
+        now = datetime(2026, 11, 29, tzinfo=UTC)
+        record = IncidentRecord(
+            id=index + 1,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status="firing",
+            alertname=alert.alertname,
+            service=alert.service,
+            namespace=alert.namespace,
+            severity=cls.severity,
+            reason=cls.reason,
+            sli=cls.sli,
+            value=cls.value,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            generator_url=alert.generator_url,
+            group_key="g",
+            destinations=[],
+            suppressed_by=None,
+            ends_at=alert.ends_at,
+            created_at=now,
+            updated_at=now,
+            resolved_at=None,
+        )
+        out.append(Notification.build(record, event, Destination("pagerduty")))
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from typing import Literal, NotRequired, TypedDict
 
 import aiohttp
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 
 from alertbot.errors import NotifyError, retryable_http_status
 from alertbot.notify.base import Notification
+from alertbot.notify.links import ContextLink, LinkMaker
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
@@ -109,7 +111,7 @@ class Event(TypedDict):
     links: NotRequired[list[Link]]
 
 
-def build_event(n: Notification, routing_key: str) -> Event:
+def build_event(n: Notification, routing_key: str, context: Sequence[ContextLink] = ()) -> Event:
     """The Events API v2 body for a notification (pure; validated against the official schema in tests)."""
     if n.event in ("resolve", "acknowledge"):
         return {"routing_key": routing_key, "dedup_key": dedup_key(n), "event_action": n.event}
@@ -156,7 +158,11 @@ def build_event(n: Notification, routing_key: str) -> Event:
     }
     links: list[Link] = [
         {"href": url, "text": text}
-        for url, text in ((n.generator_url, "Source (Prometheus)"), (n.runbook_url, "Runbook"))
+        for url, text in (
+            (n.generator_url, "Source (Prometheus)"),
+            (n.runbook_url, "Runbook"),
+            *((link.url, link.text) for link in context),
+        )
         if url
     ]
     if links:
@@ -173,7 +179,10 @@ class PagerDutyNotifier:
         events_url: str,
         routing_key: SecretStr | None,
         named_keys: dict[str, SecretStr] | None = None,
+        *,
+        links: LinkMaker | None = None,
     ) -> None:
+        self._links = links  # deep links for the event (context in docs/configuration.md)
         self._session = session
         self._url = events_url
         self._routing_key = routing_key
@@ -193,7 +202,8 @@ class PagerDutyNotifier:
     async def send(self, notification: Notification) -> None:
         if notification.event == "update":
             return  # a PagerDuty incident has no message to edit; the pipeline sends it none
-        event = build_event(notification, self._key(notification.target).get_secret_value())
+        links = self._links(notification) if self._links is not None else []
+        event = build_event(notification, self._key(notification.target).get_secret_value(), links)
         try:
             async with self._session.post(self._url, json=event) as resp:
                 body = await resp.text()

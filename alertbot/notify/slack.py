@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alertbot.errors import NotifyError, retryable_http_status
 from alertbot.notify.base import Notification, PostedMessage
+from alertbot.notify.links import ContextLink, LinkMaker
 from alertbot.notify.slack_blocks import (
     ack_thread_text,
     alert_blocks,
@@ -47,7 +48,10 @@ REFIRE_WINDOW = timedelta(hours=24)
 class SlackNotifier:
     channel = "slack"
 
-    def __init__(self, client: AsyncWebClient, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, client: AsyncWebClient, store: Store, clock: Callable[[], datetime], *, links: LinkMaker | None = None
+    ) -> None:
+        self._links = links  # deep links for the message (context in docs/configuration.md)
         self._client = client
         self._store = store
         self._clock = clock
@@ -69,7 +73,7 @@ class SlackNotifier:
     async def _trigger(self, n: Notification) -> PostedMessage | None:
         """Post (or continue) the incident's message; returns it when it is new to this incident."""
         text = fallback_text(n, resolved=False)
-        blocks = alert_blocks(n, resolved=False)
+        blocks = alert_blocks(n, resolved=False, links=self._context(n))
         own = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         earlier = None
         if own is None and n.storm is None:
@@ -94,6 +98,9 @@ class SlackNotifier:
             channel_id, ts = str(resp["channel"]), str(resp["ts"])
         return PostedMessage(n.incident_id, n.fingerprint, n.target, channel_id, ts)
 
+    def _context(self, n: Notification) -> list[ContextLink]:
+        return self._links(n) if self._links is not None else []
+
     async def _acknowledge(self, n: Notification) -> None:
         ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         if ref is None:
@@ -102,13 +109,13 @@ class SlackNotifier:
             channel=ref.channel_id,
             ts=ref.ts,
             text=fallback_text(n, resolved=False),
-            blocks=alert_blocks(n, resolved=False),
+            blocks=alert_blocks(n, resolved=False, links=self._context(n)),
         )
         await self._client.chat_postMessage(channel=ref.channel_id, thread_ts=ref.ts, text=ack_thread_text(n))
 
     async def _resolve(self, n: Notification) -> None:
         text = fallback_text(n, resolved=True)
-        blocks = alert_blocks(n, resolved=True)
+        blocks = alert_blocks(n, resolved=True, links=self._context(n))
         ref = await self._store.read(slack_messages.for_incident, n.incident_id, n.target)
         if ref is None:
             # The trigger never reached Slack (failed for good, or sent before this channel existed).

@@ -11,12 +11,14 @@ take values as they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from alertbot.domain.jsontypes import SlackBlock
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.notify.base import Notification
+from alertbot.notify.links import ContextLink
 
 EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 RESOLVED_EMOJI = ":white_check_mark:"
@@ -129,7 +131,7 @@ def undo_button(n: Notification) -> SlackBlock | None:
     return _button(UNDO_LABELS[kind], "change_undo", n.changes[0].id) if kind in UNDO_LABELS else None
 
 
-def alert_blocks(n: Notification, *, resolved: bool) -> list[SlackBlock]:
+def alert_blocks(n: Notification, *, resolved: bool, links: Sequence[ContextLink] = ()) -> list[SlackBlock]:
     if n.storm is not None:
         return storm_blocks(n, resolved=resolved)
     emoji = RESOLVED_EMOJI if resolved else EMOJI[n.severity.value]
@@ -190,16 +192,17 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[SlackBlock]:
         if undo is not None:
             buttons.append(undo)
         blocks.append({"type": "actions", "block_id": f"incident-{n.incident_id}", "elements": buttons})
-    links = [
+    shown = [
         (text, url)
         for text, url in (
             ("Runbook", n.runbook_url),
             ("Source", n.generator_url),
             ("Dashboard", n.annotations.get("dashboard_url", "")),
+            *((link.text, link.url) for link in links),
         )
         if url.startswith(("http://", "https://"))
     ]
-    if links:
+    if shown:
         blocks.append(
             {
                 "type": "actions",
@@ -211,7 +214,7 @@ def alert_blocks(n: Notification, *, resolved: bool) -> list[SlackBlock]:
                         "url": url,
                         "action_id": f"link_{i}",
                     }
-                    for i, (text, url) in enumerate(links)
+                    for i, (text, url) in enumerate(shown)
                 ],
             }
         )

@@ -21,6 +21,7 @@ from alertbot.changes.watch import ChangeRecorder, KubeWatch
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.notify.links import LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
 from alertbot.notify.slack import SlackNotifier
@@ -58,16 +59,22 @@ def build_notifiers(
     clock: Clock,
     console_stream: TextIO | None,
     readable_console: bool | None = None,
+    links: LinkMaker | None = None,
 ) -> dict[str, Notifier]:
-    """The notifier registry: console always; PagerDuty and Slack when their secret is present."""
+    """The notifier registry: console always; PagerDuty and Slack when their secret is present.
+    ``links``: each page's deep links (the config's ``context``)."""
     notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(console_stream, human=readable_console)}
     if secrets.pagerduty_routing_key is not None or secrets.pagerduty_routing_keys:
         notifiers["pagerduty"] = PagerDutyNotifier(
-            session, config.pagerduty.events_url, secrets.pagerduty_routing_key, secrets.pagerduty_routing_keys
+            session,
+            config.pagerduty.events_url,
+            secrets.pagerduty_routing_key,
+            secrets.pagerduty_routing_keys,
+            links=links,
         )
     if secrets.slack_bot_token is not None:
         client = make_slack_client(session, secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
-        notifiers["slack"] = SlackNotifier(client, store, clock)
+        notifiers["slack"] = SlackNotifier(client, store, clock, links=links)
     return notifiers
 
 
@@ -91,6 +98,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             clock=state.clock,
             console_stream=state.console_stream,
             readable_console=state.readable_console,
+            # Read at each send, so a reload's new `context` applies to the next page.
+            links=lambda n: context_links(state.config.context, n, state.clock()),
         )
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(

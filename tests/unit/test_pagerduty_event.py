@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import jsonschema
 import pytest
 
-from alertbot.domain.classify import ClassificationPolicy, Thresholds, classify
-from alertbot.domain.parse import parse_webhook
-from alertbot.notify.base import Destination, Event, Notification, StormSummary
+from alertbot.notify.base import Event, StormSummary
 from alertbot.notify.pagerduty import build_event, dedup_key
-from alertbot.store.incidents import IncidentRecord
 from tests.fakes.pagerduty import ENQUEUE_SCHEMA
-from tests.helpers import all_payload_names, payload_bytes
+from tests.helpers import all_payload_names, notifications
 
 KEY = "R0UT1NGKEYfake0000000000000000001"
-
-
-def notifications(name: str, event: Event = "trigger") -> list[Notification]:
-    out = []
-    for index, alert in enumerate(parse_webhook(payload_bytes(name)).alerts):
-        cls = classify(alert, ClassificationPolicy(), Thresholds())
-        now = datetime(2026, 11, 29, tzinfo=UTC)
-        record = IncidentRecord(
-            id=index + 1,
-            fingerprint=alert.fingerprint,
-            starts_at=alert.starts_at,
-            status="firing",
-            alertname=alert.alertname,
-            service=alert.service,
-            namespace=alert.namespace,
-            severity=cls.severity,
-            reason=cls.reason,
-            sli=cls.sli,
-            value=cls.value,
-            labels=dict(alert.labels),
-            annotations=dict(alert.annotations),
-            generator_url=alert.generator_url,
-            group_key="g",
-            destinations=[],
-            suppressed_by=None,
-            ends_at=alert.ends_at,
-            created_at=now,
-            updated_at=now,
-            resolved_at=None,
-        )
-        out.append(Notification.build(record, event, Destination("pagerduty")))
-    return out
 
 
 @pytest.mark.parametrize("name", all_payload_names())
