@@ -21,6 +21,7 @@ from alertbot.store.incidents import IncidentRecord
 
 DATA = Path(__file__).parent / "data"
 PAYLOADS = DATA / "payloads"
+TEST_RUNBOOKS = DATA / "runbooks"  # runbooks made for tests (the shipped ones are in runbooks/)
 
 
 def payload_bytes(name: str) -> bytes:

@@ -9,7 +9,6 @@ commit the runner carries out queued runs; on start it carries out any a crash l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.automation import automation_matches, render_params
+from alertbot.runbooks.audit import finish_or_interrupt
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import labelled_target_params
@@ -189,12 +189,5 @@ class AutomationRunner:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def stop(self, grace: float = 30.0) -> None:
-        """Let runs in progress finish (a half-applied runbook is worse than a slow shutdown), up to ``grace``."""
-        if not self._tasks:
-            return
-        _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let runs in progress finish, up to ``grace`` seconds (then they are interrupted)."""
+        await finish_or_interrupt(self._tasks, grace)

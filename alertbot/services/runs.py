@@ -9,14 +9,13 @@ ask, and the configured approvers approve (services/approvals.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 import structlog
 
 from alertbot.errors import AlertbotError, PayloadError
-from alertbot.runbooks.audit import RunResult
+from alertbot.runbooks.audit import RunResult, finish_or_interrupt
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.progress import Progress
@@ -59,14 +58,7 @@ class OperatorRuns:
 
     async def stop(self, grace: float = 30.0) -> None:
         """Let runs in progress finish, up to ``grace`` seconds; then they are interrupted (and say so)."""
-        if not self._tasks:
-            return
-        _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await finish_or_interrupt(self._tasks, grace)
 
 
 class RunService:

@@ -27,7 +27,7 @@ from tests.e2e.procs import AlertbotProcess, http
 from tests.e2e.threaded import ThreadedServer
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, seed_canary
 from tests.fakes.prometheus import FakePrometheus
-from tests.helpers import alertbot_cli
+from tests.helpers import TEST_RUNBOOKS, alertbot_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = ("ai-nutritionist", "nutrition-service-canary")
@@ -122,19 +122,6 @@ class Lines:
                 return line
 
 
-ROLLBACK_AND_CHECK = """\
-name: rollback-and-check
-description: roll back, then wait until the error ratio is healthy
-risk: low
-params:
-  - {name: namespace, required: true, type: k8s_namespace}
-  - {name: virtualservice, required: true, type: k8s_name}
-steps:
-  - {type: istio.rollback, namespace: "{{ params.namespace }}", virtualservice: "{{ params.virtualservice }}"}
-  - {type: prometheus.check, query: error_ratio, expect: "< 0.01", timeout: 60s, interval: 100ms, on_fail: fail}
-"""
-
-
 @pytest.mark.parametrize("via", ["store", "daemon"])
 def test_each_step_is_printed_as_it_starts_and_ends(tmp_path: Path, via: str) -> None:
     """A rollback that waits for Prometheus says where it is while it waits, on the store the config
@@ -144,11 +131,9 @@ def test_each_step_is_printed_as_it_starts_and_ends(tmp_path: Path, via: str) ->
     prometheus = FakePrometheus([0.2])  # still failing until the test says otherwise
     kube_server, prom_server = ThreadedServer(fake.app), ThreadedServer(prometheus.app)
     (tmp_path / "kubeconfig").write_text(kubeconfig(kube_server.url("")))
-    (tmp_path / "runbooks").mkdir()
-    (tmp_path / "runbooks" / "rollback-and-check.yaml").write_text(ROLLBACK_AND_CHECK)
     config = {
         "storage": {"url": f"sqlite:///{tmp_path}/a.db"},
-        "runbooks": {"dir": str(tmp_path / "runbooks")},
+        "runbooks": {"dir": str(TEST_RUNBOOKS)},
         "prometheus": {"url": prom_server.url("")},
         "kubernetes": {"kubeconfig": str(tmp_path / "kubeconfig")},
     }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from alertbot.services.runs import OperatorRuns
 from tests.conftest import Harness, MakeHarness
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.prometheus import FakePrometheus
-from tests.helpers import wait_until
+from tests.helpers import TEST_RUNBOOKS, wait_until
 
 TOKEN = "runs-api-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,6 +29,19 @@ Cluster = tuple[FakeKubernetes, Callable[[], Kubernetes]]
 
 async def harness(make_harness: MakeHarness, k8s: Cluster, **config: Any) -> Harness:
     return await make_harness(config, secret_values={"api_token": TOKEN}, kube=k8s[1])
+
+
+async def waiting_harness(
+    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer
+) -> tuple[Harness, FakePrometheus]:
+    """alertbot with the rollback-and-check runbook (tests/data/runbooks) and a Prometheus whose error
+    ratio stays failing (0.2) until the test sets it healthy: a run that waits until the test says."""
+    prometheus = FakePrometheus([0.2])
+    prom_server = await aiohttp_server(prometheus.app)
+    h = await harness(
+        make_harness, k8s, runbooks={"dir": str(TEST_RUNBOOKS)}, prometheus={"url": str(prom_server.make_url(""))}
+    )
+    return h, prometheus
 
 
 async def post(h: Harness, path: str, body: dict[str, Any], headers: dict[str, str] = AUTH) -> tuple[int, Any]:
@@ -188,19 +200,10 @@ async def test_a_slack_request_is_approved_through_the_api_and_runs_there(
 
 
 async def test_a_client_that_goes_away_does_not_stop_the_run(
-    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer, tmp_path: Path
+    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer
 ) -> None:
     """The terminal closes while the rollback waits for Prometheus: the run goes on and is audited."""
-    prometheus = FakePrometheus([0.2])  # still failing until the test says otherwise
-    prom_server = await aiohttp_server(prometheus.app)
-    (tmp_path / "runbooks").mkdir()
-    (tmp_path / "runbooks" / "rollback-and-check.yaml").write_text(ROLLBACK_AND_CHECK)
-    h = await harness(
-        make_harness,
-        k8s,
-        runbooks={"dir": str(tmp_path / "runbooks")},
-        prometheus={"url": str(prom_server.make_url(""))},
-    )
+    h, prometheus = await waiting_harness(make_harness, k8s, aiohttp_server)
     body = {"runbook": "rollback-and-check", "params": TARGET, "execute": True}
     resp = await h.client.post("/api/v1/runs", json=body, headers=STREAM)
     seen: list[tuple[int, str]] = []
@@ -219,19 +222,6 @@ async def test_a_client_that_goes_away_does_not_stop_the_run(
 
     await wait_until(finished, what="the run finished without its client")
     assert k8s[0].weights(*KEY) == [[("stable", 100), ("canary", 0)]]
-
-
-ROLLBACK_AND_CHECK = """\
-name: rollback-and-check
-description: roll back, then wait until the error ratio is healthy
-risk: low
-params:
-  - {name: namespace, required: true, type: k8s_namespace}
-  - {name: virtualservice, required: true, type: k8s_name}
-steps:
-  - {type: istio.rollback, namespace: "{{ params.namespace }}", virtualservice: "{{ params.virtualservice }}"}
-  - {type: prometheus.check, query: error_ratio, expect: "< 0.01", timeout: 60s, interval: 100ms, on_fail: fail}
-"""
 
 
 async def test_the_api_and_the_cli_count_as_one_approver(make_harness: MakeHarness, k8s: Cluster) -> None:
@@ -269,19 +259,10 @@ async def test_an_api_name_cannot_pose_as_slack_or_an_alert(make_harness: MakeHa
 
 
 async def test_runs_through_the_api_are_bounded(
-    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer, tmp_path: Path
+    make_harness: MakeHarness, k8s: Cluster, aiohttp_server: AiohttpServer
 ) -> None:
     """A burst of requests cannot start unbounded runs: past the limit, 429 and nothing starts."""
-    prometheus = FakePrometheus([0.2])
-    prom_server = await aiohttp_server(prometheus.app)
-    (tmp_path / "runbooks").mkdir()
-    (tmp_path / "runbooks" / "rollback-and-check.yaml").write_text(ROLLBACK_AND_CHECK)
-    h = await harness(
-        make_harness,
-        k8s,
-        runbooks={"dir": str(tmp_path / "runbooks")},
-        prometheus={"url": str(prom_server.make_url(""))},
-    )
+    h, prometheus = await waiting_harness(make_harness, k8s, aiohttp_server)
     h.state.operator_runs = OperatorRuns(limit=1)
     body = {"runbook": "rollback-and-check", "params": TARGET, "execute": True}
     first = await h.client.post("/api/v1/runs", json=body, headers=STREAM)
