@@ -39,7 +39,8 @@ class ContextLink:
 LinkMaker = Callable[[Notification], list[ContextLink]]
 
 
-def _values(n: Notification, now: datetime, lookback: timedelta) -> dict[str, str]:
+def link_values(n: Notification, now: datetime, lookback: timedelta) -> dict[str, str]:
+    """The values of the named placeholders (``service``, ``namespace``, the times) for ``n``."""
     ends = n.ends_at if n.ends_at is not None and n.ends_at > n.starts_at else now
     times = {"starts_at": n.starts_at, "ends_at": ends, "window_start": n.starts_at - lookback}
     values = {"service": n.service, "namespace": n.namespace}
@@ -93,7 +94,7 @@ def builtin_templates(context: ContextConfig) -> list[LinkTemplate]:
 
 def context_links(context: ContextConfig, n: Notification, now: datetime) -> list[ContextLink]:
     """The page's deep links: the built-in ones first, then ``context.links``, at most ``MAX_LINKS``."""
-    values = _values(n, now, context.lookback)
+    values = link_values(n, now, context.lookback)
     links = []
     for template in [*builtin_templates(context), *context.links]:
         url = render(template.url, n, values, url=True)

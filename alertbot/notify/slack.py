@@ -45,13 +45,24 @@ TRANSIENT_ERRORS = {
 REFIRE_WINDOW = timedelta(hours=24)
 
 
+# Told of a new page's message (notification, channel id, ts): what follows it into its thread.
+AfterPage = Callable[[Notification, str, str], None]
+
+
 class SlackNotifier:
     channel = "slack"
 
     def __init__(
-        self, client: AsyncWebClient, store: Store, clock: Callable[[], datetime], *, links: LinkMaker | None = None
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        clock: Callable[[], datetime],
+        *,
+        links: LinkMaker | None = None,
+        after_page: AfterPage | None = None,
     ) -> None:
         self._links = links  # deep links for the message (context in docs/configuration.md)
+        self._after_page = after_page  # told of each new page's message (its thread gets the context)
         self._client = client
         self._store = store
         self._clock = clock
@@ -96,6 +107,8 @@ class SlackNotifier:
         else:
             resp = await self._client.chat_postMessage(channel=n.target, text=text, blocks=blocks)
             channel_id, ts = str(resp["channel"]), str(resp["ts"])
+            if self._after_page is not None:
+                self._after_page(n, channel_id, ts)
         return PostedMessage(n.incident_id, n.fingerprint, n.target, channel_id, ts)
 
     def _context(self, n: Notification) -> list[ContextLink]:

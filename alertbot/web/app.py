@@ -18,13 +18,14 @@ from alertbot import __version__
 from alertbot.bootstrap import kube_factory
 from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
+from alertbot.context.thread import ContextPoster
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
 from alertbot.notify.links import LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
-from alertbot.notify.slack import SlackNotifier
+from alertbot.notify.slack import AfterPage, SlackNotifier
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
 from alertbot.runbooks.k8s import Kubernetes
@@ -60,6 +61,7 @@ def build_notifiers(
     console_stream: TextIO | None,
     readable_console: bool | None = None,
     links: LinkMaker | None = None,
+    after_page: AfterPage | None = None,
 ) -> dict[str, Notifier]:
     """The notifier registry: console always; PagerDuty and Slack when their secret is present.
     ``links``: each page's deep links (the config's ``context``)."""
@@ -74,7 +76,7 @@ def build_notifiers(
         )
     if secrets.slack_bot_token is not None:
         client = make_slack_client(session, secrets.slack_bot_token.get_secret_value(), config.slack.api_url)
-        notifiers["slack"] = SlackNotifier(client, store, clock, links=links)
+        notifiers["slack"] = SlackNotifier(client, store, clock, links=links, after_page=after_page)
     return notifiers
 
 
@@ -89,6 +91,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
         headers={"User-Agent": f"alertbot/{__version__}"},
     )
+    token = state.secrets.slack_bot_token
+    if token is not None:  # each page's failing traces follow it into its thread
+        state.context_poster = ContextPoster(
+            make_slack_client(session, token.get_secret_value(), config.slack.api_url),
+            session,
+            lambda: state.config.context,
+            state.clock,
+        )
     if not state.notifiers:
         state.notifiers = build_notifiers(
             config,
@@ -100,6 +110,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             readable_console=state.readable_console,
             # Read at each send, so a reload's new `context` applies to the next page.
             links=lambda n: context_links(state.config.context, n, state.clock()),
+            after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
@@ -154,6 +165,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # so both fit in one grace period.
         await asyncio.gather(reloader.running.stop(), state.operator_runs.stop())
         await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
+        if state.context_poster is not None:
+            await state.context_poster.stop()  # a page's context is best effort: not waited for
         state._store = None
         await session.close()
         await store.close()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
+from alertbot.context.thread import ContextPoster
 from alertbot.errors import StoreUnavailable
 from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
@@ -54,6 +55,7 @@ class AppState:
     config_path: Path | None = None  # the file a reload reads again
     reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
     operator_runs: OperatorRuns = field(default_factory=OperatorRuns)  # through reloads, until shutdown
+    context_poster: ContextPoster | None = None  # a page's failing traces in its Slack thread
 
     @property
     def started(self) -> bool:
