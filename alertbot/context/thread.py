@@ -5,11 +5,8 @@ slow or failing Jaeger never delays the page itself.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 import structlog
@@ -22,6 +19,7 @@ from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.notify.base import Notification
 from alertbot.notify.links import link_values, render
 from alertbot.settings_sections import ContextConfig
+from alertbot.tasks import TaskSet
 
 log = structlog.get_logger("alertbot.context")
 
@@ -55,7 +53,7 @@ class ContextPoster:
         self._session = session
         self._context = context  # read per page: a reload's new `context` applies to the next one
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("page_context_failed")
 
     def after_page(self, n: Notification, channel_id: str, ts: str) -> None:
         """The page ``n`` was posted as message ``ts`` in ``channel_id``: follow it up (in the background)."""
@@ -64,12 +62,7 @@ class ContextPoster:
         context = self._context()
         if context.jaeger is None:
             return
-        self._later(self._traces(context, n, channel_id, ts))
-
-    def _later(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name="page-context")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(f"page-context-{n.incident_id}", self._traces(context, n, channel_id, ts))
 
     async def _traces(self, context: ContextConfig, n: Notification, channel_id: str, ts: str) -> None:
         assert context.jaeger is not None
@@ -93,12 +86,7 @@ class ContextPoster:
 
     async def idle(self) -> None:
         """Wait for every follow-up started so far (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel()

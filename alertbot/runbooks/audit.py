@@ -172,19 +172,6 @@ class RunAudit:
             await asyncio.wait({task})  # its end (the caller's own cancellation still propagates)
 
 
-async def finish_or_interrupt(tasks: Collection[asyncio.Task[Any]], grace: float) -> None:
-    """Let runs in progress finish (a half-applied runbook is worse than a slow shutdown), up to
-    ``grace`` seconds; those still going are then cancelled, which records them as interrupted."""
-    if not tasks:
-        return
-    _done, late = await asyncio.wait(list(tasks), timeout=grace)
-    for task in late:
-        task.cancel()
-    for task in late:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _start_locked(
     conn: Connection,
     *,

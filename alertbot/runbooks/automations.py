@@ -8,7 +8,6 @@ commit the runner carries out queued runs; on start it carries out any a crash l
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.automation import automation_matches, render_params
-from alertbot.runbooks.audit import finish_or_interrupt
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.targets import labelled_target_params
@@ -27,6 +25,7 @@ from alertbot.settings_sections import AutomationConfig
 from alertbot.store import decisions, runbook_runs
 from alertbot.store.engine import Store
 from alertbot.store.runbook_runs import RunStatus
+from alertbot.tasks import TaskSet
 
 log = structlog.get_logger("alertbot.automations")
 
@@ -139,7 +138,7 @@ class AutomationRunner:
         self._store = store
         self._executor = executor
         self._runbooks = dict(runbooks)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("automation_run_crashed")
 
     async def start(self) -> None:
         """Release what a crash left running; carry out what it left queued."""
@@ -153,9 +152,7 @@ class AutomationRunner:
 
     def submit(self, run_ids: list[int]) -> None:
         for run_id in run_ids:
-            task = asyncio.create_task(self._run(run_id), name=f"runbook-run-{run_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.start(f"runbook-run-{run_id}", self._run(run_id))
 
     async def _run(self, run_id: int) -> None:
         try:
@@ -185,9 +182,8 @@ class AutomationRunner:
 
     async def idle(self) -> None:
         """Wait for every run started so far (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     async def stop(self, grace: float = 30.0) -> None:
         """Let runs in progress finish, up to ``grace`` seconds (then they are interrupted)."""
-        await finish_or_interrupt(self._tasks, grace)
+        await self._tasks.finish(grace)

@@ -12,16 +12,14 @@ import asyncio
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-import structlog
-
 from alertbot.errors import AlertbotError, PayloadError
-from alertbot.runbooks.audit import RunResult, finish_or_interrupt
+from alertbot.runbooks.audit import RunResult
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.progress import Progress
 from alertbot.services.roles import Actor, Forbidden, Source
+from alertbot.tasks import TaskSet
 
-log = structlog.get_logger("alertbot.runbooks")
 T = TypeVar("T")
 
 
@@ -37,28 +35,18 @@ class OperatorRuns:
 
     def __init__(self, limit: int = 8) -> None:
         self._limit = limit
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # A run's AlertbotError is its client's answer; anything else is logged, its client may be gone.
+        self._tasks = TaskSet("operator_run_crashed", expected=(AlertbotError,))
 
     async def detached(self, work: Coroutine[Any, Any, T]) -> T:
         if len(self._tasks) >= self._limit:
             work.close()
             raise TooManyRuns(f"{self._limit} runs started through the API are still going: try again when one ends")
-        task = asyncio.create_task(work, name="operator-run")
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return await asyncio.shield(task)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()  # retrieved here too: its client may be gone
-        if error is not None and not isinstance(error, AlertbotError):
-            log.error("operator_run_crashed", error=repr(error))
+        return await asyncio.shield(self._tasks.start("operator-run", work))
 
     async def stop(self, grace: float = 30.0) -> None:
         """Let runs in progress finish, up to ``grace`` seconds; then they are interrupted (and say so)."""
-        await finish_or_interrupt(self._tasks, grace)
+        await self._tasks.finish(grace)
 
 
 class RunService:
@@ -77,10 +65,16 @@ class RunService:
     ) -> RunResult:
         """Plan runbook ``name`` (audited as a dry run) or, with ``execute``, apply it step by step."""
         _require_operator(actor)
+        return await self._executor.run(
+            self.runbook(name), params, execute=execute, trigger=actor.audit, progress=progress
+        )
+
+    def runbook(self, name: str) -> Runbook:
+        """The loaded runbook ``name`` (``PayloadError`` names those there are)."""
         runbook = self.runbooks.get(name)
         if runbook is None:
             raise PayloadError(f"no runbook {name!r} (have: {', '.join(sorted(self.runbooks)) or 'none'})")
-        return await self._executor.run(runbook, params, execute=execute, trigger=actor.audit, progress=progress)
+        return runbook
 
     async def undo(self, actor: Actor, run_id: int, *, execute: bool, progress: Progress | None = None) -> RunResult:
         """Plan (or apply) restoring what run ``run_id`` found, guarded against changes made since."""

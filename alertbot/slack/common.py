@@ -3,8 +3,6 @@ message that asks for an approval."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Literal, NotRequired, TypedDict
@@ -16,6 +14,7 @@ from alertbot.domain.jsontypes import SlackBlock
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as mrkdwn
 from alertbot.services.approvals import Proposal
+from alertbot.tasks import TaskSet
 
 log = structlog.get_logger("alertbot.slack")
 
@@ -49,28 +48,16 @@ class Background:
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("slack_task_failed")
 
     def later(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("slack_task_failed", task=task.get_name(), error=repr(task.exception()))
+        self._tasks.start(name, coro)
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.idle()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel()
 
     async def respond(self, url: str, message: SlackMessage) -> None:
         """Post to a command's or a click's ``response_url`` (best effort, logged)."""

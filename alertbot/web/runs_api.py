@@ -133,12 +133,13 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     services = services_of(state)
     if spec.execute:
         _may_change_production(state)
-    runbook = services.runs.runbooks.get(spec.runbook)
-    if runbook is None:
-        have = ", ".join(sorted(services.runs.runbooks)) or "none"
-        raise PayloadError(f"runbook: no runbook {spec.runbook!r} (have: {have})")
+    # A client's mistake is a 400 naming the key, before anything streams.
     try:
-        runbook.resolve_params(spec.params)  # a client's mistake is a 400 before anything streams
+        runbook = services.runs.runbook(spec.runbook)
+    except PayloadError as exc:
+        raise PayloadError(f"runbook: {exc.message}") from None
+    try:
+        runbook.resolve_params(spec.params)
     except ValueError as exc:
         raise PayloadError(f"params: {exc}") from None
     actor = Actor(Source.API, spec.requested_by)
