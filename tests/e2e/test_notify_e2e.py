@@ -73,7 +73,12 @@ def test_alertmanager_pages_pagerduty_and_slack_and_resolves(
         assert message.channel == slack.channel_ids["#alerts-critical"]
 
         am.post([{**alert, "endsAt": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}])
-        poll(lambda: pagerduty.resolves() and message.text.startswith("[RESOLVED]"), within=30, what="resolve")
+        # The message is edited first, then the thread reply follows: wait for both.
+        poll(
+            lambda: pagerduty.resolves() and message.text.startswith("[RESOLVED]") and slack.replies(message.ts),
+            within=30,
+            what="resolve on both channels and the thread reply",
+        )
         assert pagerduty.resolves()[0]["dedup_key"] == trigger["dedup_key"]
         assert len(slack.roots()) == 1 and len(slack.replies(message.ts)) == 1
         assert alertbot.notifications() == []  # nothing fell back to the console
