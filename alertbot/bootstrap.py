@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from alertbot.observability import Metrics
+from alertbot.prometheus import Prometheus
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.model import Runbook
-from alertbot.runbooks.prometheus import Prometheus
 from alertbot.services import Services
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService

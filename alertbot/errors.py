@@ -100,6 +100,13 @@ def retryable_http_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+class PrometheusError(AlertbotError):
+    """Prometheus could not be reached or refused a query; the message says which and why."""
+
+    code = "prometheus_unavailable"
+    http_status = 502
+
+
 class RunbookError(AlertbotError):
     """A runbook could not plan or apply (the API server refused, the target changed, ...)."""
 

@@ -53,6 +53,9 @@ class ServerConfig(Section):
     # How often to look whether the config file or a runbook changed, and reload when it did (as
     # SIGHUP does); null: only SIGHUP and POST /-/reload reload.
     watch_config: Duration | None = None
+    # The URL people reach alertbot by (as Alertmanager's --web.external-url): links to alertbot in
+    # pages, such as the incident graph in PagerDuty, start with it. Null: no such links.
+    external_url: Annotated[str, AfterValidator(lambda v: _http_url(v).rstrip("/"))] | None = None
 
     @field_validator("watch_config")
     @classmethod

@@ -18,11 +18,11 @@ import structlog
 
 from alertbot.errors import RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
+from alertbot.prometheus import Prometheus
 from alertbot.runbooks.audit import RunAudit, RunResult
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
 from alertbot.runbooks.progress import Progress, StepEvent, tell
-from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.registry import apply_step, plan_step
 from alertbot.runbooks.steps import StepContext, StepPlan
 from alertbot.runbooks.targets import target_refusal

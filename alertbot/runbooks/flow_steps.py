@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import cast
 
 from alertbot.domain.plans import CheckDetail, NotifyDetail, WaitDetail
-from alertbot.errors import RunbookError
+from alertbot.errors import PrometheusError, RunbookError
 from alertbot.runbooks.model import Notify, PrometheusCheck, Wait
 from alertbot.runbooks.steps import StepContext, StepPlan, log
 
@@ -49,7 +49,10 @@ class PrometheusCheckStep:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + step.timeout.total_seconds()
         while True:
-            value = await ctx.prometheus.value(step.query)
+            try:
+                value = await ctx.prometheus.value(step.query)
+            except PrometheusError as exc:
+                raise RunbookError(exc.message) from None
             if value is not None and op(value, bound):
                 return None
             if loop.time() + step.interval.total_seconds() > deadline:

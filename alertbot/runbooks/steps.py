@@ -25,6 +25,7 @@ from alertbot.domain.plans import (
     UndoDetail,
 )
 from alertbot.errors import RunbookError
+from alertbot.prometheus import Prometheus
 from alertbot.runbooks import istio
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import (
@@ -35,7 +36,6 @@ from alertbot.runbooks.model import (
     K8sRolloutUndo,
     K8sScale,
 )
-from alertbot.runbooks.prometheus import Prometheus
 from alertbot.store.kube_objects import LastGood
 
 log = structlog.get_logger("alertbot.runbooks")

@@ -18,11 +18,12 @@ from alertbot import __version__
 from alertbot.bootstrap import kube_factory
 from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
+from alertbot.context.graph import Graphs
 from alertbot.context.thread import ContextPoster
 from alertbot.notify.base import Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
-from alertbot.notify.links import LinkMaker, context_links
+from alertbot.notify.links import MAX_LINKS, LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
 from alertbot.notify.slack import AfterPage, SlackNotifier
@@ -36,6 +37,7 @@ from alertbot.store import slack_requests
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
 from alertbot.store.retention import RetentionJob, RetentionPolicy
+from alertbot.web.graph_api import graph_link
 from alertbot.web.middlewares import RefusalLog, error_middleware
 from alertbot.web.routes import setup_routes
 from alertbot.web.runtime import Reloader, start_runtime
@@ -91,13 +93,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
         headers={"User-Agent": f"alertbot/{__version__}"},
     )
+    # Read per graph, so a reload's new prometheus.url and context.lookback apply to the next one.
+    state.graphs = Graphs(lambda: state.config.prometheus.url, lambda: state.config.context.lookback, state.clock)
     token = state.secrets.slack_bot_token
-    if token is not None:  # each page's failing traces follow it into its thread
+    if token is not None:  # each page's graph and failing traces follow it into its thread
         state.context_poster = ContextPoster(
             make_slack_client(session, token.get_secret_value(), config.slack.api_url),
             session,
             lambda: state.config.context,
             state.clock,
+            state.graphs,
         )
     if not state.notifiers:
         state.notifiers = build_notifiers(
@@ -109,7 +114,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             console_stream=state.console_stream,
             readable_console=state.readable_console,
             # Read at each send, so a reload's new `context` applies to the next page.
-            links=lambda n: context_links(state.config.context, n, state.clock()),
+            links=lambda n: [
+                *graph_link(state.config, state.secrets, n),
+                *context_links(state.config.context, n, state.clock()),
+            ][:MAX_LINKS],
             after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
     log.info("notifiers", channels=list(state.notifiers))
@@ -167,6 +175,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
         if state.context_poster is not None:
             await state.context_poster.stop()  # a page's context is best effort: not waited for
+        state.graphs.close()
         state._store = None
         await session.close()
         await store.close()

@@ -15,6 +15,7 @@ from alertbot.web.api import (
     list_silences,
     post_event,
 )
+from alertbot.web.graph_api import GRAPH_PATH, get_graph
 from alertbot.web.health import healthz, metrics, readyz, reload_config
 from alertbot.web.runs_api import approve_run, cancel_run, get_run, list_runbooks, list_runs, start_run, undo_run
 from alertbot.web.slack_endpoints import slack_commands, slack_interactions
@@ -30,6 +31,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
     app.router.add_get("/api/v1/incidents/{incident_id}/timeline", get_timeline)
+    app.router.add_get(GRAPH_PATH, get_graph)
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", expire_silence)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
+from alertbot.context.graph import Graphs
 from alertbot.context.thread import ContextPoster
 from alertbot.errors import StoreUnavailable
 from alertbot.notify.base import Notifier
@@ -55,7 +56,8 @@ class AppState:
     config_path: Path | None = None  # the file a reload reads again
     reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
     operator_runs: OperatorRuns = field(default_factory=OperatorRuns)  # through reloads, until shutdown
-    context_poster: ContextPoster | None = None  # a page's failing traces in its Slack thread
+    context_poster: ContextPoster | None = None  # a page's graph and failing traces in its Slack thread
+    graphs: Graphs | None = None  # incidents' graphs, drawn and cached (alertbot/context/graph.py)
 
     @property
     def started(self) -> bool:

@@ -1,4 +1,6 @@
-"""A fake Slack Web API: chat.postMessage, chat.update, auth.test — checked against the published schema."""
+"""A fake Slack Web API: chat.postMessage, chat.update, auth.test — checked against the published schema —
+and the file upload flow (files.getUploadURLExternal → POST the bytes → files.completeUploadExternal),
+whose arguments come from the methods' reference pages on docs.slack.dev (the published schema predates them)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,27 @@ def _known_params(method: str) -> set[str]:
     return {p["name"] for p in operation["parameters"] if p["in"] == "formData"}
 
 
+# docs.slack.dev/reference/methods/files.getUploadURLExternal and …/files.completeUploadExternal:
+# (required, optional) arguments besides the token.
+FILE_METHODS = {
+    "files.getUploadURLExternal": ({"filename", "length"}, {"alt_txt", "snippet_type"}),
+    "files.completeUploadExternal": (
+        {"files"},
+        {"channel_id", "channels", "thread_ts", "initial_comment", "blocks"},
+    ),
+}
+
+
+@dataclass
+class UploadedFile:
+    id: str
+    filename: str
+    length: int  # as announced to files.getUploadURLExternal
+    alt_txt: str = ""
+    title: str = ""
+    content: bytes | None = None  # None until the bytes are posted to the upload URL
+
+
 @dataclass
 class Message:
     channel: str
@@ -34,6 +57,7 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    files: list[UploadedFile] = field(default_factory=list)  # shared with the message (file uploads)
 
 
 class FakeSlack:
@@ -52,6 +76,11 @@ class FakeSlack:
         self.app.router.add_route("*", "/api/auth.test", self._auth_test)
         self.app.router.add_route("*", "/api/usergroups.users.list", self._usergroup_members)
         self.usergroups: dict[str, list[str]] = {}
+        self.files: dict[str, UploadedFile] = {}
+        for method in FILE_METHODS:
+            self.app.router.add_post(f"/api/{method}", self._file_handler(method))
+        # Slack answers upload URLs on files.slack.com; here on the fake's own address.
+        self.app.router.add_post("/upload/v1/{file_id}", self._upload)
 
     def _handler(self, method: str) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -80,6 +109,74 @@ class FakeSlack:
             return self._update(params)
 
         return handle
+
+    def _file_handler(self, method: str) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            faulted = await self.faults.apply(request)
+            if faulted is not None:
+                return faulted
+            if request.headers.get("Authorization") != f"Bearer {self.token}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            # Slack reads arguments from the query string as well as the body; slack-sdk sends these
+            # methods' arguments in the query string.
+            body = await request.json() if request.content_type == "application/json" else dict(await request.post())
+            params = {**request.query, **body}
+            required, optional = FILE_METHODS[method]
+            unknown, missing = set(params) - required - optional - {"token"}, required - set(params)
+            if unknown or missing:
+                return web.json_response(
+                    {"ok": False, "error": "invalid_arg_name", "detail": sorted(unknown | missing)}
+                )
+            self.calls.append((method, params))
+            if method == "files.getUploadURLExternal":
+                return self._upload_url(request, params)
+            return self._complete(params)
+
+        return handle
+
+    def _upload_url(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        try:
+            length = int(params["length"])
+        except ValueError:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        self._seq += 1
+        file_id = f"F{self._seq:010d}"
+        self.files[file_id] = UploadedFile(file_id, str(params["filename"]), length, str(params.get("alt_txt", "")))
+        upload_url = str(request.url.with_path(f"/upload/v1/{file_id}").with_query(None))
+        return web.json_response({"ok": True, "upload_url": upload_url, "file_id": file_id})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        uploaded = self.files.get(request.match_info["file_id"])
+        if uploaded is None:
+            return web.Response(status=404, text="unknown upload")
+        if "Authorization" in request.headers:  # the upload URL is the credential; a token is not sent
+            return web.Response(status=400, text="unexpected Authorization header")
+        body = await request.read()
+        if len(body) != uploaded.length:
+            return web.Response(status=400, text=f"length {len(body)} is not the announced {uploaded.length}")
+        uploaded.content = body
+        return web.Response(text=f"OK - {len(body)}")
+
+    def _complete(self, params: dict[str, Any]) -> web.Response:
+        files = params["files"]
+        items = json.loads(files) if isinstance(files, str) else files
+        uploads = []
+        for item in items:
+            uploaded = self.files.get(item.get("id", ""))
+            if uploaded is None or uploaded.content is None:
+                return web.json_response({"ok": False, "error": "file_not_found"})
+            uploaded.title = str(item.get("title") or uploaded.filename)
+            uploads.append(uploaded)
+        thread = params.get("thread_ts")
+        channel = self._resolve_channel(str(params.get("channel_id", "")))
+        if thread is not None and (channel is None or thread not in self.messages):
+            return web.json_response({"ok": False, "error": "invalid_thread_ts" if channel else "channel_not_found"})
+        if channel is not None:  # the files are shared as a message (in the thread when one is named)
+            self._seq += 1
+            ts = f"{int(time.time())}.{self._seq:06d}"
+            text = str(params.get("initial_comment", ""))
+            self.messages[ts] = Message(channel, ts, text, [], thread, files=uploads)
+        return web.json_response({"ok": True, "files": [{"id": u.id, "title": u.title} for u in uploads]})
 
     def _resolve_channel(self, channel: str) -> str | None:
         if channel in self.channel_ids.values():

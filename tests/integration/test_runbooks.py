@@ -16,11 +16,11 @@ from pytest_aiohttp import AiohttpServer
 
 from alertbot.changes.watch import ChangeRecorder
 from alertbot.errors import RunbookError
+from alertbot.prometheus import Prometheus
 from alertbot.runbooks.executor import Executor
 from alertbot.runbooks.k8s import Kubernetes, api_client
 from alertbot.runbooks.loader import load_runbooks
 from alertbot.runbooks.model import PrometheusCheck, Runbook
-from alertbot.runbooks.prometheus import Prometheus
 from alertbot.runbooks.registry import apply_step
 from alertbot.store import runbook_runs
 from alertbot.store.engine import Store
