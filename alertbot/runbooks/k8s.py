@@ -132,6 +132,17 @@ class Kubernetes:
         )
         return int(scale.spec.replicas or 0) if scale.spec is not None else 0
 
+    async def get_application(self, namespace: str, name: str) -> KubeObject:
+        """An Argo CD Application (read only: alertbot never changes one)."""
+
+        def get() -> KubeObject:
+            return cast(
+                KubeObject,
+                self._custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "applications", name),
+            )
+
+        return await self._call(f"application {namespace}/{name}", "get", "applications.argoproj.io", get)
+
     async def abort_rollout(self, namespace: str, name: str, *, dry_run: bool) -> None:
         """What ``kubectl argo rollouts abort`` does: set ``status.abort`` on the Rollout (Argo then
         sends all traffic back to the stable ReplicaSet)."""

@@ -27,6 +27,7 @@ from alertbot.domain.plans import (
 from alertbot.errors import RunbookError
 from alertbot.prometheus import Prometheus
 from alertbot.runbooks import istio
+from alertbot.runbooks.argocd import self_heal_guard
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import (
     IstioRestoreLastGood,
@@ -181,6 +182,8 @@ class IstioTrafficStep:
         lines = [f"{target} {c.describe()}" for c in changes] or [nothing]
         if record is not None and changes:
             lines = [f"{line} (last good at {record.at.isoformat()})" for line in lines]
+        if changes:
+            lines += await self_heal_guard(vs, target, ctx.kube.get_application)
         return StepPlan(index, step.type, target, lines, detail, noop=not changes, undoable=bool(changes))
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
@@ -287,11 +290,12 @@ class K8sRolloutUndoStep:
         after = copy.deepcopy(previous["spec"]["template"])
         (after.get("metadata", {}).get("labels") or {}).pop("pod-template-hash", None)
         images = " → ".join(", ".join(pod_images({"spec": {"template": t}}).values()) for t in (before, after))
+        guard = await self_heal_guard(deployment, target, ctx.kube.get_application) if before != after else []
         return StepPlan(
             index,
             step.type,
             target,
-            [f"{target}: revision {current} → {revision}'s pod template ({images})"],
+            [f"{target}: revision {current} → {revision}'s pod template ({images})", *guard],
             {"before": before, "after": after, "service": (meta.get("labels") or {}).get("app", "")},
             noop=before == after,
             undoable=before != after,

@@ -98,6 +98,7 @@ class FakeKubernetes:
         self.replicas: dict[tuple[str, str], int] = {}
         self.restarts: dict[tuple[str, str], str] = {}  # deployment → restartedAt annotation
         self.rollouts: dict[tuple[str, str], dict[str, Any]] = {}  # Argo Rollouts: their status
+        self.applications: dict[tuple[str, str], dict[str, Any]] = {}  # Argo CD Applications, read only
         self.forbidden: set[tuple[str, str]] = set()  # (verb, resource) refused with 403
         self.patches: list[dict[str, Any]] = []  # every PATCH received, dry-run or not
         self.after_get: Callable[[], None] | None = None  # a concurrent editor, run once after a GET
@@ -125,6 +126,7 @@ class FakeKubernetes:
         self.app.router.add_patch(
             "/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/{name}/status", self._patch_rollout_status
         )
+        self.app.router.add_get("/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications/{name}", self._get_application)
         scale = "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale"
         self.app.router.add_get(scale, self._get_scale)
         self.app.router.add_patch(scale, self._patch_scale)
@@ -359,6 +361,19 @@ class FakeKubernetes:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait_for(changed), timeout=left)
+
+    def add_application(self, namespace: str, name: str, sync_policy: dict[str, Any]) -> None:
+        """An Argo CD Application (argoproj.io/v1alpha1), as much of it as alertbot reads: its syncPolicy."""
+        self.applications[(namespace, name)] = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"project": "default", "syncPolicy": sync_policy},
+        }
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        refused = self._check("get", "applications", request, table=self.applications, kind="applications.argoproj.io")
+        return refused or web.json_response(self.applications[(request.match_info["ns"], request.match_info["name"])])
 
     def weights(self, namespace: str, name: str) -> list[list[tuple[str, int]]]:
         vs = self.virtualservices[(namespace, name)]

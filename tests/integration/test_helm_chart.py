@@ -33,6 +33,7 @@ FULL = [  # every optional part on, two replicas on PostgreSQL
     "--set", "prometheusRule.enabled=true",
     "--set", "alertmanagerConfig.enabled=true",
     "--set", "rbac.namespaces={ai-nutritionist,payments}",
+    "--set", "rbac.argocdNamespace=argocd",
 ]  # fmt: skip
 
 
@@ -177,8 +178,10 @@ def test_namespaces_come_from_the_release_and_the_values() -> None:
     docs = render(*FULL, namespace="observability")
     own = [d for d in docs if d["kind"] not in ("Role", "RoleBinding")]
     assert {d["metadata"]["namespace"] for d in own} == {"observability"}
-    roles = {d["metadata"]["namespace"] for d in docs if d["kind"] == "Role"}
-    assert roles == {"ai-nutritionist", "payments"}
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    assert set(roles) == {"ai-nutritionist", "payments", "argocd"}
+    argocd = roles.pop("argocd")
+    assert argocd["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get"]}]
     for binding in (d for d in docs if d["kind"] == "RoleBinding"):
         assert binding["subjects"] == [
             {
@@ -190,7 +193,7 @@ def test_namespaces_come_from_the_release_and_the_values() -> None:
     deploy_role = next(
         d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] == "Role"
     )
-    assert all(d["rules"] == deploy_role["rules"] for d in docs if d["kind"] == "Role")
+    assert all(role["rules"] == deploy_role["rules"] for role in roles.values())
 
 
 def test_the_prometheus_operator_objects_agree_with_the_service_and_the_rules() -> None:

@@ -486,3 +486,96 @@ async def test_an_approved_run_applies_only_the_plan_its_approvers_saw(env: Env)
     result = await env.executor.run(rollback(), TARGET, execute=True, trigger="slack:UALICE", run_id=unchanged)
     assert result.status == "succeeded"
     assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+
+# --- Argo CD --------------------------------------------------------------------------------------
+
+
+def synced_by_argocd(obj: dict[str, Any], app: str) -> dict[str, Any]:
+    """``obj`` as Argo CD's annotation tracking marks it (argocd.argoproj.io/tracking-id, the
+    default since Argo CD 3.0: APP:GROUP/KIND:NAMESPACE/NAME)."""
+    meta = obj["metadata"]
+    group_kind = "networking.istio.io/VirtualService" if obj["kind"] == "VirtualService" else "apps/Deployment"
+    meta.setdefault("annotations", {})["argocd.argoproj.io/tracking-id"] = (
+        f"{app}:{group_kind}:{meta['namespace']}/{meta['name']}"
+    )
+    return obj
+
+
+SELF_HEAL = {"automated": {"prune": True, "selfHeal": True}}
+
+
+@pytest.fixture
+async def argocd_env(aiohttp_server: AiohttpServer, tmp_path: Path) -> AsyncIterator[Env]:
+    fake = FakeKubernetes()
+    fake.add_virtualservice(synced_by_argocd(seed_canary(), "nutrition"))
+    e = await make_env(aiohttp_server, tmp_path, fake)
+    yield e
+    await e.store.close()
+
+
+async def test_an_argocd_application_with_self_heal_refuses_the_rollback_and_says_what_to_do(
+    argocd_env: Env,
+) -> None:
+    """Self-heal would put the canary weights back within seconds: nothing is patched, and the
+    message names the Application and the two ways out."""
+    env = argocd_env
+    env.k8s.add_application("argocd", "nutrition", SELF_HEAL)
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "failed"
+    assert result.message.startswith(
+        "planning failed: virtualservice ai-nutritionist/nutrition-service-canary is synced by Argo CD Application "
+        "argocd/nutrition with automated self-heal: Argo CD would revert this change within seconds."
+    )
+    assert "Roll back in Git" in result.message and "argocd app set nutrition --self-heal=false" in result.message
+    assert env.k8s.patches == [] and env.k8s.weights(*KEY) == [[("stable", 90), ("canary", 10)]]
+
+
+@pytest.mark.parametrize(
+    ("sync_policy", "note"),
+    [
+        ({"automated": {"prune": True}}, "automatically, without self-heal: this change holds until"),
+        ({"automated": {"selfHeal": True, "enabled": False}}, "it shows OutOfSync until Git matches"),
+        ({}, "it shows OutOfSync until Git matches"),
+    ],
+)
+async def test_an_argocd_application_without_self_heal_lets_the_rollback_through_with_a_note(
+    argocd_env: Env, sync_policy: dict[str, Any], note: str
+) -> None:
+    env = argocd_env
+    env.k8s.add_application("argocd", "nutrition", sync_policy)
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "succeeded", result.message
+    assert note in result.plans[0].lines[-1] and "Argo CD Application argocd/nutrition" in result.plans[0].lines[-1]
+    assert env.k8s.weights(*KEY) == [[("stable", 100), ("canary", 0)]]
+
+
+async def test_an_unreadable_argocd_application_does_not_block_an_emergency_rollback(argocd_env: Env) -> None:
+    env = argocd_env
+    env.k8s.add_application("argocd", "nutrition", SELF_HEAL)
+    env.k8s.forbidden.add(("get", "applications"))
+    result = await env.executor.run(rollback(), TARGET, execute=True, trigger="cli")
+    assert result.status == "succeeded", result.message
+    assert (
+        result.plans[0]
+        .lines[-1]
+        .startswith(
+            "warning: virtualservice ai-nutritionist/nutrition-service-canary is synced by Argo CD Application "
+            "argocd/nutrition, which could not be read (application argocd/nutrition: forbidden"
+        )
+    )
+
+
+async def test_an_application_in_another_namespace_is_read_there_and_guards_a_rollout_undo(env: Env) -> None:
+    """Apps in any namespace: the tracking id's APP is NAMESPACE_NAME. A Deployment synced with
+    self-heal refuses `rollout undo` as a VirtualService does."""
+    env.k8s.add_deployment("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.2")
+    env.k8s.set_image("ai-nutritionist", "nutrition-service", "registry.example.com/nutrition-service:1.4.3")
+    key = ("ai-nutritionist", "nutrition-service")
+    synced_by_argocd(env.k8s.deployments[key], "team-apps_nutrition")
+    env.k8s.add_application("team-apps", "nutrition", SELF_HEAL)
+    params = {"namespace": "ai-nutritionist", "deployment": "nutrition-service"}
+    result = await env.executor.run(RUNBOOKS["rollout-undo"], params, execute=True, trigger="cli")
+    assert result.status == "failed"
+    assert "Argo CD Application team-apps/nutrition with automated self-heal" in result.message
+    assert env.k8s.image(*key) == "registry.example.com/nutrition-service:1.4.3"

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_role_grants_exactly_the_verbs_the_runbooks_and_the_watch_use() -> None:
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
-    (role,) = [d for d in docs if d["kind"] == "Role"]
+    role, argocd = (
+        next(d for d in docs if d["metadata"]["name"] == n) for n in ("alertbot-runbooks", "alertbot-argocd-read")
+    )
     grants = {
         (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
     }
@@ -33,10 +35,13 @@ def test_role_grants_exactly_the_verbs_the_runbooks_and_the_watch_use() -> None:
         ("apps", "replicasets", "list"),
         ("argoproj.io", "rollouts/status", "patch"),
     }
-    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # Argo CD's Applications: read, never changed (alertbot/runbooks/argocd.py).
+    assert argocd["metadata"]["namespace"] == "argocd"
+    assert argocd["rules"] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get"]}]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(b["roleRef"]["name"] for b in bindings) == ["alertbot-argocd-read", "alertbot-runbooks"]
     (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
-    assert binding["subjects"][0]["name"] == account["metadata"]["name"]
+    assert all(b["subjects"][0]["name"] == account["metadata"]["name"] for b in bindings)
 
 
 def documents(name: str) -> dict[str, dict[str, Any]]:
