@@ -17,7 +17,8 @@ COPY --from=build /opt/alertbot /opt/alertbot
 COPY config/alertbot.example.yaml /etc/alertbot/alertbot.example.yaml
 # runbooks.dir defaults to "runbooks", relative to the working directory below.
 COPY runbooks /var/lib/alertbot/runbooks
-ENV PATH=/opt/alertbot/bin:$PATH PYTHONUNBUFFERED=1
+# MPLCONFIGDIR: matplotlib (incident graphs) keeps its font cache in the writable /tmp, not $HOME.
+ENV PATH=/opt/alertbot/bin:$PATH PYTHONUNBUFFERED=1 MPLCONFIGDIR=/tmp/matplotlib
 WORKDIR /var/lib/alertbot
 USER 10001
 EXPOSE 8080

@@ -57,6 +57,7 @@ test: lint layers typecheck $(HELM)
 bench: $(STAMP)
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/rollback.py
+	$(BIN)/python bench/graph.py
 	$(BIN)/python bench/ingest.py
 
 # Re-resolve the locks after editing dependencies in pyproject.toml or build-requirements.in. Pins

@@ -2,10 +2,15 @@
 ``query_range`` over ``context.lookback`` before the alert started until it ended (or now), the
 threshold drawn as a line and the start marked, as a PNG.
 
-Rendering (matplotlib's Agg backend, no display) runs on one worker thread, never on the event loop,
-and one at a time so a burst of pages cannot take both cores. Graphs are cached per incident: a
-resolved incident's graph never changes; a firing one's is drawn again after ``FRESH_FOR``. Callers
-asking for the same incident while it is being drawn share that one drawing.
+Rendering (matplotlib's Agg backend, no display) runs in one worker process, started on the first
+graph: never on the event loop, not even sharing its GIL (drawn on a thread, a storm's graphs stalled
+the loop by ~90 ms at a time, bench/graph.py), one at a time so a burst of pages cannot take both
+cores, and matplotlib's ~90 MiB stay out of the daemon. A worker that dies is replaced on the next
+graph.
+
+Graphs are cached per incident: a resolved incident's graph never changes; a firing one's is drawn
+again after ``FRESH_FOR``. Callers asking for the same incident while it is being drawn share that
+one drawing.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -74,7 +81,7 @@ class Graphs:
         self._prometheus_url = prometheus_url
         self._lookback = lookback
         self._clock = clock
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph")
+        self._worker: ProcessPoolExecutor | None = None
         self._cache: OrderedDict[int, tuple[Graph, datetime | None]] = OrderedDict()  # graph, stale after
         self._drawing: dict[int, asyncio.Task[Graph]] = {}
 
@@ -122,7 +129,7 @@ class Graphs:
         draw = functools.partial(
             render_png, subject.title, query, series, started=subject.starts_at, start=start, end=end
         )
-        png = await asyncio.get_running_loop().run_in_executor(self._worker, draw)
+        png = await self._render(draw)
         graph = Graph(png, query, start, end, len(series))
         final = subject.ends_at is not None and subject.ends_at + AFTER_END <= now
         self._cache[subject.incident_id] = (graph, None if final else now + FRESH_FOR)
@@ -131,10 +138,23 @@ class Graphs:
             self._cache.popitem(last=False)
         return graph
 
-    def close(self) -> None:
+    async def _render(self, draw: functools.partial[bytes]) -> bytes:
+        if self._worker is None:
+            # spawn: a fresh interpreter, not a fork of this threaded, event-looped process.
+            self._worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, draw)
+        except BrokenProcessPool:
+            self._worker = None  # the next graph starts a new worker
+            raise NoGraph("no graph: the drawing process died (see alertbot's log)") from None
+
+    async def close(self) -> None:
+        """Cancel the drawings in progress and stop the worker process (waiting for it to exit)."""
         for task in self._drawing.values():
             task.cancel()
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)
 
 
 def render_png(

@@ -175,7 +175,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await state.dispatcher.stop()  # stop sending; the rest waits durably in the outbox
         if state.context_poster is not None:
             await state.context_poster.stop()  # a page's context is best effort: not waited for
-        state.graphs.close()
+        await state.graphs.close()
         state._store = None
         await session.close()
         await store.close()

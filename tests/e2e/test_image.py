@@ -83,6 +83,39 @@ def test_the_image_runs_the_cli_as_an_unprivileged_user(image: Image) -> None:
     assert config["Healthcheck"]["Test"][-1].endswith("urlopen('http://127.0.0.1:8080/healthz', timeout=2)")
 
 
+GRAPH_IN_A_WORKER = """
+import asyncio, functools
+from datetime import UTC, datetime, timedelta
+from alertbot.context.graph import Graphs, render_png
+from alertbot.domain.graph_query import GraphQuery
+from alertbot.prometheus import Series
+
+now = datetime.now(UTC)
+points = [(now.timestamp() - 60, 0.5), (now.timestamp(), 2.0)]
+draw = functools.partial(
+    render_png, "HighErrorRate", GraphQuery("x", 1.0, ">"), [Series({}, points)],
+    started=now, start=now - timedelta(minutes=2), end=now,
+)
+
+async def main() -> None:
+    graphs = Graphs(lambda: None, lambda: timedelta(hours=1), lambda: now)
+    png = await graphs._render(draw)  # the worker process a page's graph is drawn in
+    await graphs.close()
+    print(len(png), png[:8] == b"\\x89PNG\\r\\n\\x1a\\n")
+
+asyncio.run(main())
+"""
+
+
+def test_the_image_draws_graphs_in_its_worker_process(image: Image) -> None:
+    """matplotlib, its fonts and a spawned worker work in the image, as its unprivileged user."""
+    drawn = image.run("python", "-c", GRAPH_IN_A_WORKER)
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    size, is_png = drawn.stdout.split()
+    assert int(size) > 10_000 and is_png == "True", drawn.stdout
+    assert "Matplotlib" not in drawn.stderr, drawn.stderr  # no complaint about an unwritable cache dir
+
+
 def test_the_image_serves_and_pages(image: Image) -> None:
     """`alertbot serve` in the image: healthy, and an Alertmanager payload becomes a console page."""
     port = free_port()

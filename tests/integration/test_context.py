@@ -281,4 +281,4 @@ async def test_readers_asking_while_it_is_drawn_share_one_drawing(aiohttp_server
     once = await graphs.graph(resolved)
     now["at"] += timedelta(days=1)
     assert await graphs.graph(resolved) is once and len(prometheus.ranges) == 3
-    graphs.close()
+    await graphs.close()
