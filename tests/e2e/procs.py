@@ -169,11 +169,41 @@ class AlertbotProcess:
             self.proc.wait(timeout=10)
 
 
-class AlertmanagerProcess:
+class BinaryProcess:
+    """A real server binary on 127.0.0.1, its stderr in ``NAME.log`` in ``workdir``; ready when its
+    ``/-/ready`` answers 200 (Alertmanager and Prometheus both serve it)."""
+
+    def __init__(self, name: str, workdir: Path, command: list[str], port: int) -> None:
+        self.name, self.workdir, self.port = name, workdir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = workdir / f"{name}.log"
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),  # noqa: SIM115 - owned by the child
+        )
+        poll(self._ready, within=30, what=f"{name} /-/ready")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+        try:
+            return http("GET", f"{self.url}/-/ready")[0] == 200
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class AlertmanagerProcess(BinaryProcess):
     """A single, non-clustered Alertmanager whose only receiver is alertbot's webhook."""
 
     def __init__(self, workdir: Path, webhook_url: str, *, token: str | None = None) -> None:
-        self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
         if token:
@@ -189,39 +219,20 @@ class AlertmanagerProcess:
             "receivers": [{"name": "alertbot", "webhook_configs": [webhook]}],
         }
         (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                alertmanager_binary(),
-                f"--config.file={workdir / 'alertmanager.yml'}",
-                f"--storage.path={workdir / 'data'}",
-                "--cluster.listen-address=",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--web.external-url=http://127.0.0.1:{self.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "alertmanager.log", "wb"),  # noqa: SIM115
-        )
-        poll(self._ready, within=30, what="Alertmanager /-/ready")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited: {(self.workdir / 'alertmanager.log').read_text()[-2000:]}")
-        try:
-            return http("GET", f"http://127.0.0.1:{self.port}/-/ready")[0] == 200
-        except OSError:
-            return False
+        port = free_port()
+        command = [
+            alertmanager_binary(),
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            "--cluster.listen-address=",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.external-url=http://127.0.0.1:{port}",
+        ]
+        super().__init__("alertmanager", workdir, command, port)
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
-        status, body = http("POST", f"http://127.0.0.1:{self.port}/api/v2/alerts", alerts)
+        status, body = http("POST", f"{self.url}/api/v2/alerts", alerts)
         assert status == 200, body
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def am_alert(

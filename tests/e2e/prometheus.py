@@ -7,7 +7,6 @@ that between scrapes, so ``rate()`` in Prometheus reads back what the test set.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import urlencode
 import yaml
 from aiohttp import web
 
-from tests.e2e.procs import free_port, http, poll, real_binary
+from tests.e2e.procs import BinaryProcess, free_port, http, real_binary
 from tests.e2e.threaded import ThreadedServer
 from tests.helpers import DATA
 
@@ -76,14 +75,13 @@ class MeshExporter:
         self.server.close()
 
 
-class PrometheusProcess:
+class PrometheusProcess(BinaryProcess):
     """Prometheus scraping ``targets`` every second and evaluating ``rules`` every second, sending
     alerts to ``alertmanager`` (host:port) when given."""
 
     def __init__(
         self, workdir: Path, targets: list[str], *, rules: Path = MESH_RULES, alertmanager: str | None = None
     ) -> None:
-        self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -93,29 +91,15 @@ class PrometheusProcess:
         if alertmanager is not None:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = workdir / "prometheus.log"
-        self.proc = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--web.external-url={self.url}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self._log, "wb"),  # noqa: SIM115 - owned by the child
-        )
-        poll(self._ready, within=30, what="Prometheus /-/ready")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited: {self._log.read_text()[-2000:]}")
-        try:
-            return http("GET", f"{self.url}/-/ready")[0] == 200
-        except OSError:
-            return False
+        port = free_port()
+        command = [
+            prometheus_binary(),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.external-url=http://127.0.0.1:{port}",
+        ]
+        super().__init__("prometheus", workdir, command, port)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         status, body = http("GET", f"{self.url}/api/v1/query?{urlencode({'query': expr})}")
@@ -129,10 +113,3 @@ class PrometheusProcess:
         return [
             a for a in body["data"]["alerts"] if a["labels"].get("alertname") == alertname and a["state"] == "firing"
         ]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
