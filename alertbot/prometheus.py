@@ -15,6 +15,7 @@ from alertbot.errors import PrometheusError
 
 # query_range answers at most 11,000 points per series; a graph needs far fewer.
 MAX_POINTS = 11_000
+MAX_VALUE = 1e300
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,18 @@ class Prometheus:
         if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise PrometheusError(f"query_range answered a {data.get('resultType')!r}, not a matrix")
         series = []
-        for item in data["result"]:
-            points = []
-            for sample in item.get("values") or []:
-                number = _number(sample)
-                if number is not None and math.isfinite(number):
-                    points.append((float(sample[0]), number))
-            labels = item.get("metric") or {}
-            series.append(Series({str(k): str(v) for k, v in labels.items()}, points))
+        try:
+            for item in data["result"]:
+                points = []
+                for sample in item.get("values") or []:
+                    number = _number(sample)
+                    # NaN and ±Inf are gaps; beyond ±1e300 no axis can be scaled to the value.
+                    if number is not None and math.isfinite(number) and abs(number) < MAX_VALUE:
+                        points.append((float(sample[0]), number))
+                labels = item.get("metric") or {}
+                series.append(Series({str(k): str(v) for k, v in labels.items()}, points))
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            raise PrometheusError(f"query_range answered a malformed matrix: {type(exc).__name__}") from None
         return series
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ async def storm(pages: int = 20) -> tuple[float, float]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     graphs = Graphs(lambda: f"http://127.0.0.1:{port}", lambda: timedelta(hours=1), lambda: NOW)
     subjects = [
-        GraphSubject(i, f"HighErrorRate nutrition-service #{i}", {"alertbot_query": "x > 0.05"}, "", NOW, None)
+        GraphSubject(i, f"HighErrorRate nutrition-service #{i}", {}, {"alertbot_query": "x > 0.05"}, "", NOW, None)
         for i in range(1, pages + 1)
     ]
     stall = 0.0

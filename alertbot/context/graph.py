@@ -49,6 +49,7 @@ class GraphSubject:
 
     incident_id: int
     title: str
+    labels: Mapping[str, str]
     annotations: Mapping[str, str]
     generator_url: str
     starts_at: datetime
@@ -127,7 +128,13 @@ class Graphs:
             start = max(start, first - _step(first, end) * 5)
             series = await prometheus.range(query.expr, start, end, _step(start, end))
         draw = functools.partial(
-            render_png, subject.title, query, series, started=subject.starts_at, start=start, end=end
+            render_png,
+            subject.title,
+            query,
+            alert_first(series, subject.labels, query),
+            started=subject.starts_at,
+            start=start,
+            end=end,
         )
         png = await self._render(draw)
         graph = Graph(png, query, start, end, len(series))
@@ -147,6 +154,8 @@ class Graphs:
         except BrokenProcessPool:
             self._worker = None  # the next graph starts a new worker
             raise NoGraph("no graph: the drawing process died (see alertbot's log)") from None
+        except Exception as exc:  # whatever the data made matplotlib raise: a reason, not a crash
+            raise NoGraph(f"no graph: drawing failed: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     async def close(self) -> None:
         """Cancel the drawings in progress and stop the worker process (waiting for it to exit)."""
@@ -162,12 +171,20 @@ def render_png(
 ) -> bytes:
     """The graph as PNG bytes (pure: no state shared between calls). matplotlib is imported on the
     first graph, so a daemon that never draws one does not carry it in memory."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - see above
+    from matplotlib import rc_context  # noqa: PLC0415 - see above
+
+    with rc_context({"text.parse_math": False}):  # alert text is shown as written: `$` is not TeX
+        return _render(title, query, series, started=started, start=start, end=end)
+
+
+def _render(
+    title: str, query: GraphQuery, drawn: list[Series], *, started: datetime, start: datetime, end: datetime
+) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - see render_png
     from matplotlib.dates import DateFormatter  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    drawn = sorted(series, key=lambda s: max((v for _, v in s.points), default=float("-inf")), reverse=True)
-    varying = _varying_labels(series)
+    varying = _varying_labels(drawn)
     figure = Figure(figsize=(8, 3.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -185,7 +202,7 @@ def render_png(
             color="#d62728",
             linestyle="--",
             linewidth=1.2,
-            label=f"{query.comparison} {query.threshold:g}",
+            label=f"{query.comparison} {query.threshold:g}" if query.comparison else f"threshold {query.threshold:g}",
         )
     axes.axvline(_days(started), color="#444444", linestyle=":", linewidth=1.2, label=f"started {started:%H:%M:%S}")
     axes.set_xlim(_days(start), _days(end))
@@ -202,6 +219,26 @@ def render_png(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def alert_first(series: list[Series], labels: Mapping[str, str], query: GraphQuery) -> list[Series]:
+    """The series in drawing order: those of the alert (every label they share with the alert equal
+    to the alert's) first, then the rest by how far they go past the threshold in the rule's direction
+    (the lowest first for ``<``), so the failing one is drawn even when the query answers hundreds."""
+
+    def of_alert(s: Series) -> bool:
+        shared = [k for k in s.labels if k in labels]
+        return bool(shared) and all(s.labels[k] == labels[k] for k in shared)
+
+    low = query.comparison in ("<", "<=")
+
+    def extreme(s: Series) -> float:
+        values = [v for _, v in s.points]
+        if not values:
+            return float("-inf")
+        return -min(values) if low else max(values)
+
+    return sorted(series, key=lambda s: (not of_alert(s), -extreme(s)))
 
 
 def _step(start: datetime, end: datetime) -> timedelta:

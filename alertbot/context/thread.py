@@ -46,6 +46,7 @@ def graph_subject(n: Notification) -> GraphSubject:
     return GraphSubject(
         n.incident_id,
         f"{n.alertname} {n.service} ({n.severity.value})",
+        n.labels,
         n.annotations,
         n.generator_url,
         n.starts_at,

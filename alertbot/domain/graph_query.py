@@ -10,6 +10,7 @@ overrides the number.
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ _TRAILING_COMPARISON = re.compile(
     rf"^(?P<left>.*\S)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?(?P<bound>{_NUMBER})\s*$", re.S
 )
 _SET_OPERATOR = re.compile(r"\b(?:and|or|unless)\b")
+_COMPARISON = re.compile(r"==|!=|>=|<=|(?<![=!~])[<>]")
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,37 @@ class GraphQuery:
 
 def graph_query(annotations: Mapping[str, str], generator_url: str) -> GraphQuery | None:
     """The graph of an alert, or None when it carries no query."""
-    expr = annotations.get(QUERY_ANNOTATION, "").strip() or _generator_expr(generator_url)
+    expr = _without_comments(annotations.get(QUERY_ANNOTATION, "")) or _generator_expr(generator_url)
     if not expr or len(expr) > MAX_QUERY:
         return None
     query = _split_comparison(expr)
     override = annotations.get(THRESHOLD_ANNOTATION, "").strip()
     if override:
         try:
-            return GraphQuery(query.expr, float(override), query.comparison)
+            threshold = float(override)
         except ValueError:
-            pass  # an unreadable override leaves the rule's own threshold
+            threshold = math.nan
+        if math.isfinite(threshold):  # an unreadable override leaves the rule's own threshold
+            return GraphQuery(query.expr, threshold, query.comparison)
     return query
+
+
+def _without_comments(expr: str) -> str:
+    """PromQL without its ``#`` comments (outside quotes): an annotation may keep them, and a
+    comment's ``> 5`` must not be taken for the threshold."""
+    lines = []
+    for line in expr.splitlines():
+        quote, end = "", len(line)
+        for i, char in enumerate(line):
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "\"'`":
+                quote = char
+            elif char == "#":
+                end = i
+                break
+        lines.append(line[:end])
+    return "\n".join(lines).strip()
 
 
 def _generator_expr(generator_url: str) -> str:
@@ -63,8 +85,10 @@ def _split_comparison(expr: str) -> GraphQuery:
     if match is None:
         return GraphQuery(expr, None, None)
     left = match["left"]
-    # Split only at the top level: `a > 1 or b > 2` and `(x > 1)` keep their whole expression.
-    if _depth_at_end(left) != 0 or _SET_OPERATOR.search(_top_level(left)):
+    # Split only at the top level, and only the one comparison: `a > 1 or b > 2`, `(x > 1)` and
+    # `a > b > 1` (whose left side is itself a filter) keep their whole expression.
+    top = _top_level(left)
+    if _depth_at_end(left) != 0 or _SET_OPERATOR.search(top) or _COMPARISON.search(top):
         return GraphQuery(expr, None, None)
     return GraphQuery(left, float(match["bound"]), match["op"])
 

@@ -20,10 +20,10 @@ from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
 from alertbot.context.graph import Graphs
 from alertbot.context.thread import ContextPoster
-from alertbot.notify.base import Notifier
+from alertbot.notify.base import Notification, Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
-from alertbot.notify.links import MAX_LINKS, LinkMaker, context_links
+from alertbot.notify.links import MAX_LINKS, ContextLink, LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
 from alertbot.notify.slack import AfterPage, SlackNotifier
@@ -82,6 +82,12 @@ def build_notifiers(
     return notifiers
 
 
+def _page_links(state: AppState, n: Notification) -> list[ContextLink]:
+    """A page's links: its graph first, then the configured ones (which give up a place for it)."""
+    graph = graph_link(state.config, state.secrets, n)
+    return [*graph, *context_links(state.config.context, n, state.clock())[: MAX_LINKS - len(graph)]]
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     config = state.config
@@ -93,6 +99,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=config.outbox.send_timeout.total_seconds()),
         headers={"User-Agent": f"alertbot/{__version__}"},
     )
+    if config.server.external_url is not None and state.secrets.api_token is None:
+        # Pages will link graphs under an address others reach, and nothing guards them.
+        log.warning("external_url_without_api_token", external_url=config.server.external_url)
     # Read per graph, so a reload's new prometheus.url and context.lookback apply to the next one.
     state.graphs = Graphs(lambda: state.config.prometheus.url, lambda: state.config.context.lookback, state.clock)
     token = state.secrets.slack_bot_token
@@ -114,10 +123,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             console_stream=state.console_stream,
             readable_console=state.readable_console,
             # Read at each send, so a reload's new `context` applies to the next page.
-            links=lambda n: [
-                *graph_link(state.config, state.secrets, n),
-                *context_links(state.config.context, n, state.clock()),
-            ][:MAX_LINKS],
+            links=lambda n: _page_links(state, n),
             after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
     log.info("notifiers", channels=list(state.notifiers))

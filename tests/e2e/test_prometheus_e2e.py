@@ -98,7 +98,8 @@ def test_a_real_alert_rule_pages_with_its_graph_and_the_rollback_is_verified_aga
         assert uploaded.content is not None and uploaded.content.startswith(PNG_MAGIC)
         (tmp_path / "graph.png").write_bytes(uploaded.content)  # to look at when this test fails
         assert uploaded.alt_txt.startswith(DRAWN + " from ")
-        assert graph_after < 10, f"the graph came {graph_after:.1f}s after the page"
+        # Within seconds, the worker's start and matplotlib's first font cache included.
+        assert graph_after < 15, f"the graph came {graph_after:.1f}s after the page"
 
         # PagerDuty links the same graph; a browser opens it with the link's signature alone.
         (trigger,) = pagerduty.triggers()

@@ -253,6 +253,8 @@ async def test_the_graph_is_served_cached_and_linked_from_pagerduty_with_a_signe
 
     assert (await h.client.get(graph_url.path)).status == 401
     assert (await h.client.get(graph_url.path + "?sig=" + "0" * 32)).status == 401
+    bad_sig_with_token = await h.client.get(graph_url.path + "?sig=x", headers={"Authorization": "Bearer api-secret"})
+    assert bad_sig_with_token.status == 200  # the API token opens it whatever the link says
     other = signed.replace("/incidents/1/", "/incidents/2/")  # one incident's signature opens no other
     assert (await h.client.get(other)).status == 401
 
@@ -265,7 +267,7 @@ async def test_readers_asking_while_it_is_drawn_share_one_drawing(aiohttp_server
     server = await aiohttp_server(prometheus.app)
     now = {"at": STARTS + timedelta(minutes=10)}
     graphs = Graphs(lambda: str(server.make_url("")), lambda: timedelta(hours=1), lambda: now["at"])
-    firing = GraphSubject(1, "HighErrorRate", {}, GENERATOR, STARTS, None)
+    firing = GraphSubject(1, "HighErrorRate", {}, {}, GENERATOR, STARTS, None)
     readers = [asyncio.ensure_future(graphs.graph(firing)) for _ in range(5)]
     await wait_until(lambda: bool(prometheus.ranges), what="the drawing to start")
     prometheus.answering.set()
@@ -277,7 +279,7 @@ async def test_readers_asking_while_it_is_drawn_share_one_drawing(aiohttp_server
     now["at"] += timedelta(seconds=1)
     assert await graphs.graph(firing) is not drawn[0] and len(prometheus.ranges) == 2
 
-    resolved = GraphSubject(2, "HighErrorRate", {}, GENERATOR, STARTS, STARTS + timedelta(minutes=3))
+    resolved = GraphSubject(2, "HighErrorRate", {}, {}, GENERATOR, STARTS, STARTS + timedelta(minutes=3))
     once = await graphs.graph(resolved)
     now["at"] += timedelta(days=1)
     assert await graphs.graph(resolved) is once and len(prometheus.ranges) == 3

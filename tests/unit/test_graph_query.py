@@ -31,6 +31,8 @@ def generator(expr: str) -> str:
         ),
         ("rate(x[5m])", GraphQuery("rate(x[5m])", None, None)),
         ("a > 1 or b > 2", GraphQuery("a > 1 or b > 2", None, None)),  # no one threshold to draw
+        ("a > b > 1", GraphQuery("a > b > 1", None, None)),  # its left side is itself a filter
+        ("x == on(job) group_left y > 1", GraphQuery("x == on(job) group_left y > 1", None, None)),
         ('x{path="/a > 1"} > 3', GraphQuery('x{path="/a > 1"}', 3.0, ">")),
     ],
 )
@@ -41,8 +43,12 @@ def test_the_rules_expression_is_drawn_without_its_comparison(expr: str, expecte
 def test_an_annotation_overrides_the_query_and_the_threshold() -> None:
     annotations = {"alertbot_query": "rate(errors_total[1m]) > 3", "alertbot_threshold": "2.5"}
     assert graph_query(annotations, generator("ignored > 1")) == GraphQuery("rate(errors_total[1m])", 2.5, ">")
-    # An unreadable threshold keeps the rule's own.
-    assert graph_query({"alertbot_threshold": "lots"}, generator("x > 1")) == GraphQuery("x", 1.0, ">")
+    # An unreadable or infinite threshold keeps the rule's own.
+    for unreadable in ("lots", "nan", "inf"):
+        assert graph_query({"alertbot_threshold": unreadable}, generator("x > 1")) == GraphQuery("x", 1.0, ">")
+    # A comment in the annotation is not the query's (nor its threshold).
+    annotated = {"alertbot_query": 'rate(e{path="#a"}[1m]) > 1  # page when > 5\n'}
+    assert graph_query(annotated, "") == GraphQuery('rate(e{path="#a"}[1m])', 1.0, ">")
 
 
 @pytest.mark.parametrize(
