@@ -59,6 +59,7 @@ def make_executor(
         metrics=metrics,
         prometheus=Prometheus(config.prometheus.url) if config.prometheus.url else None,
         automations=config.automations,
+        argocd_namespace=config.kubernetes.argocd_namespace,
     )
 
 

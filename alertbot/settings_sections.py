@@ -251,6 +251,9 @@ class KubeWatchConfig(Section):
 class KubernetesConfig(Section):
     kubeconfig: ConfigPath | None = None
     watch: KubeWatchConfig | None = None  # None: no watch (POST /api/v1/events still works)
+    # Where Argo CD's Applications live (alertbot/runbooks/argocd.py): a runbook reads the one that
+    # syncs its target there, to refuse a change self-heal would revert.
+    argocd_namespace: str = Field("argocd", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
 
     @property
     def settle(self) -> timedelta:

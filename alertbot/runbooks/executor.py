@@ -19,6 +19,7 @@ import structlog
 from alertbot.errors import RunbookError, RunbookUsageError
 from alertbot.observability import Metrics
 from alertbot.prometheus import Prometheus
+from alertbot.runbooks.argocd import ARGOCD_NAMESPACE
 from alertbot.runbooks.audit import RunAudit, RunResult
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import Runbook
@@ -48,7 +49,9 @@ class Executor:
         settle: timedelta = timedelta(minutes=10),
         heartbeat: timedelta = runbook_runs.RUN_HEARTBEAT,
         automations: Sequence[AutomationConfig] = (),
+        argocd_namespace: str = ARGOCD_NAMESPACE,
     ) -> None:
+        self._argocd_namespace = argocd_namespace
         # Runs an automation asked for may only act on its `targets` (alert labels chose the params).
         self._automations = {a.name: a for a in automations}
         self._audit = RunAudit(store, clock=clock, metrics=metrics, heartbeat=heartbeat)
@@ -272,7 +275,9 @@ class Executor:
         return RunResult(run_id, status, plans, message)
 
     def _context(self) -> StepContext:
-        return StepContext(self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good)
+        return StepContext(
+            self._cluster(), self._prometheus, self._clock, self._max_wait, self._last_good, self._argocd_namespace
+        )
 
     async def _last_good(self, namespace: str, name: str) -> kube_objects.LastGood | None:
         return await self._store.read(kube_objects.last_good, namespace, name, now=self._clock(), settle=self._settle)

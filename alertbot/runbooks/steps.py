@@ -27,7 +27,7 @@ from alertbot.domain.plans import (
 from alertbot.errors import RunbookError
 from alertbot.prometheus import Prometheus
 from alertbot.runbooks import istio
-from alertbot.runbooks.argocd import self_heal_guard
+from alertbot.runbooks.argocd import ARGOCD_NAMESPACE, self_heal_guard
 from alertbot.runbooks.k8s import Kubernetes
 from alertbot.runbooks.model import (
     IstioRestoreLastGood,
@@ -98,6 +98,7 @@ class StepContext:
     clock: Callable[[], datetime]
     max_wait: float
     last_good: Callable[[str, str], Awaitable[LastGood | None]] = _no_record
+    argocd_namespace: str = ARGOCD_NAMESPACE  # kubernetes.argocd_namespace
 
 
 class StepType(Protocol):
@@ -183,7 +184,7 @@ class IstioTrafficStep:
         if record is not None and changes:
             lines = [f"{line} (last good at {record.at.isoformat()})" for line in lines]
         if changes:
-            lines += await self_heal_guard(vs, target, ctx.kube.get_application)
+            lines += await self_heal_guard(vs, target, ctx.kube.get_application, ctx.argocd_namespace)
         return StepPlan(index, step.type, target, lines, detail, noop=not changes, undoable=bool(changes))
 
     async def apply(self, plan: StepPlan, ctx: StepContext, *, dry_run: bool, reverse: bool) -> str | None:
@@ -290,7 +291,11 @@ class K8sRolloutUndoStep:
         after = copy.deepcopy(previous["spec"]["template"])
         (after.get("metadata", {}).get("labels") or {}).pop("pod-template-hash", None)
         images = " → ".join(", ".join(pod_images({"spec": {"template": t}}).values()) for t in (before, after))
-        guard = await self_heal_guard(deployment, target, ctx.kube.get_application) if before != after else []
+        guard = (
+            await self_heal_guard(deployment, target, ctx.kube.get_application, ctx.argocd_namespace)
+            if before != after
+            else []
+        )
         return StepPlan(
             index,
             step.type,
