@@ -15,12 +15,12 @@ import typer
 
 from alertbot import __version__
 from alertbot.cli_incidents import incidents_app
-from alertbot.cli_remote import Daemon, daemon
+from alertbot.cli_remote import Daemon, listed
 from alertbot.cli_replay import policy_test, read_payload, replay
 from alertbot.cli_runbooks import runbook_app
 from alertbot.cli_silences import silence_app
 from alertbot.cli_slack import slack_app
-from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, load, run, with_store
+from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import parse_label_args
 from alertbot.domain.models import Alert, Classification
@@ -219,15 +219,11 @@ def decisions_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """What shadow mode would have sent or run (nothing was), newest first."""
-    if (remote := daemon(ctx)) is not None:
-        found: list[dict[str, Any]] = call(remote.get, "/api/v1/decisions", limit=str(limit))
-    else:
 
-        async def fetch(store: Store) -> list[dict[str, Any]]:
-            return [d.to_json() for d in await store.read(decision_repo.recent, limit)]
+    async def fetch(store: Store) -> list[dict[str, Any]]:
+        return [d.to_json() for d in await store.read(decision_repo.recent, limit)]
 
-        found = run(with_store(load(config), fetch))
-    for decision in found:
+    for decision in listed(ctx, config, "/api/v1/decisions", fetch, limit=str(limit)):
         if as_json:
             typer.echo(json.dumps(decision))
         else:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from alertbot.cli_remote import daemon
-from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, load, run, with_store
+from alertbot.cli_remote import listed
+from alertbot.cli_support import ConfigOpt, JsonOpt, fail
 from alertbot.domain.matchers import Matcher, all_match
 from alertbot.errors import PayloadError
 from alertbot.store import incidents
@@ -39,17 +39,12 @@ def incidents_list(  # noqa: PLR0917 (typer reads the options from the signature
     except ValueError as exc:
         fail(PayloadError(str(exc)))
     query = {"limit": str(limit), **({"status": status} if status != "all" else {})}
-    if (remote := daemon(ctx)) is not None:
-        found: list[dict[str, Any]] = call(remote.get, "/api/v1/incidents", **query)
-    else:
-        cfg = load(config)
 
-        async def fetch(store: Store) -> list[dict[str, Any]]:
-            records = await store.read(incidents.list_incidents, status=query.get("status"), limit=limit)
-            return [r.to_json() for r in records]
+    async def fetch(store: Store) -> list[dict[str, Any]]:
+        records = await store.read(incidents.list_incidents, status=query.get("status"), limit=limit)
+        return [r.to_json() for r in records]
 
-        found = run(with_store(cfg, fetch))
-    for incident in found:
+    for incident in listed(ctx, config, "/api/v1/incidents", fetch, **query):
         if not all_match(wanted, {**incident["labels"], "severity": incident["severity"]}):
             continue
         if as_json:

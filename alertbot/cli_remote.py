@@ -10,15 +10,18 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from alertbot import __version__
+from alertbot.cli_support import call, load, run, with_store
 from alertbot.errors import AlertbotError, PayloadError
 from alertbot.services.roles import Forbidden
+from alertbot.store.engine import Store
 
 
 class DaemonUnreachable(AlertbotError):
@@ -139,3 +142,16 @@ def daemon(ctx: typer.Context) -> Daemon | None:
     """The daemon named by the global ``--url`` / ``ALERTBOT_URL``, if any."""
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Daemon) else None
+
+
+Rows = list[dict[str, Any]]
+ReadRows = Callable[[Store], Coroutine[Any, Any, Rows]]
+
+
+def listed(ctx: typer.Context, config: Path | None, path: str, local: ReadRows, **query: str) -> Rows:
+    """A list command's rows: with ``--url`` the daemon's answer to ``GET path?query``, else ``local``
+    read from the store the config names — the same JSON either way."""
+    if (remote := daemon(ctx)) is not None:
+        rows: Rows = call(remote.get, path, **query)
+        return rows
+    return run(with_store(load(config), local))

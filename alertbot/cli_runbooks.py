@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from alertbot.bootstrap import kube_factory, make_executor, make_services
-from alertbot.cli_remote import Daemon, answered, daemon
+from alertbot.cli_remote import Daemon, answered, daemon, listed
 from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, flag, load, run, runbooks_of, with_store
 from alertbot.domain.matchers import parse_label_args
 from alertbot.errors import AlertbotError, PayloadError
@@ -229,15 +229,11 @@ def runbook_history(
     config: ConfigOpt = None,
 ) -> None:
     """The audit log, newest first."""
-    if (remote := daemon(ctx)) is not None:
-        records: Iterable[dict[str, Any]] = call(remote.get, "/api/v1/runs", limit=str(limit))
-    else:
 
-        async def fetch(store: Store) -> list[dict[str, Any]]:
-            return [r.to_json() for r in await store.read(runbook_runs.history, limit)]
+    async def fetch(store: Store) -> list[dict[str, Any]]:
+        return [r.to_json() for r in await store.read(runbook_runs.history, limit)]
 
-        records = run(with_store(load(config), fetch))
-    for record in records:
+    for record in listed(ctx, config, "/api/v1/runs", fetch, limit=str(limit)):
         if as_json:
             typer.echo(json.dumps({k: record[k] for k in HISTORY_FIELDS}))
             continue

@@ -12,7 +12,7 @@ import aiohttp
 import typer
 
 from alertbot import __version__
-from alertbot.cli_remote import daemon
+from alertbot.cli_remote import daemon, listed
 from alertbot.cli_support import ConfigOpt, JsonOpt, call, fail, flag, load, run, with_store
 from alertbot.domain.silence import Silence
 from alertbot.errors import AlertbotError, NotFound, PayloadError
@@ -101,17 +101,13 @@ def silence_list(
     config: ConfigOpt = None,
 ) -> None:
     """List silences, newest first."""
-    if (remote := daemon(ctx)) is not None:
-        found: list[dict[str, Any]] = call(remote.get, "/api/v1/silences", expired=str(include_expired).lower())
-    else:
 
-        async def fetch(store: Store) -> list[dict[str, Any]]:
-            listed = await store.read(silence_repo.list_all, include_expired=include_expired, now=_now())
-            return [dict(silence_repo.silence_json(s)) for s in listed]
+    async def fetch(store: Store) -> list[dict[str, Any]]:
+        found = await store.read(silence_repo.list_all, include_expired=include_expired, now=_now())
+        return [dict(silence_repo.silence_json(s)) for s in found]
 
-        found = run(with_store(load(config), fetch))
     now = _now()
-    for silence in found:
+    for silence in listed(ctx, config, "/api/v1/silences", fetch, expired=str(include_expired).lower()):
         _show(silence, as_json, now=now)
 
 
