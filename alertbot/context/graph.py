@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from alertbot.domain.graph_query import GraphQuery, graph_query
+from alertbot.domain.models import Severity
 from alertbot.errors import NotFound
 from alertbot.prometheus import Prometheus, Series
 
@@ -43,6 +44,10 @@ class NoGraph(NotFound):
     code = "no_graph"
 
 
+def graph_title(alertname: str, service: str, severity: Severity) -> str:
+    return f"{alertname} {service} ({severity.value})"
+
+
 @dataclass(frozen=True)
 class GraphSubject:
     """What a graph is drawn for: an incident's identity, its alert's query source and its times."""
@@ -55,8 +60,8 @@ class GraphSubject:
     starts_at: datetime
     ends_at: datetime | None  # None while firing
 
-    @property
-    def query(self) -> GraphQuery | None:
+    @functools.cached_property
+    def query(self) -> GraphQuery | None:  # parsed once, though asked by can_draw and by the drawing
         return graph_query(self.annotations, self.generator_url)
 
 
@@ -66,7 +71,6 @@ class Graph:
     query: GraphQuery
     start: datetime
     end: datetime
-    series: int  # how many the query returned (at most MAX_SERIES are drawn)
 
 
 class Graphs:
@@ -137,7 +141,7 @@ class Graphs:
             end=end,
         )
         png = await self._render(draw)
-        graph = Graph(png, query, start, end, len(series))
+        graph = Graph(png, query, start, end)
         final = subject.ends_at is not None and subject.ends_at + AFTER_END <= now
         self._cache[subject.incident_id] = (graph, None if final else now + FRESH_FOR)
         self._cache.move_to_end(subject.incident_id)

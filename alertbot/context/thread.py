@@ -14,7 +14,7 @@ import structlog
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alertbot.context.graph import Graphs, GraphSubject, NoGraph
+from alertbot.context.graph import Graphs, GraphSubject, NoGraph, graph_title
 from alertbot.context.jaeger import FailingTrace, Jaeger, JaegerUnavailable
 from alertbot.domain.models import Severity
 from alertbot.domain.text import escape_mrkdwn as e
@@ -45,7 +45,7 @@ def traces_text(service: str, traces: list[FailingTrace], start: datetime, end: 
 def graph_subject(n: Notification) -> GraphSubject:
     return GraphSubject(
         n.incident_id,
-        f"{n.alertname} {n.service} ({n.severity.value})",
+        graph_title(n.alertname, n.service, n.severity),
         n.labels,
         n.annotations,
         n.generator_url,

@@ -14,7 +14,7 @@ import hmac
 from aiohttp import web
 from pydantic import SecretStr
 
-from alertbot.context.graph import GraphSubject
+from alertbot.context.graph import GraphSubject, graph_title
 from alertbot.domain.graph_query import graph_query
 from alertbot.errors import NotFound, StoreUnavailable
 from alertbot.notify.base import Notification
@@ -60,7 +60,7 @@ async def get_graph(request: web.Request) -> web.Response:
         raise NotFound(f"no incident {incident_id}")
     subject = GraphSubject(
         record.id,
-        f"{record.alertname} {record.service} ({record.severity.value})",
+        graph_title(record.alertname, record.service, record.severity),
         record.labels,
         record.annotations,
         record.generator_url,

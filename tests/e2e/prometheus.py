@@ -11,12 +11,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import yaml
 from aiohttp import web
 
-from tests.e2e.procs import BinaryProcess, free_port, http, real_binary
+from tests.e2e.procs import BinaryProcess, free_port, real_binary
 from tests.e2e.threaded import ThreadedServer
 from tests.helpers import DATA
 
@@ -100,16 +99,3 @@ class PrometheusProcess(BinaryProcess):
             f"--web.external-url=http://127.0.0.1:{port}",
         ]
         super().__init__("prometheus", workdir, command, port)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        status, body = http("GET", f"{self.url}/api/v1/query?{urlencode({'query': expr})}")
-        assert status == 200 and body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def firing(self, alertname: str) -> list[dict[str, Any]]:
-        status, body = http("GET", f"{self.url}/api/v1/alerts")
-        assert status == 200, body
-        return [
-            a for a in body["data"]["alerts"] if a["labels"].get("alertname") == alertname and a["state"] == "firing"
-        ]
