@@ -87,6 +87,14 @@ def _bounded_url(value: str, info: ValidationInfo) -> str:
     return ""
 
 
+MAX_REASON_CHARS = 64
+
+
+def _reason(value: str) -> str:
+    """Alertmanager's reasons are short fixed phrases; anything longer is cut, never refused."""
+    return value[:MAX_REASON_CHARS]
+
+
 UTCDatetime = Annotated[datetime, AfterValidator(_utc)]
 AlertTime = Annotated[datetime, AfterValidator(_clamped_time)]
 BoundedValues = Annotated[dict[str, str], AfterValidator(_bounded_values)]
@@ -150,6 +158,12 @@ class _Envelope(BaseModel):
     external_url: str = Field("", alias="externalURL")
     group_key: str = Field("", alias="groupKey")
     truncated_alerts: int = Field(0, alias="truncatedAlerts")
+    # Alertmanager 0.32+: why this notification was sent ("first notification", "new alerts added",
+    # "repeat interval elapsed", ...; ``NotificationReason``). Empty from older versions.
+    notification_reason: Annotated[str, AfterValidator(_reason)] = ""
+    # Alertmanager 0.34+: the labels of the route the group took. Added to each alert's labels where
+    # the alert has none of that name (``WebhookPayload``).
+    route_labels: BoundedValues = Field(default_factory=dict, alias="routeLabels")
 
 
 class WebhookEnvelope(_Envelope):
@@ -163,6 +177,31 @@ class WebhookPayload(_Envelope):
     """An Alertmanager webhook notification, payload version "4"."""
 
     alerts: list[Alert] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _add_route_labels(self) -> WebhookPayload:
+        # The route's labels take part in alertbot's matching (routes, silences, automations) and
+        # show with the alert; the alert's own label wins, and its identity (fingerprint) stays
+        # Alertmanager's, computed from its own labels.
+        if self.route_labels:
+            alerts = [
+                alert.model_copy(update={"labels": {**self.route_labels, **alert.labels}})
+                if not self.route_labels.keys() <= alert.labels.keys()
+                else alert
+                for alert in self.alerts
+            ]
+            object.__setattr__(self, "alerts", alerts)
+        return self
+
+
+class NotificationReason(StrEnum):
+    """Alertmanager's ``notification_reason`` values (its notify.go ``NotifyReason.String``)."""
+
+    FIRST = "first notification"
+    NEW_ALERTS = "new alerts added"
+    SOME_RESOLVED = "some alerts resolved"
+    ALL_RESOLVED = "all alerts resolved"
+    REPEAT = "repeat interval elapsed"
 
 
 @dataclass(frozen=True, slots=True)

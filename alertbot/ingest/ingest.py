@@ -2,7 +2,8 @@
 
     insert the batch's new alerts (one statement) ─▶ per payload, per alert:
         heartbeat? (heartbeat.py) · dedup by (fingerprint, startsAt) · a resolve (chains.py)
-        new and firing: continue/flap (chains.py) ─▶ silence ─▶ inhibit ─▶ automations
+        new and firing: paged before (an Alertmanager repeat)? ─▶ continue/flap (chains.py)
+            ─▶ silence ─▶ inhibit ─▶ automations
             ─▶ route (+ shadow) ─▶ storm (storm.py) ─▶ correlate ─▶ outbox rows
     ─▶ the writer writes outcomes and rows (writer.py) ─▶ storms' summaries, once per batch
 
@@ -29,12 +30,14 @@ from alertbot.ingest.chains import Chains
 from alertbot.ingest.heartbeat import DeadMansSwitch
 from alertbot.ingest.routing import outbox_row, route_destinations
 from alertbot.ingest.stages import (
+    PAGED_BEFORE,
     Arrival,
     InhibitMuter,
     SilenceMuter,
     arrival,
     first_muter,
     mute_may_have_ended,
+    paged_before,
     recent_changes,
 )
 from alertbot.ingest.storm import Storms
@@ -178,6 +181,9 @@ class _Batch:
                     _record_change(conn, alert, now)
                     view.changes_recorded()
                 stats.classified[incident.severity] += 1
+                if paged_before(alert.status, payload.notification_reason):
+                    self._record_paged_before(incident, stats)
+                    continue
                 if alert.status is AlertStatus.FIRING:
                     continued = self.chains.continue_chain(incident)
                     if continued is not None:
@@ -299,6 +305,16 @@ class _Batch:
             else []
         )
         return [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+
+    def _record_paged_before(self, incident: IncidentRecord, stats: IngestStats) -> None:
+        """Muted with the reason, no automation; routed, so that its resolve reaches the page."""
+        labels = {**incident.labels, "severity": incident.severity.value}
+        dests, shadow = route_destinations(self._config, labels, incident.severity, self._enabled)
+        stats.suppressed["paged_before"] += 1
+        self._writer.set_outcome(incident, destinations=stored_destinations(dests, shadow), suppressed_by=PAGED_BEFORE)
+        log.info(
+            "alert_suppressed", incident_id=incident.id, fingerprint=incident.fingerprint, suppressed_by=PAGED_BEFORE
+        )
 
     def _request_automations(
         self, incident: IncidentRecord, labels: Mapping[str, str], stats: IngestStats

@@ -5,7 +5,7 @@ Each is testable from a table without HTTP or a database (tests/unit/test_ingest
 routing is domain/route.py's, flapping domain/flapping.py's, automations domain/automation.py's.
 
 The order a new firing alert meets them (ingest.py):
-dedup → continue/flap (chains.py) → silence → inhibit → automations → route → storm (storm.py)
+dedup → paged before? → continue/flap (chains.py) → silence → inhibit → automations → route → storm (storm.py)
 → correlate.
 """
 
@@ -20,7 +20,7 @@ from alertbot.domain.changes import correlate
 from alertbot.domain.changes import describe as describe_change
 from alertbot.domain.inhibit import InhibitRule, inhibiting_rule
 from alertbot.domain.matchers import all_match
-from alertbot.domain.models import AlertStatus, Severity
+from alertbot.domain.models import AlertStatus, NotificationReason, Severity
 from alertbot.domain.silence import Silence, find_silence
 from alertbot.ingest.view import Labels, Scope, scope_of
 from alertbot.notify.base import CorrelatedChange
@@ -50,10 +50,30 @@ def arrival(status: AlertStatus, stored: IncidentRecord | None) -> Arrival:
     return Arrival.RESOLVE if firing_before else Arrival.REPEATED_RESOLVE
 
 
+# Why a new firing alert that Alertmanager sends as a repeat is recorded but not paged.
+PAGED_BEFORE = (
+    'paged before: Alertmanager sent it as "repeat interval elapsed", so it delivered this alert '
+    "before, when this store had no record of it yet (a new or restored database); recorded, not paged again"
+)
+
+
+def paged_before(status: AlertStatus, reason: str) -> bool:
+    """A firing alert the store has never seen, in a notification Alertmanager sent only because its
+    repeat interval elapsed: the group is unchanged since a notification that reached alertbot, so
+    the page went out then. It is recorded (and its resolve still sent, to close that page)."""
+    return status is AlertStatus.FIRING and reason == NotificationReason.REPEAT
+
+
 def mute_may_have_ended(incident: IncidentRecord) -> bool:
     """A repeat of a muted alert is decided again (its silence may have ended, its inhibiting source
-    resolved) — unless it is muted as part of a chain or a storm, which end by their own rules."""
-    return bool(incident.suppressed_by) and incident.lead_id is None and storm_id_of(incident.suppressed_by) is None
+    resolved) — unless it is muted as part of a chain or a storm, which end by their own rules, or
+    was paged before this store."""
+    return (
+        bool(incident.suppressed_by)
+        and incident.lead_id is None
+        and storm_id_of(incident.suppressed_by) is None
+        and incident.suppressed_by != PAGED_BEFORE
+    )
 
 
 class StormStep(StrEnum):

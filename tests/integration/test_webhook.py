@@ -90,6 +90,66 @@ async def test_new_episode_after_resolve_is_a_new_incident(make_harness: MakeHar
     assert [x["event"] for x in lines if x["incident_id"] == 2] == ["trigger"]
 
 
+# Alertmanager 0.32+ says why it sent a notification (notification_reason) and 0.34 adds the
+# labels of the route it took (routeLabels): tests/data/payloads/am034-*.json.
+REPEAT_034 = "am034-higherrorrate-nutrition-service-repeat.json"
+
+
+async def test_a_repeat_of_an_alert_this_store_never_saw_is_recorded_not_paged_again(
+    make_harness: MakeHarness,
+) -> None:
+    """ "repeat interval elapsed" means Alertmanager delivered this very alert before; when the store
+    has no record of it (a new database, a restore) it is recorded firing and muted with that
+    reason — not paged again — and its resolve still goes out, to close the earlier page."""
+    h = await make_harness()
+    assert (await h.post_file(REPEAT_034)).status == 200
+    await h.dispatcher.deliver_due("console")
+    assert h.console.lines() == []
+    (incident,) = await (await h.client.get("/api/v1/incidents?status=firing")).json()
+    assert "repeat interval elapsed" in incident["suppressed_by"]
+    assert "not paged again" in incident["suppressed_by"]
+    assert (await h.post_file(REPEAT_034)).status == 200  # the next repeat changes nothing
+    await h.dispatcher.deliver_due("console")
+    assert h.console.lines() == []
+    assert (await h.post_file("am034-higherrorrate-nutrition-service-resolved.json")).status == 200
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the resolve")
+    assert h.console.lines()[0]["event"] == "resolve"
+
+
+async def test_a_repeat_of_an_alert_paged_here_and_a_first_notification_behave_as_before(
+    make_harness: MakeHarness,
+) -> None:
+    """The reason changes nothing for alerts the store knows: the first notification pages, its
+    repeats refresh it."""
+    h = await make_harness()
+    await h.post_file("am034-higherrorrate-nutrition-service-firing.json")
+    await h.post_file(REPEAT_034)
+    await wait_until(lambda: len(h.console.lines()) == 1, what="the page")
+    await h.dispatcher.deliver_due("console")
+    assert [line["event"] for line in h.console.lines()] == ["trigger"]
+    (incident,) = await (await h.client.get("/api/v1/incidents?status=firing")).json()
+    assert incident["suppressed_by"] is None
+
+
+async def test_route_labels_from_alertmanager_take_part_in_routing(make_harness: MakeHarness) -> None:
+    """routeLabels (the labels of the Alertmanager route the group took) are matched like the
+    alert's own labels, which win when both name the same label."""
+    routes = {
+        "receivers": ["slack"],
+        "routes": [{"name": "nutrition team", "matchers": ['team="nutrition"'], "receivers": ["slack:#nutrition"]}],
+    }
+    h = await make_harness({"routes": routes})
+    await h.post_file("am034-higherrorrate-nutrition-service-firing.json")
+    own = payload_json("am034-higherrorrate-nutrition-service-firing.json")
+    own["alerts"][0]["labels"]["team"] = "platform"
+    own["alerts"][0]["startsAt"] = "2026-11-29T21:00:00Z"
+    await h.post_payload(json.dumps(own))
+    await wait_until(lambda: len(h.console.lines()) == 2, what="two pages")
+    by_team = {line["labels"]["team"]: line["stands_in_for"] for line in h.console.lines()}
+    assert by_team == {"nutrition": ["slack:#nutrition"], "platform": ["slack:#alerts-critical"]}
+    assert h.console.lines()[0]["fingerprint"] == "b7879370733ab294"  # Alertmanager's identity stays
+
+
 async def test_multi_alert_payload_gives_one_incident_each(make_harness: MakeHarness) -> None:
     """Three grocery pods in one notification → three incidents. Pod 3 (5.2 s) is critical, and a
     critical inhibits warnings of the same service, so only it is notified; the other two record why."""

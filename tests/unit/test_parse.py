@@ -17,7 +17,8 @@ from tests.helpers import all_payload_names, payload_bytes, payload_json
 
 @pytest.mark.parametrize("name", all_payload_names())
 def test_every_captured_payload_parses(name: str) -> None:
-    """Every body a real Alertmanager 0.25 sent is accepted, with its alerts intact."""
+    """Every body a real Alertmanager 0.25 sent (and those built from them with 0.32+ fields) is
+    accepted, with its alerts intact."""
     raw = payload_json(name)
     payload = parse_webhook(payload_bytes(name))
     assert payload.version == "4"
@@ -184,3 +185,23 @@ def test_envelope_label_maps_are_bounded_too() -> None:
     payload = parse_webhook(_mutated(grow), max_value_bytes=2_048)
     assert payload.common_annotations["description"].endswith(TRUNCATION_MARKER)
     assert len(payload.group_labels["service"].encode()) <= 2_048
+
+
+def test_newer_alertmanager_fields_are_read() -> None:
+    """notification_reason (0.32+) is kept, routeLabels (0.34+) join each alert's labels without
+    overriding its own or changing its fingerprint, and an odd reason is cut, not refused."""
+    payload = parse_webhook(payload_bytes("am034-higherrorrate-nutrition-service-repeat.json"))
+    assert payload.notification_reason == "repeat interval elapsed"
+    (alert,) = payload.alerts
+    assert alert.labels["team"] == "nutrition" and alert.labels["escalation"] == "critical"
+    assert alert.fingerprint == "b7879370733ab294"
+    data = payload_json("am034-higherrorrate-nutrition-service-firing.json")
+    data["routeLabels"] = {"service": "somebody-else", "team": "nutrition"}
+    data["notification_reason"] = "x" * 10_000
+    data["alerts"][0].pop("fingerprint")
+    payload = parse_webhook(json.dumps(data).encode())
+    assert payload.alerts[0].labels["service"] == "nutrition-service"
+    assert payload.alerts[0].fingerprint == "b7879370733ab294"
+    assert len(payload.notification_reason) == 64
+    older = parse_webhook(payload_bytes("am-higherrorrate-nutrition-service-firing.json"))
+    assert older.notification_reason == "" and "team" not in older.alerts[0].labels
