@@ -45,6 +45,7 @@ def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -
     incident = incidents.acknowledge(conn, current.id, by=by, now=now) if current is not None else None
     if incident is not None:
         _notify(conn, incident, "acknowledge", by, now)
+        outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"acknowledged by {by}")
     return incident
 
 
@@ -57,6 +58,7 @@ def resolve(conn: Connection, incident_id: int, *, by: str, now: datetime) -> In
     incident = incidents.resolve_by_hand(conn, current.id, by=by, now=now)
     if incident is not None:
         _notify(conn, incident, "resolve", by, now)
+        outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"resolved by {by}")
         return incident
     if outbox.release_held(conn, current.chain_id, now):
         incident_notes.add(

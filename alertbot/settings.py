@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alertbot.domain.classify import ClassificationPolicy, Thresholds
@@ -32,6 +32,7 @@ from alertbot.settings_sections import (
     FlappingConfig,
     HeartbeatConfig,
     KubernetesConfig,
+    OncallConfig,
     OutboxConfig,
     PagerDutyConfig,
     PrometheusConfig,
@@ -75,6 +76,16 @@ class Config(Section):
     retention: RetentionConfig | None = RetentionConfig()
     silences: SilencesConfig = SilencesConfig()
     security: SecurityConfig = SecurityConfig()
+    oncall: OncallConfig = OncallConfig()
+
+    @model_validator(mode="after")
+    def _route_escalations_exist(self) -> Config:
+        known = {policy.name for policy in self.oncall.escalations}
+        for name in self.routes.escalations():
+            if name not in known:
+                hint = f" (known: {', '.join(sorted(known))})" if known else " (oncall.escalations is empty)"
+                raise ValueError(f"routes: escalation {name!r} is not a policy in oncall.escalations{hint}")
+        return self
 
     @field_validator("automations")
     @classmethod

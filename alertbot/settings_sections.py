@@ -11,11 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from alertbot.domain.flapping import FlapPolicy
 from alertbot.domain.link_templates import placeholder_problem
 from alertbot.domain.models import Severity
+from alertbot.domain.oncall import EscalationPolicy, Override, Schedule
 from alertbot.domain.parse import Duration
 from alertbot.errors import ConfigError
 
@@ -329,3 +330,37 @@ class SecurityConfig(Section):
     Off: ``alertbot serve`` refuses to start there without both tokens (docs/operations.md)."""
 
     allow_unauthenticated: bool = False
+
+
+class OncallConfig(Section):
+    """``oncall``: schedules, overrides and escalation policies (docs/oncall.md)."""
+
+    schedules: list[Schedule] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+    escalations: list[EscalationPolicy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> OncallConfig:
+        for kind, names in (
+            ("schedule", [s.name for s in self.schedules]),
+            ("escalation", [e.name for e in self.escalations]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind} names must be unique, repeated: {', '.join(dupes)}")
+        known = {s.name for s in self.schedules}
+        for override in self.overrides:
+            if override.schedule not in known:
+                raise ValueError(f"override for unknown schedule {override.schedule!r}")
+        for policy in self.escalations:
+            for step in policy.steps:
+                kind, _, name = step.notify.partition(":")
+                if kind == "schedule" and name not in known:
+                    raise ValueError(f"escalation {policy.name!r} notifies unknown schedule {name!r}")
+        return self
+
+    def schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.schedules if s.name == name), None)
+
+    def policy(self, name: str) -> EscalationPolicy | None:
+        return next((e for e in self.escalations if e.name == name), None)

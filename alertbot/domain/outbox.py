@@ -21,6 +21,7 @@ class Channel(StrEnum):
     PAGERDUTY = "pagerduty"
     SLACK = "slack"
     CONSOLE = "console"
+    ESCALATION = "escalation"  # a step of an escalation policy, due at its time (notify/escalation.py)
 
 
 class StoredDestination(TypedDict):

@@ -56,7 +56,13 @@ class RouteNode(BaseModel):
     continue_: bool = Field(False, alias="continue")
     mode: Literal["live", "shadow"] | None = None  # None: as the parent (the root: live)
     resolve_delay: Duration | None = None  # hold resolves this long; None: as the parent
+    escalation: str | None = None  # the oncall.escalations policy its pages follow; None: as the parent
     routes: list[RouteNode] = Field(default_factory=list)
+
+    def escalations(self) -> list[str]:
+        """Every escalation policy named in the tree (checked against ``oncall.escalations``)."""
+        own = [self.escalation] if self.escalation else []
+        return own + [name for child in self.routes for name in child.escalations()]
 
     def label(self, path: str) -> str:
         what = self.name or ", ".join(str(m) for m in self.matchers) or "*"
@@ -83,6 +89,7 @@ class RouteMatch:
     receivers: tuple[str, ...]
     shadow: bool = False
     resolve_delay: timedelta | None = None
+    escalation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,11 @@ class RouteResult:
         """The longest ``resolve_delay`` of the routes reached (a resolve is held that long)."""
         return max((m.resolve_delay for m in self.matches if m.resolve_delay), default=None)
 
+    @property
+    def escalation(self) -> str | None:
+        """The escalation policy of the first live route reached that names one."""
+        return next((m.escalation for m in self.matches if m.escalation and not m.shadow), None)
+
     def _receivers(self, shadow: bool | None) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for match in self.matches:
@@ -118,7 +130,7 @@ class RouteResult:
 
 
 def route(tree: RouteNode, labels: Mapping[str, str]) -> RouteResult:
-    root = RouteMatch(("root",), tuple(tree.receivers), tree.mode == "shadow", tree.resolve_delay)
+    root = RouteMatch(("root",), tuple(tree.receivers), tree.mode == "shadow", tree.resolve_delay, tree.escalation)
     return RouteResult(tuple(_walk(tree, labels, root)))
 
 
@@ -133,6 +145,7 @@ def _walk(node: RouteNode, labels: Mapping[str, str], here: RouteMatch) -> list[
             receivers=tuple(child.receivers) or here.receivers,
             shadow=here.shadow if child.mode is None else child.mode == "shadow",
             resolve_delay=here.resolve_delay if child.resolve_delay is None else child.resolve_delay,
+            escalation=child.escalation or here.escalation,
         )
         found.extend(_walk(child, labels, inherited))
         if not child.continue_:

@@ -25,10 +25,12 @@ from sqlalchemy.engine import Connection
 
 from alertbot.domain.classify import classify
 from alertbot.domain.models import Alert, AlertStatus, Classification, Severity, WebhookPayload
-from alertbot.domain.outbox import OutboxIntent
+from alertbot.domain.oncall import describe_plan, plan
+from alertbot.domain.outbox import Channel, OutboxIntent
+from alertbot.domain.route import RouteResult, route
 from alertbot.ingest.chains import Chains
 from alertbot.ingest.heartbeat import DeadMansSwitch
-from alertbot.ingest.routing import outbox_row, route_destinations
+from alertbot.ingest.routing import outbox_row, route_destinations, split_destinations
 from alertbot.ingest.stages import (
     PAGED_BEFORE,
     Arrival,
@@ -43,11 +45,11 @@ from alertbot.ingest.stages import (
 from alertbot.ingest.storm import Storms
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
-from alertbot.notify.base import Event
+from alertbot.notify.base import Destination, EscalationStep, Event
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
 from alertbot.shadow import record_shadow, stored_destinations
-from alertbot.store import change_events, incidents, outbox
+from alertbot.store import change_events, decisions, incidents, outbox
 from alertbot.store import storms as storm_repo
 from alertbot.store.incidents import IncidentRecord
 
@@ -155,6 +157,7 @@ class _Batch:
         self._conn, self._view, self._writer, self._now = conn, view, writer, now
         self.chains = Chains(config, view, writer, now)
         self.storms = Storms(config.storm, view, writer, now)
+        self._escalations: list[tuple[OutboxIntent, datetime, str]] = []  # (row, due, why), queued per payload
         self._silence = SilenceMuter(view.silences, now)
         self._inhibit = InhibitMuter(config.inhibit_rules, view.inhibition)
 
@@ -211,6 +214,7 @@ class _Batch:
                 )
                 view.resolved(updated)
                 resolved.append(updated)
+                outbox.cancel_escalation(conn, [stored.id, stored.chain_id], why="resolved")
             else:  # a late copy, a repeated resolve
                 stats.duplicates += 1
         self._queue(payload, stats, decide, resolved, rows)
@@ -250,6 +254,9 @@ class _Batch:
         for held_rows, until, why in held:  # after any update of the same message queued above
             self._writer.enqueue(held_rows, hold=(until, why))
         self._writer.enqueue(direct, hand_to=stats.handed_off)
+        for row, due, why in self._escalations:  # behind the pages they escalate
+            self._writer.enqueue([row], hold=(due, why))
+        self._escalations.clear()
         stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
 
     def _decide(
@@ -278,7 +285,8 @@ class _Batch:
                 )
             return []
         approvals = self._request_automations(incident, labels, stats) if event == "trigger" else []
-        dests, shadow = route_destinations(self._config, labels, incident.severity, self._enabled)
+        routed = route(self._config.routes, labels)
+        dests, shadow = split_destinations(self._config, routed, incident.severity, self._enabled)
         record_shadow(conn, incident, event, shadow, now)
         storm = self.storms.join_or_start(incident, payload, dests) if event == "trigger" and dests else None
         if storm is not None:
@@ -304,7 +312,50 @@ class _Batch:
             if event == "trigger" and dests
             else []
         )
+        if event == "trigger":
+            self._escalate(incident, routed, dests)
         return [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+
+    def _escalate(self, incident: IncidentRecord, routed: RouteResult, dests: list[Destination]) -> None:
+        """The page's escalation policy (its route's ``escalation``), laid out in time as held rows on
+        the escalation channel — or, in shadow mode, recorded as what would have happened."""
+        match = next((m for m in routed.matches if m.escalation), None)
+        policy = self._config.oncall.policy(match.escalation) if match and match.escalation else None
+        if match is None or policy is None:
+            return
+        now = self._now
+        steps = plan(policy, now)
+        if self._config.mode == "shadow" or match.shadow:
+            detail: decisions.EscalateDecision = {
+                "policy": policy.name,
+                "steps": [
+                    {"number": s.number, "target": s.target, "after_seconds": (s.due - now).total_seconds()}
+                    for s in steps
+                ],
+            }
+            decisions.record(
+                self._conn,
+                incident_id=incident.id,
+                kind="escalate",
+                now=now,
+                summary=f"would escalate by {policy.name}: {describe_plan(steps, now)}",
+                detail=detail,
+            )
+            return
+        pages = [d.target for d in dests if d.channel == "slack"]
+        for step, after in zip(steps, [*steps[1:], None], strict=True):
+            info = EscalationStep(
+                policy=policy.name,
+                number=step.number,
+                of=step.of,
+                target=step.target,
+                due=step.due,
+                next_target=after.target if after else "",
+                next_due=after.due if after else None,
+                pages=pages,
+            )
+            row = outbox_row(incident, "trigger", Destination(Channel.ESCALATION, step.target), escalation=info)
+            self._escalations.append((row, step.due, step.describe()))
 
     def _record_paged_before(self, incident: IncidentRecord, stats: IngestStats) -> None:
         """Muted with the reason, no automation; routed, so that its resolve reaches the page."""

@@ -10,7 +10,15 @@ from alertbot.domain.classify import classify
 from alertbot.domain.models import Alert, Classification, Severity, matching_labels
 from alertbot.domain.outbox import OutboxEvent, OutboxIntent
 from alertbot.domain.route import RouteResult, route
-from alertbot.notify.base import CorrelatedChange, Destination, Event, Notification, StormSummary, destinations
+from alertbot.notify.base import (
+    CorrelatedChange,
+    Destination,
+    EscalationStep,
+    Event,
+    Notification,
+    StormSummary,
+    destinations,
+)
 from alertbot.settings import Config
 from alertbot.store.incidents import IncidentRecord
 
@@ -68,6 +76,7 @@ def outbox_row(
     approvals: list[dict[str, Any]] | None = None,
     note: str = "",
     changes: list[CorrelatedChange] | None = None,
+    escalation: EscalationStep | None = None,
 ) -> OutboxIntent:
     """One notification to queue: for this incident, this event, to this destination."""
     return OutboxIntent(
@@ -76,6 +85,6 @@ def outbox_row(
         channel=dest.channel,
         target=dest.target,
         payload=Notification.build(
-            incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes
+            incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes, escalation=escalation
         ).model_dump(mode="json"),
     )

@@ -93,6 +93,22 @@ class CorrelatedChange(BaseModel):
     target: str = ""  # virtualservice/NAME | deployment/NAME: a rollback can be offered
 
 
+class EscalationStep(BaseModel):
+    """One step of an incident's escalation (``oncall.escalations``), carried by its outbox row on the
+    ``escalation`` channel: whom to tell, and where the page's own messages are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: str
+    number: int  # 1-based, across repeats
+    of: int
+    target: str  # schedule:NAME | user:SLACK_ID | channel:#name | pagerduty
+    due: datetime
+    next_target: str = ""  # the step after this one, if any
+    next_due: datetime | None = None
+    pages: list[str] = []  # the Slack channels the page went to
+
+
 class Notification(BaseModel):
     """Everything a notifier needs, decided and frozen when the alert was accepted."""
 
@@ -123,6 +139,7 @@ class Notification(BaseModel):
     approvals: list[dict[str, Any]] = []  # runbook runs awaiting approval for it: {run_id, runbook}
     note: str = ""  # what alertbot is doing about it, e.g. flap damping
     changes: list[CorrelatedChange] = []  # recent changes to its service, newest first
+    escalation: EscalationStep | None = None  # on the escalation channel: the step to take
 
     @classmethod
     def build(
@@ -136,6 +153,7 @@ class Notification(BaseModel):
         approvals: list[dict[str, Any]] | None = None,
         note: str = "",
         changes: list[CorrelatedChange] | None = None,
+        escalation: EscalationStep | None = None,
     ) -> Notification:
         annotations = incident.annotations
         return cls(
@@ -164,6 +182,7 @@ class Notification(BaseModel):
             approvals=approvals or [],
             note=note,
             changes=changes or [],
+            escalation=escalation,
         )
 
 

@@ -12,7 +12,7 @@ Retries belong to the outbox (slack-sdk's own retry handlers are off): 429 (with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,6 +110,47 @@ class SlackNotifier:
             if self._after_page is not None:
                 self._after_page(n, channel_id, ts)
         return PostedMessage(n.incident_id, n.fingerprint, n.target, channel_id, ts)
+
+    async def direct_message(self, user: str, n: Notification, heading: str) -> None:
+        """The alert as a direct message to one person (an escalation step), with its buttons."""
+        await self._call(self._direct_message, user, n, heading)
+
+    async def _direct_message(self, user: str, n: Notification, heading: str) -> None:
+        opened = await self._client.conversations_open(users=user)
+        channel = str(opened["channel"]["id"])
+        await self._post_with_heading(channel, n, heading)
+
+    async def post_with_heading(self, channel: str, n: Notification, heading: str) -> None:
+        """The alert posted to a channel under a heading (an escalation step's ``channel:``)."""
+        await self._call(self._post_with_heading, channel, n, heading)
+
+    async def _post_with_heading(self, channel: str, n: Notification, heading: str) -> None:
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": heading}}]
+        blocks += alert_blocks(n, resolved=False, links=self._context(n))
+        await self._client.chat_postMessage(
+            channel=channel, text=f"{heading}\n{fallback_text(n, resolved=False)}", blocks=blocks
+        )
+
+    async def show_note(self, target: str, n: Notification) -> None:
+        """Edit the page's message in ``target`` to show ``n.note`` (who has been told, what is
+        next); nothing when the page has no message there."""
+        await self._call(self._show_note, target, n)
+
+    async def _show_note(self, target: str, n: Notification) -> None:
+        own = await self._store.read(slack_messages.for_incident, n.incident_id, target)
+        if own is not None:
+            blocks = alert_blocks(n, resolved=False, links=self._context(n))
+            await self._client.chat_update(
+                channel=own.channel_id, ts=own.ts, text=fallback_text(n, resolved=False), blocks=blocks
+            )
+
+    async def _call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            await method(*args)
+        except SlackApiError as exc:
+            raise _notify_error(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NotifyError(f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
 
     def _context(self, n: Notification) -> list[ContextLink]:
         return self._links(n) if self._links is not None else []

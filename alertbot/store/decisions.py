@@ -30,7 +30,14 @@ class RunDecision(TypedDict):
     params: dict[str, str]
 
 
-DecisionDetail = NotifyDecision | RunDecision
+class EscalateDecision(TypedDict):
+    """Shadow mode would have escalated the page: the policy and its steps, in order."""
+
+    policy: str
+    steps: list[dict[str, Any]]  # {number, target, after_seconds}
+
+
+DecisionDetail = NotifyDecision | RunDecision | EscalateDecision
 
 
 @dataclass(frozen=True)

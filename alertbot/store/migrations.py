@@ -24,7 +24,9 @@ from alertbot.store.schema import (
     incidents,
     kube_objects,
     metadata,
+    oncall_overrides,
     outbox,
+    pagerduty_events,
     rejected_alerts,
     retention_state,
     runbook_locks,
@@ -157,6 +159,10 @@ def _v17(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_incidents_group_id ON incidents (group_key, id)")
 
 
+def _v18(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[oncall_overrides, pagerduty_events])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -177,6 +183,7 @@ MIGRATIONS: list[Migration] = [
     (15, "indexed history (firing by service, pending outbox), readiness probe, retention indexes", _v15),
     (16, "Slack request replay protection shared by replicas", _v16),
     (17, "inhibition sources by service and severity; storm members by status and by id", _v17),
+    (18, "on-call overrides; PagerDuty webhook events", _v18),
 ]
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.jsontypes import JSONObject
-from alertbot.domain.outbox import OutboxIntent
+from alertbot.domain.outbox import Channel, OutboxIntent
 from alertbot.store.bulk import insert_ordered
 from alertbot.store.schema import UTCDateTime, outbox
 
@@ -113,8 +113,11 @@ def enqueue_all(
     ]
 
 
+_ESCALATION = outbox.c.channel == Channel.ESCALATION.value
+
+
 def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
-    """Cancel the held (not yet claimed) rows of an incident; returns how many there were."""
+    """Cancel the held (not yet claimed) resolves of an incident; returns how many there were."""
     result = conn.execute(
         outbox.update()
         .where(
@@ -122,6 +125,7 @@ def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
             outbox.c.status == PENDING,
             outbox.c.hold.is_not(None),
             outbox.c.lease_until.is_(None),
+            ~_ESCALATION,
         )
         .values(status=CANCELLED, last_error=why)
     )
@@ -129,11 +133,33 @@ def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
 
 
 def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
-    """Send an incident's held rows now (someone resolved it by hand)."""
+    """Send an incident's held resolves now (someone resolved it by hand)."""
     result = conn.execute(
         outbox.update()
-        .where(outbox.c.incident_id == incident_id, outbox.c.status == PENDING, outbox.c.hold.is_not(None))
+        .where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.status == PENDING,
+            outbox.c.hold.is_not(None),
+            ~_ESCALATION,
+        )
         .values(next_attempt_at=now, hold=None)
+    )
+    return result.rowcount
+
+
+def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str) -> int:
+    """Stop the escalation of these incidents: their steps not yet taken are cancelled with ``why``
+    ("acknowledged by …", "resolved"). A step being sent right now (claimed) is left to its sender,
+    which looks at the incident before it acts."""
+    result = conn.execute(
+        outbox.update()
+        .where(
+            outbox.c.incident_id.in_(list(incident_ids)),
+            outbox.c.status == PENDING,
+            _ESCALATION,
+            outbox.c.lease_until.is_(None),
+        )
+        .values(status=CANCELLED, last_error=why)
     )
     return result.rowcount
 

@@ -354,3 +354,27 @@ slack_requests = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=False),  # its X-Slack-Request-Timestamp
 )
 sa.Index("ix_slack_requests_sent", slack_requests.c.sent_at)
+
+oncall_overrides = sa.Table(
+    "oncall_overrides",
+    metadata,  # someone covering a schedule for a while (/alertbot oncall override); config ones are not stored
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("schedule", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(32), nullable=False),  # the Slack user who covers
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_oncall_overrides_schedule_end", oncall_overrides.c.schedule, oncall_overrides.c.ends_at)
+
+pagerduty_events = sa.Table(
+    "pagerduty_events",
+    metadata,  # PagerDuty webhook events taken in: a redelivery is not applied twice
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("pd_incident_id", sa.String(64), nullable=False),  # PagerDuty's incident id (a note names only it)
+    sa.Column("incident_id", sa.Integer),  # alertbot's, when the event matched one
+)
+sa.Index("ix_pagerduty_events_incident", pagerduty_events.c.pd_incident_id)

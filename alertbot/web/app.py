@@ -23,6 +23,7 @@ from alertbot.context.thread import ContextPoster
 from alertbot.notify.base import Notification, Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.notify.escalation import Escalator
 from alertbot.notify.links import MAX_LINKS, ContextLink, LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
@@ -126,6 +127,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             links=lambda n: _page_links(state, n),
             after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
+    if "escalation" not in state.notifiers:  # steps of escalation policies, through the other channels
+        state.notifiers = {
+            **state.notifiers,
+            "escalation": Escalator(store, dict(state.notifiers), lambda: state.config.oncall, state.clock),
+        }
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
         store,

@@ -1,6 +1,7 @@
 """A fake Slack Web API: chat.postMessage, chat.update, auth.test — checked against the published schema —
-and the file upload flow (files.getUploadURLExternal → POST the bytes → files.completeUploadExternal),
-whose arguments come from the methods' reference pages on docs.slack.dev (the published schema predates them)."""
+and the file upload flow (files.getUploadURLExternal → POST the bytes → files.completeUploadExternal)
+and conversations.open (a direct message's channel), whose arguments come from the methods' reference
+pages on docs.slack.dev (the published schema predates them)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ def _known_params(method: str) -> set[str]:
 
 # docs.slack.dev/reference/methods/files.getUploadURLExternal and …/files.completeUploadExternal:
 # (required, optional) arguments besides the token.
-FILE_METHODS = {
+DOCUMENTED_METHODS = {
     "files.getUploadURLExternal": ({"filename", "length"}, {"alt_txt", "snippet_type"}),
     "files.completeUploadExternal": (
         {"files"},
         {"channel_id", "channels", "thread_ts", "initial_comment", "blocks"},
     ),
+    # docs.slack.dev/reference/methods/conversations.open: a DM (or group DM) with these users.
+    "conversations.open": (set(), {"users", "channel", "return_im", "prevent_creation"}),
 }
 
 
@@ -77,7 +80,7 @@ class FakeSlack:
         self.app.router.add_route("*", "/api/usergroups.users.list", self._usergroup_members)
         self.usergroups: dict[str, list[str]] = {}
         self.files: dict[str, UploadedFile] = {}
-        for method in FILE_METHODS:
+        for method in DOCUMENTED_METHODS:
             self.app.router.add_post(f"/api/{method}", self._handler(method))
         # Slack answers upload URLs on files.slack.com; here on the fake's own address.
         self.app.router.add_post("/upload/v1/{file_id}", self._upload)
@@ -86,8 +89,8 @@ class FakeSlack:
         """Every Web API method: faults, the bot token, then the method's arguments checked (from the
         query string and the body, as Slack reads them; slack-sdk sends the files methods' arguments
         in the query string)."""
-        if method in FILE_METHODS:
-            required, optional = FILE_METHODS[method]
+        if method in DOCUMENTED_METHODS:
+            required, optional = DOCUMENTED_METHODS[method]
             known = required | optional | {"token"}
         else:
             required, known = _required_params(method), _known_params(method)
@@ -114,6 +117,7 @@ class FakeSlack:
                 "chat.postMessage": self._post,
                 "chat.update": self._update,
                 "files.completeUploadExternal": self._complete,
+                "conversations.open": self._open,
             }.get(method)
             return answer(params) if answer is not None else self._upload_url(request, params)
 
@@ -162,6 +166,21 @@ class FakeSlack:
             text = str(params.get("initial_comment", ""))
             self.messages[ts] = Message(channel, ts, text, [], thread, files=uploads)
         return web.json_response({"ok": True, "files": [{"id": u.id, "title": u.title} for u in uploads]})
+
+    def _open(self, params: dict[str, Any]) -> web.Response:
+        """A direct message's channel with one user: D…, the same for the same user."""
+        users = [u for u in str(params.get("users", "")).split(",") if u]
+        if len(users) != 1:
+            return web.json_response({"ok": False, "error": "not_enough_users" if not users else "too_many_users"})
+        name = f"@{users[0]}"
+        if name not in self.channel_ids:
+            self.channel_ids[name] = f"D{len(self.channel_ids) + 1:08d}"
+        return web.json_response({"ok": True, "channel": {"id": self.channel_ids[name]}})
+
+    def direct_messages(self, user: str) -> list[Message]:
+        """The messages posted to the direct message with ``user``."""
+        channel = self.channel_ids.get(f"@{user}")
+        return [m for m in self.messages.values() if m.channel == channel]
 
     def _resolve_channel(self, channel: str) -> str | None:
         if channel in self.channel_ids.values():

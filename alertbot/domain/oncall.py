@@ -1,0 +1,240 @@
+"""On-call: who is on call when, and escalation policies — who is told, in what order, how far apart.
+
+A schedule is a rotation of Slack users: each shift lasts ``shift`` and hands off at the wall-clock
+time of ``handoff`` in ``timezone``, so a weekly rotation handing off Monday 09:00 in Berlin does so
+at 09:00 in summer and in winter (shifts are counted on the local clock, not in elapsed hours).
+Overrides lie on top ("Alice covers Bob from 14:00 to 18:00"): the newest one covering an instant wins.
+
+An escalation policy is an ordered list of steps, each waiting ``after`` since the previous one,
+and the whole list may be repeated. ``plan`` lays a policy out in time from the moment an incident
+pages; ingest writes each step as an outbox row due then (alertbot/oncall/escalation.py sends it),
+so escalation survives restarts and each step is sent by one replica.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from alertbot.domain.parse import Duration, format_duration
+
+MAX_STEPS = 20
+MAX_REPEAT = 10
+MAX_USERS = 100
+SLACK_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _slack_user(value: str) -> str:
+    if not SLACK_USER_RE.match(value):
+        raise ValueError(f"{value!r} is not a Slack user ID (such as U0123ABCD: Slack → profile → Copy member ID)")
+    return value
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{value!r}: a name is letters, digits, '_', '.' or '-' (at most 63)")
+    return value
+
+
+SlackUser = Annotated[str, AfterValidator(_slack_user)]
+Name = Annotated[str, AfterValidator(_name)]
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin or UTC)") from None
+
+
+def wall_clock(at: datetime, tz: ZoneInfo) -> datetime:
+    """``at`` as the naive local time a clock on the wall in ``tz`` shows."""
+    return at.astimezone(tz).replace(tzinfo=None)
+
+
+def instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The UTC instant of a local wall-clock time. A time the clock skips (spring forward) is read
+    with the offset before the change, an hour that repeats (fall back) as its first occurrence."""
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Shift:
+    user: str
+    start: datetime  # UTC
+    end: datetime  # UTC
+    override: bool = False  # an override, not the rotation
+
+
+class Schedule(BaseModel):
+    """``oncall.schedules[]``: a rotation of Slack users."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    users: list[SlackUser] = Field(min_length=1, max_length=MAX_USERS)
+    shift: Duration
+    handoff: datetime  # one hand-off instant, wall-clock in ``timezone``
+    timezone: str = "UTC"
+
+    @field_validator("shift")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("a shift is at least 1m")
+        return value
+
+    @field_validator("handoff")
+    @classmethod
+    def _wall_clock(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            raise ValueError("write the hand-off as a wall-clock time without an offset; `timezone` says where")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return zone(self.timezone)
+
+    def rotation_at(self, at: datetime) -> Shift:
+        """The rotation's shift covering ``at``."""
+        tz = self.tz
+        index = math.floor((wall_clock(at, tz) - self.handoff) / self.shift)
+        # Counted on the wall clock; across a clock change the instant may fall in the neighbour.
+        for _ in range(3):
+            start = instant(self.handoff + index * self.shift, tz)
+            end = instant(self.handoff + (index + 1) * self.shift, tz)
+            if at < start:
+                index -= 1
+            elif at >= end:
+                index += 1
+            else:
+                break
+        return Shift(self.users[index % len(self.users)], start, end)
+
+
+class Override(BaseModel):
+    """A person covering a schedule between two instants (``oncall.overrides[]`` or
+    ``/alertbot oncall override``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: Name
+    user: SlackUser
+    start: datetime
+    end: datetime
+    created_by: str = "config"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give the time with its offset, e.g. 2026-12-01T14:00:00+01:00")
+        return value.astimezone(UTC)
+
+
+def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> Shift:
+    """Who is on call for ``schedule`` at ``at``: the newest override covering it, else the rotation."""
+    covering = [o for o in overrides if o.schedule == schedule.name and o.start <= at < o.end]
+    if covering:
+        last = covering[-1]
+        return Shift(last.user, last.start, last.end, override=True)
+    shift = schedule.rotation_at(at)
+    # An override starting before the rotation's shift ends cuts it short.
+    starts = [o.start for o in overrides if o.schedule == schedule.name and at < o.start < shift.end]
+    return Shift(shift.user, shift.start, min(starts, default=shift.end))
+
+
+def next_on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> Shift:
+    """Who takes over when the current shift (or override) ends; the next different person, when
+    the same one continues."""
+    current = on_call(schedule, overrides, at)
+    nxt = on_call(schedule, overrides, current.end)
+    for _ in range(len(schedule.users) + len(overrides)):
+        if nxt.user != current.user:
+            break
+        nxt = on_call(schedule, overrides, nxt.end)
+    return nxt
+
+
+TARGET_RE = re.compile(
+    r"^(schedule:[A-Za-z0-9][A-Za-z0-9_.-]{0,62}|user:[UW][A-Z0-9]{2,20}|channel:#?[a-z0-9_-]{1,80}|pagerduty)$"
+)
+
+
+def _target(value: str) -> str:
+    if not TARGET_RE.match(value):
+        raise ValueError(f"{value!r}: notify one of schedule:NAME, user:SLACK_USER_ID, channel:#name or pagerduty")
+    return value
+
+
+Target = Annotated[str, AfterValidator(_target)]
+
+
+class Step(BaseModel):
+    """``notify`` a target once ``after`` has passed since the previous step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notify: Target
+    after: Duration = timedelta(0)
+
+    @field_validator("after")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("after may not be negative")
+        return value
+
+
+class EscalationPolicy(BaseModel):
+    """``oncall.escalations[]``: steps in order; ``repeat`` runs the list that many more times."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    repeat: int = Field(0, ge=0, le=MAX_REPEAT)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    number: int  # 1-based, across repeats
+    of: int
+    target: str
+    due: datetime
+
+    def describe(self) -> str:
+        return f"escalation step {self.number} of {self.of}: {self.target}"
+
+
+def plan(policy: EscalationPolicy, start: datetime) -> list[PlannedStep]:
+    """Every step of ``policy`` laid out in time from ``start`` (when the incident paged). A repeat
+    begins its first step's ``after`` after the last step of the round before."""
+    rounds = [step for _ in range(policy.repeat + 1) for step in policy.steps]
+    out: list[PlannedStep] = []
+    due = start
+    for number, step in enumerate(rounds, start=1):
+        due += step.after
+        out.append(PlannedStep(number, len(rounds), step.notify, due))
+    return out
+
+
+def describe_plan(steps: Sequence[PlannedStep], start: datetime) -> str:
+    """ "schedule:primary now, user:U0CCC after 5m, pagerduty after 15m" — for shadow decisions."""
+    return ", ".join(
+        f"{s.target} {'now' if s.due <= start else 'after ' + format_duration(s.due - start)}" for s in steps
+    )

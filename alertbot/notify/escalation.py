@@ -1,0 +1,134 @@
+"""The ``escalation`` channel: each outbox row is one step of an incident's escalation policy, due at
+its time (ingest lays the whole policy out when the incident pages: domain/oncall.py ``plan``).
+
+Being outbox rows, steps survive restarts, are claimed by one replica, retried like any
+notification, and show in the incident's timeline. An acknowledgement or a resolve cancels the
+steps not yet taken (store/outbox.py ``cancel_escalation``); a step already claimed looks at the
+incident first and does nothing if it was acknowledged or resolved meanwhile.
+
+A step tells its target: ``schedule:NAME`` → whoever is on call now, by direct message;
+``user:ID`` → that person, by direct message; ``channel:#name`` → the channel, with ``@here``;
+``pagerduty`` → a PagerDuty trigger (the page's own dedup key). Without Slack, a person or channel
+step is a console line standing in for it. After each step, the page's Slack message shows who has
+been told and what comes next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import structlog
+
+from alertbot.domain.oncall import on_call
+from alertbot.errors import NotifyError
+from alertbot.notify.base import EscalationStep, Notification, Notifier
+from alertbot.notify.slack import SlackNotifier
+from alertbot.settings_sections import OncallConfig
+from alertbot.store import incidents, oncall
+from alertbot.store.engine import Store
+
+log = structlog.get_logger("alertbot.escalation")
+
+
+def _at(when: datetime) -> str:
+    return when.strftime("%H:%M UTC")
+
+
+class Escalator:
+    channel = "escalation"
+
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        oncall_config: Callable[[], OncallConfig],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._notifiers = notifiers  # the other channels, by name (looked up at each step)
+        self._oncall = oncall_config  # read at each step: a reload's schedules apply to the next one
+        self._clock = clock
+
+    async def send(self, n: Notification) -> None:
+        step = n.escalation
+        if step is None:
+            raise NotifyError("an escalation row without its step", retryable=False)
+        incident = await self._store.read(incidents.get, n.incident_id)
+        if incident is None or incident.status != "firing" or incident.acked_by:
+            why = (
+                "resolved"
+                if incident is None or incident.status != "firing"
+                else f"acknowledged by {incident.acked_by}"
+            )
+            log.info("escalation_step_skipped", incident_id=n.incident_id, step=step.number, why=why)
+            return
+        told = await self._take(step, n)
+        log.info("escalation_step_taken", incident_id=n.incident_id, step=step.number, of=step.of, told=told)
+        await self._show_on_page(step, n, told)
+
+    async def _take(self, step: EscalationStep, n: Notification) -> str:
+        """Tell the step's target; returns whom it told, as Slack shows it."""
+        kind, _, name = step.target.partition(":")
+        heading = f"step {step.number} of {step.of} of escalation *{step.policy}*"
+        if kind == "pagerduty":
+            pagerduty = self._notifiers.get("pagerduty")
+            page = n.model_copy(update={"channel": "pagerduty", "target": "", "event": "trigger", "escalation": None})
+            if pagerduty is None:
+                await self._stand_in(page, "pagerduty")
+            else:
+                await pagerduty.send(page)
+            return "PagerDuty"
+        if kind == "channel":
+            channel = name if name.startswith("#") else f"#{name}"
+            await self._tell(n, f"<!here> {heading}", channel=channel, stand_in=f"slack:{channel}")
+            return channel
+        user = name if kind == "user" else await self._on_call(name)
+        await self._tell(n, f"<@{user}> you are paged: {heading}", user=user, stand_in=f"slack:@{user}")
+        return f"<@{user}>"
+
+    async def _on_call(self, schedule_name: str) -> str:
+        config = self._oncall()
+        schedule = config.schedule(schedule_name)
+        if schedule is None:  # removed by a reload since the step was planned
+            raise NotifyError(f"schedule {schedule_name!r} is no longer configured", retryable=False)
+        now = self._clock()
+        overrides = [*config.overrides, *await self._store.read(oncall.current, now)]
+        return on_call(schedule, overrides, now).user
+
+    async def _tell(self, n: Notification, heading: str, *, stand_in: str, user: str = "", channel: str = "") -> None:
+        slack = self._notifiers.get("slack")
+        if not isinstance(slack, SlackNotifier):
+            await self._stand_in(n.model_copy(update={"note": heading}), stand_in)
+        elif user:
+            await slack.direct_message(user, n, heading)
+        else:
+            await slack.post_with_heading(channel, n, heading)
+
+    async def _stand_in(self, n: Notification, receiver: str) -> None:
+        console = self._notifiers["console"]
+        await console.send(n.model_copy(update={"channel": "console", "target": "", "stands_in_for": [receiver]}))
+
+    async def _show_on_page(self, step: EscalationStep, n: Notification, told: str) -> None:
+        """The page's Slack message says who has been told and what comes next."""
+        slack = self._notifiers.get("slack")
+        if not isinstance(slack, SlackNotifier) or not step.pages:
+            return
+        note = f"Escalation {step.policy}: step {step.number} of {step.of} told {told} at {_at(self._clock())}"
+        if step.next_target and step.next_due is not None:
+            note += f"; next: {await self._name(step.next_target)} at {_at(step.next_due)} unless acknowledged"
+        shown = n.model_copy(update={"channel": "slack", "event": "update", "note": note, "escalation": None})
+        for target in step.pages:
+            await slack.show_note(target, shown.model_copy(update={"target": target}))
+
+    async def _name(self, target: str) -> str:
+        kind, _, name = target.partition(":")
+        if kind == "user":
+            return f"<@{name}>"
+        if kind == "schedule":
+            config = self._oncall()
+            schedule = config.schedule(name)
+            if schedule is not None:
+                overrides = [*config.overrides, *await self._store.read(oncall.current, self._clock())]
+                return f"<@{on_call(schedule, overrides, self._clock()).user}> (on call for {name})"
+        return "PagerDuty" if kind == "pagerduty" else name

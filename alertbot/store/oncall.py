@@ -1,0 +1,36 @@
+"""On-call overrides made in Slack (those written in the config are not stored)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alertbot.domain.oncall import Override
+from alertbot.store.schema import oncall_overrides
+
+
+def add(conn: Connection, override: Override, now: datetime) -> int:
+    result = conn.execute(
+        oncall_overrides.insert().values(
+            schedule=override.schedule,
+            user_id=override.user,
+            starts_at=override.start,
+            ends_at=override.end,
+            created_by=override.created_by,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def current(conn: Connection, now: datetime) -> list[Override]:
+    """Overrides not over yet, oldest first (a newer one covering the same time wins)."""
+    rows = conn.execute(
+        sa.select(oncall_overrides).where(oncall_overrides.c.ends_at > now).order_by(oncall_overrides.c.id)
+    )
+    return [
+        Override(schedule=r.schedule, user=r.user_id, start=r.starts_at, end=r.ends_at, created_by=r.created_by)
+        for r in rows
+    ]

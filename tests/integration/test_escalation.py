@@ -1,0 +1,135 @@
+"""Escalation policies on the real clock, with second-long waits: whom each step tells and when, what
+stops it, and that a restart neither loses nor repeats a step. Slack and PagerDuty are the fakes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from alertbot.domain.oncall import Schedule, on_call
+from tests.conftest import MakeHarness, Peers
+from tests.helpers import wait_until
+from tests.slack_client import SECRET, command
+
+FIRING = "am-higherrorrate-nutrition-service-firing.json"
+PRIMARY: dict[str, Any] = {
+    "name": "primary",
+    "users": ["U0AAA", "U0BBB"],
+    "shift": "1w",
+    "handoff": "2026-11-30T09:00:00",
+    "timezone": "Europe/Berlin",
+}
+
+
+def oncall_config(peers: Peers, *steps: dict[str, str]) -> dict[str, Any]:
+    """The peers' config with a `critical` policy of these steps on the critical route."""
+    return {
+        **peers.config,
+        "oncall": {"schedules": [PRIMARY], "escalations": [{"name": "critical", "steps": list(steps)}]},
+        "routes": {
+            "receivers": ["slack"],
+            "routes": [
+                {
+                    "name": "critical",
+                    "matchers": ['severity="critical"'],
+                    "receivers": ["slack"],
+                    "escalation": "critical",
+                }
+            ],
+        },
+    }
+
+
+def on_call_now() -> str:
+    return on_call(Schedule.model_validate(PRIMARY), [], datetime.now().astimezone()).user
+
+
+async def steps_of(h: Any, incident_id: int = 1) -> list[dict[str, Any]]:
+    timeline = await (await h.client.get(f"/api/v1/incidents/{incident_id}")).json()
+    return [n for n in timeline["notifications"] if n["channel"] == "escalation"]
+
+
+async def test_nobody_acks_so_each_step_tells_its_target_in_turn(make_harness: MakeHarness, peers: Peers) -> None:
+    """Step 1 messages whoever is on call now; step 2 messages another person after its wait; step 3
+    pages PagerDuty (not on the route itself); the page's Slack message says who was told."""
+    config = oncall_config(
+        peers,
+        {"notify": "schedule:primary"},
+        {"notify": "user:U0CCC", "after": "1s"},
+        {"notify": "pagerduty", "after": "1s"},
+    )
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    first = on_call_now()
+    await wait_until(lambda: len(peers.slack.direct_messages(first)) == 1, what="step 1's direct message")
+    assert "you are paged: step 1 of 3 of escalation *critical*" in peers.slack.direct_messages(first)[0].text
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, within=10, what="step 2's direct message")
+    await wait_until(lambda: len(peers.pagerduty.triggers()) == 1, within=10, what="step 3's PagerDuty trigger")
+    assert peers.pagerduty.triggers()[0]["dedup_key"].startswith("alertbot/b7879370733ab294/")
+    steps = await steps_of(h)
+    assert [(s["target"], s["status"]) for s in steps] == [
+        ("schedule:primary", "delivered"),
+        ("user:U0CCC", "delivered"),
+        ("pagerduty", "delivered"),
+    ]
+    created = datetime.fromisoformat(steps[0]["created_at"])
+    for number, step in enumerate(steps):  # none went out before its wait was over
+        assert datetime.fromisoformat(step["delivered_at"]) >= created + timedelta(seconds=number)
+    (page,) = [m for m in peers.slack.roots() if m.channel == peers.slack.channel_ids["#alerts-critical"]]
+    await wait_until(lambda: "step 3 of 3 told PagerDuty" in str(page.blocks), what="the page showing the step")
+
+
+async def test_an_ack_between_steps_stops_the_escalation(make_harness: MakeHarness, peers: Peers) -> None:
+    config = oncall_config(peers, {"notify": "schedule:primary"}, {"notify": "user:U0CCC", "after": "2s"})
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages(on_call_now())) == 1, what="step 1")
+    assert "acknowledged" in (await command(h, "ack 1", user="UALICE"))["text"]
+    steps = await steps_of(h)
+    assert [(s["target"], s["status"]) for s in steps] == [
+        ("schedule:primary", "delivered"),
+        ("user:U0CCC", "cancelled"),
+    ]
+    assert steps[1]["last_error"] == "acknowledged by slack:UALICE"
+    assert peers.slack.direct_messages("U0CCC") == []
+
+
+async def test_a_resolve_ends_the_escalation(make_harness: MakeHarness, peers: Peers) -> None:
+    config = oncall_config(peers, {"notify": "user:U0CCC", "after": "30s"})
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.roots()) == 1, what="the page")  # no direct message yet
+    await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
+    (step,) = await steps_of(h)
+    assert (step["status"], step["last_error"]) == ("cancelled", "resolved")
+
+
+async def test_a_restart_between_steps_neither_loses_nor_repeats_a_step(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    config = oncall_config(peers, {"notify": "user:U0BBB"}, {"notify": "user:U0CCC", "after": "2s"})
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0BBB")) == 1, what="step 1")
+    await h.client.close()  # stopped with step 2 still waiting
+    assert [s for s in peers.slack.direct_messages("U0CCC")] == []
+    again = await make_harness(config, secret_values=peers.secret_values)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, within=10, what="step 2 after the restart")
+    assert [(s["target"], s["status"]) for s in await steps_of(again)] == [
+        ("user:U0BBB", "delivered"),
+        ("user:U0CCC", "delivered"),
+    ]
+    assert len(peers.slack.direct_messages("U0BBB")) == 1
+
+
+async def test_shadow_mode_records_the_escalation_it_would_run(make_harness: MakeHarness, peers: Peers) -> None:
+    config = {
+        **oncall_config(peers, {"notify": "schedule:primary"}, {"notify": "pagerduty", "after": "5m"}),
+        "mode": "shadow",
+    }
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    decisions = await (await h.client.get("/api/v1/decisions")).json()
+    (escalate,) = [d for d in decisions if d["kind"] == "escalate"]
+    assert escalate["summary"] == "would escalate by critical: schedule:primary now, pagerduty after 5m"
+    assert await steps_of(h) == []

@@ -1,0 +1,97 @@
+"""Schedules (rotation, daylight saving, overrides) and escalation plans, from tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from alertbot.domain.oncall import EscalationPolicy, Override, Schedule, next_on_call, on_call, plan
+
+PRIMARY = Schedule.model_validate(
+    {
+        "name": "primary",
+        "users": ["U0AAA", "U0BBB"],
+        "shift": "1w",
+        "handoff": "2026-11-30T09:00:00",
+        "timezone": "Europe/Berlin",
+    }
+)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("at", "user"),
+    [
+        ("2026-11-30T07:59:59", "U0BBB"),  # 08:59 CET, before the first hand-off
+        ("2026-11-30T08:00:00", "U0AAA"),  # 09:00 CET
+        ("2026-12-07T08:00:00", "U0BBB"),
+        # Clocks go forward on 2027-03-28: Monday 29 March 09:00 in Berlin is 07:00 UTC, not 08:00.
+        ("2027-03-29T06:59:59", "U0AAA"),
+        ("2027-03-29T07:00:00", "U0BBB"),
+        # And back on 2027-10-31: Monday 1 November 09:00 CET is 08:00 UTC again.
+        ("2027-11-01T07:59:59", "U0BBB"),
+        ("2027-11-01T08:00:00", "U0AAA"),
+    ],
+)
+def test_weekly_rotation_hands_off_at_the_local_wall_clock_time(at: str, user: str) -> None:
+    assert on_call(PRIMARY, [], utc(at)).user == user
+
+
+def test_a_shift_spanning_a_clock_change_is_an_hour_shorter_or_longer() -> None:
+    spring = on_call(PRIMARY, [], utc("2027-03-25T12:00:00"))
+    assert (spring.start, spring.end) == (utc("2027-03-22T08:00:00"), utc("2027-03-29T07:00:00"))
+    assert spring.end - spring.start == timedelta(days=7, hours=-1)
+
+
+def test_the_newest_override_covering_an_instant_wins_and_cuts_the_rotation_short() -> None:
+    overrides = [
+        Override(schedule="primary", user="U0CCC", start=utc("2026-12-01T13:00:00"), end=utc("2026-12-01T17:00:00")),
+        Override(schedule="primary", user="U0DDD", start=utc("2026-12-01T15:00:00"), end=utc("2026-12-01T16:00:00")),
+        Override(schedule="other", user="U0EEE", start=utc("2026-12-01T00:00:00"), end=utc("2026-12-02T00:00:00")),
+    ]
+    assert on_call(PRIMARY, overrides, utc("2026-12-01T14:00:00")).user == "U0CCC"
+    assert on_call(PRIMARY, overrides, utc("2026-12-01T15:30:00")).user == "U0DDD"
+    before = on_call(PRIMARY, overrides, utc("2026-12-01T12:00:00"))
+    assert (before.user, before.end) == ("U0AAA", utc("2026-12-01T13:00:00"))
+    assert next_on_call(PRIMARY, overrides, utc("2026-12-01T12:00:00")).user == "U0CCC"
+    assert next_on_call(PRIMARY, [], utc("2026-12-01T12:00:00")).start == utc("2026-12-07T08:00:00")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"users": ["alice"]}, "is not a Slack user ID"),
+        ({"users": []}, "at least 1 item"),
+        ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"handoff": "2026-11-30T09:00:00+01:00"}, "without an offset"),
+        ({"shift": "0s"}, "at least 1m"),
+    ],
+)
+def test_a_bad_schedule_says_what_is_wrong(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Schedule.model_validate({**PRIMARY.model_dump(), **change})
+
+
+def test_a_policy_is_laid_out_in_time_and_repeated() -> None:
+    policy = EscalationPolicy.model_validate(
+        {
+            "name": "critical",
+            "steps": [{"notify": "schedule:primary"}, {"notify": "user:U0CCC", "after": "5m"}],
+            "repeat": 1,
+        }
+    )
+    start = utc("2026-12-01T10:00:00")
+    steps = [(s.number, s.of, s.target, s.due - start) for s in plan(policy, start)]
+    assert steps == [
+        (1, 4, "schedule:primary", timedelta(0)),
+        (2, 4, "user:U0CCC", timedelta(minutes=5)),
+        (3, 4, "schedule:primary", timedelta(minutes=5)),
+        (4, 4, "user:U0CCC", timedelta(minutes=10)),
+    ]
+    with pytest.raises(ValidationError, match="notify one of"):
+        EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "email:bob@example.com"}]})
