@@ -10,6 +10,7 @@ go out under the first incident's identity (its PagerDuty dedup key, its Slack m
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -21,10 +22,13 @@ from alertbot.store import incident_notes, incidents, outbox
 from alertbot.store.incidents import IncidentRecord
 
 
-def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime) -> int:
+def _notify(
+    conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime, *, skip: Collection[str] = ()
+) -> int:
     lead = incidents.get(conn, incident.lead_id) if incident.lead_id is not None else None
     view = incident.under(lead) if lead is not None else incident
     live, shadow = live_and_shadow(view.destinations)
+    live = [dest for dest in live if dest.channel not in skip]
     rows = [
         OutboxIntent(
             incident_id=view.id,
@@ -40,16 +44,21 @@ def _notify(conn: Connection, incident: IncidentRecord, event: Event, actor: str
     return len(rows)
 
 
-def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
+def acknowledge(
+    conn: Connection, incident_id: int, *, by: str, now: datetime, skip: Collection[str] = ()
+) -> IncidentRecord | None:
+    """``skip``: channels not told (an ack that came from PagerDuty is not sent back to it)."""
     current = incidents.current_of_chain(conn, incident_id)
     incident = incidents.acknowledge(conn, current.id, by=by, now=now) if current is not None else None
     if incident is not None:
-        _notify(conn, incident, "acknowledge", by, now)
+        _notify(conn, incident, "acknowledge", by, now, skip=skip)
         outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"acknowledged by {by}")
     return incident
 
 
-def resolve(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
+def resolve(
+    conn: Connection, incident_id: int, *, by: str, now: datetime, skip: Collection[str] = ()
+) -> IncidentRecord | None:
     """Resolve the chain's firing episode — or, when its resolve is being held back (flapping,
     ``resolve_delay``), send that resolve now."""
     current = incidents.current_of_chain(conn, incident_id)
@@ -57,7 +66,7 @@ def resolve(conn: Connection, incident_id: int, *, by: str, now: datetime) -> In
         return None
     incident = incidents.resolve_by_hand(conn, current.id, by=by, now=now)
     if incident is not None:
-        _notify(conn, incident, "resolve", by, now)
+        _notify(conn, incident, "resolve", by, now, skip=skip)
         outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"resolved by {by}")
         return incident
     if outbox.release_held(conn, current.chain_id, now):

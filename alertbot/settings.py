@@ -108,6 +108,7 @@ class EnvSecrets(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    pagerduty_webhook_secret: SecretStr | None = None
 
 
 class Secrets(BaseModel):
@@ -121,6 +122,7 @@ class Secrets(BaseModel):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    pagerduty_webhook_secret: SecretStr | None = None  # one or more (comma-separated) v3 webhook secrets
     pagerduty_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)  # per route: pagerduty:NAME
 
     def scrub(self, text: str) -> str:
@@ -136,7 +138,14 @@ class Secrets(BaseModel):
             secret = getattr(self, name)
             if isinstance(secret, SecretStr) and secret.get_secret_value():
                 out.append(secret.get_secret_value())
+        out += self.pagerduty_webhook_secrets()
         return out
+
+    def pagerduty_webhook_secrets(self) -> list[str]:
+        """The PagerDuty webhook signing secrets (more than one while a secret is rotated)."""
+        secret = self.pagerduty_webhook_secret
+        raw = secret.get_secret_value() if secret is not None else ""
+        return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def _read_secret_file(path: Path, key: str) -> SecretStr:
@@ -158,6 +167,7 @@ def load_secrets(config: Config) -> Secrets:
         "slack_bot_token": ("slack.bot_token_file", config.slack.bot_token_file),
         "slack_signing_secret": ("slack.signing_secret_file", config.slack.signing_secret_file),
         "slack_app_token": ("slack.app_token_file", config.slack.app_token_file),
+        "pagerduty_webhook_secret": ("pagerduty.webhook_secret_file", config.pagerduty.webhook_secret_file),
     }
     values: dict[str, SecretStr | None] = {}
     for name, (key, path) in files.items():

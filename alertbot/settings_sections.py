@@ -213,6 +213,10 @@ class PagerDutyConfig(Section):
     # Per-route keys: a route receiver `pagerduty:NAME` pages with the key from this file, else from
     # ALERTBOT_PAGERDUTY_ROUTING_KEY_NAME (NAME upper-cased, other characters as _).
     routing_key_files: dict[str, ConfigPath] = Field(default_factory=dict)
+    # POST /webhook/pagerduty (v3 webhooks, docs/oncall.md): the signing secret(s), else from
+    # ALERTBOT_PAGERDUTY_WEBHOOK_SECRET; several, comma-separated, while one is being rotated.
+    webhook_secret_file: ConfigPath | None = None
+    webhook_max_age: Duration = timedelta(hours=1)  # an event that occurred longer ago is refused (a replay)
 
 
 class SlackChannels(Section):

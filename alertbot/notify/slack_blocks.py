@@ -40,10 +40,15 @@ def _ts(when: datetime) -> str:
 
 
 def who(actor: str | None) -> str:
-    """``slack:U123`` → a Slack mention; anything else as written (escaped)."""
+    """``slack:U123`` → a Slack mention; ``pagerduty:Name`` → "Name in PagerDuty"; anything else as
+    written (escaped)."""
     if not actor:
         return "someone"
-    return f"<@{e(actor.removeprefix('slack:'))}>" if actor.startswith("slack:") else e(actor)
+    if actor.startswith("slack:"):
+        return f"<@{e(actor.removeprefix('slack:'))}>"
+    if actor.startswith("pagerduty:"):
+        return f"{e(actor.removeprefix('pagerduty:'))} in PagerDuty"
+    return e(actor)
 
 
 def fallback_text(n: Notification, *, resolved: bool) -> str:

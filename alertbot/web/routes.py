@@ -17,6 +17,7 @@ from alertbot.web.api import (
 )
 from alertbot.web.graph_api import GRAPH_PATH, get_graph
 from alertbot.web.health import healthz, metrics, readyz, reload_config
+from alertbot.web.pagerduty_webhook import PAGERDUTY_WEBHOOK_PATH, webhook_pagerduty
 from alertbot.web.runs_api import approve_run, cancel_run, get_run, list_runbooks, list_runs, start_run, undo_run
 from alertbot.web.slack_endpoints import slack_commands, slack_interactions
 from alertbot.web.webhook import WEBHOOK_PATH, webhook_alertmanager
@@ -24,6 +25,7 @@ from alertbot.web.webhook import WEBHOOK_PATH, webhook_alertmanager
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post(WEBHOOK_PATH, webhook_alertmanager)
+    app.router.add_post(PAGERDUTY_WEBHOOK_PATH, webhook_pagerduty)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -66,12 +66,13 @@ async def test_nobody_acks_so_each_step_tells_its_target_in_turn(make_harness: M
     await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, within=10, what="step 2's direct message")
     await wait_until(lambda: len(peers.pagerduty.triggers()) == 1, within=10, what="step 3's PagerDuty trigger")
     assert peers.pagerduty.triggers()[0]["dedup_key"].startswith("alertbot/b7879370733ab294/")
+
+    async def all_delivered() -> bool:  # recorded once each send has returned
+        return [s["status"] for s in await steps_of(h)] == ["delivered"] * 3
+
+    await wait_until(all_delivered, what="the three steps recorded as delivered")
     steps = await steps_of(h)
-    assert [(s["target"], s["status"]) for s in steps] == [
-        ("schedule:primary", "delivered"),
-        ("user:U0CCC", "delivered"),
-        ("pagerduty", "delivered"),
-    ]
+    assert [s["target"] for s in steps] == ["schedule:primary", "user:U0CCC", "pagerduty"]
     created = datetime.fromisoformat(steps[0]["created_at"])
     for number, step in enumerate(steps):  # none went out before its wait was over
         assert datetime.fromisoformat(step["delivered_at"]) >= created + timedelta(seconds=number)
@@ -85,11 +86,13 @@ async def test_an_ack_between_steps_stops_the_escalation(make_harness: MakeHarne
     await h.post_file(FIRING)
     await wait_until(lambda: len(peers.slack.direct_messages(on_call_now())) == 1, what="step 1")
     assert "acknowledged" in (await command(h, "ack 1", user="UALICE"))["text"]
+
+    async def stopped() -> bool:
+        statuses = [(s["target"], s["status"]) for s in await steps_of(h)]
+        return statuses == [("schedule:primary", "delivered"), ("user:U0CCC", "cancelled")]
+
+    await wait_until(stopped, what="step 1 delivered, step 2 cancelled")
     steps = await steps_of(h)
-    assert [(s["target"], s["status"]) for s in steps] == [
-        ("schedule:primary", "delivered"),
-        ("user:U0CCC", "cancelled"),
-    ]
     assert steps[1]["last_error"] == "acknowledged by slack:UALICE"
     assert peers.slack.direct_messages("U0CCC") == []
 
@@ -115,10 +118,14 @@ async def test_a_restart_between_steps_neither_loses_nor_repeats_a_step(
     assert [s for s in peers.slack.direct_messages("U0CCC")] == []
     again = await make_harness(config, secret_values=peers.secret_values)
     await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, within=10, what="step 2 after the restart")
-    assert [(s["target"], s["status"]) for s in await steps_of(again)] == [
-        ("user:U0BBB", "delivered"),
-        ("user:U0CCC", "delivered"),
-    ]
+
+    async def both_delivered() -> bool:
+        return [(s["target"], s["status"]) for s in await steps_of(again)] == [
+            ("user:U0BBB", "delivered"),
+            ("user:U0CCC", "delivered"),
+        ]
+
+    await wait_until(both_delivered, what="both steps recorded as delivered, once each")
     assert len(peers.slack.direct_messages("U0BBB")) == 1
 
 
