@@ -15,6 +15,7 @@ from alertbot.runbooks.model import Runbook
 from alertbot.services import Services
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
+from alertbot.services.oncall import OncallService
 from alertbot.services.roles import GroupMembers, Roles
 from alertbot.services.runs import RunService
 from alertbot.services.silences import Announce, SilenceLimits, SilenceService
@@ -95,4 +96,5 @@ def make_services(
             keep_after_resolve={a.name for a in config.automations if a.keep_after_resolve},
         ),
         runs=RunService(executor, runbooks),
+        oncall=OncallService(store, roles=roles, clock=clock, config=lambda: config.oncall),
     )

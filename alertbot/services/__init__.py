@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from alertbot.services.approvals import ApprovalService
 from alertbot.services.incidents import IncidentService
+from alertbot.services.oncall import OncallService
 from alertbot.services.roles import Roles
 from alertbot.services.runs import RunService
 from alertbot.services.silences import SilenceService
@@ -26,3 +27,4 @@ class Services:
     incidents: IncidentService
     approvals: ApprovalService
     runs: RunService
+    oncall: OncallService

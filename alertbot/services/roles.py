@@ -25,6 +25,7 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     SILENCE = "silence"
     APPROVE = "approve"
+    OVERRIDE = "override"  # cover an on-call schedule for a while
 
 
 class Source(StrEnum):
@@ -66,12 +67,14 @@ ROLE_KEYS: dict[Action, tuple[str, ...]] = {
     Action.RESOLVE: ("slack.responders", "slack.runbook_approvers"),
     Action.SILENCE: ("slack.responders", "slack.runbook_approvers"),
     Action.APPROVE: ("slack.runbook_approvers",),
+    Action.OVERRIDE: ("slack.responders", "slack.runbook_approvers"),
 }
 _VERBS = {
     Action.ACK: "acknowledge incidents",
     Action.RESOLVE: "resolve incidents",
     Action.SILENCE: "create silences",
     Action.APPROVE: "approve runbook runs",
+    Action.OVERRIDE: "change who is on call",
 }
 
 

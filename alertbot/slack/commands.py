@@ -39,9 +39,13 @@ USAGE = """*`/alertbot` commands*
 • `runbook run NAME [name=value...]` — plan it; Approve / Cancel buttons run or discard the plan
 • `rollback NAMESPACE/VIRTUALSERVICE` — plan the emergency rollback of that VirtualService (all to stable)
 • `rollback --to last-good NAMESPACE/VIRTUALSERVICE` — plan restoring its last-known-good weights
-• `timeline ID` — incident ID's alerts, notifications, changes, runbook runs and acks, in order"""
+• `timeline ID` — incident ID's alerts, notifications, changes, runbook runs and acks, in order
+• `oncall [SCHEDULE]` — who is on call now, and who is next
+• `oncall override @someone DURATION [SCHEDULE]` — @someone covers the schedule from now, e.g. `4h`"""
 # Slack shows this under the command as it is typed (the app manifest's usage_hint).
-USAGE_HINT = "help | status | ack ID | resolve ID | timeline ID | silence k=v... 2h | runbook list | rollback NS/VS"
+USAGE_HINT = (
+    "help | status | ack ID | resolve ID | timeline ID | silence k=v... 2h | runbook list | rollback NS/VS | oncall"
+)
 TIMELINE_LINES = 40
 SEVERITY_ORDER = ("critical", "warning", "info")
 
@@ -85,6 +89,7 @@ class SlackCommands:
         self._silences = services.silences
         self._incidents = services.incidents
         self._approvals = services.approvals
+        self._oncall = services.oncall
         self._clock = clock
         self._lookback = lookback
         self.background = Background(session)
@@ -243,6 +248,32 @@ class SlackCommands:
         message = proposal_message(proposal, self._roles.approvers, self._approvals.ttl, lead=f"<@{user}> asks to run")
         await self.background.respond(url, message)
 
+    async def _oncall_command(self, cmd: Command, args: list[str]) -> SlackMessage | None:
+        if args[:1] == ["override"]:
+            if len(args) not in (3, 4):
+                return ephemeral(
+                    "usage: `oncall override @someone DURATION [SCHEDULE]`, e.g. `oncall override @carol 4h`"
+                )
+            made = await self._oncall.override(
+                Actor.slack(cmd.user_id), args[1], args[2], args[3] if len(args) == 4 else None
+            )
+            until = made.end.strftime("%Y-%m-%d %H:%M UTC")
+            text = f":busts_in_silhouette: <@{made.user}> covers *{made.schedule}* until {until}"
+            return {"response_type": "in_channel", "text": f"{text} (set by <@{cmd.user_id}>)"}
+        if len(args) > 1:
+            return None
+        rows = await self._oncall.who(args[0] if args else None)
+        if not rows:
+            return ephemeral("No on-call schedule is configured (`oncall.schedules`).")
+        lines = []
+        for row in rows:
+            covering = " (override)" if row.now.override else ""
+            lines.append(
+                f"*{row.schedule.name}*: <@{row.now.user}>{covering} until {row.now.end.strftime('%a %d %b %H:%M UTC')}"
+                f", then <@{row.next.user}>"
+            )
+        return ephemeral("\n".join(lines))
+
 
 VERBS: dict[str, Handler] = {
     "help": SlackCommands._help,
@@ -253,6 +284,7 @@ VERBS: dict[str, Handler] = {
     "runbook": SlackCommands._runbook,
     "rollback": SlackCommands._rollback,
     "timeline": SlackCommands._timeline,
+    "oncall": SlackCommands._oncall_command,
 }
 
 

@@ -140,3 +140,22 @@ async def test_shadow_mode_records_the_escalation_it_would_run(make_harness: Mak
     (escalate,) = [d for d in decisions if d["kind"] == "escalate"]
     assert escalate["summary"] == "would escalate by critical: schedule:primary now, pagerduty after 5m"
     assert await steps_of(h) == []
+
+
+async def test_oncall_says_who_is_on_call_and_an_override_changes_who_is_paged(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    config = oncall_config(peers, {"notify": "schedule:primary"})
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    now, then = on_call_now(), {"U0AAA": "U0BBB", "U0BBB": "U0AAA"}[on_call_now()]
+    answer = (await command(h, "oncall"))["text"]
+    assert answer.startswith(f"*primary*: <@{now}> until ") and answer.endswith(f", then <@{then}>")
+    refused = (await command(h, "oncall override <@U0CCC|carol> 2h", user="UMALLORY"))["text"]
+    assert "may not change who is on call" in refused and "slack.responders" in refused
+    made = await command(h, "oncall override <@U0CCC|carol> 2h", user="UALICE")
+    assert made["response_type"] == "in_channel" and "<@U0CCC> covers *primary* until" in made["text"]
+    assert (await command(h, "oncall primary"))["text"].startswith("*primary*: <@U0CCC> (override) until ")
+    assert "1m to 744h" in (await command(h, "oncall override @U0CCC 90d", user="UALICE"))["text"]
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="the override paged")
+    assert peers.slack.direct_messages(now) == []
