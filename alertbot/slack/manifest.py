@@ -14,8 +14,9 @@ from typing import Any
 from alertbot.slack.commands import USAGE_HINT
 
 # chat:write posts and edits alert messages; commands is /alertbot; usergroups:read resolves
-# user-group approvers and responders (S...); files:write uploads a page's graph into its thread.
-BOT_SCOPES = ["chat:write", "commands", "files:write", "usergroups:read"]
+# user-group approvers and responders (S...); files:write uploads a page's graph into its thread;
+# im:write opens the direct messages of escalation steps (conversations.open).
+BOT_SCOPES = ["chat:write", "commands", "files:write", "im:write", "usergroups:read"]
 
 
 def manifest(*, name: str = "alertbot", url: str | None = None, socket_mode: bool = True) -> dict[str, Any]:

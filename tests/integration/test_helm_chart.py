@@ -174,6 +174,14 @@ def test_the_ingress_exposes_slack_and_nothing_else() -> None:
     ]
 
 
+def test_a_pagerduty_webhook_secret_configures_and_exposes_its_endpoint(tmp_path: Path) -> None:
+    docs = render(*FULL, "--set", "secrets.keys.pagerdutyWebhookSecret=pagerduty-webhook-secret")
+    config = config_of(docs, tmp_path)
+    assert config.pagerduty.webhook_secret_file == Path("/etc/alertbot/secrets/pagerduty-webhook-secret")
+    (rule,) = one(docs, "Ingress")["spec"]["rules"]
+    assert "/webhook/pagerduty" in [p["path"] for p in rule["http"]["paths"]]
+
+
 def test_namespaces_come_from_the_release_and_the_values() -> None:
     docs = render(*FULL, namespace="observability")
     own = [d for d in docs if d["kind"] not in ("Role", "RoleBinding")]

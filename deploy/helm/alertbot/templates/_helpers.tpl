@@ -65,7 +65,8 @@ and a *_file key for each secret the Secret has (a key set to null is left uncon
       (list "pagerduty" "routing_key_file" $keys.pagerdutyRoutingKey)
       (list "slack" "bot_token_file" $keys.slackBotToken)
       (list "slack" "signing_secret_file" $keys.slackSigningSecret)
-      (list "slack" "app_token_file" $keys.slackAppToken) -}}
+      (list "slack" "app_token_file" $keys.slackAppToken)
+      (list "pagerduty" "webhook_secret_file" $keys.pagerdutyWebhookSecret) -}}
 {{- range $files -}}
 {{- $section := index . 0 -}}{{- $key := index . 1 -}}{{- $secretKey := index . 2 -}}
 {{- if $secretKey -}}
