@@ -57,7 +57,8 @@ def test_two_replicas_behind_an_ha_pair_page_once(
     peers: tuple[FakePagerDuty, FakeSlack, ThreadedServer, ThreadedServer],
 ) -> None:
     """12 critical alerts, each delivered twice (AM1 → replica A, AM2 → replica B): 12 PagerDuty incidents
-    triggered once each, 12 Slack messages; their resolves, once each, the messages updated in place."""
+    triggered once each, 12 Slack messages, each escalation step of each taken once by one of the
+    replicas; their resolves, once each, the messages updated in place."""
     alertmanager_binary()
     pagerduty, slack, pd_server, slack_server = peers
     config = {
@@ -66,6 +67,17 @@ def test_two_replicas_behind_an_ha_pair_page_once(
         "slack": {"api_url": slack_server.url("/api/")},
         "outbox": {"initial_backoff": "100ms", "poll_interval": "200ms"},
         "storm": None,
+        "oncall": {
+            "escalations": [
+                {"name": "page", "steps": [{"notify": "user:U0BBB"}, {"notify": "user:U0CCC", "after": "1s"}]}
+            ]
+        },
+        "routes": {
+            "receivers": ["slack"],
+            "routes": [
+                {"matchers": ['severity="critical"'], "receivers": ["pagerduty", "slack"], "escalation": "page"}
+            ],
+        },
     }
     env = {"ALERTBOT_PAGERDUTY_ROUTING_KEY": PD_KEY, "ALERTBOT_SLACK_BOT_TOKEN": SLACK_TOKEN}
     replicas = [AlertbotProcess(tmp_path / name, config, env=env) for name in ("a", "b")]
@@ -81,7 +93,7 @@ def test_two_replicas_behind_an_ha_pair_page_once(
         for am in managers:
             am.post([error_rate_alert(s, starts) for s in services])
         poll(
-            lambda: len(pagerduty.incidents()) == 12 and len(slack.roots()) == 12,
+            lambda: len(pagerduty.incidents()) == 12 and len(channel_messages(slack)) == 12,
             within=60,
             what="12 pages and 12 Slack messages",
         )
@@ -91,23 +103,42 @@ def test_two_replicas_behind_an_ha_pair_page_once(
             what="each Alertmanager to deliver every alert to its replica",
         )
         assert sorted(pagerduty.incidents().values()) == [1] * 12, pagerduty.incidents()
-        assert len({m.text for m in slack.roots()}) == 12
+        assert len({m.text for m in channel_messages(slack)}) == 12
+        poll(
+            lambda: len(slack.direct_messages("U0BBB")) == 12 and len(slack.direct_messages("U0CCC")) == 12,
+            within=60,
+            what="both escalation steps of every incident",
+        )
+        for user in ("U0BBB", "U0CCC"):  # one message per incident and step, whichever replica took it
+            told = sorted(
+                next(s for s in services if f"{s} " in m.text or m.text.endswith(s))
+                for m in slack.direct_messages(user)
+            )
+            assert told == services, told
 
         ends = datetime.now(UTC) - timedelta(seconds=1)
         for am in managers:
             am.post([error_rate_alert(s, starts, ends) for s in services])
         poll(
-            lambda: len(pagerduty.resolves()) >= 12 and all(m.text.startswith("[RESOLVED]") for m in slack.roots()),
+            lambda: (
+                len(pagerduty.resolves()) >= 12
+                and all(m.text.startswith("[RESOLVED]") for m in channel_messages(slack))
+            ),
             within=60,
             what="12 resolves",
         )
         assert sorted(e["dedup_key"] for e in pagerduty.resolves()) == sorted(pagerduty.incidents())
-        assert len(slack.roots()) == 12 and pagerduty.rejected == []
+        assert len(channel_messages(slack)) == 12 and pagerduty.rejected == []
     finally:
         for am in managers:
             am.close()
         for replica in replicas:
             replica.close()
+
+
+def channel_messages(slack: FakeSlack) -> list[Any]:
+    """The pages posted in channels (not the escalation steps' direct messages)."""
+    return [m for m in slack.roots() if m.channel.startswith("C")]
 
 
 def _metric(replica: AlertbotProcess, name: str) -> float:
