@@ -88,8 +88,8 @@ class Schedule(BaseModel):
     @field_validator("shift")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(minutes=1):
-            raise ValueError("a shift is at least 1m")
+        if value < timedelta(hours=1):
+            raise ValueError("a shift is at least 1h")
         return value
 
     @field_validator("handoff")
@@ -113,8 +113,8 @@ class Schedule(BaseModel):
         """The rotation's shift covering ``at``."""
         tz = self.tz
         index = math.floor((wall_clock(at, tz) - self.handoff) / self.shift)
-        # Counted on the wall clock; across a clock change the instant may fall in the neighbour.
-        for _ in range(3):
+        # Counted on the wall clock; across a clock change the instant may fall in a neighbour.
+        for _ in range(8):
             start = instant(self.handoff + index * self.shift, tz)
             end = instant(self.handoff + (index + 1) * self.shift, tz)
             if at < start:
@@ -148,10 +148,13 @@ class Override(BaseModel):
 
 def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> Shift:
     """Who is on call for ``schedule`` at ``at``: the newest override covering it, else the rotation."""
-    covering = [o for o in overrides if o.schedule == schedule.name and o.start <= at < o.end]
+    mine = [o for o in overrides if o.schedule == schedule.name]
+    covering = [(i, o) for i, o in enumerate(mine) if o.start <= at < o.end]
     if covering:
-        last = covering[-1]
-        return Shift(last.user, last.start, last.end, override=True)
+        index, last = covering[-1]
+        # A newer override starting inside this one takes over then.
+        newer = [o.start for o in mine[index + 1 :] if at < o.start < last.end]
+        return Shift(last.user, last.start, min(newer, default=last.end), override=True)
     shift = schedule.rotation_at(at)
     # An override starting before the rotation's shift ends cuts it short.
     starts = [o.start for o in overrides if o.schedule == schedule.name and at < o.start < shift.end]

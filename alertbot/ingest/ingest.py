@@ -184,7 +184,7 @@ class _Batch:
                     _record_change(conn, alert, now)
                     view.changes_recorded()
                 stats.classified[incident.severity] += 1
-                if paged_before(alert.status, payload.notification_reason):
+                if paged_before(alert.status, payload.notification_reason) and view.episodes.previous(incident) is None:
                     self._record_paged_before(incident, stats)
                     continue
                 if alert.status is AlertStatus.FIRING:
@@ -214,7 +214,6 @@ class _Batch:
                 )
                 view.resolved(updated)
                 resolved.append(updated)
-                outbox.cancel_escalation(conn, [stored.id, stored.chain_id], why="resolved")
             else:  # a late copy, a repeated resolve
                 stats.duplicates += 1
         self._queue(payload, stats, decide, resolved, rows)
@@ -245,9 +244,11 @@ class _Batch:
                 storms_touched.add(storm_id)
             resolve_rows, hold = self.chains.resolve(incident, rows)
             if hold.held and resolve_rows:
+                # Escalation goes on while the resolve waits: a re-fire continues the incident.
                 held.append((resolve_rows, now + hold.delay, hold.reason))
             else:
                 rows += resolve_rows
+                outbox.cancel_escalation(self._writer.conn, [incident.id, incident.chain_id], why="resolved")
         for storm_id in sorted(storms_touched):
             rows.extend(self.storms.end_if_quiet(storm_id))
         self._writer.enqueue(rows)
@@ -319,13 +320,14 @@ class _Batch:
     def _escalate(self, incident: IncidentRecord, routed: RouteResult, dests: list[Destination]) -> None:
         """The page's escalation policy (its route's ``escalation``), laid out in time as held rows on
         the escalation channel — or, in shadow mode, recorded as what would have happened."""
-        match = next((m for m in routed.matches if m.escalation), None)
+        live = next((m for m in routed.matches if m.escalation and not m.shadow), None)
+        match = live or next((m for m in routed.matches if m.escalation), None)
         policy = self._config.oncall.policy(match.escalation) if match and match.escalation else None
         if match is None or policy is None:
             return
         now = self._now
         steps = plan(policy, now)
-        if self._config.mode == "shadow" or match.shadow:
+        if self._config.mode == "shadow" or live is None:
             detail: decisions.EscalateDecision = {
                 "policy": policy.name,
                 "steps": [

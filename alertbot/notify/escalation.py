@@ -32,7 +32,7 @@ log = structlog.get_logger("alertbot.escalation")
 
 
 def _at(when: datetime) -> str:
-    return when.strftime("%H:%M UTC")
+    return when.strftime("%d %b %H:%M UTC")
 
 
 class Escalator:
@@ -54,7 +54,8 @@ class Escalator:
         step = n.escalation
         if step is None:
             raise NotifyError("an escalation row without its step", retryable=False)
-        incident = await self._store.read(incidents.get, n.incident_id)
+        # The chain's newest episode: a re-fire that continued the incident keeps its escalation.
+        incident = await self._store.read(incidents.current_of_chain, n.incident_id)
         if incident is None or incident.status != "firing" or incident.acked_by:
             why = (
                 "resolved"
@@ -65,7 +66,10 @@ class Escalator:
             return
         told = await self._take(step, n)
         log.info("escalation_step_taken", incident_id=n.incident_id, step=step.number, of=step.of, told=told)
-        await self._show_on_page(step, n, told)
+        try:  # best effort: the step is taken, and a retry would take it again
+            await self._say_in_thread(step, n, told)
+        except NotifyError as exc:
+            log.warning("escalation_thread_reply_failed", incident_id=n.incident_id, error=exc.message)
 
     async def _take(self, step: EscalationStep, n: Notification) -> str:
         """Tell the step's target; returns whom it told, as Slack shows it."""
@@ -109,26 +113,14 @@ class Escalator:
         console = self._notifiers["console"]
         await console.send(n.model_copy(update={"channel": "console", "target": "", "stands_in_for": [receiver]}))
 
-    async def _show_on_page(self, step: EscalationStep, n: Notification, told: str) -> None:
-        """The page's Slack message says who has been told and what comes next."""
+    async def _say_in_thread(self, step: EscalationStep, n: Notification, told: str) -> None:
+        """The page's thread says who has been told and what comes next. A reply, not an edit of the
+        page: the message keeps its buttons and whatever an ack wrote on it."""
         slack = self._notifiers.get("slack")
         if not isinstance(slack, SlackNotifier) or not step.pages:
             return
-        note = f"Escalation {step.policy}: step {step.number} of {step.of} told {told} at {_at(self._clock())}"
+        text = f"Escalation *{step.policy}*: step {step.number} of {step.of} told {told} at {_at(self._clock())}."
         if step.next_target and step.next_due is not None:
-            note += f"; next: {await self._name(step.next_target)} at {_at(step.next_due)} unless acknowledged"
-        shown = n.model_copy(update={"channel": "slack", "event": "update", "note": note, "escalation": None})
+            text += f" Next, at {_at(step.next_due)} unless acknowledged: `{step.next_target}`."
         for target in step.pages:
-            await slack.show_note(target, shown.model_copy(update={"target": target}))
-
-    async def _name(self, target: str) -> str:
-        kind, _, name = target.partition(":")
-        if kind == "user":
-            return f"<@{name}>"
-        if kind == "schedule":
-            config = self._oncall()
-            schedule = config.schedule(name)
-            if schedule is not None:
-                overrides = [*config.overrides, *await self._store.read(oncall.current, self._clock())]
-                return f"<@{on_call(schedule, overrides, self._clock()).user}> (on call for {name})"
-        return "PagerDuty" if kind == "pagerduty" else name
+            await slack.reply_in_thread(target, n.incident_id, text)

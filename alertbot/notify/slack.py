@@ -131,18 +131,15 @@ class SlackNotifier:
             channel=channel, text=f"{heading}\n{fallback_text(n, resolved=False)}", blocks=blocks
         )
 
-    async def show_note(self, target: str, n: Notification) -> None:
-        """Edit the page's message in ``target`` to show ``n.note`` (who has been told, what is
-        next); nothing when the page has no message there."""
-        await self._call(self._show_note, target, n)
+    async def reply_in_thread(self, target: str, incident_id: int, text: str) -> None:
+        """A line in the thread of the page's message in ``target`` (what escalation did); nothing
+        when the page has no message there. ``text`` is mrkdwn the caller built from validated parts."""
+        await self._call(self._reply_in_thread, target, incident_id, text)
 
-    async def _show_note(self, target: str, n: Notification) -> None:
-        own = await self._store.read(slack_messages.for_incident, n.incident_id, target)
+    async def _reply_in_thread(self, target: str, incident_id: int, text: str) -> None:
+        own = await self._store.read(slack_messages.for_incident, incident_id, target)
         if own is not None:
-            blocks = alert_blocks(n, resolved=False, links=self._context(n))
-            await self._client.chat_update(
-                channel=own.channel_id, ts=own.ts, text=fallback_text(n, resolved=False), blocks=blocks
-            )
+            await self._client.chat_postMessage(channel=own.channel_id, thread_ts=own.ts, text=text)
 
     async def _call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
         try:

@@ -40,12 +40,14 @@ from alertbot.store.schema import insert_ignore, pagerduty_events
 APPLIED = frozenset({"incident.acknowledged", "incident.resolved", "incident.reassigned", "incident.annotated"})
 DEDUP_KEY_RE = re.compile(r"^alertbot/([0-9a-f]{1,32})/(-?\d{1,16})$")
 MAX_NOTE = 1000
+MAX_ASSIGNEES = 10
+HEX_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class _Reference(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field("", max_length=64)
-    summary: str = Field("", max_length=500)
+    summary: str = ""  # cut where it is used
 
 
 class _Data(BaseModel):
@@ -55,7 +57,7 @@ class _Data(BaseModel):
     id: str = Field("", max_length=64)
     type: str = Field("", max_length=64)
     incident_key: str | None = Field(None, max_length=255)
-    assignees: list[_Reference] = Field(default_factory=list, max_length=50)
+    assignees: list[_Reference] = Field(default_factory=list)  # the first MAX_ASSIGNEES are named
     incident: _Reference | None = None  # on an incident_note
     content: str = ""  # an incident_note's text
 
@@ -117,6 +119,10 @@ def _incident_of_pd_id(conn: Connection, pd_incident_id: str) -> int | None:
     return int(row.incident_id) if row is not None else None
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _apply(conn: Connection, event: _Event, now: datetime) -> Applied:
     data = event.data
     pd_incident_id = data.incident.id if data.incident is not None else data.id
@@ -142,7 +148,7 @@ def _apply(conn: Connection, event: _Event, now: datetime) -> Applied:
         return Applied("ignored", incident_id, f"{event.event_type} is not applied")
     if incident_id is None:
         return Applied("unmatched", None, "no alertbot incident has this PagerDuty incident's key")
-    who = event.agent.summary if event.agent is not None and event.agent.summary else "PagerDuty"
+    who = _cut(event.agent.summary, 200) if event.agent is not None and event.agent.summary else "PagerDuty"
     by = f"pagerduty:{who}"
     if event.event_type == "incident.acknowledged":
         done = incident_actions.acknowledge(conn, incident_id, by=by, now=now, skip={"pagerduty"})
@@ -153,10 +159,12 @@ def _apply(conn: Connection, event: _Event, now: datetime) -> Applied:
             outbox.cancel_escalation(conn, [incident_id, done.id], why=f"resolved by {by}")
         return Applied("applied" if done else "unchanged", incident_id)
     if event.event_type == "incident.reassigned":
-        names = ", ".join(a.summary or a.id for a in data.assignees) or "nobody"
+        names = ", ".join(_cut(a.summary or a.id, 200) for a in data.assignees[:MAX_ASSIGNEES]) or "nobody"
+        if len(data.assignees) > MAX_ASSIGNEES:
+            names += f" and {len(data.assignees) - MAX_ASSIGNEES} more"
         text = f"reassigned in PagerDuty to {names} (by {who})"
     else:
-        content = data.content if len(data.content) <= MAX_NOTE else data.content[: MAX_NOTE - 1] + "…"
+        content = _cut(data.content, MAX_NOTE)
         text = f"PagerDuty note by {who}: {content}"
     incident_notes.add(conn, [incident_id], kind="pagerduty", text=text, now=now)
     return Applied("applied", incident_id)
@@ -190,5 +198,6 @@ def signature_ok(secrets: list[str], body: bytes, header: str | None) -> bool:
     if not header:
         return False
     offered = [part.strip().removeprefix("v1=") for part in header.split(",") if part.strip().startswith("v1=")]
+    offered = [sig for sig in offered if HEX_SHA256_RE.match(sig)]  # anything else cannot match (nor be compared)
     expected = [hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() for secret in secrets]
     return any(hmac.compare_digest(mine, theirs) for mine in expected for theirs in offered)

@@ -180,6 +180,9 @@ def _behind_another() -> sa.ColumnElement[bool]:
         .where(
             same_incident.c.incident_id == outbox.c.incident_id,
             same_incident.c.channel == outbox.c.channel,
+            # An escalation's steps are not ordered by the outbox but by their due times: a step
+            # that keeps failing (Slack down) must not hold back the next one (PagerDuty).
+            same_incident.c.channel != sa.literal_column("'escalation'"),
             same_incident.c.status == PENDING,
             same_incident.c.id < outbox.c.id,
         )

@@ -51,7 +51,7 @@ async def steps_of(h: Any, incident_id: int = 1) -> list[dict[str, Any]]:
 
 async def test_nobody_acks_so_each_step_tells_its_target_in_turn(make_harness: MakeHarness, peers: Peers) -> None:
     """Step 1 messages whoever is on call now; step 2 messages another person after its wait; step 3
-    pages PagerDuty (not on the route itself); the page's Slack message says who was told."""
+    pages PagerDuty (not on the route itself); the page's thread says who was told and what is next."""
     config = oncall_config(
         peers,
         {"notify": "schedule:primary"},
@@ -77,7 +77,15 @@ async def test_nobody_acks_so_each_step_tells_its_target_in_turn(make_harness: M
     for number, step in enumerate(steps):  # none went out before its wait was over
         assert datetime.fromisoformat(step["delivered_at"]) >= created + timedelta(seconds=number)
     (page,) = [m for m in peers.slack.roots() if m.channel == peers.slack.channel_ids["#alerts-critical"]]
-    await wait_until(lambda: "step 3 of 3 told PagerDuty" in str(page.blocks), what="the page showing the step")
+
+    def thread() -> list[str]:
+        return [m.text for m in peers.slack.replies(page.ts)]
+
+    await wait_until(lambda: len(thread()) == 3, what="the page's thread saying what each step did")
+    assert thread()[1].startswith("Escalation *critical*: step 2 of 3 told <@U0CCC> at ")
+    assert thread()[1].endswith(" unless acknowledged: `pagerduty`.")
+    assert thread()[2].startswith("Escalation *critical*: step 3 of 3 told PagerDuty at ")
+    assert "Ack" in str(page.blocks)  # the page itself keeps its buttons
 
 
 async def test_an_ack_between_steps_stops_the_escalation(make_harness: MakeHarness, peers: Peers) -> None:
@@ -159,3 +167,28 @@ async def test_oncall_says_who_is_on_call_and_an_override_changes_who_is_paged(
     await h.post_file(FIRING)
     await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="the override paged")
     assert peers.slack.direct_messages(now) == []
+
+
+async def test_a_step_that_keeps_failing_does_not_hold_back_the_next(make_harness: MakeHarness, peers: Peers) -> None:
+    """Slack down: the direct message keeps being retried, and PagerDuty is still paged on time."""
+    config = oncall_config(peers, {"notify": "user:U0CCC"}, {"notify": "pagerduty", "after": "1s"})
+    peers.slack.faults.down = True  # every Slack call answers 503
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.pagerduty.triggers()) == 1, within=10, what="the PagerDuty step")
+    dm, page = await steps_of(h)
+    assert dm["status"] == "pending" and dm["attempts"] >= 1 and page["status"] in ("pending", "delivered")
+
+
+async def test_a_shadow_trial_route_does_not_shadow_a_live_routes_escalation(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    config = oncall_config(peers, {"notify": "user:U0CCC"})
+    config["oncall"]["escalations"].append({"name": "trial", "steps": [{"notify": "user:U0DDD"}]})
+    trial = {"matchers": ['severity="critical"'], "mode": "shadow", "escalation": "trial", "continue": True}
+    config["routes"]["routes"].insert(0, trial)
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="the live policy's step")
+    decisions = await (await h.client.get("/api/v1/decisions")).json()
+    assert [d["summary"] for d in decisions if d["kind"] == "escalate"] == []

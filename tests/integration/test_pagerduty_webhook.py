@@ -136,3 +136,22 @@ async def test_without_a_secret_the_endpoint_is_closed(make_harness: MakeHarness
     resp = await h.client.post("/webhook/pagerduty", data=body, headers=headers)
     assert resp.status == 401
     assert "ALERTBOT_PAGERDUTY_WEBHOOK_SECRET" in (await resp.json())["error"]["message"]
+
+
+async def test_odd_signatures_are_a_401_and_long_names_are_cut_not_refused(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    h, key = await paged(make_harness, peers)
+    body, _ = signed(incident_event("incident.acknowledged", key, status="acknowledged"), PD_SECRET)
+    for header in ("v1=\u00e9\u00e9", "v1=" + "g" * 64, "v2=" + "0" * 64, ","):
+        resp = await h.client.post(
+            "/webhook/pagerduty", data=body, headers={"X-PagerDuty-Signature": header.encode().decode("latin-1")}
+        )
+        assert resp.status == 401, header
+    long_name = "N" * 2000
+    event = incident_event("incident.reassigned", key, status="triggered", assignees=tuple(["A" * 1500] * 60))
+    event["event"]["agent"]["summary"] = long_name
+    assert (await deliver(h, event)).status == 200
+    timeline = await (await h.client.get("/api/v1/incidents/1/timeline")).json()
+    (note,) = [e["text"] for e in timeline if e.get("text", "").startswith("reassigned in PagerDuty")]
+    assert note.endswith("and 50 more (by " + "N" * 199 + "…)")

@@ -69,7 +69,7 @@ def test_the_newest_override_covering_an_instant_wins_and_cuts_the_rotation_shor
         ({"users": []}, "at least 1 item"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"handoff": "2026-11-30T09:00:00+01:00"}, "without an offset"),
-        ({"shift": "0s"}, "at least 1m"),
+        ({"shift": "30m"}, "at least 1h"),
     ],
 )
 def test_a_bad_schedule_says_what_is_wrong(change: dict[str, object], message: str) -> None:
