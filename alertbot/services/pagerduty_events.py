@@ -113,7 +113,8 @@ def _incident_of_key(conn: Connection, key: str | None) -> int | None:
 def _incident_of_pd_id(conn: Connection, pd_incident_id: str) -> int | None:
     row = conn.execute(
         sa.select(pagerduty_events.c.incident_id)
-        .where(pagerduty_events.c.pd_incident_id == pd_incident_id, pagerduty_events.c.incident_id.is_not(None))
+        .join(incidents_table, incidents_table.c.id == pagerduty_events.c.incident_id)  # not one retention removed
+        .where(pagerduty_events.c.pd_incident_id == pd_incident_id)
         .limit(1)
     ).first()
     return int(row.incident_id) if row is not None else None

@@ -43,7 +43,9 @@ from alertbot.store.schema import (
     incident_notes,
     incidents,
     insert_ignore,
+    oncall_overrides,
     outbox,
+    pagerduty_events,
     rejected_alerts,
     retention_state,
     runbook_locks,
@@ -121,6 +123,16 @@ _DELETE_RUNS = _batch_delete(
 )
 _DELETE_CHANGES = _batch_delete(change_events, change_events.c.created_at < sa.bindparam("cutoff"))
 _DELETE_REJECTED = _batch_delete(rejected_alerts, rejected_alerts.c.received_at < sa.bindparam("cutoff"))
+_DELETE_OVERRIDES = _batch_delete(oncall_overrides, oncall_overrides.c.ends_at < sa.bindparam("cutoff"))
+_DELETE_PAGERDUTY_EVENTS = pagerduty_events.delete().where(
+    pagerduty_events.c.event_id.in_(
+        sa.select(pagerduty_events.c.event_id)
+        .where(pagerduty_events.c.occurred_at < sa.bindparam("cutoff"))
+        .order_by(pagerduty_events.c.occurred_at)
+        .limit(sa.bindparam("limit"))
+        .scalar_subquery()
+    )
+)
 
 
 def _our_turn(conn: Connection) -> bool:
@@ -296,6 +308,8 @@ class RetentionJob:
         for name, statement, keep in (
             ("silences", _DELETE_SILENCES, self._policy.incidents),
             ("rejected_alerts", _DELETE_REJECTED, self._policy.incidents),
+            ("oncall_overrides", _DELETE_OVERRIDES, self._policy.incidents),
+            ("pagerduty_events", _DELETE_PAGERDUTY_EVENTS, self._policy.incidents),
             ("runbook_runs", _DELETE_RUNS, self._policy.audit),
             ("change_events", _DELETE_CHANGES, self._policy.audit),
         ):

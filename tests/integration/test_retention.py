@@ -23,7 +23,9 @@ from alertbot.store.schema import (
     heartbeats,
     incident_notes,
     incidents,
+    oncall_overrides,
     outbox,
+    pagerduty_events,
     rejected_alerts,
     runbook_locks,
     runbook_runs,
@@ -211,7 +213,26 @@ def remaining(conn: Connection) -> dict[str, Any]:
         "runs": sorted(r.id for r in conn.execute(sa.select(runbook_runs.c.id))),
         "changes": sorted(r.event_id for r in conn.execute(sa.select(change_events.c.event_id))),
         "rejected": sorted(r.digest for r in conn.execute(sa.select(rejected_alerts.c.digest))),
+        "overrides": sorted(r.created_by for r in conn.execute(sa.select(oncall_overrides.c.created_by))),
+        "pagerduty_events": sorted(r.event_id for r in conn.execute(sa.select(pagerduty_events.c.event_id))),
     }
+
+
+def on_call_history(conn: Connection) -> None:
+    """An override over 40 days ago and one still running; PagerDuty events as old and recent."""
+    for who, ends in (("old-override", OLD), ("current-override", NOW + timedelta(hours=1))):
+        conn.execute(
+            oncall_overrides.insert().values(
+                schedule="primary", user_id="U0AAA", starts_at=ends - timedelta(hours=4), ends_at=ends,
+                created_by=who, created_at=ends - timedelta(hours=4),
+            )
+        )  # fmt: skip
+    for event_id, at in (("old-event", OLD), ("recent-event", RECENT)):
+        conn.execute(
+            pagerduty_events.insert().values(
+                event_id=event_id, event_type="incident.acknowledged", occurred_at=at, pd_incident_id="PGR0VU2"
+            )
+        )
 
 
 KEPT = sorted(["lead_of_firing", "firing_member", "recent", "firing", "open_storm_anchor", "heartbeat_page"])
@@ -224,10 +245,12 @@ async def test_old_history_goes_in_batches_and_what_is_still_needed_stays(store:
     it keeps recent, firing, half-firing chains, the anchor of an open storm, the dead man's switch's
     page, runs running or holding a lock, and anything younger than its retention."""
     ids = await store.write(populate)
+    await store.write(on_call_history)
     job = RetentionJob(store, POLICY, clock=lambda: NOW, batch=2, pause=0)
     result = await job.run_pass()
     left = await store.read(remaining)
     assert left["incidents"] == KEPT
+    assert (left["overrides"], left["pagerduty_events"]) == (["current-override"], ["recent-event"])
     assert left["children"] == {name: len(KEPT) for name in ("outbox", "incident_notes", "decisions", "slack_messages")}
     assert left["storms"] == [ids["open_storm_anchor"]]
     assert left["silences"] == [RECENT, NOW + timedelta(hours=1)]
@@ -235,7 +258,15 @@ async def test_old_history_goes_in_batches_and_what_is_still_needed_stays(store:
     assert left["changes"] == ["recent-change"]
     assert left["rejected"] == ["rejected-recent"]  # rejected alerts are kept as long as incidents
     deleted = {k: v for k, v in result.deleted.items() if k != "outbox_rows_packed"}
-    assert deleted == {"incidents": 7, "silences": 1, "rejected_alerts": 1, "runbook_runs": 2, "change_events": 1}
+    assert deleted == {
+        "incidents": 7,
+        "silences": 1,
+        "rejected_alerts": 1,
+        "oncall_overrides": 1,
+        "pagerduty_events": 1,
+        "runbook_runs": 2,
+        "change_events": 1,
+    }
     again = await job.run_pass()
     assert {k: v for k, v in again.deleted.items() if k != "outbox_rows_packed"} == dict.fromkeys(deleted, 0)
 
