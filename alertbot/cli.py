@@ -203,12 +203,19 @@ def routes_test(
         fail(PayloadError(str(exc)))
     result = route(cfg.routes, label_set)
     if as_json:
-        matches = [{"path": list(m.path), "receivers": list(m.receivers), "shadow": m.shadow} for m in result.matches]
-        typer.echo(json.dumps({"receivers": list(result.receivers), "matches": matches}))
+        matches = [
+            {"path": list(m.path), "receivers": list(m.receivers), "shadow": m.shadow, "escalation": m.escalation}
+            for m in result.matches
+        ]
+        typer.echo(
+            json.dumps({"receivers": list(result.receivers), "escalation": result.escalation, "matches": matches})
+        )
         return
     typer.echo(" ".join(result.receivers) if result.receivers else "(no receivers)")
     for match in result.matches:
         typer.echo("  path: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
+    if result.escalation:
+        typer.echo(f"  escalation: {result.escalation} (until acknowledged)")
 
 
 @app.command("decisions")

@@ -359,6 +359,22 @@ def test_routes_test_and_runbook_list_speak_json() -> None:
     assert [p["name"] for p in runbooks["emergency-rollback"]["params"]][:2] == ["namespace", "virtualservice"]
 
 
+def test_routes_test_names_the_escalation_and_check_config_an_unknown_one(tmp_path: Path) -> None:
+    config = tmp_path / "oncall.yaml"
+    policy = {"name": "critical", "steps": [{"notify": "user:U0CCC"}]}
+    route = {"matchers": ['severity="critical"'], "receivers": ["slack"], "escalation": "critical"}
+    config.write_text(
+        json.dumps({"oncall": {"escalations": [policy]}, "routes": {"receivers": ["slack"], "routes": [route]}})
+    )
+    text = run("routes", "test", "severity=critical", "--config", str(config)).stdout
+    assert text.splitlines()[-1] == "  escalation: critical (until acknowledged)"
+    routed = json.loads(run("routes", "test", "severity=critical", "--json", "--config", str(config)).stdout)
+    assert routed["escalation"] == "critical" and routed["matches"][0]["escalation"] == "critical"
+    config.write_text(config.read_text().replace('"escalation": "critical"}', '"escalation": "critcal"}'))
+    refused = run("check-config", str(config))
+    assert refused.returncode == 2 and "escalation 'critcal' is not a policy in oncall.escalations" in refused.stderr
+
+
 def test_check_config_and_policy_tests_speak_json(tmp_path: Path) -> None:
     ok = run("check-config", "--json", str(ROOT / "config" / "alertbot.example.yaml"), cwd=ROOT)
     report = json.loads(ok.stdout)
