@@ -62,6 +62,13 @@ class NotFound(AlertbotError):
     http_status = 404
 
 
+class Conflict(AlertbotError):
+    """The request is valid but the resource's state does not allow it (already acknowledged, resolved)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class StoreUnavailable(AlertbotError):
     """The durable store did not take the write; the caller should retry later (HTTP 503)."""
 

@@ -7,15 +7,23 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alertbot.domain.route import MatcherField
-from alertbot.errors import NotFound, PayloadError
-from alertbot.services.roles import Actor, Source
+from alertbot.errors import Conflict, NotFound, PayloadError
+from alertbot.services.roles import Action, Actor, Source
 from alertbot.store import change_events, decisions, incident_notes, incidents, outbox, rejected_alerts
 from alertbot.store import silences as silence_repo
 from alertbot.timeline import incident_timeline
-from alertbot.web.checks import api_request, app_state, path_id, query_limit, require_bearer, services_of
+from alertbot.web.checks import (
+    api_request,
+    app_state,
+    operator_name,
+    path_id,
+    query_limit,
+    require_bearer,
+    services_of,
+)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -193,3 +201,34 @@ async def list_decisions(request: web.Request) -> web.Response:
     require_bearer(request, state.secrets.api_token)
     found = await state.store.read(decisions.recent, query_limit(request, default=500, maximum=5000))
     return web.json_response([d.to_json() for d in found])
+
+
+class IncidentActionRequest(BaseModel):
+    """POST /api/v1/incidents/{id}/ack and /resolve: who does it (recorded in the audit trail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field("api", min_length=1, max_length=200)
+
+    _name = field_validator("by")(operator_name)
+
+
+async def _act(request: web.Request, action: Action) -> web.Response:
+    """Acknowledge or resolve by hand, as from Slack: PagerDuty and Slack follow, escalation stops."""
+    state = app_state(request)
+    body = await api_request(request, IncidentActionRequest)
+    incident_id = path_id(request, "incident_id")
+    outcome = await services_of(state).incidents.act(Actor(Source.API, body.by), action, incident_id)
+    if outcome.incident is None:
+        if outcome.state == "missing":
+            raise NotFound(f"no incident {incident_id}")
+        raise Conflict(f"incident {incident_id} is {outcome.state}: nothing to do")
+    return web.json_response(outcome.incident.to_json())
+
+
+async def ack_incident(request: web.Request) -> web.Response:
+    return await _act(request, Action.ACK)
+
+
+async def resolve_incident(request: web.Request) -> web.Response:
+    return await _act(request, Action.RESOLVE)

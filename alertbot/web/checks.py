@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from typing import TypeVar
 
 import aiohttp
@@ -123,4 +124,20 @@ def path_id(request: web.Request, name: str) -> int:
     value = parse_id(raw)
     if value is None:
         raise NotFound(f"no {name.removesuffix('_id')} {raw!r}")
+    return value
+
+
+# Actor prefixes alertbot writes itself (an alert's automation, a Slack user, PagerDuty): a name given
+# through the API may not pose as one — `alert:ID` would tie a run to that incident.
+_RESERVED = ("alert:", "slack:", "pagerduty:")
+# A Slack user, user-group or bot ID: an API name shaped like one would show as that person in Slack.
+_SLACK_ID = re.compile(r"^[UWSB][A-Z0-9]{6,}$")
+
+
+def operator_name(value: str) -> str:
+    """A name given through the API for the audit trail (``by``, ``requested_by``)."""
+    if value.lower().startswith(_RESERVED) or _SLACK_ID.match(value) or any(ord(c) < 32 for c in value):
+        raise ValueError(
+            f"must be a plain name such as cli:alice — not a Slack ID, not starting with {' or '.join(_RESERVED)}"
+        )
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from alertbot.web.api import (
+    ack_incident,
     create_silence,
     expire_silence,
     get_incident,
@@ -14,6 +15,7 @@ from alertbot.web.api import (
     list_incidents,
     list_silences,
     post_event,
+    resolve_incident,
 )
 from alertbot.web.graph_api import GRAPH_PATH, get_graph
 from alertbot.web.health import healthz, metrics, readyz, reload_config
@@ -33,6 +35,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
     app.router.add_get("/api/v1/incidents/{incident_id}/timeline", get_timeline)
+    app.router.add_post("/api/v1/incidents/{incident_id}/ack", ack_incident)
+    app.router.add_post("/api/v1/incidents/{incident_id}/resolve", resolve_incident)
     app.router.add_get(GRAPH_PATH, get_graph)
     app.router.add_post("/api/v1/silences", create_silence)
     app.router.add_get("/api/v1/silences", list_silences)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -29,7 +28,7 @@ from alertbot.services.approvals import Verdict
 from alertbot.services.roles import Actor, Forbidden, Source
 from alertbot.store import runbook_runs
 from alertbot.store.runbook_runs import RunRecord
-from alertbot.web.checks import api_request, app_state, path_id, query_limit, require_bearer, services_of
+from alertbot.web.checks import api_request, app_state, operator_name, path_id, query_limit, require_bearer, services_of
 from alertbot.web.state import AppState
 
 log = structlog.get_logger("alertbot.api")
@@ -37,22 +36,6 @@ log = structlog.get_logger("alertbot.api")
 NDJSON = "application/x-ndjson"
 HEARTBEAT = 10.0  # seconds between heartbeat lines on a streamed run (ingress idle timeouts are ~60 s)
 WRITE_TIMEOUT = 5.0  # seconds a streamed line may wait for a client that does not read
-
-# Trigger prefixes alertbot writes itself (an alert's automation, a Slack user): a name given through
-# the API may not pose as one — `alert:ID` would tie the run to that incident.
-_RESERVED = ("alert:", "slack:")
-
-
-# A Slack user, user-group or bot ID: an API name shaped like one would show as that person in Slack.
-_SLACK_ID = re.compile(r"^[UWSB][A-Z0-9]{6,}$")
-
-
-def _operator(value: str) -> str:
-    if value.lower().startswith(_RESERVED) or _SLACK_ID.match(value) or any(ord(c) < 32 for c in value):
-        raise ValueError(
-            f"must be a plain name such as cli:alice — not a Slack ID, not starting with {' or '.join(_RESERVED)}"
-        )
-    return value
 
 
 class RunRequest(BaseModel):
@@ -65,7 +48,7 @@ class RunRequest(BaseModel):
     execute: bool = False
     requested_by: str = Field("api", min_length=1, max_length=200)
 
-    _name = field_validator("requested_by")(_operator)
+    _name = field_validator("requested_by")(operator_name)
 
 
 class UndoRequest(BaseModel):
@@ -76,7 +59,7 @@ class UndoRequest(BaseModel):
     execute: bool = False
     requested_by: str = Field("api", min_length=1, max_length=200)
 
-    _name = field_validator("requested_by")(_operator)
+    _name = field_validator("requested_by")(operator_name)
 
 
 class DecideRequest(BaseModel):
@@ -86,7 +69,7 @@ class DecideRequest(BaseModel):
 
     by: str = Field("api", min_length=1, max_length=200)
 
-    _name = field_validator("by")(_operator)
+    _name = field_validator("by")(operator_name)
 
 
 def _may_change_production(state: AppState) -> None:

@@ -192,3 +192,24 @@ async def test_a_shadow_trial_route_does_not_shadow_a_live_routes_escalation(
     await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="the live policy's step")
     decisions = await (await h.client.get("/api/v1/decisions")).json()
     assert [d["summary"] for d in decisions if d["kind"] == "escalate"] == []
+
+
+async def test_an_ack_through_the_api_stops_the_escalation(make_harness: MakeHarness, peers: Peers) -> None:
+    config = oncall_config(peers, {"notify": "user:U0CCC", "after": "30s"})
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.roots()) == 1, what="the page")
+    resp = await h.client.post("/api/v1/incidents/1/ack", json={"by": "cli:alice"})
+    assert resp.status == 200 and (await resp.json())["acked_by"] == "cli:alice"
+    (step,) = await steps_of(h)
+    assert (step["status"], step["last_error"]) == ("cancelled", "acknowledged by cli:alice")
+    assert (await h.client.post("/api/v1/incidents/1/ack", json={})).status == 409  # acknowledged already
+    assert (await h.client.post("/api/v1/incidents/99/ack", json={})).status == 404
+    assert (await h.client.post("/api/v1/incidents/1/resolve", json={"by": "pagerduty:x"})).status == 400
+    resp = await h.client.post("/api/v1/incidents/1/resolve", json={"by": "cli:alice"})
+    assert resp.status == 200 and (await resp.json())["status"] == "resolved"
+    (page,) = peers.slack.roots()
+    await wait_until(
+        lambda: [m.text for m in peers.slack.replies(page.ts)][:1] == ["Acknowledged by cli:alice."],
+        what="Slack told of the API's ack",
+    )
