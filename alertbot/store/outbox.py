@@ -151,16 +151,7 @@ def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str
     """Stop the escalation of these incidents: their steps not yet taken are cancelled with ``why``
     ("acknowledged by …", "resolved"). A step being sent right now (claimed) is left to its sender,
     which looks at the incident before it acts."""
-    result = conn.execute(
-        outbox.update()
-        .where(
-            outbox.c.incident_id.in_(list(incident_ids)),
-            outbox.c.status == PENDING,
-            _ESCALATION,
-            outbox.c.lease_until.is_(None),
-        )
-        .values(status=CANCELLED, last_error=why)
-    )
+    result = conn.execute(_CANCEL_ESCALATION, {"ids": list(incident_ids), "why": why})
     return result.rowcount
 
 
@@ -168,6 +159,18 @@ def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str
 # queries whose WHERE implies theirs, and a bound parameter does not.
 _PENDING = outbox.c.status == sa.literal_column("'pending'")
 _DUE = sa.func.coalesce(outbox.c.lease_until, outbox.c.next_attempt_at)
+# Built once: ingest runs it for every resolve it sends (a statement built per call leaves cyclic
+# garbage behind, tests/integration/test_ingest_garbage.py).
+_CANCEL_ESCALATION = (
+    outbox.update()
+    .where(
+        outbox.c.incident_id.in_(sa.bindparam("ids", expanding=True)),
+        _PENDING,
+        _ESCALATION,
+        outbox.c.lease_until.is_(None),
+    )
+    .values(status=CANCELLED, last_error=sa.bindparam("why", type_=sa.Text))
+)
 
 
 def _behind_another() -> sa.ColumnElement[bool]:
