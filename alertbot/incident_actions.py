@@ -64,10 +64,10 @@ def resolve(
     current = incidents.current_of_chain(conn, incident_id)
     if current is None:
         return None
+    outbox.cancel_escalation(conn, [current.id, current.chain_id], why=f"resolved by {by}")
     incident = incidents.resolve_by_hand(conn, current.id, by=by, now=now)
     if incident is not None:
         _notify(conn, incident, "resolve", by, now, skip=skip)
-        outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"resolved by {by}")
         return incident
     if outbox.release_held(conn, current.chain_id, now):
         incident_notes.add(

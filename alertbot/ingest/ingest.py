@@ -248,7 +248,8 @@ class _Batch:
                 held.append((resolve_rows, now + hold.delay, hold.reason))
             else:
                 rows += resolve_rows
-                outbox.cancel_escalation(self._writer.conn, [incident.id, incident.chain_id], why="resolved")
+                if self._config.oncall.escalations:  # else no page of this config escalates
+                    outbox.cancel_escalation(self._writer.conn, [incident.id, incident.chain_id], why="resolved")
         for storm_id in sorted(storms_touched):
             rows.extend(self.storms.end_if_quiet(storm_id))
         self._writer.enqueue(rows)
@@ -320,14 +321,14 @@ class _Batch:
     def _escalate(self, incident: IncidentRecord, routed: RouteResult, dests: list[Destination]) -> None:
         """The page's escalation policy (its route's ``escalation``), laid out in time as held rows on
         the escalation channel — or, in shadow mode, recorded as what would have happened."""
-        live = next((m for m in routed.matches if m.escalation and not m.shadow), None)
-        match = live or next((m for m in routed.matches if m.escalation), None)
-        policy = self._config.oncall.policy(match.escalation) if match and match.escalation else None
-        if match is None or policy is None:
+        # The first live route's policy; a shadow route's only when no live route names one.
+        name = routed.escalation or next((m.escalation for m in routed.matches if m.escalation), None)
+        policy = self._config.oncall.policy(name) if name else None
+        if policy is None:
             return
         now = self._now
         steps = plan(policy, now)
-        if self._config.mode == "shadow" or live is None:
+        if self._config.mode == "shadow" or routed.escalation is None:
             detail: decisions.EscalateDecision = {
                 "policy": policy.name,
                 "steps": [

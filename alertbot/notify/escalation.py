@@ -97,8 +97,7 @@ class Escalator:
         if schedule is None:  # removed by a reload since the step was planned
             raise NotifyError(f"schedule {schedule_name!r} is no longer configured", retryable=False)
         now = self._clock()
-        overrides = [*config.overrides, *await self._store.read(oncall.current, now)]
-        return on_call(schedule, overrides, now).user
+        return on_call(schedule, await self._store.read(oncall.in_force, config.overrides, now), now).user
 
     async def _tell(self, n: Notification, heading: str, *, stand_in: str, user: str = "", channel: str = "") -> None:
         slack = self._notifiers.get("slack")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -43,6 +43,7 @@ TRANSIENT_ERRORS = {
     "team_added_to_org",
 }
 REFIRE_WINDOW = timedelta(hours=24)
+T = TypeVar("T")
 
 
 # Told of a new page's message (notification, channel id, ts): what follows it into its thread.
@@ -68,17 +69,15 @@ class SlackNotifier:
         self._clock = clock
 
     async def send(self, notification: Notification) -> PostedMessage | None:
-        try:
-            if notification.event == "resolve":
-                await self._resolve(notification)
-            elif notification.event == "acknowledge":
-                await self._acknowledge(notification)
-            else:  # trigger, or update: the message in place when there is one
-                return await self._trigger(notification)
-        except SlackApiError as exc:
-            raise _notify_error(exc) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise NotifyError(f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True) from exc
+        return await self._call(self._send, notification)
+
+    async def _send(self, notification: Notification) -> PostedMessage | None:
+        if notification.event == "resolve":
+            await self._resolve(notification)
+        elif notification.event == "acknowledge":
+            await self._acknowledge(notification)
+        else:  # trigger, or update: the message in place when there is one
+            return await self._trigger(notification)
         return None
 
     async def _trigger(self, n: Notification) -> PostedMessage | None:
@@ -141,9 +140,10 @@ class SlackNotifier:
         if own is not None:
             await self._client.chat_postMessage(channel=own.channel_id, thread_ts=own.ts, text=text)
 
-    async def _call(self, method: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``method``, with Slack's errors as ``NotifyError`` (retryable or not)."""
         try:
-            await method(*args)
+            return await method(*args)
         except SlackApiError as exc:
             raise _notify_error(exc) from exc
         except (aiohttp.ClientError, OSError) as exc:

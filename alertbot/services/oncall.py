@@ -55,15 +55,11 @@ class OncallService:
             raise NotFound(f"no schedule {name!r} in oncall.schedules")
         return schedule
 
-    async def overrides(self, now: datetime) -> list[Override]:
-        """The config's overrides, then those made in Slack (a newer one covering the same time wins)."""
-        return [*self._config().overrides, *await self._store.read(oncall.current, now)]
-
     async def who(self, name: str | None = None) -> list[OnCallNow]:
         """Who is on call now and who is next: for one schedule, or every schedule."""
         schedules = [self._schedule(name)] if name is not None else list(self._config().schedules)
         now = self._clock()
-        overrides = await self.overrides(now)
+        overrides = await self._store.read(oncall.in_force, self._config().overrides, now)
         return [OnCallNow(s, on_call(s, overrides, now), next_on_call(s, overrides, now)) for s in schedules]
 
     async def override(self, actor: Actor, user: str, duration: str, schedule: str | None = None) -> Override:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from alertbot import incident_actions
 from alertbot.domain.parse import describe_validation_error
 from alertbot.errors import PayloadError
-from alertbot.store import incident_notes, outbox
+from alertbot.store import incident_notes
 from alertbot.store.engine import Store
 from alertbot.store.schema import incidents as incidents_table
 from alertbot.store.schema import insert_ignore, pagerduty_events
@@ -156,8 +156,6 @@ def _apply(conn: Connection, event: _Event, now: datetime) -> Applied:
         return Applied("applied" if done else "unchanged", incident_id)
     if event.event_type == "incident.resolved":
         done = incident_actions.resolve(conn, incident_id, by=by, now=now, skip={"pagerduty"})
-        if done is not None:
-            outbox.cancel_escalation(conn, [incident_id, done.id], why=f"resolved by {by}")
         return Applied("applied" if done else "unchanged", incident_id)
     if event.event_type == "incident.reassigned":
         names = ", ".join(_cut(a.summary or a.id, 200) for a in data.assignees[:MAX_ASSIGNEES]) or "nobody"

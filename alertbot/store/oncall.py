@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -23,6 +24,12 @@ def add(conn: Connection, override: Override, now: datetime) -> int:
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def in_force(conn: Connection, configured: Sequence[Override], now: datetime) -> list[Override]:
+    """The config's overrides, then those made in Slack: ``on_call`` lets the last one covering an
+    instant win, so a newer stored override beats the config."""
+    return [*configured, *current(conn, now)]
 
 
 def current(conn: Connection, now: datetime) -> list[Override]:
