@@ -10,20 +10,27 @@ go out under the first incident's identity (its PagerDuty dedup key, its Slack m
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.outbox import OutboxEvent, OutboxIntent
 from alertbot.notify.base import Event, Notification, live_and_shadow
+from alertbot.notify.escalation_plan import PlannedRow, ack_timeout_row
 from alertbot.shadow import record_shadow
 from alertbot.store import incident_notes, incidents, outbox
 from alertbot.store.incidents import IncidentRecord
 
 
 def _notify(
-    conn: Connection, incident: IncidentRecord, event: Event, actor: str, now: datetime, *, skip: Collection[str] = ()
+    conn: Connection,
+    incident: IncidentRecord,
+    event: Event,
+    actor: str | None,
+    now: datetime,
+    *,
+    skip: Collection[str] = (),
 ) -> int:
     lead = incidents.get(conn, incident.lead_id) if incident.lead_id is not None else None
     view = incident.under(lead) if lead is not None else incident
@@ -52,7 +59,39 @@ def acknowledge(
     incident = incidents.acknowledge(conn, current.id, by=by, now=now) if current is not None else None
     if incident is not None:
         _notify(conn, incident, "acknowledge", by, now, skip=skip)
-        outbox.cancel_escalation(conn, [incident.id, incident.chain_id], why=f"acknowledged by {by}")
+        ids = [incident.id, incident.chain_id]
+        outbox.cancel_escalation(conn, ids, why=f"acknowledged by {by}")
+        _time_the_ack(conn, ids, by=by, now=now)
+    return incident
+
+
+def _time_the_ack(conn: Connection, incident_ids: list[int], *, by: str, now: datetime) -> None:
+    """An acknowledgement of an escalating incident lapses after its policy's ``ack_timeout``."""
+    payload = outbox.latest_escalation(conn, incident_ids)
+    page = Notification.model_validate(payload) if payload is not None else None
+    if page is None or page.escalation is None:
+        return
+    planned = ack_timeout_row(page, page.escalation, by=by, now=now)
+    if planned is not None:
+        intent, due, why = planned
+        outbox.enqueue(conn, [intent], now, hold=(due, why))
+
+
+def acknowledgement_expired(
+    conn: Connection, incident_id: int, *, by: str, now: datetime, note: str, then: Sequence[PlannedRow]
+) -> IncidentRecord | None:
+    """``by``'s acknowledgement lapsed with the incident still firing: it is no longer acknowledged
+    (its Slack message gets its Ack button back), the timeline says why, and escalation starts over
+    (``then``: the policy laid out again). None, changing nothing, if the acknowledgement no longer
+    holds (resolved, or acknowledged anew)."""
+    incident = incidents.unacknowledge(conn, incident_id, by=by, now=now)
+    if incident is None:
+        return None
+    # PagerDuty keeps its own acknowledgement (and its own timeout, a setting of its service).
+    _notify(conn, incident, "trigger", None, now, skip={"pagerduty"})
+    incident_notes.add(conn, [incident.chain_id, incident.id], kind="ack_expired", now=now, text=note)
+    for intent, due, why in then:
+        outbox.enqueue(conn, [intent], now, hold=(due, why))
     return incident
 
 

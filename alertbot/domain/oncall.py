@@ -204,13 +204,25 @@ class Step(BaseModel):
 
 
 class EscalationPolicy(BaseModel):
-    """``oncall.escalations[]``: steps in order; ``repeat`` runs the list that many more times."""
+    """``oncall.escalations[]``: steps in order; ``repeat`` runs the list that many more times.
+    ``ack_timeout``: an acknowledgement lapses after this long if the incident still fires, and the
+    policy runs again. ``renotify``: while nobody has acknowledged the page, it is re-posted to its
+    channels this often."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     repeat: int = Field(0, ge=0, le=MAX_REPEAT)
+    ack_timeout: Duration | None = None
+    renotify: Duration | None = None
+
+    @field_validator("ack_timeout", "renotify")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("at least 1s")
+        return value
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from alertbot.ingest.stages import (
 from alertbot.ingest.storm import Storms
 from alertbot.ingest.view import BatchView
 from alertbot.ingest.writer import BatchWriter
-from alertbot.notify.base import Destination, EscalationStep, Event
+from alertbot.notify.base import Destination, Event, Notification
+from alertbot.notify.escalation_plan import PlannedRow, policy_rows
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
 from alertbot.shadow import record_shadow, stored_destinations
@@ -157,7 +158,7 @@ class _Batch:
         self._conn, self._view, self._writer, self._now = conn, view, writer, now
         self.chains = Chains(config, view, writer, now)
         self.storms = Storms(config.storm, view, writer, now)
-        self._escalations: list[tuple[OutboxIntent, datetime, str]] = []  # (row, due, why), queued per payload
+        self._escalations: list[PlannedRow] = []  # queued per payload
         self._silence = SilenceMuter(view.silences, now)
         self._inhibit = InhibitMuter(config.inhibit_rules, view.inhibition)
 
@@ -346,19 +347,8 @@ class _Batch:
             )
             return
         pages = [d.target for d in dests if d.channel == "slack"]
-        for step, after in zip(steps, [*steps[1:], None], strict=True):
-            info = EscalationStep(
-                policy=policy.name,
-                number=step.number,
-                of=step.of,
-                target=step.target,
-                due=step.due,
-                next_target=after.target if after else "",
-                next_due=after.due if after else None,
-                pages=pages,
-            )
-            row = outbox_row(incident, "trigger", Destination(Channel.ESCALATION, step.target), escalation=info)
-            self._escalations.append((row, step.due, step.describe()))
+        page = Notification.build(incident, "trigger", Destination(Channel.ESCALATION, ""))
+        self._escalations += policy_rows(page, policy, now, pages)
 
     def _record_paged_before(self, incident: IncidentRecord, stats: IngestStats) -> None:
         """Muted with the reason, no automation; routed, so that its resolve reaches the page."""

@@ -13,7 +13,6 @@ from alertbot.domain.route import RouteResult, route
 from alertbot.notify.base import (
     CorrelatedChange,
     Destination,
-    EscalationStep,
     Event,
     Notification,
     StormSummary,
@@ -76,7 +75,6 @@ def outbox_row(
     approvals: list[dict[str, Any]] | None = None,
     note: str = "",
     changes: list[CorrelatedChange] | None = None,
-    escalation: EscalationStep | None = None,
 ) -> OutboxIntent:
     """One notification to queue: for this incident, this event, to this destination."""
     return OutboxIntent(
@@ -85,6 +83,6 @@ def outbox_row(
         channel=dest.channel,
         target=dest.target,
         payload=Notification.build(
-            incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes, escalation=escalation
+            incident, event, dest, storm=storm, approvals=approvals, note=note, changes=changes
         ).model_dump(mode="json"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -94,19 +94,34 @@ class CorrelatedChange(BaseModel):
 
 
 class EscalationStep(BaseModel):
-    """One step of an incident's escalation (``oncall.escalations``), carried by its outbox row on the
-    ``escalation`` channel: whom to tell, and where the page's own messages are."""
+    """One row of an incident's escalation (``oncall.escalations``), carried by its outbox row on the
+    ``escalation`` channel: whom to tell, and where the page's own messages are.
+
+    ``kind``: ``notify`` is a step of the policy; ``renotify`` re-posts the page while nobody has
+    acknowledged it; ``ack_timeout`` ends the acknowledgement given at ``acked_at`` if the incident
+    still fires then. Every row carries the policy's ``ack_timeout`` and ``renotify``, so an ack or a
+    re-notification plans the next row without the config."""
 
     model_config = ConfigDict(frozen=True)
 
     policy: str
-    number: int  # 1-based, across repeats
-    of: int
-    target: str  # schedule:NAME | user:SLACK_ID | channel:#name | pagerduty
+    kind: Literal["notify", "renotify", "ack_timeout"] = "notify"
+    number: int = 0  # 1-based, across repeats (notify)
+    of: int = 0
+    target: str = ""  # schedule:NAME | user:SLACK_ID | channel:#name | pagerduty (notify)
     due: datetime
     next_target: str = ""  # the step after this one, if any
     next_due: datetime | None = None
     pages: list[str] = []  # the Slack channels the page went to
+    ack_timeout: timedelta | None = None
+    renotify: timedelta | None = None
+    acked_by: str = ""  # ack_timeout: whose acknowledgement, given when
+    acked_at: datetime | None = None
+
+    @property
+    def row_target(self) -> str:
+        """The outbox row's target, as the incident's timeline shows it."""
+        return self.target if self.kind == "notify" else self.kind
 
 
 class Notification(BaseModel):

@@ -15,20 +15,35 @@ been told and what comes next.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from alertbot.domain.oncall import on_call
+from alertbot.domain.parse import format_duration
+from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.errors import NotifyError
 from alertbot.notify.base import EscalationStep, Notification, Notifier
+from alertbot.notify.escalation_plan import PlannedRow, next_renotify, policy_rows
 from alertbot.notify.slack import SlackNotifier
+from alertbot.notify.slack_blocks import who
 from alertbot.settings_sections import OncallConfig
-from alertbot.store import incidents, oncall
+from alertbot.store import incidents, oncall, outbox
 from alertbot.store.engine import Store
+from alertbot.store.incidents import IncidentRecord
 
 log = structlog.get_logger("alertbot.escalation")
+
+
+class Reopen(Protocol):
+    """Ends a lapsed acknowledgement and queues ``then`` (incident_actions.acknowledgement_expired)."""
+
+    def __call__(
+        self, conn: Connection, incident_id: int, /, *, by: str, now: datetime, note: str, then: Sequence[PlannedRow]
+    ) -> IncidentRecord | None: ...
 
 
 def _at(when: datetime) -> str:
@@ -44,7 +59,9 @@ class Escalator:
         notifiers: Mapping[str, Notifier],
         oncall_config: Callable[[], OncallConfig],
         clock: Callable[[], datetime],
+        reopen: Reopen,
     ) -> None:
+        self._reopen = reopen  # incident_actions.acknowledgement_expired, in one transaction
         self._store = store
         self._notifiers = notifiers  # the other channels, by name (looked up at each step)
         self._oncall = oncall_config  # read at each step: a reload's schedules apply to the next one
@@ -56,18 +73,73 @@ class Escalator:
             raise NotifyError("an escalation row without its step", retryable=False)
         # The chain's newest episode: a re-fire that continued the incident keeps its escalation.
         incident = await self._store.read(incidents.current_of_chain, n.incident_id)
+        if step.kind == "ack_timeout":
+            await self._ack_lapsed(step, n, incident)
+            return
         if incident is None or incident.status != "firing" or incident.acked_by:
             why = (
                 "resolved"
                 if incident is None or incident.status != "firing"
                 else f"acknowledged by {incident.acked_by}"
             )
-            log.info("escalation_step_skipped", incident_id=n.incident_id, step=step.number, why=why)
+            log.info("escalation_step_skipped", incident_id=n.incident_id, kind=step.kind, why=why)
+            return
+        if step.kind == "renotify":
+            await self._renotify(step, n)
             return
         told = await self._take(step, n)
         log.info("escalation_step_taken", incident_id=n.incident_id, step=step.number, of=step.of, told=told)
         try:  # best effort: the step is taken, and a retry would take it again
             await self._say_in_thread(step, n, told)
+        except NotifyError as exc:
+            log.warning("escalation_thread_reply_failed", incident_id=n.incident_id, error=exc.message)
+
+    async def _renotify(self, step: EscalationStep, n: Notification) -> None:
+        """Re-post the unacknowledged page to its channels (a thread reply also sent to the channel,
+        so the message keeps its one thread), then plan the next re-notification."""
+        now = self._clock()
+        text = f"<!here> Still firing and unacknowledged after {format_duration(now - n.starts_at)}: {e(n.summary)}"
+        slack = self._notifiers.get("slack")
+        if isinstance(slack, SlackNotifier) and step.pages:
+            for target in step.pages:
+                await slack.reply_in_thread(target, n.incident_id, text, broadcast=True)
+        else:
+            await self._stand_in(n.model_copy(update={"note": text}), "slack")
+        nxt = next_renotify(n, step, now)
+
+        def plan_next(conn: Connection) -> None:
+            # A retry of this row after a crash finds the next one already planned.
+            if not outbox.waiting(conn, n.incident_id, channel=self.channel, target="renotify"):
+                intent, due, why = nxt
+                outbox.enqueue(conn, [intent], now, hold=(due, why))
+
+        await self._store.write(plan_next)
+        log.info("escalation_renotified", incident_id=n.incident_id, pages=step.pages)
+
+    async def _ack_lapsed(self, step: EscalationStep, n: Notification, incident: IncidentRecord | None) -> None:
+        """The acknowledgement this row times has lasted ``ack_timeout``: if it still holds and the
+        incident still fires, it ends and the policy runs again from its first step."""
+        if incident is None or incident.status != "firing" or incident.acked_by != step.acked_by:
+            log.info("ack_timeout_moot", incident_id=n.incident_id, acked_by=incident.acked_by if incident else None)
+            return
+        assert step.ack_timeout is not None
+        now = self._clock()
+        policy = self._oncall().policy(step.policy)  # None if a reload removed it: the ack still lapses
+        again = policy_rows(n.model_copy(update={"escalation": None}), policy, now, step.pages) if policy else []
+        lasted = format_duration(step.ack_timeout)
+        note = f"acknowledgement by {step.acked_by} expired after {lasted} while still firing"
+        reopened = await self._store.write(self._reopen, incident.id, by=step.acked_by, now=now, note=note, then=again)
+        if reopened is None:
+            return
+        log.info("ack_expired", incident_id=n.incident_id, acked_by=step.acked_by, policy=step.policy)
+        slack = self._notifiers.get("slack")
+        if not isinstance(slack, SlackNotifier):
+            return
+        text = f"The acknowledgement by {who(step.acked_by)} expired after {lasted} while still firing"
+        text += f": escalating again by *{e(step.policy)}*." if policy else "."
+        try:
+            for target in step.pages:
+                await slack.reply_in_thread(target, n.incident_id, text)
         except NotifyError as exc:
             log.warning("escalation_thread_reply_failed", incident_id=n.incident_id, error=exc.message)
 

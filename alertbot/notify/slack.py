@@ -130,15 +130,18 @@ class SlackNotifier:
             channel=channel, text=f"{heading}\n{fallback_text(n, resolved=False)}", blocks=blocks
         )
 
-    async def reply_in_thread(self, target: str, incident_id: int, text: str) -> None:
+    async def reply_in_thread(self, target: str, incident_id: int, text: str, *, broadcast: bool = False) -> None:
         """A line in the thread of the page's message in ``target`` (what escalation did); nothing
-        when the page has no message there. ``text`` is mrkdwn the caller built from validated parts."""
-        await self._call(self._reply_in_thread, target, incident_id, text)
+        when the page has no message there. ``text`` is mrkdwn the caller built from validated parts.
+        ``broadcast``: also sent to the channel (Slack's ``reply_broadcast``)."""
+        await self._call(self._reply_in_thread, target, incident_id, text, broadcast)
 
-    async def _reply_in_thread(self, target: str, incident_id: int, text: str) -> None:
+    async def _reply_in_thread(self, target: str, incident_id: int, text: str, broadcast: bool) -> None:
         own = await self._store.read(slack_messages.for_incident, incident_id, target)
         if own is not None:
-            await self._client.chat_postMessage(channel=own.channel_id, thread_ts=own.ts, text=text)
+            await self._client.chat_postMessage(
+                channel=own.channel_id, thread_ts=own.ts, text=text, reply_broadcast=broadcast
+            )
 
     async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``method``, with Slack's errors as ``NotifyError`` (retryable or not)."""

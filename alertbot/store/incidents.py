@@ -268,6 +268,16 @@ def acknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -
     return get(conn, incident_id) if result.rowcount else None
 
 
+def unacknowledge(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
+    """End ``by``'s acknowledgement of a firing incident (it lapsed); None if it no longer holds."""
+    result = conn.execute(
+        incidents.update()
+        .where(incidents.c.id == incident_id, incidents.c.status == "firing", incidents.c.acked_by == by)
+        .values(acked_by=None, acked_at=None, updated_at=now)
+    )
+    return get(conn, incident_id) if result.rowcount else None
+
+
 def resolve_by_hand(conn: Connection, incident_id: int, *, by: str, now: datetime) -> IncidentRecord | None:
     """Resolve a firing incident on someone's word; None if it is not firing."""
     result = conn.execute(

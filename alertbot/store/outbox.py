@@ -155,6 +155,34 @@ def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str
     return result.rowcount
 
 
+def latest_escalation(conn: Connection, incident_ids: Sequence[int]) -> JSONObject | None:
+    """The payload of these incidents' newest escalation row, whatever its state: the policy they
+    follow (its ``ack_timeout``), and where their pages are."""
+    payload = conn.execute(
+        sa.select(outbox.c.payload)
+        .where(outbox.c.incident_id.in_(list(incident_ids)), _ESCALATION)
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return dict(payload) if payload is not None else None
+
+
+def waiting(conn: Connection, incident_id: int, *, channel: str, target: str) -> bool:
+    """Whether a row for this incident, channel and target waits to be sent (claimed ones aside)."""
+    found = conn.execute(
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.channel == channel,
+            outbox.c.target == target,
+            outbox.c.status == PENDING,
+            outbox.c.lease_until.is_(None),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 # 'pending' spelled as a literal: the partial indexes on pending rows (schema v15) apply only to
 # queries whose WHERE implies theirs, and a bound parameter does not.
 _PENDING = outbox.c.status == sa.literal_column("'pending'")
@@ -265,7 +293,9 @@ _DELIVERED = (
     .where(outbox.c.id == sa.bindparam("row_id"))
     .values(
         status=DELIVERED,
-        payload={},  # sent: the timeline needs only the other columns (see store/retention.py)
+        # Sent: the timeline needs only the other columns (see store/retention.py). An escalation
+        # row keeps its payload: it names the policy an acknowledgement then times (latest_escalation).
+        payload=sa.case((_ESCALATION, outbox.c.payload), else_=sa.literal({}, outbox.c.payload.type)),
         delivered_at=sa.bindparam("at", type_=UTCDateTime),
         lease_until=None,
         lease_owner=None,

@@ -14,7 +14,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from alertbot import __version__
+from alertbot import __version__, incident_actions
 from alertbot.bootstrap import kube_factory
 from alertbot.changes.kube_api import KubeApi
 from alertbot.changes.watch import ChangeRecorder, KubeWatch
@@ -130,7 +130,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if "escalation" not in state.notifiers:  # steps of escalation policies, through the other channels
         state.notifiers = {
             **state.notifiers,
-            "escalation": Escalator(store, dict(state.notifiers), lambda: state.config.oncall, state.clock),
+            "escalation": Escalator(
+                store,
+                dict(state.notifiers),
+                lambda: state.config.oncall,
+                state.clock,
+                reopen=incident_actions.acknowledgement_expired,
+            ),
         }
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(

@@ -59,6 +59,7 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also sent to the channel (reply_broadcast)
     history: list[dict[str, Any]] = field(default_factory=list)
     files: list[UploadedFile] = field(default_factory=list)  # shared with the message (file uploads)
 
@@ -198,7 +199,8 @@ class FakeSlack:
         thread = params.get("thread_ts")
         if thread is not None and thread not in self.messages:
             return web.json_response({"ok": False, "error": "thread_not_found"})
-        self.messages[ts] = Message(channel, ts, params.get("text", ""), _blocks(params), thread)
+        broadcast = str(params.get("reply_broadcast", "")).lower() in ("true", "1")
+        self.messages[ts] = Message(channel, ts, params.get("text", ""), _blocks(params), thread, broadcast)
         return web.json_response(
             {
                 "ok": True,

@@ -21,11 +21,11 @@ PRIMARY: dict[str, Any] = {
 }
 
 
-def oncall_config(peers: Peers, *steps: dict[str, str]) -> dict[str, Any]:
-    """The peers' config with a `critical` policy of these steps on the critical route."""
+def oncall_config(peers: Peers, *steps: dict[str, str], **policy: str) -> dict[str, Any]:
+    """The peers' config with a `critical` policy of these steps (and keys) on the critical route."""
     return {
         **peers.config,
-        "oncall": {"schedules": [PRIMARY], "escalations": [{"name": "critical", "steps": list(steps)}]},
+        "oncall": {"schedules": [PRIMARY], "escalations": [{"name": "critical", "steps": list(steps), **policy}]},
         "routes": {
             "receivers": ["slack"],
             "routes": [
@@ -213,3 +213,63 @@ async def test_an_ack_through_the_api_stops_the_escalation(make_harness: MakeHar
         lambda: [m.text for m in peers.slack.replies(page.ts)][:1] == ["Acknowledged by cli:alice."],
         what="Slack told of the API's ack",
     )
+
+
+async def test_an_ack_that_expires_while_still_firing_reenters_escalation(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    """``ack_timeout``: the acknowledgement lapses, the page loses it (its Ack button is back), the
+    thread says why, and the policy runs again from its first step."""
+    config = oncall_config(peers, {"notify": "user:U0CCC"}, ack_timeout="2s")
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="step 1")
+    assert "acknowledged" in (await command(h, "ack 1", user="UALICE"))["text"]
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 2, within=10, what="step 1 again")
+    incident = await (await h.client.get("/api/v1/incidents/1")).json()
+    assert incident["acked_by"] is None and incident["status"] == "firing"
+    (page,) = [m for m in peers.slack.roots() if m.channel == peers.slack.channel_ids["#alerts-critical"]]
+    await wait_until(
+        lambda: any("acknowledgement by <@UALICE> expired after 2s" in m.text for m in peers.slack.replies(page.ts)),
+        what="the thread saying the acknowledgement expired",
+    )
+    await wait_until(lambda: not page.text.startswith("[ACKED]"), what="the page no longer acknowledged")
+    assert "acknowledged by" not in str(page.blocks) and "'text': 'Ack'" in str(page.blocks)
+    assert [(s["target"], s["status"]) for s in await steps_of(h)][:2] == [
+        ("user:U0CCC", "delivered"),
+        ("ack_timeout", "delivered"),
+    ]
+
+
+async def test_an_ack_timeout_ends_with_a_resolve_or_a_new_ack(make_harness: MakeHarness, peers: Peers) -> None:
+    config = oncall_config(peers, {"notify": "user:U0CCC"}, ack_timeout="1h")
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="step 1")
+    assert (await h.client.post("/api/v1/incidents/1/ack", json={"by": "cli:alice"})).status == 200
+    timeout = (await steps_of(h))[-1]
+    assert (timeout["target"], timeout["status"]) == ("ack_timeout", "pending")
+    await h.post_file("am-higherrorrate-nutrition-service-resolved.json")
+    timeout = (await steps_of(h))[-1]
+    assert (timeout["target"], timeout["status"], timeout["last_error"]) == ("ack_timeout", "cancelled", "resolved")
+
+
+async def test_an_unacknowledged_page_is_renotified_until_someone_acks(make_harness: MakeHarness, peers: Peers) -> None:
+    """``renotify``: the page is re-posted to its channel (a thread reply also sent to the channel)
+    every interval while nobody has acknowledged it; the ack stops it."""
+    config = oncall_config(peers, {"notify": "user:U0CCC", "after": "1h"}, renotify="1s")
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.roots()) == 1, what="the page")
+    (page,) = peers.slack.roots()
+
+    def renotified() -> list[str]:
+        return [m.text for m in peers.slack.replies(page.ts) if m.broadcast]
+
+    await wait_until(lambda: len(renotified()) >= 2, within=10, what="two re-notifications")
+    assert renotified()[0].startswith("<!here> Still firing and unacknowledged after ")
+    assert "acknowledged" in (await command(h, "ack 1", user="UALICE"))["text"]
+    pending = [s for s in await steps_of(h) if s["status"] == "pending"]
+    assert pending == []  # neither the next re-notification nor the step in 1h is left
+    renotifies = [s for s in await steps_of(h) if s["target"] == "renotify"]
+    assert renotifies[-1]["status"] in ("cancelled", "delivered")

@@ -319,6 +319,23 @@ async def test_delivered_notifications_drop_their_payload(store: Store) -> None:
     assert row.event == "trigger" and row.channel == "console"
 
 
+async def test_a_delivered_escalation_step_keeps_its_payload(store: Store) -> None:
+    """An escalation row names the policy an acknowledgement then times (outbox.latest_escalation)."""
+    step = {"fingerprint": "live", "escalation": {"policy": "critical"}}
+
+    def setup(conn: Connection) -> int:
+        incident_id = add_incident(conn, "live", status="firing", resolved_at=None)
+        row = {"incident_id": incident_id, "event": "trigger", "channel": "escalation", "target": "pagerduty"}
+        outbox_repo.enqueue(conn, [{**row, "payload": step}], NOW)
+        row_id: int = conn.execute(sa.select(sa.func.max(outbox.c.id))).scalar_one()
+        return row_id
+
+    row_id = await store.write(setup)
+    await store.write(outbox_repo.mark_delivered_many, [(row_id, NOW)])
+    row = await store.read(lambda conn: conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).one())
+    assert row.payload == step and row.status == "delivered"
+
+
 async def test_the_running_app_deletes_resolved_incidents_after_retention(make_harness: MakeHarness) -> None:
     """``alertbot serve``'s job: with ``retention.incidents: 200ms`` (every 50 ms), an alert that fired
     and resolved is gone from the API shortly after, while a firing one stays."""

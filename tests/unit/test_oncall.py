@@ -95,3 +95,7 @@ def test_a_policy_is_laid_out_in_time_and_repeated() -> None:
     ]
     with pytest.raises(ValidationError, match="notify one of"):
         EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "email:bob@example.com"}]})
+    with pytest.raises(ValidationError, match="at least 1s"):
+        EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "pagerduty"}], "renotify": "0s"})
+    with pytest.raises(ValidationError, match="at least 1s"):
+        EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "pagerduty"}], "ack_timeout": "0s"})
