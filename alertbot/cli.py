@@ -207,15 +207,17 @@ def routes_test(
             {"path": list(m.path), "receivers": list(m.receivers), "shadow": m.shadow, "escalation": m.escalation}
             for m in result.matches
         ]
-        typer.echo(
-            json.dumps({"receivers": list(result.receivers), "escalation": result.escalation, "matches": matches})
-        )
+        quiet = result.quiet_hours.model_dump(mode="json") if result.quiet_hours else None
+        routed = {"receivers": list(result.receivers), "escalation": result.escalation, "quiet_hours": quiet}
+        typer.echo(json.dumps({**routed, "matches": matches}))
         return
     typer.echo(" ".join(result.receivers) if result.receivers else "(no receivers)")
     for match in result.matches:
         typer.echo("  path: " + " → ".join(match.path) + f"  ⇒  {', '.join(match.receivers) or '(none)'}")
     if result.escalation:
         typer.echo(f"  escalation: {result.escalation} (until acknowledged)")
+    if result.quiet_hours:
+        typer.echo(f"  quiet hours: {result.quiet_hours.describe()} (info and warning wait)")
 
 
 @app.command("decisions")

@@ -17,11 +17,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alertbot.domain.parse import Duration, format_duration
 
@@ -171,6 +171,98 @@ def next_on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime
             break
         nxt = on_call(schedule, overrides, nxt.end)
     return nxt
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class QuietHours(BaseModel):
+    """``routes[].quiet_hours``: when info and warning pages wait (a critical never does). Quiet
+    each day from ``start`` to ``end`` (wall clock in ``timezone``; ``end`` before ``start`` spans
+    the night) and all day on ``days`` (e.g. ``[sat, sun]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: time | None = None
+    end: time | None = None
+    timezone: str = "UTC"
+    days: list[str] = Field(default_factory=list)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str | time):
+            # YAML reads an unquoted 19:00 as the number 1140 (base 60).
+            raise ValueError('quote the time, e.g. "19:00"')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[str]) -> list[str]:
+        days = [d.lower() for d in value]
+        unknown = [d for d in days if d not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown day {unknown[0]!r}: use {', '.join(WEEKDAYS)}")
+        if len(set(days)) == len(WEEKDAYS):
+            raise ValueError("quiet all week never ends: leave a day out")
+        return days
+
+    @model_validator(mode="after")
+    def _some_quiet(self) -> QuietHours:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end (or neither, with days)")
+        if self.start is None and not self.days:
+            raise ValueError("give start and end, or days, or both")
+        if self.start is not None and self.start == self.end:
+            raise ValueError("start and end are the same: for a quiet day, list it in days")
+        return self
+
+    def _quiet(self, local: datetime) -> bool:
+        if WEEKDAYS[local.weekday()] in self.days:
+            return True
+        if self.start is None or self.end is None:
+            return False
+        now = local.time()
+        if self.start < self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end  # across midnight
+
+    def _next_boundary(self, local: datetime) -> datetime:
+        """The next local instant after ``local`` at which the quiet might end: the daily ``end``,
+        or midnight (a quiet day ends)."""
+        midnight = datetime.combine(local.date() + timedelta(days=1), time())
+        if self.end is None:
+            return midnight
+        end = datetime.combine(local.date(), self.end)
+        return min(end if end > local else end + timedelta(days=1), midnight)
+
+    def until(self, at: datetime) -> datetime | None:
+        """When the quiet covering ``at`` ends (UTC), or None if ``at`` is not quiet."""
+        tz = zone(self.timezone)
+        local = wall_clock(at, tz)
+        if not self._quiet(local):
+            return None
+        for _ in range(16):  # at most a night and six quiet days
+            local = self._next_boundary(local)
+            if not self._quiet(local):
+                return instant(local, tz)
+        raise AssertionError("quiet hours that never end passed validation")  # pragma: no cover
+
+    def describe(self) -> str:
+        """ "19:00–08:00 and all sat, sun Europe/Berlin" """
+        parts = [f"{self.start:%H:%M}–{self.end:%H:%M}"] if self.start and self.end else []
+        parts += [f"all {', '.join(self.days)}"] if self.days else []
+        return f"{' and '.join(parts)} {self.timezone}"
+
+    def local(self, at: datetime) -> str:
+        """``at`` on the quiet hours' clock: "Mon 07 Dec 08:00 Europe/Berlin"."""
+        return f"{wall_clock(at, zone(self.timezone)):%a %d %b %H:%M} {self.timezone}"
 
 
 TARGET_RE = re.compile(

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
 from alertbot.domain.matchers import Matcher
+from alertbot.domain.oncall import QuietHours
 from alertbot.domain.parse import Duration
 
 _RECEIVER_RE = re.compile(r"^(pagerduty(:[A-Za-z0-9_-]+)?|console|slack(:\S+)?)$")
@@ -57,6 +58,7 @@ class RouteNode(BaseModel):
     mode: Literal["live", "shadow"] | None = None  # None: as the parent (the root: live)
     resolve_delay: Duration | None = None  # hold resolves this long; None: as the parent
     escalation: str | None = None  # the oncall.escalations policy its pages follow; None: as the parent
+    quiet_hours: QuietHours | None = None  # when its info and warning pages wait; None: as the parent
     routes: list[RouteNode] = Field(default_factory=list)
 
     def escalations(self) -> list[str]:
@@ -90,6 +92,7 @@ class RouteMatch:
     shadow: bool = False
     resolve_delay: timedelta | None = None
     escalation: str | None = None
+    quiet_hours: QuietHours | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,11 @@ class RouteResult:
         """The escalation policy of the first live route reached that names one."""
         return next((m.escalation for m in self.matches if m.escalation and not m.shadow), None)
 
+    @property
+    def quiet_hours(self) -> QuietHours | None:
+        """The quiet hours of the first live route reached that names some."""
+        return next((m.quiet_hours for m in self.matches if m.quiet_hours and not m.shadow), None)
+
     def _receivers(self, shadow: bool | None) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for match in self.matches:
@@ -130,7 +138,9 @@ class RouteResult:
 
 
 def route(tree: RouteNode, labels: Mapping[str, str]) -> RouteResult:
-    root = RouteMatch(("root",), tuple(tree.receivers), tree.mode == "shadow", tree.resolve_delay, tree.escalation)
+    root = RouteMatch(
+        ("root",), tuple(tree.receivers), tree.mode == "shadow", tree.resolve_delay, tree.escalation, tree.quiet_hours
+    )
     return RouteResult(tuple(_walk(tree, labels, root)))
 
 
@@ -146,6 +156,7 @@ def _walk(node: RouteNode, labels: Mapping[str, str], here: RouteMatch) -> list[
             shadow=here.shadow if child.mode is None else child.mode == "shadow",
             resolve_delay=here.resolve_delay if child.resolve_delay is None else child.resolve_delay,
             escalation=child.escalation or here.escalation,
+            quiet_hours=child.quiet_hours or here.quiet_hours,
         )
         found.extend(_walk(child, labels, inherited))
         if not child.continue_:

@@ -159,6 +159,7 @@ class _Batch:
         self.chains = Chains(config, view, writer, now)
         self.storms = Storms(config.storm, view, writer, now)
         self._escalations: list[PlannedRow] = []  # queued per payload
+        self._quiet: list[tuple[list[OutboxIntent], datetime, str]] = []  # pages waiting for quiet hours to end
         self._silence = SilenceMuter(view.silences, now)
         self._inhibit = InhibitMuter(config.inhibit_rules, view.inhibition)
 
@@ -257,6 +258,10 @@ class _Batch:
         for held_rows, until, why in held:  # after any update of the same message queued above
             self._writer.enqueue(held_rows, hold=(until, why))
         self._writer.enqueue(direct, hand_to=stats.handed_off)
+        for quiet_rows, until, why in self._quiet:
+            self._writer.enqueue(quiet_rows, hold=(until, why))
+            stats.notifications += len(quiet_rows)
+        self._quiet.clear()
         for row, due, why in self._escalations:  # behind the pages they escalate
             self._writer.enqueue([row], hold=(due, why))
         self._escalations.clear()
@@ -315,20 +320,31 @@ class _Batch:
             if event == "trigger" and dests
             else []
         )
-        if event == "trigger":
-            self._escalate(incident, routed, dests)
-        return [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+        rows = [outbox_row(incident, event, dest, approvals=approvals, changes=changes) for dest in dests]
+        if event != "trigger":
+            return rows
+        quiet = routed.quiet_hours
+        until = quiet.until(now) if quiet is not None and incident.severity is not Severity.CRITICAL else None
+        if until is not None and rows:
+            assert quiet is not None
+            self._quiet.append((rows, until, f"quiet hours until {quiet.local(until)}"))
+            rows = []
+        self._escalate(incident, routed, dests, start=until or now)
+        return rows
 
-    def _escalate(self, incident: IncidentRecord, routed: RouteResult, dests: list[Destination]) -> None:
-        """The page's escalation policy (its route's ``escalation``), laid out in time as held rows on
-        the escalation channel — or, in shadow mode, recorded as what would have happened."""
+    def _escalate(
+        self, incident: IncidentRecord, routed: RouteResult, dests: list[Destination], *, start: datetime
+    ) -> None:
+        """The page's escalation policy (its route's ``escalation``), laid out in time from ``start``
+        (now, or when quiet hours end) as held rows on the escalation channel — or, in shadow mode,
+        recorded as what would have happened."""
         # The first live route's policy; a shadow route's only when no live route names one.
         name = routed.escalation or next((m.escalation for m in routed.matches if m.escalation), None)
         policy = self._config.oncall.policy(name) if name else None
         if policy is None:
             return
         now = self._now
-        steps = plan(policy, now)
+        steps = plan(policy, start)
         if self._config.mode == "shadow" or routed.escalation is None:
             detail: decisions.EscalateDecision = {
                 "policy": policy.name,
@@ -348,7 +364,7 @@ class _Batch:
             return
         pages = [d.target for d in dests if d.channel == "slack"]
         page = Notification.build(incident, "trigger", Destination(Channel.ESCALATION, ""))
-        self._escalations += policy_rows(page, policy, now, pages)
+        self._escalations += policy_rows(page, policy, start, pages)
 
     def _record_paged_before(self, incident: IncidentRecord, stats: IngestStats) -> None:
         """Muted with the reason, no automation; routed, so that its resolve reaches the page."""

@@ -126,6 +126,7 @@ def cancel_held(conn: Connection, incident_id: int, *, why: str) -> int:
             outbox.c.hold.is_not(None),
             outbox.c.lease_until.is_(None),
             ~_ESCALATION,
+            outbox.c.event == "resolve",  # a page waiting for quiet hours stays
         )
         .values(status=CANCELLED, last_error=why)
     )
@@ -141,6 +142,7 @@ def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
             outbox.c.status == PENDING,
             outbox.c.hold.is_not(None),
             ~_ESCALATION,
+            outbox.c.event == "resolve",  # a page waiting for quiet hours stays
         )
         .values(next_attempt_at=now, hold=None)
     )

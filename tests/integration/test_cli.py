@@ -370,6 +370,15 @@ def test_routes_test_names_the_escalation_and_check_config_an_unknown_one(tmp_pa
     assert text.splitlines()[-1] == "  escalation: critical (until acknowledged)"
     routed = json.loads(run("routes", "test", "severity=critical", "--json", "--config", str(config)).stdout)
     assert routed["escalation"] == "critical" and routed["matches"][0]["escalation"] == "critical"
+    quiet = {"start": "19:00", "end": "08:00", "timezone": "Europe/Berlin", "days": ["sat", "sun"]}
+    config.write_text(json.dumps({"routes": {"receivers": ["slack"], "quiet_hours": quiet}}))
+    text = run("routes", "test", "severity=warning", "--config", str(config)).stdout
+    assert text.splitlines()[-1] == "  quiet hours: 19:00–08:00 and all sat, sun Europe/Berlin (info and warning wait)"
+    routed = json.loads(run("routes", "test", "severity=warning", "--json", "--config", str(config)).stdout)
+    assert routed["quiet_hours"] == {**quiet, "start": "19:00:00", "end": "08:00:00"}
+    config.write_text(
+        json.dumps({"oncall": {"escalations": [policy]}, "routes": {"receivers": ["slack"], "routes": [route]}})
+    )
     config.write_text(config.read_text().replace('"escalation": "critical"}', '"escalation": "critcal"}'))
     refused = run("check-config", str(config))
     assert refused.returncode == 2 and "escalation 'critcal' is not a policy in oncall.escalations" in refused.stderr

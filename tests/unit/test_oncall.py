@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from alertbot.domain.oncall import EscalationPolicy, Override, Schedule, next_on_call, on_call, plan
+from alertbot.domain.oncall import EscalationPolicy, Override, QuietHours, Schedule, next_on_call, on_call, plan
 
 PRIMARY = Schedule.model_validate(
     {
@@ -99,3 +99,43 @@ def test_a_policy_is_laid_out_in_time_and_repeated() -> None:
         EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "pagerduty"}], "renotify": "0s"})
     with pytest.raises(ValidationError, match="at least 1s"):
         EscalationPolicy.model_validate({"name": "x", "steps": [{"notify": "pagerduty"}], "ack_timeout": "0s"})
+
+
+NIGHTS_AND_WEEKENDS = QuietHours.model_validate(
+    {"start": "19:00", "end": "08:00", "timezone": "Europe/Berlin", "days": ["sat", "sun"]}
+)
+
+
+@pytest.mark.parametrize(
+    ("at", "until"),
+    [
+        ("2026-12-02T12:00:00", None),  # Wednesday 13:00 CET: working hours
+        ("2026-12-02T17:59:59", None),  # 18:59 CET
+        ("2026-12-02T18:00:00", "2026-12-03T07:00:00"),  # 19:00 CET → Thursday 08:00 CET
+        ("2026-12-03T02:00:00", "2026-12-03T07:00:00"),  # 03:00 CET, the same night
+        ("2026-12-03T07:00:00", None),  # 08:00 CET: the quiet is over
+        ("2026-12-04T20:00:00", "2026-12-07T07:00:00"),  # Friday night → through the weekend to Monday 08:00
+        ("2026-12-06T11:00:00", "2026-12-07T07:00:00"),  # Sunday noon
+        # Clocks go forward on 2027-03-28: Monday 29 March 08:00 in Berlin is 06:00 UTC.
+        ("2027-03-27T12:00:00", "2027-03-29T06:00:00"),
+    ],
+)
+def test_quiet_hours_end_at_the_next_local_working_time(at: str, until: str | None) -> None:
+    expected = utc(until) if until is not None else None
+    assert NIGHTS_AND_WEEKENDS.until(utc(at)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"start": 1140, "end": "08:00"}, 'quote the time, e.g. "19:00"'),
+        ({"start": "19:00"}, "give both start and end"),
+        ({"start": "08:00", "end": "08:00"}, "start and end are the same"),
+        ({}, "give start and end, or days"),
+        ({"days": ["someday"]}, "mon, tue"),
+        ({"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}, "never ends"),
+    ],
+)
+def test_bad_quiet_hours_say_what_is_wrong(value: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        QuietHours.model_validate(value)

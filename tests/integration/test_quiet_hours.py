@@ -1,0 +1,53 @@
+"""Quiet hours on a route, on the real clock: a warning waits for the quiet to end, a critical never
+does; the warning's message then goes out, and its escalation starts only then."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.conftest import MakeHarness, Peers
+from tests.helpers import wait_until
+
+WARNING = "am-highload-nutrition-service-firing.json"  # HighLoad: a warning
+CRITICAL = "am-higherrorrate-nutrition-service-firing.json"
+
+
+def quiet_until(end: datetime) -> dict[str, str]:
+    """Quiet from an hour ago until ``end`` (UTC wall clock, to the second)."""
+    start = end - timedelta(hours=1)
+    return {"start": start.strftime("%H:%M:%S"), "end": end.strftime("%H:%M:%S"), "timezone": "UTC"}
+
+
+async def notifications(h: Any, incident_id: int) -> list[dict[str, Any]]:
+    return list((await (await h.client.get(f"/api/v1/incidents/{incident_id}")).json())["notifications"])
+
+
+async def test_a_warning_waits_for_the_quiet_hours_to_end_and_a_critical_does_not(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    config = {
+        **peers.config,
+        "oncall": {"escalations": [{"name": "team", "steps": [{"notify": "user:U0CCC"}]}]},
+        "routes": {"receivers": ["slack"], "escalation": "team", "quiet_hours": quiet_until(end)},
+    }
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(WARNING)
+    await h.post_file(CRITICAL)
+    await wait_until(lambda: len(peers.slack.roots()) >= 1, what="the critical page, at once")
+    assert [m.text[:10] for m in peers.slack.roots()][:1] == ["[CRITICAL]"]
+    (held,) = [n for n in await notifications(h, 1) if n["channel"] == "slack"]
+    assert held["status"] == "pending" and held["hold"].startswith("quiet hours until ")
+    assert datetime.fromisoformat(held["held_until"]) == end
+    (step,) = [n for n in await notifications(h, 1) if n["channel"] == "escalation"]
+    assert datetime.fromisoformat(step["held_until"]) == end  # the escalation starts when the quiet ends
+    # The critical's escalation did not wait: its first step has told U0CCC already.
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) >= 1, what="the critical's step")
+    assert "CRITICAL" in peers.slack.direct_messages("U0CCC")[0].text
+
+    def warnings() -> list[Any]:
+        return [m for m in peers.slack.roots() if m.text.startswith("[WARNING]")]
+
+    await wait_until(lambda: len(warnings()) == 1, within=10, what="the warning, once the quiet is over")
+    assert datetime.now(UTC) >= end
