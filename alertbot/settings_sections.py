@@ -342,6 +342,14 @@ class OncallConfig(Section):
     schedules: list[Schedule] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
     escalations: list[EscalationPolicy] = Field(default_factory=list)
+    handoff_check: Duration = timedelta(minutes=1)  # how often replicas look for a hand-off to announce
+
+    @field_validator("handoff_check")
+    @classmethod
+    def _sensible_check(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=100) <= value <= timedelta(hours=1):
+            raise ValueError("between 100ms and 1h")
+        return value
 
     @model_validator(mode="after")
     def _names_resolve(self) -> OncallConfig:

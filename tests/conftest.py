@@ -98,6 +98,7 @@ INTERNAL_ERRORS = {
     "unhandled_error",
     "ingest_failed",
     "notifier_crashed",
+    "handoff_check_crashed",
     "automation_run_crashed",
 }
 

@@ -44,7 +44,15 @@ def _name(value: str) -> str:
     return value
 
 
+def _slack_channel(value: str) -> str:
+    if not CHANNEL_RE.match(value):
+        raise ValueError(f"{value!r} is not a Slack channel: #name or a channel ID such as C0123ABCD")
+    return value
+
+
+CHANNEL_RE = re.compile(r"^(#[a-z0-9_-]{1,80}|[CG][A-Z0-9]{2,20})$")
 SlackUser = Annotated[str, AfterValidator(_slack_user)]
+SlackChannel = Annotated[str, AfterValidator(_slack_channel)]
 Name = Annotated[str, AfterValidator(_name)]
 
 
@@ -84,6 +92,7 @@ class Schedule(BaseModel):
     shift: Duration
     handoff: datetime  # one hand-off instant, wall-clock in ``timezone``
     timezone: str = "UTC"
+    handoff_channel: SlackChannel | None = None  # told of each hand-off (the incoming person always is)
 
     @field_validator("shift")
     @classmethod
@@ -255,8 +264,8 @@ class QuietHours(BaseModel):
         raise AssertionError("quiet hours that never end passed validation")  # pragma: no cover
 
     def describe(self) -> str:
-        """ "19:00–08:00 and all sat, sun Europe/Berlin" """
-        parts = [f"{self.start:%H:%M}–{self.end:%H:%M}"] if self.start and self.end else []
+        """ "19:00 to 08:00 and all sat, sun Europe/Berlin" """
+        parts = [f"{self.start:%H:%M} to {self.end:%H:%M}"] if self.start and self.end else []
         parts += [f"all {', '.join(self.days)}"] if self.days else []
         return f"{' and '.join(parts)} {self.timezone}"
 

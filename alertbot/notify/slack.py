@@ -115,9 +115,7 @@ class SlackNotifier:
         await self._call(self._direct_message, user, n, heading)
 
     async def _direct_message(self, user: str, n: Notification, heading: str) -> None:
-        opened = await self._client.conversations_open(users=user)
-        channel = str(opened["channel"]["id"])
-        await self._post_with_heading(channel, n, heading)
+        await self._post_with_heading(await self._dm_channel(user), n, heading)
 
     async def post_with_heading(self, channel: str, n: Notification, heading: str) -> None:
         """The alert posted to a channel under a heading (an escalation step's ``channel:``)."""
@@ -129,6 +127,24 @@ class SlackNotifier:
         await self._client.chat_postMessage(
             channel=channel, text=f"{heading}\n{fallback_text(n, resolved=False)}", blocks=blocks
         )
+
+    async def post_text(self, channel: str, text: str) -> None:
+        """A plain message (mrkdwn the caller built from validated parts) in a channel."""
+        await self._call(self._post_text, channel, text)
+
+    async def _post_text(self, channel: str, text: str) -> None:
+        await self._client.chat_postMessage(channel=channel, text=text)
+
+    async def direct_text(self, user: str, text: str) -> None:
+        """A plain message to one person."""
+        await self._call(self._direct_text, user, text)
+
+    async def _direct_text(self, user: str, text: str) -> None:
+        await self._post_text(await self._dm_channel(user), text)
+
+    async def _dm_channel(self, user: str) -> str:
+        opened = await self._client.conversations_open(users=user)
+        return str(opened["channel"]["id"])
 
     async def reply_in_thread(self, target: str, incident_id: int, text: str, *, broadcast: bool = False) -> None:
         """A line in the thread of the page's message in ``target`` (what escalation did); nothing

@@ -24,6 +24,7 @@ from alertbot.store.schema import (
     incidents,
     kube_objects,
     metadata,
+    oncall_handoffs,
     oncall_overrides,
     outbox,
     pagerduty_events,
@@ -163,6 +164,10 @@ def _v18(conn: Connection) -> None:
     metadata.create_all(conn, tables=[oncall_overrides, pagerduty_events])
 
 
+def _v19(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[oncall_handoffs])
+
+
 Migration = tuple[int, str, Callable[[Connection], Any]]
 
 MIGRATIONS: list[Migration] = [
@@ -184,6 +189,7 @@ MIGRATIONS: list[Migration] = [
     (16, "Slack request replay protection shared by replicas", _v16),
     (17, "inhibition sources by service and severity; storm members by status and by id", _v17),
     (18, "on-call overrides; PagerDuty webhook events", _v18),
+    (19, "on-call hand-offs announced", _v19),
 ]
 
 

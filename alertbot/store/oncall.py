@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.oncall import Override
-from alertbot.store.schema import oncall_overrides
+from alertbot.store.schema import insert_ignore, oncall_handoffs, oncall_overrides
 
 
 def add(conn: Connection, override: Override, now: datetime) -> int:
@@ -41,3 +41,24 @@ def current(conn: Connection, now: datetime) -> list[Override]:
         Override(schedule=r.schedule, user=r.user_id, start=r.starts_at, end=r.ends_at, created_by=r.created_by)
         for r in rows
     ]
+
+
+def handed_off(conn: Connection, schedule: str, shift_key: str, now: datetime) -> str | None:
+    """Record ``shift_key`` as ``schedule``'s current shift. Returns the shift it replaced when this
+    call made the change (its caller announces the hand-off: one replica does); None when the shift
+    was recorded already, or is the first one seen (nobody handed it off)."""
+    if insert_ignore(
+        conn, oncall_handoffs, {"schedule": schedule, "shift_key": shift_key, "updated_at": now}, on=["schedule"]
+    ):
+        return None
+    before = conn.execute(
+        sa.select(oncall_handoffs.c.shift_key).where(oncall_handoffs.c.schedule == schedule)
+    ).scalar_one()
+    if before == shift_key:
+        return None
+    changed = conn.execute(
+        oncall_handoffs.update()
+        .where(oncall_handoffs.c.schedule == schedule, oncall_handoffs.c.shift_key == before)
+        .values(shift_key=shift_key, updated_at=now)
+    )
+    return str(before) if changed.rowcount else None

@@ -368,6 +368,14 @@ oncall_overrides = sa.Table(
 )
 sa.Index("ix_oncall_overrides_schedule_end", oncall_overrides.c.schedule, oncall_overrides.c.ends_at)
 
+oncall_handoffs = sa.Table(
+    "oncall_handoffs",
+    metadata,  # the shift last announced per schedule: one replica announces each hand-off
+    sa.Column("schedule", sa.String(64), primary_key=True),
+    sa.Column("shift_key", sa.String(128), nullable=False),  # "USER@START" of the shift
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 pagerduty_events = sa.Table(
     "pagerduty_events",
     metadata,  # PagerDuty webhook events taken in: a redelivery is not applied twice

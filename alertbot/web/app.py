@@ -24,6 +24,7 @@ from alertbot.notify.base import Notification, Notifier
 from alertbot.notify.console import ConsoleNotifier
 from alertbot.notify.dispatcher import OutboxDispatcher
 from alertbot.notify.escalation import Escalator
+from alertbot.notify.handoff import HandoffWatch
 from alertbot.notify.links import MAX_LINKS, ContextLink, LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
@@ -166,6 +167,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         else None
     )
     retention = _retention(config, store, state.clock)
+    handoffs = HandoffWatch(store, state.notifiers, lambda: state.config.oncall, state.clock)
+    await handoffs.start()
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
         kube_watch.start()
@@ -182,6 +185,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await socket_mode.stop()
         if retention is not None:
             await retention.stop()
+        await handoffs.stop()
         if kube_watch is not None:
             await kube_watch.stop()
         state.readiness = None

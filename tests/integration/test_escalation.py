@@ -273,3 +273,31 @@ async def test_an_unacknowledged_page_is_renotified_until_someone_acks(make_harn
     assert pending == []  # neither the next re-notification nor the step in 1h is left
     renotifies = [s for s in await steps_of(h) if s["target"] == "renotify"]
     assert renotifies[-1]["status"] in ("cancelled", "delivered")
+
+
+async def test_a_hand_off_tells_the_incoming_person_and_the_channel_what_is_still_open(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    """The shift running when alertbot starts is nobody's hand-off; an override taking over is: the
+    incoming person gets a direct message, the schedule's hand-off channel a line, both naming the
+    incidents still open."""
+    config = oncall_config(peers, {"notify": "user:U0DDD", "after": "1h"})
+    config["oncall"]["schedules"] = [{**PRIMARY, "handoff_channel": "#alerts"}]
+    config["oncall"]["handoff_check"] = "100ms"
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file(FIRING)
+    outgoing = on_call_now()
+    await command(h, "oncall override <@U0CCC|carol> 2h", user="UALICE")
+    await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) == 1, what="the incoming person told")
+    told = peers.slack.direct_messages("U0CCC")[0].text
+    assert told.startswith("You are now on call for *primary* (override) until ")
+    assert "Still open: 1 — incident 1 *HighErrorRate* nutrition-service (critical, firing" in told
+
+    def announced() -> list[str]:
+        channel = peers.slack.channel_ids["#alerts"]
+        return [m.text for m in peers.slack.roots() if m.channel == channel]
+
+    await wait_until(lambda: len(announced()) == 1, what="the hand-off channel told")
+    (line,) = announced()  # once: not also the shift running at start, nor by every check
+    assert line.startswith("<@U0CCC> is now on call for *primary* (override) until ")
+    assert f"taking over from <@{outgoing}>" in line and "Still open: 1 — incident 1" in line
