@@ -18,7 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -82,29 +83,62 @@ class Shift:
     override: bool = False  # an override, not the rotation
 
 
+class IcalSource(BaseModel):
+    """``oncall.schedules[].ical``: a schedule's shifts from an iCal export (domain/ical.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None  # http(s); an export URL often carries a token: it is never logged
+    file: Path | None = None
+    refresh: Duration = timedelta(minutes=5)  # read again this often; the last good copy serves meanwhile
+    users: dict[str, SlackUser] = Field(default_factory=dict)  # the calendar's names → Slack user IDs
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// address (for a file on disk, use file:)")
+        return value
+
+    @field_validator("refresh")
+    @classmethod
+    def _sensible_refresh(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IcalSource:
+        if (self.url is None) == (self.file is None):
+            raise ValueError("give one of url and file")
+        return self
+
+
 class Schedule(BaseModel):
-    """``oncall.schedules[]``: a rotation of Slack users."""
+    """``oncall.schedules[]``: a rotation of Slack users (``users``, ``shift``, ``handoff``), or the
+    shifts of an iCal export (``ical``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name
-    users: list[SlackUser] = Field(min_length=1, max_length=MAX_USERS)
-    shift: Duration
-    handoff: datetime  # one hand-off instant, wall-clock in ``timezone``
+    users: list[SlackUser] = Field(default_factory=list, max_length=MAX_USERS)
+    shift: Duration | None = None
+    handoff: datetime | None = None  # one hand-off instant, wall-clock in ``timezone``
     timezone: str = "UTC"
     handoff_channel: SlackChannel | None = None  # told of each hand-off (the incoming person always is)
+    ical: IcalSource | None = None
 
     @field_validator("shift")
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value < timedelta(hours=1):
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(hours=1):
             raise ValueError("a shift is at least 1h")
         return value
 
     @field_validator("handoff")
     @classmethod
-    def _wall_clock(cls, value: datetime) -> datetime:
-        if value.tzinfo is not None:
+    def _wall_clock(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
             raise ValueError("write the hand-off as a wall-clock time without an offset; `timezone` says where")
         return value
 
@@ -114,12 +148,22 @@ class Schedule(BaseModel):
         zone(value)
         return value
 
+    @model_validator(mode="after")
+    def _rotation_or_calendar(self) -> Schedule:
+        rotation = [k for k in ("users", "shift", "handoff") if getattr(self, k)]
+        if self.ical is not None and rotation:
+            raise ValueError(f"a schedule is a rotation or an iCal calendar: drop {', '.join(rotation)} or ical")
+        if self.ical is None and len(rotation) < 3:
+            raise ValueError("a rotation needs users (at least one), shift and handoff — or give ical")
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return zone(self.timezone)
 
     def rotation_at(self, at: datetime) -> Shift:
         """The rotation's shift covering ``at``."""
+        assert self.shift is not None and self.handoff is not None, "a calendar schedule has no rotation"
         tz = self.tz
         index = math.floor((wall_clock(at, tz) - self.handoff) / self.shift)
         # Counted on the wall clock; across a clock change the instant may fall in a neighbour.
@@ -155,8 +199,17 @@ class Override(BaseModel):
         return value.astimezone(UTC)
 
 
-def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> Shift:
-    """Who is on call for ``schedule`` at ``at``: the newest override covering it, else the rotation."""
+class ShiftSource(Protocol):
+    """A calendar schedule's shifts (domain/ical.py ``Calendar``)."""
+
+    def shift_at(self, at: datetime) -> Shift: ...
+
+
+def on_call(
+    schedule: Schedule, overrides: Sequence[Override], at: datetime, calendar: ShiftSource | None = None
+) -> Shift:
+    """Who is on call for ``schedule`` at ``at``: the newest override covering it, else the rotation
+    (or, for a schedule of ``ical``, its ``calendar``; user ``""`` in a gap of it)."""
     mine = [o for o in overrides if o.schedule == schedule.name]
     covering = [(i, o) for i, o in enumerate(mine) if o.start <= at < o.end]
     if covering:
@@ -164,21 +217,28 @@ def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> 
         # A newer override starting inside this one takes over then.
         newer = [o.start for o in mine[index + 1 :] if at < o.start < last.end]
         return Shift(last.user, last.start, min(newer, default=last.end), override=True)
-    shift = schedule.rotation_at(at)
+    if schedule.ical is None:
+        shift = schedule.rotation_at(at)
+    elif calendar is not None:
+        shift = calendar.shift_at(at)
+    else:
+        raise LookupError(f"the calendar of schedule {schedule.name!r} has not been read")
     # An override starting before the rotation's shift ends cuts it short.
     starts = [o.start for o in overrides if o.schedule == schedule.name and at < o.start < shift.end]
     return Shift(shift.user, shift.start, min(starts, default=shift.end))
 
 
-def next_on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> Shift:
+def next_on_call(
+    schedule: Schedule, overrides: Sequence[Override], at: datetime, calendar: ShiftSource | None = None
+) -> Shift:
     """Who takes over when the current shift (or override) ends; the next different person, when
     the same one continues."""
-    current = on_call(schedule, overrides, at)
-    nxt = on_call(schedule, overrides, current.end)
-    for _ in range(len(schedule.users) + len(overrides)):
+    current = on_call(schedule, overrides, at, calendar)
+    nxt = on_call(schedule, overrides, current.end, calendar)
+    for _ in range(max(len(schedule.users), 20) + len(overrides)):
         if nxt.user != current.user:
             break
-        nxt = on_call(schedule, overrides, nxt.end)
+        nxt = on_call(schedule, overrides, nxt.end, calendar)
     return nxt
 
 

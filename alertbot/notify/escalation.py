@@ -22,16 +22,16 @@ from typing import Protocol
 import structlog
 from sqlalchemy.engine import Connection
 
-from alertbot.domain.oncall import on_call
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as e
 from alertbot.errors import NotifyError
 from alertbot.notify.base import EscalationStep, Notification, Notifier
 from alertbot.notify.escalation_plan import PlannedRow, next_renotify, policy_rows
+from alertbot.notify.rota import Rota
 from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack_blocks import who
 from alertbot.settings_sections import OncallConfig
-from alertbot.store import incidents, oncall, outbox
+from alertbot.store import incidents, outbox
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
 
@@ -59,8 +59,11 @@ class Escalator:
         notifiers: Mapping[str, Notifier],
         oncall_config: Callable[[], OncallConfig],
         clock: Callable[[], datetime],
+        *,
         reopen: Reopen,
+        rota: Rota,
     ) -> None:
+        self._rota = rota  # who is on call for a schedule: step
         self._reopen = reopen  # incident_actions.acknowledgement_expired, in one transaction
         self._store = store
         self._notifiers = notifiers  # the other channels, by name (looked up at each step)
@@ -164,12 +167,15 @@ class Escalator:
         return f"<@{user}>"
 
     async def _on_call(self, schedule_name: str) -> str:
-        config = self._oncall()
-        schedule = config.schedule(schedule_name)
+        schedule = self._oncall().schedule(schedule_name)
         if schedule is None:  # removed by a reload since the step was planned
             raise NotifyError(f"schedule {schedule_name!r} is no longer configured", retryable=False)
-        now = self._clock()
-        return on_call(schedule, await self._store.read(oncall.in_force, config.overrides, now), now).user
+        user = (await self._rota.on_call(schedule, self._clock())).user
+        if not user:
+            raise NotifyError(
+                f"nobody is on call for schedule {schedule_name!r} now (a gap in its calendar)", retryable=False
+            )
+        return user
 
     async def _tell(self, n: Notification, heading: str, *, stand_in: str, user: str = "", channel: str = "") -> None:
         slack = self._notifiers.get("slack")

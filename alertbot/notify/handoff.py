@@ -17,11 +17,12 @@ from datetime import datetime
 
 import structlog
 
-from alertbot.domain.oncall import Schedule, Shift, on_call, wall_clock
+from alertbot.domain.oncall import Schedule, Shift, wall_clock
 from alertbot.domain.parse import format_duration
 from alertbot.domain.text import escape_mrkdwn as e
-from alertbot.errors import AlertbotError
+from alertbot.errors import AlertbotError, NotifyError
 from alertbot.notify.base import Notifier
+from alertbot.notify.rota import Rota
 from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack_blocks import who
 from alertbot.settings_sections import OncallConfig
@@ -40,7 +41,9 @@ class HandoffWatch:
         notifiers: Mapping[str, Notifier],
         oncall_config: Callable[[], OncallConfig],
         clock: Callable[[], datetime],
+        rota: Rota,
     ) -> None:
+        self._rota = rota
         self._store = store
         self._notifiers = notifiers
         self._oncall = oncall_config  # read at each look: a reload's schedules apply to the next one
@@ -79,13 +82,18 @@ class HandoffWatch:
         if not config.schedules:
             return 0
         now = self._clock()
-        overrides = await self._store.read(oncall.in_force, config.overrides, now)
+        overrides = await self._rota.overrides(now)
         announced = 0
         for schedule in config.schedules:
-            shift = on_call(schedule, overrides, now)
+            try:
+                shift = await self._rota.on_call(schedule, now, overrides)
+            except NotifyError as exc:  # its calendar cannot be read: the other schedules go on
+                log.warning("handoff_check_failed", schedule=schedule.name, error=exc.message)
+                continue
             before = await self._store.write(oncall.handed_off, schedule.name, _key(shift), now)
             outgoing = before.partition("@")[0] if before is not None else None
-            if outgoing is None or outgoing == shift.user:  # first look, or the same person goes on
+            # First look; the same person goes on; or a gap in a calendar begins (nobody to tell).
+            if outgoing is None or outgoing == shift.user or not shift.user:
                 continue
             still_open = await self._store.read(incidents.list_incidents, status="firing")
             await self._announce(schedule, shift, outgoing, [i for i in still_open if i.suppressed_by is None], now)

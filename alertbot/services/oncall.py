@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alertbot.domain.oncall import Override, Schedule, Shift, next_on_call, on_call
+from alertbot.domain.oncall import Override, Schedule, Shift
 from alertbot.domain.parse import format_duration, parse_duration
 from alertbot.errors import NotFound, PayloadError
+from alertbot.notify.rota import Rota
 from alertbot.services.roles import Action, Actor, Roles
 from alertbot.settings_sections import OncallConfig
 from alertbot.store import oncall
@@ -39,6 +40,7 @@ class OncallService:
         self, store: Store, *, roles: Roles, clock: Callable[[], datetime], config: Callable[[], OncallConfig]
     ) -> None:
         self._store = store
+        self._rota = Rota(store, config, clock)
         self._roles = roles
         self._clock = clock
         self._config = config
@@ -59,8 +61,8 @@ class OncallService:
         """Who is on call now and who is next: for one schedule, or every schedule."""
         schedules = [self._schedule(name)] if name is not None else list(self._config().schedules)
         now = self._clock()
-        overrides = await self._store.read(oncall.in_force, self._config().overrides, now)
-        return [OnCallNow(s, on_call(s, overrides, now), next_on_call(s, overrides, now)) for s in schedules]
+        overrides = await self._rota.overrides(now)
+        return [OnCallNow(s, *await self._rota.now_and_next(s, now, overrides)) for s in schedules]
 
     async def override(self, actor: Actor, user: str, duration: str, schedule: str | None = None) -> Override:
         """``user`` covers ``schedule`` from now for ``duration`` (stored; replicas share it)."""

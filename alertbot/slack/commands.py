@@ -269,10 +269,14 @@ class SlackCommands:
         for row in rows:
             covering = " (override)" if row.now.override else ""
             lines.append(
-                f"*{row.schedule.name}*: <@{row.now.user}>{covering} until {row.now.end.strftime('%a %d %b %H:%M UTC')}"
-                f", then <@{row.next.user}>"
+                f"*{row.schedule.name}*: {_person(row.now.user)}{covering} until "
+                f"{row.now.end.strftime('%a %d %b %H:%M UTC')}, then {_person(row.next.user)}"
             )
         return ephemeral("\n".join(lines))
+
+
+def _person(user: str) -> str:
+    return f"<@{user}>" if user else "nobody (a gap in the calendar)"
 
 
 VERBS: dict[str, Handler] = {

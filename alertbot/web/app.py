@@ -28,6 +28,7 @@ from alertbot.notify.handoff import HandoffWatch
 from alertbot.notify.links import MAX_LINKS, ContextLink, LinkMaker, context_links
 from alertbot.notify.pagerduty import PagerDutyNotifier
 from alertbot.notify.retry import RetryPolicy
+from alertbot.notify.rota import Rota
 from alertbot.notify.slack import AfterPage, SlackNotifier
 from alertbot.notify.slack import make_client as make_slack_client
 from alertbot.observability import Metrics
@@ -106,15 +107,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.warning("external_url_without_api_token", external_url=config.server.external_url)
     # Read per graph, so a reload's new prometheus.url and context.lookback apply to the next one.
     state.graphs = Graphs(lambda: state.config.prometheus.url, lambda: state.config.context.lookback, state.clock)
-    token = state.secrets.slack_bot_token
-    if token is not None:  # each page's graph and failing traces follow it into its thread
-        state.context_poster = ContextPoster(
-            make_slack_client(session, token.get_secret_value(), config.slack.api_url),
-            session,
-            lambda: state.config.context,
-            state.clock,
-            state.graphs,
-        )
+    state.context_poster = _context_poster(state, session)
     if not state.notifiers:
         state.notifiers = build_notifiers(
             config,
@@ -128,17 +121,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             links=lambda n: _page_links(state, n),
             after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
-    if "escalation" not in state.notifiers:  # steps of escalation policies, through the other channels
-        state.notifiers = {
-            **state.notifiers,
-            "escalation": Escalator(
-                store,
-                dict(state.notifiers),
-                lambda: state.config.oncall,
-                state.clock,
-                reopen=incident_actions.acknowledgement_expired,
-            ),
-        }
+    rota = Rota(store, lambda: state.config.oncall, state.clock)  # who is on call, calendars kept
+    if "escalation" not in state.notifiers:
+        state.notifiers = {**state.notifiers, "escalation": _escalator(state, store, rota)}
     log.info("notifiers", channels=list(state.notifiers))
     state.dispatcher = OutboxDispatcher(
         store,
@@ -167,7 +152,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         else None
     )
     retention = _retention(config, store, state.clock)
-    handoffs = HandoffWatch(store, state.notifiers, lambda: state.config.oncall, state.clock)
+    handoffs = HandoffWatch(store, state.notifiers, lambda: state.config.oncall, state.clock, rota)
     await handoffs.start()
     kube_watch = _kube_watch(config, kube, store, state.clock)
     if kube_watch is not None:
@@ -202,6 +187,32 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         await store.close()
         log.info("stopped")
+
+
+def _context_poster(state: AppState, session: aiohttp.ClientSession) -> ContextPoster | None:
+    """With a Slack bot token, each page's graph and failing traces follow it into its thread."""
+    token = state.secrets.slack_bot_token
+    if token is None:
+        return None
+    return ContextPoster(
+        make_slack_client(session, token.get_secret_value(), state.config.slack.api_url),
+        session,
+        lambda: state.config.context,
+        state.clock,
+        state.graphs,
+    )
+
+
+def _escalator(state: AppState, store: Store, rota: Rota) -> Escalator:
+    """Steps of escalation policies, taken through the other channels."""
+    return Escalator(
+        store,
+        dict(state.notifiers),
+        lambda: state.config.oncall,
+        state.clock,
+        reopen=incident_actions.acknowledgement_expired,
+        rota=rota,
+    )
 
 
 def _socket_mode(config: Config, state: AppState, store: Store) -> SocketModeLink | None:

@@ -3,8 +3,10 @@ stops it, and that a restart neither loses nor repeats a step. Slack and PagerDu
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from aiohttp import web
 
 from alertbot.domain.oncall import Schedule, on_call
 from tests.conftest import MakeHarness, Peers
@@ -301,3 +303,55 @@ async def test_a_hand_off_tells_the_incoming_person_and_the_channel_what_is_stil
     (line,) = announced()  # once: not also the shift running at start, nor by every check
     assert line.startswith("<@U0CCC> is now on call for *primary* (override) until ")
     assert f"taking over from <@{outgoing}>" in line and "Still open: 1 — incident 1" in line
+
+
+def calendar_now() -> bytes:
+    """An on-call export covering now: alice (by name) until an hour from now, then bob (by e-mail)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def stamp(at: datetime) -> str:
+        return at.strftime("%Y%m%dT%H%M%SZ")
+
+    events = [
+        ("alice-shift", now - timedelta(hours=1), now + timedelta(hours=1), "SUMMARY:alice"),
+        ("bob-shift", now + timedelta(hours=1), now + timedelta(hours=3), "ATTENDEE:mailto:bob@example.com"),
+    ]
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//alertbot tests//EN"]
+    for uid, start, end, who in events:
+        lines += ["BEGIN:VEVENT", f"UID:{uid}", f"DTSTAMP:{stamp(now)}", f"DTSTART:{stamp(start)}"]
+        lines += [f"DTEND:{stamp(end)}", who, "END:VEVENT"]
+    return "\r\n".join([*lines, "END:VCALENDAR", ""]).encode()
+
+
+async def test_a_schedule_imported_from_ical_is_paged_and_survives_its_calendar_going_away(
+    make_harness: MakeHarness, peers: Peers, aiohttp_server: Any
+) -> None:
+    """The calendar is fetched from its URL: step 1 messages whoever it has on call, `/alertbot
+    oncall` reads it, and when the URL starts failing the last good copy goes on serving."""
+    served = {"requests": 0, "status": 200}
+
+    async def export(request: web.Request) -> web.Response:
+        served["requests"] += 1
+        return web.Response(body=calendar_now(), status=served["status"], content_type="text/calendar")
+
+    app = web.Application()
+    app.router.add_get("/export/primary.ics", export)
+    calendar = await aiohttp_server(app)
+    config = oncall_config(peers, {"notify": "schedule:primary"})
+    people = {"alice": "U0AAA", "bob@example.com": "U0BBB"}
+    url = str(calendar.make_url("/export/primary.ics"))
+    config["oncall"]["schedules"] = [{"name": "primary", "ical": {"url": url, "users": people, "refresh": "1s"}}]
+    h = await make_harness(config, secret_values={**peers.secret_values, "slack_signing_secret": SECRET})
+    await h.post_file(FIRING)
+    await wait_until(lambda: len(peers.slack.direct_messages("U0AAA")) == 1, what="the calendar's person paged")
+    answer = (await command(h, "oncall"))["text"]
+    assert answer.startswith("*primary*: <@U0AAA> until ") and answer.endswith(", then <@U0BBB>")
+    served["status"] = 503
+    before = served["requests"]
+
+    async def asked_again() -> bool:
+        text = (await command(h, "oncall"))["text"]
+        assert text == answer  # the last good copy answers
+        return served["requests"] > before
+
+    await wait_until(asked_again, within=10, what="the calendar read again after its refresh")

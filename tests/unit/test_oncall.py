@@ -66,7 +66,7 @@ def test_the_newest_override_covering_an_instant_wins_and_cuts_the_rotation_shor
     ("change", "message"),
     [
         ({"users": ["alice"]}, "is not a Slack user ID"),
-        ({"users": []}, "at least 1 item"),
+        ({"users": []}, "a rotation needs users"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"handoff": "2026-11-30T09:00:00+01:00"}, "without an offset"),
         ({"shift": "30m"}, "at least 1h"),
