@@ -45,6 +45,7 @@ from alertbot.settings_sections import (
     SlackConfig,
     StorageConfig,
     StormConfig,
+    UiConfig,
     WebhookConfig,
 )
 
@@ -77,6 +78,7 @@ class Config(Section):
     silences: SilencesConfig = SilencesConfig()
     security: SecurityConfig = SecurityConfig()
     oncall: OncallConfig = OncallConfig()
+    ui: UiConfig = UiConfig()
 
     @model_validator(mode="after")
     def _route_escalations_exist(self) -> Config:

@@ -11,13 +11,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from alertbot.domain.flapping import FlapPolicy
 from alertbot.domain.link_templates import placeholder_problem
 from alertbot.domain.models import Severity
 from alertbot.domain.oncall import EscalationPolicy, Override, Schedule
 from alertbot.domain.parse import Duration
+from alertbot.domain.passwords import check_format
 from alertbot.errors import ConfigError
 
 CONFIG_DIR = "config_dir"  # validation context key: the directory of the file being loaded
@@ -376,3 +386,47 @@ class OncallConfig(Section):
 
     def policy(self, name: str) -> EscalationPolicy | None:
         return next((e for e in self.escalations if e.name == name), None)
+
+
+UiRole = Literal["viewer", "responder", "approver"]
+
+
+class UiUser(Section):
+    """``ui.users[]``: a named console user with a password hash (``alertbot ui-password``)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    password_hash: Annotated[str, AfterValidator(check_format)]
+    role: UiRole = "responder"
+
+
+class UiProxy(Section):
+    """``ui.proxy``: the header an authenticating proxy (oauth2-proxy) sets, trusted only from
+    ``trusted`` addresses; who gets which role."""
+
+    header: str = Field("X-Forwarded-User", min_length=1, max_length=100)
+    trusted: list[IPvAnyNetwork] = Field(min_length=1)
+    responders: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
+
+
+class UiConfig(Section):
+    """``ui``: the web console at /ui/ (docs/console.md)."""
+
+    auth: Literal["login", "proxy"] = "login"
+    users: list[UiUser] = Field(default_factory=list)
+    proxy: UiProxy | None = None
+    session_ttl: Duration = timedelta(hours=12)
+    refresh: Duration = timedelta(seconds=10)  # how often an open page fetches what changed
+
+    @model_validator(mode="after")
+    def _proxy_configured(self) -> UiConfig:
+        if self.auth == "proxy" and self.proxy is None:
+            raise ValueError("auth: proxy needs ui.proxy (header, trusted)")
+        names = [u.name for u in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("ui.users: names must be unique")
+        if not timedelta(minutes=1) <= self.session_ttl <= timedelta(days=30):
+            raise ValueError("session_ttl: between 1m and 30d")
+        if not timedelta(seconds=1) <= self.refresh <= timedelta(minutes=10):
+            raise ValueError("refresh: between 1s and 10m")
+        return self

@@ -64,6 +64,14 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin or UTC)") from None
 
 
+def _zone_name(value: str) -> str:
+    zone(value)
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_zone_name)]  # an IANA name
+
+
 def wall_clock(at: datetime, tz: ZoneInfo) -> datetime:
     """``at`` as the naive local time a clock on the wall in ``tz`` shows."""
     return at.astimezone(tz).replace(tzinfo=None)
@@ -124,7 +132,7 @@ class Schedule(BaseModel):
     users: list[SlackUser] = Field(default_factory=list, max_length=MAX_USERS)
     shift: Duration | None = None
     handoff: datetime | None = None  # one hand-off instant, wall-clock in ``timezone``
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     handoff_channel: SlackChannel | None = None  # told of each hand-off (the incoming person always is)
     ical: IcalSource | None = None
 
@@ -140,12 +148,6 @@ class Schedule(BaseModel):
     def _wall_clock(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is not None:
             raise ValueError("write the hand-off as a wall-clock time without an offset; `timezone` says where")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        zone(value)
         return value
 
     @model_validator(mode="after")
@@ -254,7 +256,7 @@ class QuietHours(BaseModel):
 
     start: time | None = None
     end: time | None = None
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     days: list[str] = Field(default_factory=list)
 
     @field_validator("start", "end", mode="before")
@@ -263,12 +265,6 @@ class QuietHours(BaseModel):
         if value is not None and not isinstance(value, str | time):
             # YAML reads an unquoted 19:00 as the number 1140 (base 60).
             raise ValueError('quote the time, e.g. "19:00"')
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        zone(value)
         return value
 
     @field_validator("days")

@@ -32,12 +32,14 @@ class Source(StrEnum):
     SLACK = "slack"
     API = "api"
     CLI = "cli"
+    UI = "ui"  # the web console: the logged-in identity, with the role its login gave it
 
 
 @dataclass(frozen=True)
 class Actor:
     source: Source
     id: str
+    role: str = ""  # the console's: viewer | responder | approver
 
     @property
     def audit(self) -> str:
@@ -51,6 +53,11 @@ class Actor:
     @classmethod
     def slack(cls, user_id: str) -> Actor:
         return cls(Source.SLACK, user_id)
+
+    @classmethod
+    def console(cls, identity: str, role: str) -> Actor:
+        """``identity`` as the console shows and audits it (``ui:alice``)."""
+        return cls(Source.UI, identity, role)
 
 
 class Forbidden(AlertbotError):
@@ -68,6 +75,14 @@ ROLE_KEYS: dict[Action, tuple[str, ...]] = {
     Action.SILENCE: ("slack.responders", "slack.runbook_approvers"),
     Action.APPROVE: ("slack.runbook_approvers",),
     Action.OVERRIDE: ("slack.responders", "slack.runbook_approvers"),
+}
+# The console's roles (ui.users[].role, ui.proxy.responders/approvers): the same two as in Slack.
+CONSOLE_ROLES: dict[Action, tuple[str, ...]] = {
+    Action.ACK: ("responder", "approver"),
+    Action.RESOLVE: ("responder", "approver"),
+    Action.SILENCE: ("responder", "approver"),
+    Action.APPROVE: ("approver",),
+    Action.OVERRIDE: ("responder", "approver"),
 }
 _VERBS = {
     Action.ACK: "acknowledge incidents",
@@ -102,6 +117,8 @@ class Roles:
         return False
 
     async def may(self, actor: Actor, action: Action) -> bool:
+        if actor.source is Source.UI:
+            return actor.role in CONSOLE_ROLES[action]
         if actor.source is not Source.SLACK:
             return True
         if not actor.id:
@@ -118,5 +135,8 @@ class Roles:
 
 
 def refusal(actor: Actor, action: Action) -> str:
+    if actor.source is Source.UI:
+        role = CONSOLE_ROLES[action][0]
+        return f"{actor.audit} may not {_VERBS[action]}: that needs the {role} role in the console (ui.users, ui.proxy)"
     key = ROLE_KEYS[action][0]
     return f":no_entry: {actor.mention} may not {_VERBS[action]}: ask to be added to `{key}` in alertbot's config"

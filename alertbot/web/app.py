@@ -40,6 +40,7 @@ from alertbot.store import slack_requests
 from alertbot.store.engine import Store, redact_url
 from alertbot.store.health import StoreHealth
 from alertbot.store.retention import RetentionJob, RetentionPolicy
+from alertbot.web.console import setup_console
 from alertbot.web.graph_api import graph_link
 from alertbot.web.middlewares import RefusalLog, error_middleware
 from alertbot.web.routes import setup_routes
@@ -298,6 +299,7 @@ def create_app(
     )
     app.cleanup_ctx.append(_lifecycle)
     setup_routes(app)
+    setup_console(app, secrets.api_token)
     return app
 
 
