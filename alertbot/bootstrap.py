@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 
+from alertbot.notify.rota import Rota
 from alertbot.observability import Metrics
 from alertbot.prometheus import Prometheus
 from alertbot.runbooks.executor import Executor
@@ -78,6 +79,7 @@ def make_services(
     members: GroupMembers = _nobody,
     announce: Announce | None = None,
     on_enqueued: Callable[[], None] = lambda: None,
+    rota: Rota | None = None,
 ) -> Services:
     roles = Roles(responders=config.slack.responders, approvers=config.slack.runbook_approvers, members=members)
     limits = SilenceLimits(max_duration=config.silences.max_duration)
@@ -96,5 +98,11 @@ def make_services(
             keep_after_resolve={a.name for a in config.automations if a.keep_after_resolve},
         ),
         runs=RunService(executor, runbooks),
-        oncall=OncallService(store, roles=roles, clock=clock, config=lambda: config.oncall),
+        oncall=OncallService(
+            store,
+            roles=roles,
+            clock=clock,
+            config=lambda: config.oncall,
+            rota=rota or Rota(store, lambda: config.oncall, clock),
+        ),
     )

@@ -24,6 +24,7 @@ from alertbot.cli_support import ConfigOpt, JsonOpt, fail, load
 from alertbot.domain.classify import classify as classify_alert
 from alertbot.domain.matchers import parse_label_args
 from alertbot.domain.models import Alert, Classification
+from alertbot.domain.passwords import hash_password
 from alertbot.domain.route import route
 from alertbot.errors import AlertbotError, ConfigError, PayloadError
 from alertbot.exposure import check_exposure
@@ -159,6 +160,19 @@ def _checked(file: Path) -> tuple[list[str], str]:
 def _classification_line(alert: Alert, cls: Classification) -> str:
     fields = [alert.fingerprint, alert.alertname or "-", alert.service or "-", cls.severity.value, cls.reason]
     return "  ".join(fields)
+
+
+@app.command("ui-password")
+def ui_password() -> None:
+    """Print a password hash for ui.users[].password_hash: the password from standard input (one
+    line), or asked for twice at a terminal. The password itself is never printed or stored."""
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        fail(PayloadError("use a password of at least 12 characters"))
+    typer.echo(hash_password(password))
 
 
 @app.command()

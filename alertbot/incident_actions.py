@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.outbox import OutboxEvent, OutboxIntent
@@ -68,7 +69,10 @@ def acknowledge(
 def _time_the_ack(conn: Connection, incident_ids: list[int], *, by: str, now: datetime) -> None:
     """An acknowledgement of an escalating incident lapses after its policy's ``ack_timeout``."""
     payload = outbox.latest_escalation(conn, incident_ids)
-    page = Notification.model_validate(payload) if payload is not None else None
+    try:
+        page = Notification.model_validate(payload) if payload is not None else None
+    except ValidationError:  # written by another release: no timeout, rather than no ack
+        return
     if page is None or page.escalation is None:
         return
     planned = ack_timeout_row(page, page.escalation, by=by, now=now)
@@ -106,7 +110,9 @@ def resolve(
     outbox.cancel_escalation(conn, [current.id, current.chain_id], why=f"resolved by {by}")
     incident = incidents.resolve_by_hand(conn, current.id, by=by, now=now)
     if incident is not None:
-        _notify(conn, incident, "resolve", by, now, skip=skip)
+        # A page still waiting for quiet hours to end is not sent, nor its resolve.
+        never_paged = outbox.cancel_waiting_pages(conn, [current.id, current.chain_id], why=f"resolved by {by}")
+        _notify(conn, incident, "resolve", by, now, skip={*skip, *never_paged})
         return incident
     if outbox.release_held(conn, current.chain_id, now):
         incident_notes.add(

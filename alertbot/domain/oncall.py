@@ -225,9 +225,11 @@ def on_call(
         shift = calendar.shift_at(at)
     else:
         raise LookupError(f"the calendar of schedule {schedule.name!r} has not been read")
-    # An override starting before the rotation's shift ends cuts it short.
-    starts = [o.start for o in overrides if o.schedule == schedule.name and at < o.start < shift.end]
-    return Shift(shift.user, shift.start, min(starts, default=shift.end))
+    # An override starting before the rotation's shift ends cuts it short; one that ended during it
+    # began the stint now running (so the hand-off back is a hand-off too).
+    starts = [o.start for o in mine if at < o.start < shift.end]
+    resumed = max((o.end for o in mine if shift.start < o.end <= at), default=shift.start)
+    return Shift(shift.user, resumed, min(starts, default=shift.end))
 
 
 def next_on_call(
@@ -316,7 +318,9 @@ class QuietHours(BaseModel):
         for _ in range(16):  # at most a night and six quiet days
             local = self._next_boundary(local)
             if not self._quiet(local):
-                return instant(local, tz)
+                ends = instant(local, tz)
+                # In the hour the clocks repeat, the wall-clock time's second occurrence is the one ahead.
+                return ends if ends > at else local.replace(tzinfo=tz, fold=1).astimezone(UTC)
         raise AssertionError("quiet hours that never end passed validation")  # pragma: no cover
 
     def describe(self) -> str:

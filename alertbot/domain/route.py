@@ -66,6 +66,10 @@ class RouteNode(BaseModel):
         own = [self.escalation] if self.escalation else []
         return own + [name for child in self.routes for name in child.escalations()]
 
+    def quiet_hours_anywhere(self) -> bool:
+        """Whether any node of the tree names quiet hours."""
+        return self.quiet_hours is not None or any(child.quiet_hours_anywhere() for child in self.routes)
+
     def label(self, path: str) -> str:
         what = self.name or ", ".join(str(m) for m in self.matchers) or "*"
         return f"{path} ({what})"

@@ -50,7 +50,7 @@ from alertbot.notify.escalation_plan import PlannedRow, policy_rows
 from alertbot.runbooks.automations import request_runs
 from alertbot.settings import Config
 from alertbot.shadow import record_shadow, stored_destinations
-from alertbot.store import change_events, decisions, incidents, outbox
+from alertbot.store import change_events, decisions, incident_notes, incidents, outbox
 from alertbot.store import storms as storm_repo
 from alertbot.store.incidents import IncidentRecord
 
@@ -245,6 +245,7 @@ class _Batch:
             if storm_id is not None:
                 storms_touched.add(storm_id)
             resolve_rows, hold = self.chains.resolve(incident, rows)
+            resolve_rows = self._unless_never_paged(incident, resolve_rows)
             if hold.held and resolve_rows:
                 # Escalation goes on while the resolve waits: a re-fire continues the incident.
                 held.append((resolve_rows, now + hold.delay, hold.reason))
@@ -266,6 +267,18 @@ class _Batch:
             self._writer.enqueue([row], hold=(due, why))
         self._escalations.clear()
         stats.notifications += len(rows) + len(direct) + sum(len(r) for r, _, _ in held)
+
+    def _unless_never_paged(self, incident: IncidentRecord, resolve_rows: list[OutboxIntent]) -> list[OutboxIntent]:
+        """A page still waiting for quiet hours to end is cancelled, and its resolve not sent: the
+        alert came and went while nobody was to be told (the timeline says so)."""
+        if not self._config.routes.quiet_hours_anywhere():  # else no page of this config waits
+            return resolve_rows
+        conn = self._writer.conn
+        skipped = outbox.cancel_waiting_pages(conn, [incident.id, incident.chain_id], why="resolved during quiet hours")
+        if skipped:
+            text = f"resolved during quiet hours: nothing was sent to {', '.join(sorted(skipped))}"
+            incident_notes.add(conn, [incident.chain_id, incident.id], kind="quiet_hours", now=self._now, text=text)
+        return [r for r in resolve_rows if r.channel not in skipped]
 
     def _decide(
         self, incident: IncidentRecord, event: Event, payload: WebhookPayload, stats: IngestStats

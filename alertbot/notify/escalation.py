@@ -31,7 +31,7 @@ from alertbot.notify.rota import Rota
 from alertbot.notify.slack import SlackNotifier
 from alertbot.notify.slack_blocks import who
 from alertbot.settings_sections import OncallConfig
-from alertbot.store import incidents, outbox
+from alertbot.store import incidents, outbox, silences
 from alertbot.store.engine import Store
 from alertbot.store.incidents import IncidentRecord
 
@@ -79,16 +79,12 @@ class Escalator:
         if step.kind == "ack_timeout":
             await self._ack_lapsed(step, n, incident)
             return
-        if incident is None or incident.status != "firing" or incident.acked_by:
-            why = (
-                "resolved"
-                if incident is None or incident.status != "firing"
-                else f"acknowledged by {incident.acked_by}"
-            )
-            log.info("escalation_step_skipped", incident_id=n.incident_id, kind=step.kind, why=why)
-            return
         if step.kind == "renotify":
-            await self._renotify(step, n)
+            await self._renotify(step, n, incident)
+            return
+        why = await self._moot(incident)
+        if why:
+            log.info("escalation_step_skipped", incident_id=n.incident_id, step=step.number, why=why)
             return
         told = await self._take(step, n)
         log.info("escalation_step_taken", incident_id=n.incident_id, step=step.number, of=step.of, told=told)
@@ -97,10 +93,41 @@ class Escalator:
         except NotifyError as exc:
             log.warning("escalation_thread_reply_failed", incident_id=n.incident_id, error=exc.message)
 
-    async def _renotify(self, step: EscalationStep, n: Notification) -> None:
-        """Re-post the unacknowledged page to its channels (a thread reply also sent to the channel,
-        so the message keeps its one thread), then plan the next re-notification."""
+    async def _moot(self, incident: IncidentRecord | None) -> str:
+        """Why telling anyone of ``incident`` now is moot ("" when it is not)."""
+        if incident is None or incident.status != "firing":
+            return "resolved"
+        if incident.acked_by:
+            return f"acknowledged by {incident.acked_by}"
         now = self._clock()
+        labels = {**incident.labels, "severity": incident.severity.value}
+        silenced = next((s for s in await self._store.read(silences.active, now) if s.silences(labels, now)), None)
+        return f"silenced by silence {silenced.id}" if silenced is not None else ""
+
+    async def _renotify(self, step: EscalationStep, n: Notification, incident: IncidentRecord | None) -> None:
+        """Re-post the unacknowledged page to its channels (a thread reply also sent to the channel,
+        so the message keeps its one thread). The next re-notification is planned first, so a failed
+        post does not end the chain; a silenced page, or one whose resolve is being held (a re-fire
+        would continue it), keeps the chain without a post. Resolved or acknowledged, it ends."""
+        why = await self._moot(incident)
+        ids = [n.incident_id] + ([incident.id] if incident is not None else [])
+        held = why == "resolved" and incident is not None and await self._store.read(outbox.resolve_held, ids)
+        if why.startswith("acknowledged") or (why == "resolved" and not held):
+            log.info("renotify_ended", incident_id=n.incident_id, why=why)
+            return
+        now = self._clock()
+        nxt = next_renotify(n, step, now)
+
+        def plan_next(conn: Connection) -> None:
+            # A retry of this row finds the next one planned already.
+            if not outbox.waiting(conn, n.incident_id, channel=self.channel, target="renotify"):
+                intent, due, reason = nxt
+                outbox.enqueue(conn, [intent], now, hold=(due, reason))
+
+        await self._store.write(plan_next)
+        if why:
+            log.info("renotify_skipped", incident_id=n.incident_id, why="resolve held" if held else why)
+            return
         text = f"<!here> Still firing and unacknowledged after {format_duration(now - n.starts_at)}: {e(n.summary)}"
         slack = self._notifiers.get("slack")
         if isinstance(slack, SlackNotifier) and step.pages:
@@ -108,15 +135,6 @@ class Escalator:
                 await slack.reply_in_thread(target, n.incident_id, text, broadcast=True)
         else:
             await self._stand_in(n.model_copy(update={"note": text}), "slack")
-        nxt = next_renotify(n, step, now)
-
-        def plan_next(conn: Connection) -> None:
-            # A retry of this row after a crash finds the next one already planned.
-            if not outbox.waiting(conn, n.incident_id, channel=self.channel, target="renotify"):
-                intent, due, why = nxt
-                outbox.enqueue(conn, [intent], now, hold=(due, why))
-
-        await self._store.write(plan_next)
         log.info("escalation_renotified", incident_id=n.incident_id, pages=step.pages)
 
     async def _ack_lapsed(self, step: EscalationStep, n: Notification, incident: IncidentRecord | None) -> None:

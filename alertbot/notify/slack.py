@@ -12,6 +12,7 @@ Retries belong to the outbox (slack-sdk's own retry handlers are off): 429 (with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -154,6 +155,11 @@ class SlackNotifier:
 
     async def _reply_in_thread(self, target: str, incident_id: int, text: str, broadcast: bool) -> None:
         own = await self._store.read(slack_messages.for_incident, incident_id, target)
+        for _ in range(PAGE_WAIT_TRIES):  # a step due with the page may be taken while it is being posted
+            if own is not None:
+                break
+            await asyncio.sleep(PAGE_WAIT_PAUSE)
+            own = await self._store.read(slack_messages.for_incident, incident_id, target)
         if own is not None:
             await self._client.chat_postMessage(
                 channel=own.channel_id, thread_ts=own.ts, text=text, reply_broadcast=broadcast
@@ -196,6 +202,9 @@ class SlackNotifier:
             await self._client.chat_postMessage(
                 channel=ref.channel_id, thread_ts=ref.ts, text=resolve_thread_text(n, text)
             )
+
+
+PAGE_WAIT_TRIES, PAGE_WAIT_PAUSE = 20, 0.25  # a thread reply waits up to 5 s for its page's message
 
 
 def _notify_error(exc: SlackApiError) -> NotifyError:

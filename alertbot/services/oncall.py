@@ -37,10 +37,16 @@ def slack_user(text: str) -> str:
 
 class OncallService:
     def __init__(
-        self, store: Store, *, roles: Roles, clock: Callable[[], datetime], config: Callable[[], OncallConfig]
+        self,
+        store: Store,
+        *,
+        roles: Roles,
+        clock: Callable[[], datetime],
+        config: Callable[[], OncallConfig],
+        rota: Rota,
     ) -> None:
         self._store = store
-        self._rota = Rota(store, config, clock)
+        self._rota = rota  # the app's: one copy of each calendar, as escalation uses
         self._roles = roles
         self._clock = clock
         self._config = config

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alertbot.domain.oncall import Override
 from alertbot.store.schema import insert_ignore, oncall_handoffs, oncall_overrides
+
+FORGET_SHIFTS = timedelta(days=60)
 
 
 def add(conn: Connection, override: Override, now: datetime) -> int:
@@ -44,21 +46,26 @@ def current(conn: Connection, now: datetime) -> list[Override]:
 
 
 def handed_off(conn: Connection, schedule: str, shift_key: str, now: datetime) -> str | None:
-    """Record ``shift_key`` as ``schedule``'s current shift. Returns the shift it replaced when this
-    call made the change (its caller announces the hand-off: one replica does); None when the shift
-    was recorded already, or is the first one seen (nobody handed it off)."""
-    if insert_ignore(
-        conn, oncall_handoffs, {"schedule": schedule, "shift_key": shift_key, "updated_at": now}, on=["schedule"]
+    """Record ``shift_key`` as a shift of ``schedule`` seen now. Returns the shift seen before it
+    when this call is the first to record it (its caller announces the hand-off: one replica does);
+    None when the shift was recorded already — by another replica, or by one whose copy of a
+    calendar is staler (a shift is never announced twice) — or is the first shift ever seen."""
+    previous = conn.execute(
+        sa.select(oncall_handoffs.c.shift_key)
+        .where(oncall_handoffs.c.schedule == schedule)
+        .order_by(oncall_handoffs.c.seen_at.desc())
+        .limit(1)
+    ).scalar()
+    if not insert_ignore(
+        conn,
+        oncall_handoffs,
+        {"schedule": schedule, "shift_key": shift_key, "seen_at": now},
+        on=["schedule", "shift_key"],
     ):
         return None
-    before = conn.execute(
-        sa.select(oncall_handoffs.c.shift_key).where(oncall_handoffs.c.schedule == schedule)
-    ).scalar_one()
-    if before == shift_key:
-        return None
-    changed = conn.execute(
-        oncall_handoffs.update()
-        .where(oncall_handoffs.c.schedule == schedule, oncall_handoffs.c.shift_key == before)
-        .values(shift_key=shift_key, updated_at=now)
+    conn.execute(  # shifts seen long ago never come back (their start is in the key)
+        oncall_handoffs.delete().where(
+            oncall_handoffs.c.schedule == schedule, oncall_handoffs.c.seen_at < now - FORGET_SHIFTS
+        )
     )
-    return str(before) if changed.rowcount else None
+    return str(previous) if previous is not None else None

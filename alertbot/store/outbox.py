@@ -149,6 +149,16 @@ def release_held(conn: Connection, incident_id: int, now: datetime) -> int:
     return result.rowcount
 
 
+def cancel_waiting_pages(conn: Connection, incident_ids: Sequence[int], *, why: str) -> set[str]:
+    """Cancel these incidents' triggers still held back (waiting for quiet hours to end) and not
+    claimed; returns their channels (their resolves need not be sent either)."""
+    ids = {"ids": list(incident_ids)}
+    channels = set(conn.execute(_WAITING_PAGE_CHANNELS, ids).scalars())
+    if channels:
+        conn.execute(_CANCEL_WAITING_PAGES, {**ids, "why": why})
+    return channels
+
+
 def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str) -> int:
     """Stop the escalation of these incidents: their steps not yet taken are cancelled with ``why``
     ("acknowledged by …", "resolved"). A step being sent right now (claimed) is left to its sender,
@@ -158,15 +168,31 @@ def cancel_escalation(conn: Connection, incident_ids: Sequence[int], *, why: str
 
 
 def latest_escalation(conn: Connection, incident_ids: Sequence[int]) -> JSONObject | None:
-    """The payload of these incidents' newest escalation row, whatever its state: the policy they
-    follow (its ``ack_timeout``), and where their pages are."""
-    payload = conn.execute(
+    """The payload of these incidents' newest escalation row that still has one, whatever its state:
+    the policy they follow (its ``ack_timeout``), and where their pages are. (Rows delivered before
+    schema v19's release dropped their payload.)"""
+    payloads = conn.execute(
         sa.select(outbox.c.payload)
         .where(outbox.c.incident_id.in_(list(incident_ids)), _ESCALATION)
         .order_by(outbox.c.id.desc())
+        .limit(20)
+    ).scalars()
+    return next((dict(p) for p in payloads if p and "escalation" in p), None)
+
+
+def resolve_held(conn: Connection, incident_ids: Sequence[int]) -> bool:
+    """Whether a resolve of these incidents is being held back (``resolve_delay``, flap damping)."""
+    found = conn.execute(
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.incident_id.in_(list(incident_ids)),
+            outbox.c.status == PENDING,
+            outbox.c.event == "resolve",
+            outbox.c.hold.is_not(None),
+        )
         .limit(1)
-    ).scalar()
-    return dict(payload) if payload is not None else None
+    ).first()
+    return found is not None
 
 
 def waiting(conn: Connection, incident_id: int, *, channel: str, target: str) -> bool:
@@ -200,6 +226,20 @@ _CANCEL_ESCALATION = (
         outbox.c.lease_until.is_(None),
     )
     .values(status=CANCELLED, last_error=sa.bindparam("why", type_=sa.Text))
+)
+
+
+_WAITING_PAGE = sa.and_(
+    outbox.c.incident_id.in_(sa.bindparam("ids", expanding=True)),
+    _PENDING,
+    outbox.c.event == sa.literal_column("'trigger'"),
+    outbox.c.hold.is_not(None),
+    outbox.c.lease_until.is_(None),
+    ~_ESCALATION,
+)
+_WAITING_PAGE_CHANNELS = sa.select(outbox.c.channel).where(_WAITING_PAGE)
+_CANCEL_WAITING_PAGES = (
+    outbox.update().where(_WAITING_PAGE).values(status=CANCELLED, last_error=sa.bindparam("why", type_=sa.Text))
 )
 
 

@@ -370,10 +370,10 @@ sa.Index("ix_oncall_overrides_schedule_end", oncall_overrides.c.schedule, oncall
 
 oncall_handoffs = sa.Table(
     "oncall_handoffs",
-    metadata,  # the shift last announced per schedule: one replica announces each hand-off
+    metadata,  # each shift seen per schedule: a shift is announced once, by the replica that records it
     sa.Column("schedule", sa.String(64), primary_key=True),
-    sa.Column("shift_key", sa.String(128), nullable=False),  # "USER@START" of the shift
-    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("shift_key", sa.String(128), primary_key=True),  # "USER@START" of the shift
+    sa.Column("seen_at", UTCDateTime, nullable=False),
 )
 
 pagerduty_events = sa.Table(

@@ -122,7 +122,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             links=lambda n: _page_links(state, n),
             after_page=state.context_poster.after_page if state.context_poster is not None else None,
         )
-    rota = Rota(store, lambda: state.config.oncall, state.clock)  # who is on call, calendars kept
+    rota = state.rota = Rota(store, lambda: state.config.oncall, state.clock)  # who is on call, calendars kept
     if "escalation" not in state.notifiers:
         state.notifiers = {**state.notifiers, "escalation": _escalator(state, store, rota)}
     log.info("notifiers", channels=list(state.notifiers))

@@ -133,6 +133,7 @@ async def start_runtime(
         members=GroupMembers(slack_client, state.clock),
         announce=SilenceAnnouncer(slack_client, config.slack.channels.critical),
         on_enqueued=dispatcher.wake,
+        rota=state.rota,
     )
     slack = SlackCommands(
         store=store,

@@ -16,6 +16,7 @@ from alertbot.context.thread import ContextPoster
 from alertbot.errors import StoreUnavailable
 from alertbot.notify.base import Notifier
 from alertbot.notify.dispatcher import OutboxDispatcher
+from alertbot.notify.rota import Rota
 from alertbot.observability import Metrics
 from alertbot.pipeline import Pipeline
 from alertbot.runbooks.automations import AutomationRunner
@@ -56,6 +57,7 @@ class AppState:
     config_path: Path | None = None  # the file a reload reads again
     reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
     operator_runs: OperatorRuns = field(default_factory=OperatorRuns)  # through reloads, until shutdown
+    rota: Rota | None = None  # who is on call (calendars kept), shared by escalation, hand-offs, /alertbot oncall
     context_poster: ContextPoster | None = None  # a page's graph and failing traces in its Slack thread
     graphs: Graphs | None = None  # incidents' graphs, drawn and cached (alertbot/context/graph.py)
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from alertbot import __version__
+from alertbot.domain.passwords import verify
 from tests.helpers import PAYLOADS, alertbot_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -410,3 +411,21 @@ def test_flags_take_no_value_in_help() -> None:
         shown = run(*command, "--help", env={"COLUMNS": "200"}).stdout
         flags = [line for line in shown.splitlines() if any(f in line for f in ("--json", "--force", "--execute"))]
         assert flags and not [line for line in flags if "<bool>" in line], (command, flags)
+
+
+def test_ui_password_prints_a_hash_the_console_accepts_and_never_the_password() -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "alertbot", "ui-password"],
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0 and "correct horse" not in made.stdout + made.stderr
+    digest = made.stdout.strip()
+    assert verify("correct horse battery", digest) and not verify("correct horse", digest)
+    short = subprocess.run(
+        [sys.executable, "-m", "alertbot", "ui-password"], input="short\n", capture_output=True, text=True, check=False
+    )
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr

@@ -24,7 +24,9 @@ async def stores(db_url: str) -> AsyncIterator[list[Store]]:
         await store.close()
 
 
-async def test_the_first_shift_is_recorded_and_each_hand_off_is_announced_once(stores: list[Store]) -> None:
+async def test_the_first_shift_is_recorded_and_each_hand_off_is_announced_once_by_one_replica(
+    stores: list[Store],
+) -> None:
     first = "U0AAA@2026-11-30T08:00:00+00:00"
     seen = await asyncio.gather(*(s.write(oncall.handed_off, "primary", first, NOW) for s in stores))
     assert seen == [None, None, None]  # nobody handed the running shift off
@@ -32,4 +34,6 @@ async def test_the_first_shift_is_recorded_and_each_hand_off_is_announced_once(s
     won = await asyncio.gather(*(s.write(oncall.handed_off, "primary", second, NOW) for s in stores))
     assert sorted(won, key=str) == [None, None, first]  # one replica replaced it, and announces
     assert await stores[0].write(oncall.handed_off, "primary", second, NOW) is None
+    # A replica whose calendar copy is staler still sees the first shift: not announced again.
+    assert await stores[1].write(oncall.handed_off, "primary", first, NOW) is None
     assert await stores[0].write(oncall.handed_off, "secondary", first, NOW) is None  # its own record

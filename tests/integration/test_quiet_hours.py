@@ -3,11 +3,12 @@ does; the warning's message then goes out, and its escalation starts only then."
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import MakeHarness, Peers
-from tests.helpers import wait_until
+from tests.helpers import payload_json, wait_until
 
 WARNING = "am-highload-nutrition-service-firing.json"  # HighLoad: a warning
 CRITICAL = "am-higherrorrate-nutrition-service-firing.json"
@@ -51,3 +52,27 @@ async def test_a_warning_waits_for_the_quiet_hours_to_end_and_a_critical_does_no
 
     await wait_until(lambda: len(warnings()) == 1, within=10, what="the warning, once the quiet is over")
     assert datetime.now(UTC) >= end
+
+
+async def test_a_warning_that_resolves_during_quiet_hours_is_never_sent(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    config = {**peers.config, "routes": {"receivers": ["slack", "pagerduty"], "quiet_hours": quiet_until(end)}}
+    h = await make_harness(config, secret_values=peers.secret_values)
+    await h.post_file(WARNING)
+    resolved = payload_json(WARNING)
+    for alert in resolved["alerts"]:
+        alert["status"] = "resolved"
+        alert["endsAt"] = datetime.now(UTC).isoformat()
+    resolved["status"] = "resolved"
+    await h.post_payload(json.dumps(resolved))
+    sent = await notifications(h, 1)
+    assert {(n["event"], n["channel"], n["status"]) for n in sent} == {
+        ("trigger", "slack", "cancelled"),
+        ("trigger", "pagerduty", "cancelled"),
+    }
+    assert {n["last_error"] for n in sent} == {"resolved during quiet hours"}
+    history = (await (await h.client.get("/api/v1/incidents/1")).json())["history"]
+    assert [n["text"] for n in history] == ["resolved during quiet hours: nothing was sent to pagerduty, slack"]
+    assert peers.slack.roots() == [] and peers.pagerduty.events == []

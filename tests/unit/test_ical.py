@@ -4,11 +4,12 @@ with a cover event layered on a shift, and in a gap; the names it may use for pe
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from alertbot.domain.ical import Calendar, CalendarError
+from alertbot.domain.ical import Calendar, CalendarError, Shifts
 from alertbot.domain.oncall import Override, Schedule, next_on_call, on_call
 from tests.helpers import DATA
 
@@ -19,6 +20,13 @@ SCHEDULE = Schedule.model_validate({"name": "primary", "ical": {"file": "primary
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def laid_out(ics: bytes = ICS, people: dict[str, str] = PEOPLE) -> Shifts:
+    return Calendar(ics, people).expand(utc("2026-11-01T00:00:00"), utc("2027-12-01T00:00:00"), BERLIN)
 
 
 @pytest.mark.parametrize(
@@ -34,12 +42,11 @@ def utc(text: str) -> datetime:
     ],
 )
 def test_the_calendar_says_who_is_on_call(at: str, user: str) -> None:
-    calendar = Calendar(ICS, PEOPLE)
-    assert on_call(SCHEDULE, [], utc(at), calendar).user == user
+    assert on_call(SCHEDULE, [], utc(at), laid_out()).user == user
 
 
 def test_a_cover_event_cuts_the_shift_short_and_the_next_person_is_found() -> None:
-    calendar = Calendar(ICS, PEOPLE)
+    calendar = laid_out()
     shift = on_call(SCHEDULE, [], utc("2026-12-02T12:00:00"), calendar)
     assert (shift.user, shift.end) == ("U0AAA", utc("2026-12-02T13:00:00"))
     assert next_on_call(SCHEDULE, [], utc("2026-12-02T12:00:00"), calendar).user == "U0CCC"
@@ -47,21 +54,57 @@ def test_a_cover_event_cuts_the_shift_short_and_the_next_person_is_found() -> No
         schedule="primary", user="U0DDD", start=utc("2026-12-02T10:00:00"), end=utc("2026-12-02T11:00:00")
     )
     assert on_call(SCHEDULE, [override], utc("2026-12-02T10:30:00"), calendar).user == "U0DDD"  # overrides win
+    back = on_call(SCHEDULE, [], utc("2026-12-02T17:30:00"), calendar)  # after the cover: alice's stint resumed
+    assert (back.user, back.start) == ("U0AAA", utc("2026-12-02T17:00:00"))
 
 
 def test_a_gap_ends_when_the_next_shift_starts_and_unknown_names_are_reported() -> None:
-    calendar = Calendar(ICS, PEOPLE)
+    calendar = laid_out()
     gap = on_call(SCHEDULE, [], utc("2026-11-29T12:00:00"), calendar)
-    assert (gap.user, gap.end) == ("", utc("2026-11-30T08:00:00"))
-    assert calendar.unknown_names() == ["Christmas (nobody)"]
-    assert Calendar(ICS, {}).unknown_names() == [
+    assert (gap.user, gap.start, gap.end) == ("", utc("2026-11-01T00:00:00"), utc("2026-11-30T08:00:00"))
+    assert calendar.unknown == ["Christmas (nobody)"]
+    assert laid_out(people={}).unknown == [
         "Bob Example",
         "Christmas (nobody)",
         "On call: Bob",
         "alice",
         "bob@example.com",
     ]
-    assert on_call(SCHEDULE, [], utc("2026-12-07T08:00:00"), Calendar(ICS, {})).user == ""  # bob unknown: a gap
+    assert on_call(SCHEDULE, [], utc("2026-12-07T08:00:00"), laid_out(people={})).user == ""  # bob unknown: a gap
+
+
+def test_cancelled_all_day_and_malformed_events() -> None:
+    """A cancelled shift is none; an all-day one runs midnight to midnight in the schedule's zone; a
+    malformed one is skipped and reported, and the rest of the calendar still serves."""
+    ics = b"""BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//alertbot tests//EN
+BEGIN:VEVENT
+UID:cancelled
+DTSTART:20261203T000000Z
+DTEND:20261204T000000Z
+STATUS:CANCELLED
+SUMMARY:U0CCC
+END:VEVENT
+BEGIN:VEVENT
+UID:all-day
+DTSTART;VALUE=DATE:20261205
+DTEND;VALUE=DATE:20261206
+SUMMARY:U0DDD
+END:VEVENT
+BEGIN:VEVENT
+UID:broken
+DTSTART:20261207T000000Z
+DTEND:not-a-time
+SUMMARY:U0EEE
+END:VEVENT
+END:VCALENDAR
+"""
+    calendar = laid_out(ics)
+    assert on_call(SCHEDULE, [], utc("2026-12-03T12:00:00"), calendar).user == ""
+    day = on_call(SCHEDULE, [], utc("2026-12-05T12:00:00"), calendar)
+    assert (day.user, day.start, day.end) == ("U0DDD", utc("2026-12-04T23:00:00"), utc("2026-12-05T23:00:00"))
+    assert [why.split(":")[0] for why in calendar.skipped] == ["broken"]
 
 
 def test_what_is_not_a_calendar_is_refused() -> None:

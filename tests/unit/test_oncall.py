@@ -125,6 +125,13 @@ def test_quiet_hours_end_at_the_next_local_working_time(at: str, until: str | No
     assert NIGHTS_AND_WEEKENDS.until(utc(at)) == expected
 
 
+def test_quiet_hours_ending_in_the_repeated_hour_end_after_now() -> None:
+    """Clocks go back on 2026-10-25 (03:00 CEST → 02:00 CET): quiet 01:00 to 02:30 seen at 01:10 UTC,
+    the second 02:10 local, ends at the second 02:30 (01:30 UTC), not the first (00:30 UTC)."""
+    night = QuietHours.model_validate({"start": "01:00", "end": "02:30", "timezone": "Europe/Berlin"})
+    assert night.until(utc("2026-10-25T01:10:00")) == utc("2026-10-25T01:30:00")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
