@@ -179,3 +179,35 @@ async def test_every_page_passes_axe_core(make_harness: MakeHarness, browser: Br
         await w.page.goto(str(h.client.make_url("/ui/login")))
         assert await w.axe() == []
     assert w.errors == []
+
+
+async def test_a_runbook_run_is_undone_after_a_confirm_step_showing_the_undo_plan(
+    make_harness: MakeHarness, browser: Browser, shots: Path, k8s: Any
+) -> None:
+    fake, kube = k8s
+    key = ("ai-nutritionist", "nutrition-service-canary")
+    h = await make_harness({"ui": {"refresh": "1s"}}, secret_values={"api_token": TOKEN}, kube=kube)
+    params = {"namespace": "ai-nutritionist", "virtualservice": "nutrition-service-canary"}
+    body = {"runbook": "emergency-rollback", "params": params, "execute": True, "requested_by": "cli:bob"}
+    applied = await (
+        await h.client.post("/api/v1/runs", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    ).json()
+    assert applied["status"] == "succeeded" and fake.weights(*key) == [[("stable", 100), ("canary", 0)]]
+    w = await open_page(browser, shots)
+    await sign_in(w, h)
+    await w.page.get_by_role("link", name="Runbook runs").click()
+    run = w.page.locator(f"#run-{applied['run_id']}")
+    assert "requested by cli:bob" in await run.inner_text()
+    await w.shot("runs")
+    await run.get_by_role("link", name="Undo…").click()
+    await w.page.wait_for_url("**/undo")  # the confirm step shows the undo's plan, checked against the cluster
+    plan = await w.page.locator("main").inner_text()
+    assert "undo: virtualservice ai-nutritionist/nutrition-service-canary http[0] (primary)" in plan
+    assert fake.weights(*key) == [[("stable", 100), ("canary", 0)]]  # nothing changed yet
+    await w.shot("undo")
+    await w.page.get_by_role("button", name=f"Undo run #{applied['run_id']}").click()
+    await w.page.wait_for_url("**/ui/runs**")
+    assert fake.weights(*key) == [[("stable", 90), ("canary", 10)]]
+    undo = w.page.locator("article.run").first
+    assert f"undoes #{applied['run_id']}" in await undo.inner_text() and "ui:alice (token)" in await undo.inner_text()
+    assert w.errors == []
