@@ -83,5 +83,7 @@ class RunService:
 
 
 def _require_operator(actor: Actor) -> None:
+    if actor.source is Source.UI and actor.role != "approver":
+        raise Forbidden(f"{actor.audit} may not run or undo runbooks: that needs the approver role in the console")
     if actor.source is Source.SLACK:
         raise Forbidden(":no_entry: in Slack, runbooks run once approved: use `/alertbot runbook NAME ...`")

@@ -57,6 +57,7 @@ class AppState:
     config_path: Path | None = None  # the file a reload reads again
     reloader: Reloader | None = None  # SIGHUP, POST /-/reload (web/runtime.py)
     operator_runs: OperatorRuns = field(default_factory=OperatorRuns)  # through reloads, until shutdown
+    console_hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))  # password checks at once
     rota: Rota | None = None  # who is on call (calendars kept), shared by escalation, hand-offs, /alertbot oncall
     context_poster: ContextPoster | None = None  # a page's graph and failing traces in its Slack thread
     graphs: Graphs | None = None  # incidents' graphs, drawn and cached (alertbot/context/graph.py)

@@ -147,3 +147,67 @@ async def test_failed_sign_ins_are_throttled(make_harness: MakeHarness) -> None:
     for _ in range(10):
         assert (await sign_in(h, secret="guess")).status == 401
     assert (await sign_in(h)).status == 429  # even the right token, for a while
+
+
+async def test_silence_1h_silences_the_alert_by_its_own_labels_whatever_they_hold(make_harness: MakeHarness) -> None:
+    """A label value is a value: ``~[A-Z].*`` does not become a regex matching every alert."""
+    h = await make_harness(secret_values={"api_token": TOKEN})
+    payload: dict[str, Any] = payload_json(FIRING)
+    payload["alerts"][0]["labels"]["alertname"] = "~[A-Z].*"
+    await h.post_payload(json.dumps(payload))
+    await sign_in(h)
+    page = await (await h.client.get("/ui/incidents/1")).text()
+    assert (await post_form(h, "/ui/incidents/1/silence", {"csrf": csrf_of(page)})).status == 303
+    (silence,) = await (await h.client.get("/api/v1/silences", headers={"Authorization": f"Bearer {TOKEN}"})).json()
+    assert silence["matchers"] == [
+        'alertname="~[A-Z].*"',
+        'service="nutrition-service"',
+        'namespace="ai-nutritionist"',
+    ]
+
+
+async def test_what_a_client_sends_is_refused_with_a_4xx_never_a_500(make_harness: MakeHarness) -> None:
+    h = await make_harness(secret_values={"api_token": TOKEN})
+    origin = {"Origin": str(h.client.make_url("/")).rstrip("/")}
+    bogus = {**origin, "Content-Type": "application/x-www-form-urlencoded; charset=bogus"}
+    assert (await h.client.post("/ui/login", data=b"name=a&secret=b", headers=bogus)).status == 400
+    multipart = {**origin, "Content-Type": "multipart/form-data; boundary=xx"}
+    assert (await h.client.post("/ui/login", data=b"garbage", headers=multipart)).status == 415
+    assert (
+        await h.client.post(
+            "/ui/login",
+            data=b"name=\xff&secret=b",
+            headers={**origin, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    ).status in (400, 401)
+    await sign_in(h)
+    six = " ".join(f'l{i}=~"a.*"' for i in range(6))
+    assert (await h.client.get("/ui/", params={"q": six})).status == 400
+    assert (await h.client.get("/ui/", params={"q": 'pad=~"' + "[^y]{0,9}" * 20 + '"'})).status == 400
+
+
+async def test_a_named_users_session_follows_their_entry(make_harness: MakeHarness) -> None:
+    """Demoted or removed (a reload), a signed-in user has the new role, or must sign in again."""
+    users = [{"name": "rob", "password_hash": hash_password("rob-password"), "role": "responder"}]
+    h = await make_harness({"ui": {"users": users}}, secret_values={"api_token": TOKEN})
+    assert (await sign_in(h, "rob", "rob-password")).status == 303
+    assert "ui:rob · responder" in await (await h.client.get("/ui/")).text()
+    ui = h.state.config.ui
+    demoted = ui.model_copy(update={"users": [ui.users[0].model_copy(update={"role": "viewer"})]})
+    h.state.config = h.state.config.model_copy(update={"ui": demoted})
+    assert "ui:rob · viewer" in await (await h.client.get("/ui/")).text()
+    h.state.config = h.state.config.model_copy(update={"ui": ui.model_copy(update={"users": []})})
+    assert (await h.client.get("/ui/", allow_redirects=False)).status == 303  # to sign in
+
+
+async def test_the_proxy_header_must_be_sent_once_and_read_only_answers_local_names_only(
+    make_harness: MakeHarness,
+) -> None:
+    proxy = {"header": "X-Forwarded-User", "trusted": ["127.0.0.1/32"], "approvers": ["admin"]}
+    h = await make_harness({"ui": {"auth": "proxy", "proxy": proxy}})
+    twice = [("X-Forwarded-User", "admin"), ("X-Forwarded-User", "eve")]
+    refused = await h.client.get("/ui/", headers=twice)
+    assert refused.status == 403 and "exactly one" in await refused.text()
+    plain = await make_harness()
+    assert (await plain.client.get("/ui/", headers={"Host": "attacker.example:8080"})).status == 403
+    assert (await plain.client.get("/ui/", headers={"Host": "localhost:8080"})).status == 200

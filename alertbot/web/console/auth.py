@@ -51,6 +51,7 @@ class Viewer:
     role: Role
     nonce: str  # what the CSRF token is bound to
     signed_in: bool  # a session (or the proxy) vouches for them; False: read-only on loopback
+    bind: str = ""  # a named user's session: a digest of the password hash it was opened with
 
     @property
     def actor(self) -> Actor:
@@ -81,8 +82,9 @@ class Sessions:
     def _sign(self, data: bytes) -> str:
         return _b64(hmac.new(self._key, data, hashlib.sha256).digest())
 
-    def issue(self, identity: str, role: Role, ttl: float, now: float) -> str:
-        body = json.dumps({"sub": identity, "role": role, "exp": int(now + ttl), "n": secrets.token_hex(8)}).encode()
+    def issue(self, identity: str, role: Role, ttl: float, now: float, *, bind: str = "") -> str:
+        claims = {"sub": identity, "role": role, "exp": int(now + ttl), "n": secrets.token_hex(8), "pw": bind}
+        body = json.dumps(claims).encode()
         return f"{_b64(body)}.{self._sign(body)}"
 
     def read(self, cookie: str, now: float) -> Viewer | None:
@@ -94,7 +96,7 @@ class Sessions:
             claims = json.loads(body)
             if int(claims["exp"]) <= now or claims["role"] not in ("viewer", "responder", "approver"):
                 return None
-            return Viewer(str(claims["sub"]), claims["role"], str(claims["n"]), signed_in=True)
+            return Viewer(str(claims["sub"]), claims["role"], str(claims["n"]), True, str(claims.get("pw", "")))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -106,29 +108,53 @@ class Sessions:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed logins per client address in ``window`` seconds."""
+    """Failed sign-ins: at most ``per_name`` a ``window`` for one name (a named user's password is
+    what can be guessed) and ``per_address`` for one client address (behind a proxy, the proxy's)."""
 
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
-        self._limit, self._window = limit, window
+    def __init__(self, per_name: int = 10, per_address: int = 30, window: float = 60.0, keys: int = 10_000) -> None:
+        self._limits = {"name": per_name, "address": per_address}
+        self._window, self._keys = window, keys
         self._failures: dict[str, deque[float]] = {}
 
-    def blocked(self, remote: str, now: float) -> bool:
-        recent = self._failures.get(remote)
-        while recent and now - recent[0] > self._window:
-            recent.popleft()
-        return recent is not None and len(recent) >= self._limit
+    def blocked(self, keys: list[str], now: float) -> bool:
+        for key in keys:
+            recent = self._failures.get(key)
+            while recent and now - recent[0] > self._window:
+                recent.popleft()
+            if recent is not None and len(recent) >= self._limits[key.partition(":")[0]]:
+                return True
+        return False
 
-    def failed(self, remote: str, now: float) -> None:
-        if len(self._failures) > 10_000:
-            self._failures.clear()  # a flood of addresses: forget, rather than grow
-        self._failures.setdefault(remote, deque()).append(now)
+    def failed(self, keys: list[str], now: float) -> None:
+        for key in keys:
+            if key not in self._failures and len(self._failures) >= self._keys:
+                for old in list(self._failures)[: self._keys // 10]:  # the oldest keys go first
+                    del self._failures[old]
+            self._failures.setdefault(key, deque()).append(now)
+
+
+def address(remote: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address; an IPv4-mapped IPv6 one (a dual-stack listener) as IPv4."""
+    try:
+        ip = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped if mapped is not None else ip
 
 
 def is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
+    ip = address(remote)
+    return ip is not None and ip.is_loopback
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+def password_bind(ui: UiConfig, identity: str) -> str:
+    """What ties a named user's session to their entry: a digest of their password hash ("" else)."""
+    user = next((u for u in ui.users if f"ui:{u.name}" == identity), None)
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16] if user is not None else ""
 
 
 def viewer_of(request: web.Request, ui: UiConfig, sessions: Sessions, *, token_configured: bool) -> Viewer | None:
@@ -136,26 +162,33 @@ def viewer_of(request: web.Request, ui: UiConfig, sessions: Sessions, *, token_c
     they must sign in. Refuses (403) what may not see the console at all."""
     if ui.auth == "proxy":
         assert ui.proxy is not None
-        remote = request.remote or ""
-        try:
-            trusted = any(ipaddress.ip_address(remote) in net for net in ui.proxy.trusted)
-        except ValueError:
-            trusted = False
-        user = request.headers.get(ui.proxy.header, "").strip()
-        if not trusted:
+        ip = address(request.remote)
+        if ip is None or not any(ip in net for net in ui.proxy.trusted):
             raise ConsoleForbidden(f"the console is served through its proxy only ({request.remote} is not trusted)")
+        named = request.headers.getall(ui.proxy.header, [])
+        if len(named) != 1:  # none, or a client's own copy the proxy appended to
+            raise ConsoleForbidden(f"the proxy must send exactly one {ui.proxy.header} header")
+        user = named[0].strip()
         if not user or len(user) > 200:
-            raise ConsoleForbidden(f"the proxy sent no {ui.proxy.header} header")
+            raise ConsoleForbidden(f"the proxy sent no {ui.proxy.header} value")
         role: Role = (
             "approver" if user in ui.proxy.approvers else "responder" if user in ui.proxy.responders else "viewer"
         )
         return Viewer(f"proxy:{user}", role, nonce=user, signed_in=True)
     if not token_configured:
-        if not is_loopback(request.remote):
+        # Loopback, by address and by name (a page elsewhere cannot rebind a name of its own here).
+        if not is_loopback(request.remote) or request.host.rsplit(":", 1)[0] not in LOCAL_HOSTS:
             raise ConsoleForbidden("without ALERTBOT_API_TOKEN the console is read-only and answers on loopback only")
         return Viewer("loopback (read-only)", "viewer", nonce="", signed_in=False)
     cookie = request.cookies.get(COOKIE)
-    return sessions.read(cookie, time.time()) if cookie else None
+    viewer = sessions.read(cookie, time.time()) if cookie else None
+    if viewer is None or viewer.identity.endswith(" (token)"):
+        return viewer
+    # A named user's session holds while their entry does, with the role it has now.
+    entry = next((u for u in ui.users if f"ui:{u.name}" == viewer.identity), None)
+    if entry is None or password_bind(ui, viewer.identity) != viewer.bind:
+        return None
+    return Viewer(viewer.identity, entry.role, viewer.nonce, True, viewer.bind)
 
 
 def set_session(request: web.Request, response: web.StreamResponse, value: str, ttl: float) -> None:

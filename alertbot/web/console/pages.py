@@ -9,6 +9,7 @@ and the audit log are the same as everywhere else. A page refreshes its list in 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import shlex
 import time
@@ -24,9 +25,9 @@ from aiohttp import web
 from alertbot import __version__
 from alertbot.domain.matchers import Matcher
 from alertbot.domain.parse import format_duration
-from alertbot.domain.passwords import verify
+from alertbot.domain.passwords import hash_password, verify
 from alertbot.domain.silence import Silence
-from alertbot.errors import AlertbotError, NotFound, PayloadError
+from alertbot.errors import AlertbotError, NotFound, PayloadError, PayloadTooLarge, UnsupportedMediaType
 from alertbot.services.roles import Action
 from alertbot.store import decisions, figures, incidents, outbox, runbook_runs
 from alertbot.store.incidents import IncidentRecord
@@ -38,6 +39,7 @@ from alertbot.web.console.auth import (
     Role,
     Sessions,
     Viewer,
+    password_bind,
     same_origin,
     set_session,
     viewer_of,
@@ -51,7 +53,8 @@ ENV = jinja2.Environment(
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 HEADERS = {
     # Everything the console loads is its own: no inline script, no CDN, no framing.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -60,6 +63,8 @@ HEADERS = {
 SESSIONS = web.AppKey("console_sessions", Sessions)
 THROTTLE = web.AppKey("console_login_throttle", LoginThrottle)
 MAX_FORM = 16 * 1024
+MAX_MATCHERS, MAX_MATCHER_VALUE = 5, 100  # a console search
+LISTED = 1000  # incidents read for a list (newest first)
 
 Page = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 
@@ -129,9 +134,15 @@ async def _check_form(request: web.Request, viewer: Viewer) -> None:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    if request.content_length is not None and request.content_length > MAX_FORM:
-        raise PayloadError("form too large")
-    data = await request.post()
+    """A console form: URL-encoded, at most ``MAX_FORM`` bytes; anything else is a 4xx, never a 500."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("a console form is application/x-www-form-urlencoded")
+    if request.content_length is None or request.content_length > MAX_FORM:
+        raise PayloadTooLarge(f"a console form has a Content-Length of at most {MAX_FORM} bytes")
+    try:
+        data = await request.post()
+    except (ValueError, LookupError):  # a bad charset, undecodable bytes
+        raise PayloadError("malformed form") from None
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
@@ -160,11 +171,16 @@ class Filters:
             raise PayloadError(f"severity: critical, warning or info, not {severity!r}")
         if status not in ("open", "firing", "acknowledged", "resolved", "all"):
             raise PayloadError(f"status: open, firing, acknowledged, resolved or all, not {status!r}")
-        q = query.get("q", "").strip()[:1000]
+        q = query.get("q", "").strip()[:500]
         try:
             matchers = tuple(Matcher.parse(part) for part in shlex.split(q))
         except ValueError as exc:
             raise PayloadError(f'search: {exc} (e.g. service="checkout" severity=~"crit.*")') from None
+        # Bounded: a search runs over every listed incident's labels on each refresh.
+        if len(matchers) > MAX_MATCHERS or any(len(m.value) > MAX_MATCHER_VALUE for m in matchers):
+            raise PayloadError(
+                f"search: at most {MAX_MATCHERS} matchers of at most {MAX_MATCHER_VALUE} characters each"
+            )
         return cls(severity, query.get("service", "")[:253], status, q, matchers)
 
     def keeps(self, i: IncidentRecord) -> bool:
@@ -197,8 +213,9 @@ def _groups(found: list[IncidentRecord]) -> list[tuple[str, list[IncidentRecord]
 async def incidents_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     state = app_state(request)
     filters = Filters.of(request)
-    records = await state.store.read(incidents.list_incidents, limit=2000)
-    found = [i for i in records if filters.keeps(i)]
+    wanted = {"resolved": "resolved", "all": None}.get(filters.status, "firing")
+    records = await state.store.read(incidents.list_incidents, status=wanted, limit=LISTED)
+    found = await asyncio.to_thread(lambda: [i for i in records if filters.keeps(i)])
     services = sorted({i.service for i in records if i.service})
     silenced = await _silenced(state, [i for i in found if i.status == "firing"])
     template = "incidents_list.html" if request.query.get("partial") == "1" else "incidents.html"
@@ -254,14 +271,8 @@ async def incident_action(request: web.Request, viewer: Viewer) -> web.StreamRes
     incident_id = path_id(request, "incident_id")
     what = request.match_info["action"]
     services = services_of(state)
-    if what == "silence":
-        record = await state.store.read(incidents.get, incident_id)
-        if record is None:
-            raise NotFound(f"no incident {incident_id}")
-        matchers = [f"{k}={v}" for k, v in (("alertname", record.alertname), ("service", record.service)) if v]
-        await services.silences.create(
-            viewer.actor, matchers, duration="1h", comment=f"from the console, incident {incident_id}"
-        )
+    if what == "silence":  # the alert's own labels as exact matchers (never re-parsed text)
+        await services.silences.for_incident(viewer.actor, incident_id, timedelta(hours=1))
     elif what in ("ack", "resolve"):
         action = Action.ACK if what == "ack" else Action.RESOLVE
         outcome = await services.incidents.act(viewer.actor, action, incident_id)
@@ -410,7 +421,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     now = time.time()
     form = await _form(request)
     target = _next(form.get("next", ""))
-    if throttle.blocked(remote, now):
+    keys = [f"address:{remote}", f"name:{form.get('name', '').strip()[:64]}"]
+    if throttle.blocked(keys, now):
         return _render(
             request,
             None,
@@ -430,9 +442,9 @@ async def login(request: web.Request) -> web.StreamResponse:
             next=target,
             users=bool(state.config.ui.users),
         )
-    identity, role = _check_login(state, form)
+    identity, role = await _check_login(state, form)
     if identity is None:
-        throttle.failed(remote, now)
+        throttle.failed(keys, now)
         return _render(
             request,
             None,
@@ -444,22 +456,30 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     ttl = state.config.ui.session_ttl.total_seconds()
     response = web.HTTPSeeOther(target)
-    set_session(request, response, request.app[SESSIONS].issue(identity, role, ttl, now), ttl)
+    bind = password_bind(state.config.ui, identity)
+    set_session(request, response, request.app[SESSIONS].issue(identity, role, ttl, now, bind=bind), ttl)
     raise response
 
 
-def _check_login(state: AppState, form: dict[str, str]) -> tuple[str | None, Role]:
+async def _check_login(state: AppState, form: dict[str, str]) -> tuple[str | None, Role]:
     name = form.get("name", "").strip()[:64]
-    secret = form.get("secret", "")
+    secret = form.get("secret", "")[:1024]
     token = state.secrets.api_token
     assert token is not None
     user = next((u for u in state.config.ui.users if u.name == name), None)
+    # The same scrypt work whether or not the name is a user's (no telling names by time), in a
+    # worker thread and two at a time (a login flood does not stall alerts).
+    async with state.console_hashing:
+        matched = await asyncio.to_thread(verify, secret, user.password_hash if user is not None else DECOY_HASH)
     if user is not None:
-        return (f"ui:{user.name}", user.role) if verify(secret, user.password_hash) else (None, "viewer")
+        return (f"ui:{user.name}", user.role) if matched else (None, "viewer")
     if name and hmac.compare_digest(secret.encode(), token.get_secret_value().encode()):
         # The API token's holder may do what the API may; known by the name they gave.
         return f"ui:{_plain(name)} (token)", "approver"
     return None, "viewer"
+
+
+DECOY_HASH = hash_password("not a password anyone has", salt=b"alertbot-decoy-salt")
 
 
 def _plain(name: str) -> str:
