@@ -211,3 +211,20 @@ async def test_the_proxy_header_must_be_sent_once_and_read_only_answers_local_na
     plain = await make_harness()
     assert (await plain.client.get("/ui/", headers={"Host": "attacker.example:8080"})).status == 403
     assert (await plain.client.get("/ui/", headers={"Host": "localhost:8080"})).status == 200
+
+
+async def test_the_list_names_the_change_an_incident_started_after(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    change = {
+        "kind": "deployment",
+        "service": "nutrition-service",
+        "namespace": "ai-nutritionist",
+        "version": "1.4.3",
+        "actor": "argo",
+        "description": "canary 10%",
+        "timestamp": "2026-11-29T19:51:53Z",  # three minutes before the alert started
+    }
+    assert (await h.client.post("/api/v1/events", json=change)).status == 201
+    await h.post_file(FIRING)
+    row = (await (await h.client.get("/ui/?partial=1")).text()).split('id="incident-1"')[1].split("</tr>")[0]
+    assert "started 3 min after deployment nutrition-service 1.4.3" in row
