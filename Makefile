@@ -51,7 +51,7 @@ unit: $(STAMP)
 
 # The whole suite: lint, layers, types, then every test. pytest exits 5 when it collects nothing: a failure here.
 test: lint layers typecheck $(HELM)
-	$(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests collected" >&2; fi; exit $$status
 
 bench: $(STAMP)
