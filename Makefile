@@ -49,9 +49,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-# The whole suite: lint, layers, types, then every test. pytest exits 5 when it collects nothing: a failure here.
+# The whole suite: lint, layers, types, then every test, on three workers (the tests mostly wait on
+# real clocks and servers). pytest exits 5 when it collects nothing: a failure here.
 test: lint layers typecheck $(HELM)
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25; status=$$?; \
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests collected" >&2; fi; exit $$status
 
 bench: $(STAMP)

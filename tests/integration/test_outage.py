@@ -1,4 +1,7 @@
-"""A 60-second PagerDuty outage loses nothing, duplicates nothing, reorders nothing — and Slack is not held up."""
+"""A PagerDuty outage loses nothing, duplicates nothing, reorders nothing — and Slack is not held up.
+
+The outage lasts 15 s by default: with the backoff capped at 3 s that is several rounds of retries
+for every row, which is what the test is about; ``OUTAGE_SECONDS=60`` runs the minute-long version."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from tests.conftest import MakeHarness, Peers
 from tests.fakes.faults import Fault
 from tests.helpers import payload_json, wait_until
 
-OUTAGE_SECONDS = float(__import__("os").environ.get("OUTAGE_SECONDS", "60"))
+OUTAGE_SECONDS = float(__import__("os").environ.get("OUTAGE_SECONDS", "15"))
+ARRIVALS = OUTAGE_SECONDS / 3  # alerts keep coming through the outage's first third
 
 
 def alert(i: int, status: str = "firing") -> str:
@@ -24,8 +28,10 @@ def alert(i: int, status: str = "firing") -> str:
     return json.dumps(data)
 
 
-async def test_sixty_second_pagerduty_outage(make_harness: MakeHarness, peers: Peers) -> None:
-    """PagerDuty answers 503 (and drops or stalls connections) for 60 s while 20 alerts fire and 8 resolve.
+async def test_a_pagerduty_outage_loses_duplicates_and_reorders_nothing(
+    make_harness: MakeHarness, peers: Peers
+) -> None:
+    """PagerDuty answers 503 (and drops or stalls connections) for the outage while 20 alerts fire and 8 resolve.
     Slack gets every message during the outage; afterwards PagerDuty gets exactly 20 triggers and 8
     resolves, each resolve after its own trigger."""
     config = {
@@ -37,11 +43,11 @@ async def test_sixty_second_pagerduty_outage(make_harness: MakeHarness, peers: P
     peers.pagerduty.faults.down = True
     outage_ends = loop.time() + OUTAGE_SECONDS
 
-    for i in range(20):  # the outage's first ~20 seconds: alerts keep coming
+    for i in range(20):  # the outage's first third: alerts keep coming, paced as they would arrive
         assert (await h.post_payload(alert(i))).status == 200
         if i < 8:
             assert (await h.post_payload(alert(i, "resolved"))).status == 200
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(ARRIVALS / 20)
 
     await wait_until(
         lambda: (
