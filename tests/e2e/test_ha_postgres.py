@@ -165,7 +165,7 @@ def test_runbook_locks_hold_across_replicas(tmp_path: Path, postgres_server: Pos
                     "name": "slow-rollback",
                     "params": [{"name": "namespace"}, {"name": "virtualservice"}],
                     "steps": [
-                        {"type": "wait", "duration": "8s"},
+                        {"type": "wait", "duration": "30s"},  # outlasts a loaded CLI start
                         {
                             "type": "istio.rollback",
                             "namespace": "{{ params.namespace }}",

@@ -36,8 +36,11 @@ async def test_a_warning_waits_for_the_quiet_hours_to_end_and_a_critical_does_no
     h = await make_harness(config, secret_values=peers.secret_values)
     await h.post_file(WARNING)
     await h.post_file(CRITICAL)
-    await wait_until(lambda: len(peers.slack.roots()) >= 1, what="the critical page, at once")
-    assert [m.text[:10] for m in peers.slack.roots()][:1] == ["[CRITICAL]"]
+
+    def pages(severity: str) -> list[Any]:
+        return [m for m in peers.slack.roots() if m.text.startswith(f"[{severity}]")]
+
+    await wait_until(lambda: len(pages("CRITICAL")) == 1, what="the critical page, at once")
     (held,) = [n for n in await notifications(h, 1) if n["channel"] == "slack"]
     assert held["status"] == "pending" and held["hold"].startswith("quiet hours until ")
     assert datetime.fromisoformat(held["held_until"]) == end
@@ -47,10 +50,7 @@ async def test_a_warning_waits_for_the_quiet_hours_to_end_and_a_critical_does_no
     await wait_until(lambda: len(peers.slack.direct_messages("U0CCC")) >= 1, what="the critical's step")
     assert "CRITICAL" in peers.slack.direct_messages("U0CCC")[0].text
 
-    def warnings() -> list[Any]:
-        return [m for m in peers.slack.roots() if m.text.startswith("[WARNING]")]
-
-    await wait_until(lambda: len(warnings()) == 1, within=10, what="the warning, once the quiet is over")
+    await wait_until(lambda: len(pages("WARNING")) == 1, within=10, what="the warning, once the quiet is over")
     assert datetime.now(UTC) >= end
 
 
